@@ -1,0 +1,336 @@
+//! The wire conventions shared by every target (Rust server, Rust client,
+//! TypeScript).
+//!
+//! - An acked event answers `{"success": true, "data": <ack>}` or
+//!   `{"success": false, "code": "<CODE>", "message": "<text>", "details": <optional>}`.
+//! - A failed event that has no ack produces the server event `error`
+//!   `{"event": "<name>", "code", "message", "details"?}` to that client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Built-in error codes, shared by every contract.
+pub mod codes {
+    /// The event (or namespace) needs an authenticated connection.
+    pub const AUTH_REQUIRED: &str = "AUTH_REQUIRED";
+    /// The handshake token failed verification.
+    pub const INVALID_TOKEN: &str = "INVALID_TOKEN";
+    /// The caller is authenticated but may not do this.
+    pub const ACCESS_DENIED: &str = "ACCESS_DENIED";
+    /// The caller exceeded the event's rate limit; details `{retryAfterMs}`.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// The payload does not match the contract; details `{path, reason}`.
+    pub const INVALID_PAYLOAD: &str = "INVALID_PAYLOAD";
+    /// The event is not part of the contract.
+    pub const UNKNOWN_EVENT: &str = "UNKNOWN_EVENT";
+    /// The server failed while handling the event.
+    pub const INTERNAL: &str = "INTERNAL";
+
+    /// Every built-in code, in a stable order.
+    pub const ALL: [&str; 7] = [
+        AUTH_REQUIRED,
+        INVALID_TOKEN,
+        ACCESS_DENIED,
+        RATE_LIMITED,
+        INVALID_PAYLOAD,
+        UNKNOWN_EVENT,
+        INTERNAL,
+    ];
+}
+
+/// Name of the server event that carries failures of events without an ack.
+pub const ERROR_EVENT: &str = "error";
+
+/// A failed event: a code, a human-readable message and optional details.
+///
+/// Handlers return it; the server maps it to the ack envelope (acked events)
+/// or to the `error` event (events without ack). Clients get it back from the
+/// same envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventError {
+    /// Machine-readable code: a built-in one ([`codes`]) or one of the contract's `errors`.
+    pub code: Cow<'static, str>,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Optional structured details (for example `{retryAfterMs}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl EventError {
+    /// An error with a code and message, without details.
+    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Attaches structured details.
+    #[must_use]
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// `AUTH_REQUIRED`.
+    pub fn auth_required() -> Self {
+        Self::new(codes::AUTH_REQUIRED, "authentication required")
+    }
+
+    /// `INVALID_TOKEN` with the reason verification failed.
+    pub fn invalid_token(reason: impl Into<String>) -> Self {
+        Self::new(codes::INVALID_TOKEN, reason)
+    }
+
+    /// `ACCESS_DENIED`.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(codes::ACCESS_DENIED, message)
+    }
+
+    /// `RATE_LIMITED`, with `{retryAfterMs}` in the details.
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        Self::new(
+            codes::RATE_LIMITED,
+            format!("rate limited, retry in {retry_after_ms} ms"),
+        )
+        .with_details(serde_json::json!({ "retryAfterMs": retry_after_ms }))
+    }
+
+    /// `INVALID_PAYLOAD`, with `{path, reason}` in the details. `path` is a
+    /// JSON pointer into the payload (`""` for the payload itself).
+    pub fn invalid_payload(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        let path = path.into();
+        let reason = reason.into();
+        let at = if path.is_empty() { "/" } else { path.as_str() };
+        Self::new(
+            codes::INVALID_PAYLOAD,
+            format!("invalid payload at {at}: {reason}"),
+        )
+        .with_details(serde_json::json!({ "path": path, "reason": reason }))
+    }
+
+    /// `UNKNOWN_EVENT`.
+    pub fn unknown_event(event: &str) -> Self {
+        Self::new(codes::UNKNOWN_EVENT, format!("unknown event `{event}`"))
+    }
+
+    /// `INTERNAL`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(codes::INTERNAL, message)
+    }
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for EventError {}
+
+/// The ack envelope of an acked event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckResponse<T> {
+    /// `{"success": true, "data": …}`
+    Success(T),
+    /// `{"success": false, "code", "message", "details"?}`
+    Failure(EventError),
+}
+
+impl<T> AckResponse<T> {
+    /// Converts into a `Result`.
+    pub fn into_result(self) -> Result<T, EventError> {
+        match self {
+            Self::Success(data) => Ok(data),
+            Self::Failure(err) => Err(err),
+        }
+    }
+}
+
+impl<T> From<Result<T, EventError>> for AckResponse<T> {
+    fn from(value: Result<T, EventError>) -> Self {
+        match value {
+            Ok(data) => Self::Success(data),
+            Err(err) => Self::Failure(err),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    success: bool,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<Cow<'static, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
+}
+
+impl<T: Serialize> Serialize for AckResponse<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Success(data) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("success", &true)?;
+                map.serialize_entry("data", data)?;
+                map.end()
+            }
+            Self::Failure(err) => {
+                let mut map =
+                    serializer.serialize_map(Some(3 + usize::from(err.details.is_some())))?;
+                map.serialize_entry("success", &false)?;
+                map.serialize_entry("code", &err.code)?;
+                map.serialize_entry("message", &err.message)?;
+                if let Some(details) = &err.details {
+                    map.serialize_entry("details", details)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for AckResponse<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Through `Value` first: the `data` of a success may legitimately be
+        // `null` (a nullable ack), which `Option<T>` alone cannot tell apart
+        // from a missing field.
+        let mut value = Value::deserialize(deserializer)?;
+        let obj = value
+            .as_object_mut()
+            .ok_or_else(|| D::Error::custom("ack envelope is not an object"))?;
+        match obj.get("success").and_then(Value::as_bool) {
+            Some(true) => {
+                let data = obj.remove("data").unwrap_or(Value::Null);
+                serde_json::from_value(data)
+                    .map(Self::Success)
+                    .map_err(D::Error::custom)
+            }
+            Some(false) => {
+                let env: Envelope<Value> =
+                    serde_json::from_value(value).map_err(D::Error::custom)?;
+                Ok(Self::Failure(EventError {
+                    code: env.code.unwrap_or(Cow::Borrowed(codes::INTERNAL)),
+                    message: env.message.unwrap_or_default(),
+                    details: env.details,
+                }))
+            }
+            None => Err(D::Error::custom(
+                "ack envelope has no boolean `success` field",
+            )),
+        }
+    }
+}
+
+/// The payload of the server event `error`, sent when an event without ack fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEvent {
+    /// The client event that failed.
+    pub event: String,
+    /// The error code.
+    pub code: Cow<'static, str>,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Optional structured details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ErrorEvent {
+    /// The `error` event for a failure of `event`.
+    pub fn new(event: impl Into<String>, err: EventError) -> Self {
+        Self {
+            event: event.into(),
+            code: err.code,
+            message: err.message,
+            details: err.details,
+        }
+    }
+}
+
+/// Deserializes a payload into its contract type, mapping a failure to
+/// `INVALID_PAYLOAD` with the JSON pointer of the offending value.
+pub fn decode_payload<T: DeserializeOwned>(value: Value) -> Result<T, EventError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = json_pointer(err.path());
+        EventError::invalid_payload(path, err.into_inner().to_string())
+    })
+}
+
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => {
+                out.push('/');
+                out.push_str(&index.to_string());
+            }
+            Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { variant } => {
+                out.push('/');
+                out.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ack_envelope_round_trips() {
+        let ok: AckResponse<u32> = AckResponse::Success(7);
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"success": true, "data": 7})
+        );
+        let err: AckResponse<u32> = AckResponse::Failure(EventError::rate_limited(1500));
+        let v = serde_json::to_value(&err).unwrap();
+        assert_eq!(
+            v,
+            json!({"success": false, "code": "RATE_LIMITED", "message": "rate limited, retry in 1500 ms", "details": {"retryAfterMs": 1500}})
+        );
+        let back: AckResponse<u32> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, err);
+        let null_ok: AckResponse<Option<u32>> =
+            serde_json::from_value(json!({"success": true, "data": null})).unwrap();
+        assert_eq!(null_ok, AckResponse::Success(None));
+        assert!(serde_json::from_value::<AckResponse<u32>>(json!({"data": 1})).is_err());
+    }
+
+    #[test]
+    fn decode_reports_json_pointer() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            n: u8,
+        }
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Outer {
+            items: Vec<Inner>,
+        }
+        let err = decode_payload::<Outer>(json!({"items": [{"n": 1}, {"n": "x"}]})).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_PAYLOAD);
+        assert_eq!(err.details.as_ref().unwrap()["path"], "/items/1/n");
+    }
+}

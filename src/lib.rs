@@ -1,0 +1,1 @@
+//! evcontract: code generation from a Socket.IO event contract.
