@@ -10,6 +10,12 @@
 
 pub mod wire;
 
+#[cfg(feature = "server")]
+pub mod server;
+
+#[cfg(feature = "client")]
+pub mod client;
+
 pub use wire::{AckResponse, ErrorEvent, EventError};
 
 #[doc(hidden)]

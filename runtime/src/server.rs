@@ -1,0 +1,1 @@
+//! Socket.IO server runtime on socketioxide (feature `server`).
