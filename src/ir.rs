@@ -1,0 +1,526 @@
+//! The intermediate representation every emitter reads.
+//!
+//! Built once from a validated contract. Every name the targets print (Rust
+//! identifiers, TypeScript names, wire names, type names of event payloads)
+//! is decided here, in Rust, so that templates only read fields and the Rust
+//! and TypeScript outputs cannot disagree.
+
+use std::collections::BTreeMap;
+
+use heck::{ToLowerCamelCase, ToPascalCase, ToShoutySnakeCase, ToSnakeCase};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::diag::{Diagnostic, Pointer, Sink};
+use crate::model::{AuthMode, Contract};
+use crate::schema_ir::SchemaNode;
+use crate::validate::{namespace_module, room_params, schema_node};
+
+/// A whole contract, ready to emit.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContractIr {
+    /// The contract's name (`chat`).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its description, as doc lines.
+    pub doc: Vec<String>,
+    /// The contract's file name (no directory), for headers.
+    pub source_name: String,
+    /// The generated Rust package (`chat-contract`).
+    pub crate_name: String,
+    /// Every named type: definitions first, then event payloads and acks.
+    pub types: Vec<TypeDef>,
+    /// Error codes: built-in ones, then the contract's.
+    pub errors: Vec<ErrorCodeIr>,
+    /// The namespaces, in contract order.
+    pub namespaces: Vec<NamespaceIr>,
+}
+
+/// A named type.
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeDef {
+    /// The type name in Rust and TypeScript (PascalCase).
+    pub name: String,
+    /// Its JSON Schema, as in the contract (references are `#/definitions/Name`).
+    #[serde(skip)]
+    pub schema: Value,
+    /// Its typed form.
+    #[serde(skip)]
+    pub node: SchemaNode,
+    /// Whether it is one of the contract's `definitions` (as opposed to an
+    /// inline event payload or ack given a name).
+    pub is_definition: bool,
+    /// For an event payload or ack: the module of its namespace.
+    pub namespace: Option<String>,
+}
+
+/// An error code.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorCodeIr {
+    /// The code on the wire (`THREAD_NOT_FOUND`).
+    pub code: String,
+    /// The Rust enum variant (`ThreadNotFound`).
+    pub variant: String,
+    /// Doc lines.
+    pub doc: Vec<String>,
+    /// Whether it is built in.
+    pub builtin: bool,
+}
+
+/// A namespace.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamespaceIr {
+    /// The path (`/chat`).
+    pub path: String,
+    /// The module name in Rust and the file name in TypeScript (`chat`, `root` for `/`).
+    pub module: String,
+    /// PascalCase prefix of its types (`Chat`).
+    pub pascal: String,
+    /// The name it is re-exported under in TypeScript's `index.ts` (`chat`).
+    pub ts_export: String,
+    /// Doc lines.
+    pub doc: Vec<String>,
+    /// Whether the connection needs a valid token.
+    pub auth_required: bool,
+    /// Room patterns.
+    pub rooms: Vec<RoomIr>,
+    /// Client-to-server events.
+    pub client_events: Vec<ClientEventIr>,
+    /// Server-to-client events.
+    pub server_events: Vec<ServerEventIr>,
+}
+
+/// A room pattern.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomIr {
+    /// The room's name in the contract.
+    pub name: String,
+    /// The Rust constructor function.
+    pub rust_fn: String,
+    /// The TypeScript constructor function.
+    pub ts_fn: String,
+    /// The pattern, as written.
+    pub pattern: String,
+    /// Its parameters, in order.
+    pub params: Vec<RoomParamIr>,
+    /// A Rust `format!` string that builds the room name from `params`.
+    pub rust_format: String,
+    /// A TypeScript template literal body that builds the room name.
+    pub ts_template: String,
+    /// Doc lines.
+    pub doc: Vec<String>,
+}
+
+/// A parameter of a room pattern.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomParamIr {
+    /// As written in the pattern (`threadId`).
+    pub wire: String,
+    /// The Rust argument name (`thread_id`).
+    pub rust_ident: String,
+    /// The TypeScript argument name (`threadId`).
+    pub ts_ident: String,
+}
+
+/// A client-to-server event.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientEventIr {
+    /// The event name on the wire.
+    pub wire_name: String,
+    /// The Rust method name (keyword-escaped).
+    pub rust_method: String,
+    /// The Rust constant holding the wire name.
+    pub const_name: String,
+    /// The TypeScript method name (camelCase).
+    pub ts_method: String,
+    /// PascalCase of the event name.
+    pub pascal: String,
+    /// The payload type's name.
+    pub payload_type: String,
+    /// The ack type's name, when the event is acked.
+    pub ack_type: Option<String>,
+    /// Whether the event needs an authenticated connection.
+    pub auth_required: bool,
+    /// The rate limit, if any.
+    pub rate_limit: Option<RateLimitIr>,
+    /// Doc lines.
+    pub doc: Vec<String>,
+    /// The payload's self-contained JSON Schema, as a Rust string literal
+    /// (the runtime validates incoming payloads with it).
+    pub schema_literal: String,
+}
+
+/// A rate limit.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RateLimitIr {
+    /// Events per window.
+    pub max: u32,
+    /// Window in milliseconds.
+    pub window_ms: u64,
+}
+
+/// A server-to-client event.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerEventIr {
+    /// The event name on the wire.
+    pub wire_name: String,
+    /// The Rust method name (keyword-escaped).
+    pub rust_method: String,
+    /// The Rust constant holding the wire name.
+    pub const_name: String,
+    /// The TypeScript method name (camelCase).
+    pub ts_method: String,
+    /// PascalCase of the event name.
+    pub pascal: String,
+    /// The payload type's name.
+    pub payload_type: String,
+    /// Doc lines.
+    pub doc: Vec<String>,
+}
+
+const RUST_KEYWORDS: [&str; 51] = [
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
+];
+
+/// A snake_case Rust identifier, escaped when it is a keyword.
+pub fn rust_ident(name: &str) -> String {
+    let snake = name.to_snake_case();
+    if matches!(snake.as_str(), "self" | "super" | "crate") {
+        format!("{snake}_")
+    } else if RUST_KEYWORDS.contains(&snake.as_str()) || snake == "gen" {
+        format!("r#{snake}")
+    } else {
+        snake
+    }
+}
+
+/// Doc lines of an optional description.
+pub fn doc_lines(description: Option<&str>) -> Vec<String> {
+    description
+        .map(|d| d.lines().map(|l| l.trim_end().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn auth_required(mode: AuthMode) -> bool {
+    mode == AuthMode::Required
+}
+
+/// Builds the IR. `definitions` are the raw definitions (for payload schemas
+/// that reference them). Name collisions are reported as diagnostics.
+pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, Vec<Diagnostic>> {
+    let mut sink = Sink::new(file);
+    let defs: Map<String, Value> = contract
+        .definitions
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    let mut types: Vec<TypeDef> = contract
+        .definitions
+        .iter()
+        .map(|(name, schema)| TypeDef {
+            name: name.clone(),
+            schema: schema.clone(),
+            node: schema_node(schema, &defs),
+            is_definition: true,
+            namespace: None,
+        })
+        .collect();
+
+    // Inline event payloads and acks become named types. The candidate name is
+    // PascalCase of the event (`SendMessage`, `SendMessageAck`); when two
+    // candidates (or a candidate and a definition) share a name, it is
+    // prefixed with the namespace (`ChatSendMessage`), then suffixed with the
+    // direction.
+    struct Slot {
+        at: Pointer,
+        candidates: [String; 3],
+        schema: Value,
+        description: Option<String>,
+        module: String,
+    }
+    let mut slots: Vec<Slot> = Vec::new();
+    // What each payload/ack resolves to: a definition name, or a slot index.
+    enum Target {
+        Named(String),
+        Slot(usize),
+    }
+    let target_of = |slots: &mut Vec<Slot>, schema: &Value, at: Pointer, base: String, module: &str, dir: &str, description: Option<&String>| -> Target {
+        let ns_pascal = module.to_pascal_case();
+        if let Some(name) = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/definitions/"))
+            && schema.as_object().is_some_and(|o| o.len() == 1 || (o.len() == 2 && o.contains_key("description"))) {
+                return Target::Named(name.to_owned());
+            }
+        slots.push(Slot {
+            at,
+            candidates: [
+                base.clone(),
+                format!("{ns_pascal}{base}"),
+                format!("{ns_pascal}{dir}{base}"),
+            ],
+            schema: schema.clone(),
+            description: description.cloned(),
+            module: module.to_owned(),
+        });
+        Target::Slot(slots.len() - 1)
+    };
+
+    struct NsDraft {
+        client: Vec<(String, Target, Option<Target>)>,
+        server: Vec<(String, Target)>,
+    }
+    let mut drafts = Vec::new();
+    let ns_root = Pointer::root().join("namespaces");
+    for (path, ns) in &contract.namespaces {
+        let module = namespace_module(path).unwrap_or_else(|| "root".to_owned());
+        let at = ns_root.join(path);
+        let mut d = NsDraft {
+            client: Vec::new(),
+            server: Vec::new(),
+        };
+        for (name, ev) in &ns.client_events {
+            let ev_at = at.join("clientEvents").join(name);
+            let base = name.to_pascal_case();
+            let p = target_of(&mut slots, &ev.payload, ev_at.join("payload"), base.clone(), &module, "Client", ev.description.as_ref());
+            let a = ev.ack.as_ref().map(|ack| {
+                target_of(&mut slots, ack, ev_at.join("ack"), format!("{base}Ack"), &module, "Client", None)
+            });
+            d.client.push((name.clone(), p, a));
+        }
+        for (name, ev) in &ns.server_events {
+            let ev_at = at.join("serverEvents").join(name);
+            let p = target_of(&mut slots, &ev.payload, ev_at.join("payload"), name.to_pascal_case(), &module, "Server", ev.description.as_ref());
+            d.server.push((name.clone(), p));
+        }
+        drafts.push(d);
+    }
+
+    // Resolve slot names: the first candidate that no other slot or definition uses.
+    let mut slot_names: Vec<String> = Vec::with_capacity(slots.len());
+    for (i, slot) in slots.iter().enumerate() {
+        let taken = |name: &str| {
+            contract.definitions.contains_key(name)
+                || crate::validate::RESERVED_TYPE_NAMES.contains(&name)
+                || slots
+                    .iter()
+                    .enumerate()
+                    .any(|(j, other)| j != i && other.candidates[0] == name)
+                || slot_names.iter().any(|n| n == name)
+        };
+        match slot.candidates.iter().find(|c| !taken(c)) {
+            Some(name) => slot_names.push(name.clone()),
+            None => {
+                sink.error(
+                    &slot.at,
+                    format!(
+                        "cannot name this payload type: `{}`, `{}` and `{}` are all taken (rename a definition)",
+                        slot.candidates[0], slot.candidates[1], slot.candidates[2]
+                    ),
+                );
+                slot_names.push(slot.candidates[2].clone());
+            }
+        }
+    }
+    for (slot, name) in slots.iter().zip(&slot_names) {
+        let mut schema = slot.schema.clone();
+        if let (Some(desc), Some(o)) = (&slot.description, schema.as_object_mut()) {
+            o.entry("description").or_insert_with(|| Value::String(desc.clone()));
+        }
+        types.push(TypeDef {
+            name: name.clone(),
+            node: schema_node(&schema, &defs),
+            schema,
+            is_definition: false,
+            namespace: Some(slot.module.clone()),
+        });
+    }
+    let resolve = |t: &Target| match t {
+        Target::Named(n) => n.clone(),
+        Target::Slot(i) => slot_names[*i].clone(),
+    };
+
+    let mut errors: Vec<ErrorCodeIr> = crate::BUILTIN_ERROR_CODES
+        .iter()
+        .zip(crate::BUILTIN_ERROR_DOCS)
+        .map(|(code, doc)| ErrorCodeIr {
+            code: (*code).to_owned(),
+            variant: code.to_pascal_case(),
+            doc: vec![doc.to_owned()],
+            builtin: true,
+        })
+        .collect();
+    for (code, def) in &contract.errors {
+        errors.push(ErrorCodeIr {
+            code: code.clone(),
+            variant: code.to_pascal_case(),
+            doc: doc_lines(def.description.as_deref()),
+            builtin: false,
+        });
+    }
+
+    let mut namespaces = Vec::new();
+    for ((path, ns), draft) in contract.namespaces.iter().zip(drafts) {
+        let module = namespace_module(path).unwrap_or_else(|| "root".to_owned());
+        let pascal = module.to_pascal_case();
+        let rooms = ns
+            .rooms
+            .iter()
+            .map(|(name, room)| {
+                let params: Vec<RoomParamIr> = room_params(&room.pattern)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| RoomParamIr {
+                        rust_ident: rust_ident(&p),
+                        ts_ident: p.to_lower_camel_case(),
+                        wire: p,
+                    })
+                    .collect();
+                // Placeholders become `{}` (arguments are passed positionally:
+                // raw identifiers cannot be captured in format strings).
+                let mut rust_format = room.pattern.replace('{', "{{").replace('}', "}}");
+                let mut ts_template = room.pattern.replace('\\', "\\\\").replace('`', "\\`").replace('$', "\\$");
+                for p in &params {
+                    rust_format = rust_format.replace(&format!("{{{{{}}}}}", p.wire), "{}");
+                    ts_template = ts_template.replace(&format!("{{{}}}", p.wire), &format!("${{{}}}", p.ts_ident));
+                }
+                RoomIr {
+                    name: name.clone(),
+                    rust_fn: rust_ident(name),
+                    ts_fn: name.to_lower_camel_case(),
+                    pattern: room.pattern.clone(),
+                    params,
+                    rust_format: format!("{rust_format:?}"),
+                    ts_template,
+                    doc: doc_lines(room.description.as_deref()),
+                }
+            })
+            .collect();
+        let client_events = ns
+            .client_events
+            .iter()
+            .zip(&draft.client)
+            .map(|((name, ev), (_, p, a))| {
+                let payload_type = resolve(p);
+                ClientEventIr {
+                    wire_name: name.clone(),
+                    rust_method: rust_ident(name),
+                    const_name: name.to_shouty_snake_case(),
+                    ts_method: name.to_lower_camel_case(),
+                    pascal: name.to_pascal_case(),
+                    ack_type: a.as_ref().map(resolve),
+                    auth_required: auth_required(ev.auth.unwrap_or(ns.auth)),
+                    rate_limit: ev.rate_limit.map(|r| RateLimitIr {
+                        max: r.max,
+                        window_ms: r.window_ms,
+                    }),
+                    doc: doc_lines(ev.description.as_deref()),
+                    schema_literal: format!("{:?}", validation_schema(&ev.payload, &types)),
+                    payload_type,
+                }
+            })
+            .collect();
+        let server_events = ns
+            .server_events
+            .iter()
+            .zip(&draft.server)
+            .map(|((name, ev), (_, p))| ServerEventIr {
+                wire_name: name.clone(),
+                rust_method: rust_ident(name),
+                const_name: name.to_shouty_snake_case(),
+                ts_method: name.to_lower_camel_case(),
+                pascal: name.to_pascal_case(),
+                payload_type: resolve(p),
+                doc: doc_lines(ev.description.as_deref()),
+            })
+            .collect();
+        namespaces.push(NamespaceIr {
+            path: path.clone(),
+            ts_export: module.to_lower_camel_case(),
+            module,
+            pascal,
+            doc: doc_lines(ns.description.as_deref()),
+            auth_required: auth_required(ns.auth),
+            rooms,
+            client_events,
+            server_events,
+        });
+    }
+
+    if !sink.is_clean() {
+        return Err(sink.diagnostics);
+    }
+    Ok(ContractIr {
+        name: contract.contract.clone(),
+        version: contract.version.clone(),
+        doc: doc_lines(contract.description.as_deref()),
+        source_name: file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        crate_name: format!("{}-contract", contract.contract.replace('_', "-")),
+        types,
+        errors,
+        namespaces,
+    })
+}
+
+/// A payload schema made self-contained: the definitions it reaches are
+/// copied in, so the runtime can compile it alone.
+fn validation_schema(payload: &Value, types: &[TypeDef]) -> String {
+    let by_name: BTreeMap<&str, &TypeDef> = types
+        .iter()
+        .filter(|t| t.is_definition)
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let mut reached: BTreeMap<String, Value> = BTreeMap::new();
+    let mut todo = Vec::new();
+    collect_refs(payload, &mut todo);
+    while let Some(name) = todo.pop() {
+        if reached.contains_key(&name) {
+            continue;
+        }
+        if let Some(def) = by_name.get(name.as_str()) {
+            collect_refs(&def.schema, &mut todo);
+            reached.insert(name, def.schema.clone());
+        }
+    }
+    let mut root = Map::new();
+    if payload.get("$ref").is_some() {
+        // Keywords beside `$ref` are ignored in draft-07, so wrap it.
+        root.insert("allOf".to_owned(), Value::Array(vec![payload.clone()]));
+    } else if let Some(o) = payload.as_object() {
+        root.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if !reached.is_empty() {
+        root.insert(
+            "definitions".to_owned(),
+            Value::Object(reached.into_iter().collect()),
+        );
+    }
+    serde_json::to_string(&Value::Object(root)).unwrap_or_default()
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(name) = o
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/definitions/"))
+            {
+                out.push(name.to_owned());
+            }
+            o.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,44 @@
+//! Handlebars templates (from `templates/`, compiled into the binary).
+//!
+//! Strict mode, so a template that reads a field the view does not have fails
+//! instead of printing nothing; no HTML escaping, since the output is code.
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// Every template, by name.
+const TEMPLATES: [(&str, &str); 6] = [
+    ("rust/Cargo.toml", include_str!("../templates/rust/Cargo.toml.hbs")),
+    ("rust/lib.rs", include_str!("../templates/rust/lib.rs.hbs")),
+    ("rust/errors.rs", include_str!("../templates/rust/errors.rs.hbs")),
+    ("rust/namespace.rs", include_str!("../templates/rust/namespace.rs.hbs")),
+    ("ts/namespace.ts", include_str!("../templates/ts/namespace.ts.hbs")),
+    ("ts/index.ts", include_str!("../templates/ts/index.ts.hbs")),
+];
+
+/// The template registry.
+pub struct Templates {
+    registry: Handlebars<'static>,
+}
+
+impl Templates {
+    /// Compiles every template.
+    pub fn new() -> Result<Self, String> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(handlebars::no_escape);
+        for (name, text) in TEMPLATES {
+            registry
+                .register_template_string(name, text)
+                .map_err(|e| format!("template `{name}` does not compile: {e}"))?;
+        }
+        Ok(Self { registry })
+    }
+
+    /// Renders `name` with `view`.
+    pub fn render(&self, name: &str, view: &impl Serialize) -> Result<String, String> {
+        self.registry
+            .render(name, view)
+            .map_err(|e| format!("template `{name}` failed: {e}"))
+    }
+}

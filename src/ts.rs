@@ -1,0 +1,165 @@
+//! TypeScript type expressions, rendered from the schema IR.
+//!
+//! typify's `TypeSpace` does not expose wire names or serde tagging, so the
+//! TypeScript side is rendered from the schema itself, using the names the IR
+//! decided (which are the names typify was given).
+
+use crate::ir::TypeDef;
+use crate::schema_ir::{SchemaKind, SchemaNode};
+
+const INDENT: &str = "  ";
+
+/// A TSDoc block for `lines`, indented by `depth` levels (empty when there are no lines).
+pub fn doc_block(lines: &[String], depth: usize) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let pad = INDENT.repeat(depth);
+    // `*/` would end the comment early.
+    let esc = |l: &str| l.replace("*/", "*\\/");
+    if lines.len() == 1 {
+        return format!("{pad}/** {} */\n", esc(&lines[0]));
+    }
+    let mut out = format!("{pad}/**\n");
+    for l in lines {
+        if l.is_empty() {
+            out.push_str(&format!("{pad} *\n"));
+        } else {
+            out.push_str(&format!("{pad} * {}\n", esc(l)));
+        }
+    }
+    out.push_str(&format!("{pad} */\n"));
+    out
+}
+
+fn doc_of(node: &SchemaNode) -> Vec<String> {
+    let mut lines = crate::ir::doc_lines(node.description.as_deref());
+    let int64 = |n: &SchemaNode| {
+        matches!(&n.kind, SchemaKind::Integer { format: Some(f), .. } if f == "int64" || f == "uint64")
+    };
+    let inner = match &node.kind {
+        SchemaKind::Nullable(inner) => inner.as_ref(),
+        _ => node,
+    };
+    if int64(inner) {
+        if !lines.is_empty() {
+            lines.push(String::new());
+        }
+        lines.push(
+            "64-bit integer on the wire; a JavaScript `number` holds it exactly only up to 2^53 - 1."
+                .to_owned(),
+        );
+    }
+    lines
+}
+
+fn string_literal(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+fn property_key(name: &str) -> String {
+    let ident = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if ident {
+        name.to_owned()
+    } else {
+        string_literal(name)
+    }
+}
+
+/// Whether an expression needs parentheses before `[]`.
+fn is_compound(expr: &str) -> bool {
+    expr.contains(" | ") || expr.contains(" & ") || expr.starts_with('(')
+}
+
+/// Renders a type expression. `depth` is the indentation level of the line the
+/// expression starts on.
+pub fn type_expr(node: &SchemaNode, depth: usize) -> String {
+    match &node.kind {
+        SchemaKind::Any => "unknown".to_owned(),
+        SchemaKind::Ref(name) => name.clone(),
+        SchemaKind::String {
+            constant: Some(c), ..
+        } => string_literal(c),
+        SchemaKind::String { enumeration, .. } if !enumeration.is_empty() => enumeration
+            .iter()
+            .map(|e| string_literal(e))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        SchemaKind::String { .. } => "string".to_owned(),
+        SchemaKind::Integer {
+            constant: Some(c), ..
+        } => c.to_string(),
+        SchemaKind::Integer { .. } | SchemaKind::Number => "number".to_owned(),
+        SchemaKind::Boolean { constant: Some(c) } => c.to_string(),
+        SchemaKind::Boolean { constant: None } => "boolean".to_owned(),
+        SchemaKind::Null => "null".to_owned(),
+        SchemaKind::Array(inner) => {
+            let inner = type_expr(inner, depth);
+            if is_compound(&inner) || inner.contains('\n') {
+                format!("Array<{inner}>")
+            } else {
+                format!("{inner}[]")
+            }
+        }
+        SchemaKind::Map(inner) => format!("Record<string, {}>", type_expr(inner, depth)),
+        SchemaKind::Nullable(inner) => format!("{} | null", type_expr(inner, depth)),
+        SchemaKind::Object { properties, closed } => {
+            if properties.is_empty() {
+                return if *closed {
+                    "Record<string, never>".to_owned()
+                } else {
+                    "Record<string, unknown>".to_owned()
+                };
+            }
+            format!("{{\n{}{}}}", object_body(node, depth + 1), INDENT.repeat(depth))
+        }
+        SchemaKind::TaggedUnion { variants, .. } => variants
+            .iter()
+            .map(|v| type_expr(v, depth))
+            .collect::<Vec<_>>()
+            .join(" | "),
+    }
+}
+
+/// The member lines of an object type (each ending in a newline).
+fn object_body(node: &SchemaNode, depth: usize) -> String {
+    let SchemaKind::Object { properties, .. } = &node.kind else {
+        return String::new();
+    };
+    let pad = INDENT.repeat(depth);
+    let mut out = String::new();
+    for p in properties {
+        out.push_str(&doc_block(&doc_of(&p.schema), depth));
+        let optional = if p.required { "" } else { "?" };
+        out.push_str(&format!(
+            "{pad}{}{optional}: {};\n",
+            property_key(&p.wire_name),
+            type_expr(&p.schema, depth)
+        ));
+    }
+    out
+}
+
+/// The full declaration of a named type, with its TSDoc, ending in a newline:
+/// an `interface` for objects with properties, a `type` alias otherwise.
+pub fn declaration(def: &TypeDef) -> String {
+    let doc = doc_block(&doc_of(&def.node), 0);
+    match &def.node.kind {
+        SchemaKind::Object { properties, .. } if !properties.is_empty() => format!(
+            "{doc}export interface {} {{\n{}}}\n",
+            def.name,
+            object_body(&def.node, 1)
+        ),
+        _ => format!(
+            "{doc}export type {} = {};\n",
+            def.name,
+            type_expr(&def.node, 0)
+        ),
+    }
+}

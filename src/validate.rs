@@ -1,0 +1,1018 @@
+//! Validation of a contract document: every problem is collected (with its
+//! JSON pointer) before anything is generated.
+//!
+//! The walk works on the raw [`serde_json::Value`] rather than on serde's
+//! derive, because serde stops at the first error and a contract author wants
+//! to see them all. Payload schemas are restricted to the subset that both
+//! typify and the TypeScript emitter handle; anything else is refused here,
+//! with a message, before typify (which panics on some schemas) sees it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use heck::{ToLowerCamelCase, ToPascalCase, ToSnakeCase};
+use serde_json::{Map, Value};
+
+use crate::diag::{Diagnostic, Pointer, Sink};
+use crate::model::Contract;
+use crate::schema_ir::{Property, SchemaKind, SchemaNode};
+
+/// Event names that Socket.IO reserves (or that evcontract uses itself).
+pub const RESERVED_EVENTS: [&str; 7] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+    "error",
+];
+
+/// Type names the generated code uses itself, so definitions may not take them.
+pub const RESERVED_TYPE_NAMES: [&str; 15] = [
+    "AckResponse",
+    "AckSuccess",
+    "AckFailure",
+    "ClientEvents",
+    "ClientEventAcks",
+    "ClientToServerEvents",
+    "ConversionError",
+    "ErrorCode",
+    "ErrorEvent",
+    "EventError",
+    "ServerEvents",
+    "ServerToClientEvents",
+    "Socket",
+    "Emitter",
+    "Handler",
+];
+
+/// Module (and TypeScript file) names the generated code uses itself.
+pub const RESERVED_MODULES: [&str; 5] = ["types", "errors", "index", "react", "lib"];
+
+/// Keywords accepted in payload schemas.
+const SCHEMA_KEYWORDS: [&str; 22] = [
+    "$ref",
+    "type",
+    "description",
+    "default",
+    "examples",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "enum",
+    "const",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "oneOf",
+    "anyOf",
+    "title",
+];
+
+const STRING_FORMATS: [&str; 4] = ["date-time", "date", "uuid", "email"];
+const INTEGER_FORMATS: [&str; 4] = ["int32", "int64", "uint32", "uint64"];
+const NUMBER_FORMATS: [&str; 2] = ["float", "double"];
+
+/// A contract that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidContract {
+    /// The typed contract.
+    pub contract: Contract,
+}
+
+/// Parses and validates one contract. `file` is only used in messages.
+pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic>> {
+    let mut sink = Sink::new(file);
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(err) => {
+            // serde_json's message ends with " at line L column C"; keep the
+            // location in our own format instead.
+            let msg = err.to_string();
+            let msg = msg
+                .rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(m, _)| m)
+                .to_owned();
+            sink.error_at_line(err.line(), err.column(), format!("invalid JSON: {msg}"));
+            return Err(sink.diagnostics);
+        }
+    };
+    let mut walker = Walker {
+        sink,
+        definitions: BTreeMap::new(),
+    };
+    walker.contract(&value);
+    if !walker.sink.is_clean() {
+        return Err(walker.sink.diagnostics);
+    }
+    // The walk accepted the document, so the derive should too; if the two
+    // ever disagree, still report it with a path rather than panic.
+    match serde_path_to_error::deserialize::<_, Contract>(value) {
+        Ok(contract) => Ok(ValidContract { contract }),
+        Err(err) => {
+            let mut at = Pointer::root();
+            for seg in err.path().iter() {
+                at = at.join(seg);
+            }
+            walker.sink.error(&at, err.into_inner().to_string());
+            Err(walker.sink.diagnostics)
+        }
+    }
+}
+
+/// Converts a validated schema into its typed form. The schema must have
+/// passed [`validate`]; anything unexpected becomes [`SchemaKind::Any`].
+pub fn schema_node(value: &Value, definitions: &Map<String, Value>) -> SchemaNode {
+    let mut walker = Walker {
+        sink: Sink::new(Path::new("")),
+        definitions: definitions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    walker
+        .schema(value, &Pointer::root())
+        .unwrap_or(SchemaNode {
+            kind: SchemaKind::Any,
+            description: None,
+        })
+}
+
+struct Walker {
+    sink: Sink,
+    /// Raw definitions by name, for `$ref` checks and union variants.
+    definitions: BTreeMap<String, Value>,
+}
+
+fn is_snake_ident(s: &str) -> bool {
+    let mut parts = s.split('_');
+    let first_ok = parts.next().is_some_and(|p| {
+        p.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    first_ok
+        && parts.all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+fn is_pascal_ident(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_screaming_snake(s: &str) -> bool {
+    let mut parts = s.split('_');
+    let first_ok = parts.next().is_some_and(|p| {
+        p.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && p.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    });
+    first_ok
+        && parts.all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Walker {
+    fn object<'v>(&mut self, v: &'v Value, at: &Pointer, what: &str) -> Option<&'v Map<String, Value>> {
+        match v {
+            Value::Object(o) => Some(o),
+            other => {
+                self.sink
+                    .error(at, format!("{what} must be an object, found {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    fn keys(&mut self, o: &Map<String, Value>, at: &Pointer, what: &str, allowed: &[&str], required: &[&str]) {
+        for key in o.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.sink.error(
+                    &at.join(key),
+                    format!("unknown key `{key}` in {what} (expected one of: {})", allowed.join(", ")),
+                );
+            }
+        }
+        for key in required {
+            if !o.contains_key(*key) {
+                self.sink
+                    .error(at, format!("{what} is missing the required key `{key}`"));
+            }
+        }
+    }
+
+    fn string<'v>(&mut self, o: &'v Map<String, Value>, key: &str, at: &Pointer) -> Option<&'v str> {
+        match o.get(key)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.sink.error(
+                    &at.join(key),
+                    format!("`{key}` must be a string, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn contract(&mut self, v: &Value) {
+        let at = Pointer::root();
+        let Some(o) = self.object(v, &at, "the contract") else {
+            return;
+        };
+        self.keys(
+            o,
+            &at,
+            "the contract",
+            &["$schema", "contract", "version", "description", "definitions", "errors", "namespaces"],
+            &["contract", "version", "namespaces"],
+        );
+        self.string(o, "$schema", &at);
+        self.string(o, "description", &at);
+        if let Some(name) = self.string(o, "contract", &at) {
+            let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !ok {
+                self.sink.error(
+                    &at.join("contract"),
+                    format!("contract name `{name}` must start with a lowercase letter and use only lowercase letters, digits, `_` and `-`"),
+                );
+            }
+        }
+        if let Some(version) = self.string(o, "version", &at)
+            && let Err(err) = semver::Version::parse(version) {
+                self.sink.error(
+                    &at.join("version"),
+                    format!("version `{version}` is not semver (like 1.0.0): {err}"),
+                );
+            }
+
+        // Definitions first: `$ref`s anywhere are checked against their names.
+        let defs_at = at.join("definitions");
+        if let Some(defs) = o.get("definitions")
+            && let Some(defs) = self.object(defs, &defs_at, "`definitions`") {
+                self.definitions = defs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                for (name, schema) in defs {
+                    let def_at = defs_at.join(name);
+                    if !is_pascal_ident(name) {
+                        self.sink.error(
+                            &def_at,
+                            format!("definition name `{name}` must be a PascalCase identifier (like `ChatMessage`)"),
+                        );
+                    } else if RESERVED_TYPE_NAMES.contains(&name.as_str()) || name.ends_with("Socket") {
+                        self.sink.error(
+                            &def_at,
+                            format!("definition name `{name}` is reserved by the generated code; choose another"),
+                        );
+                    }
+                    self.schema(schema, &def_at);
+                }
+            }
+
+        let errors_at = at.join("errors");
+        if let Some(errors) = o.get("errors")
+            && let Some(errors) = self.object(errors, &errors_at, "`errors`") {
+                for (code, def) in errors {
+                    let code_at = errors_at.join(code);
+                    if crate::BUILTIN_ERROR_CODES.contains(&code.as_str()) {
+                        self.sink.error(
+                            &code_at,
+                            format!("error code `{code}` is built in and cannot be redefined"),
+                        );
+                    } else if !is_screaming_snake(code) {
+                        self.sink.error(
+                            &code_at,
+                            format!("error code `{code}` must be SCREAMING_SNAKE_CASE (like `THREAD_NOT_FOUND`)"),
+                        );
+                    }
+                    if let Some(d) = self.object(def, &code_at, "an error definition") {
+                        self.keys(d, &code_at, "an error definition", &["description"], &[]);
+                        self.string(d, "description", &code_at);
+                    }
+                }
+            }
+
+        let ns_at = at.join("namespaces");
+        if let Some(nss) = o.get("namespaces")
+            && let Some(nss) = self.object(nss, &ns_at, "`namespaces`") {
+                if nss.is_empty() {
+                    self.sink.error(&ns_at, "a contract needs at least one namespace");
+                }
+                let mut modules: BTreeMap<String, String> = BTreeMap::new();
+                for (path, ns) in nss {
+                    let this_at = ns_at.join(path);
+                    match namespace_module(path) {
+                        Some(module) if RESERVED_MODULES.contains(&module.as_str()) => self.sink.error(
+                            &this_at,
+                            format!("namespace `{path}` would become the module `{module}`, which the generated code uses itself"),
+                        ),
+                        Some(module) => {
+                            if let Some(other) = modules.insert(module.clone(), path.clone()) {
+                                self.sink.error(
+                                    &this_at,
+                                    format!("namespace `{path}` collides with `{other}`: both become the module `{module}`"),
+                                );
+                            }
+                        }
+                        None => self.sink.error(
+                            &this_at,
+                            format!("namespace path `{path}` must be `/` or `/name` (a letter, then letters, digits, `_` or `-`)"),
+                        ),
+                    }
+                    self.namespace(ns, &this_at);
+                }
+            }
+    }
+
+    fn auth(&mut self, o: &Map<String, Value>, at: &Pointer) {
+        if let Some(v) = o.get("auth")
+            && !matches!(v.as_str(), Some("optional" | "required")) {
+                self.sink.error(
+                    &at.join("auth"),
+                    format!("`auth` must be \"optional\" or \"required\", found {v}"),
+                );
+            }
+    }
+
+    fn namespace(&mut self, v: &Value, at: &Pointer) {
+        let Some(o) = self.object(v, at, "a namespace") else {
+            return;
+        };
+        self.keys(
+            o,
+            at,
+            "a namespace",
+            &["description", "auth", "rooms", "clientEvents", "serverEvents"],
+            &[],
+        );
+        self.string(o, "description", at);
+        self.auth(o, at);
+        if let Some(rooms) = o.get("rooms") {
+            let rooms_at = at.join("rooms");
+            if let Some(rooms) = self.object(rooms, &rooms_at, "`rooms`") {
+                for (name, room) in rooms {
+                    self.room(name, room, &rooms_at.join(name));
+                }
+            }
+        }
+        for (key, client) in [("clientEvents", true), ("serverEvents", false)] {
+            let Some(events) = o.get(key) else { continue };
+            let events_at = at.join(key);
+            let Some(events) = self.object(events, &events_at, &format!("`{key}`")) else {
+                continue;
+            };
+            let mut seen: BTreeMap<String, String> = BTreeMap::new();
+            for (name, event) in events {
+                let ev_at = events_at.join(name);
+                if RESERVED_EVENTS.contains(&name.as_str()) {
+                    self.sink.error(
+                        &ev_at,
+                        format!("event name `{name}` is reserved by Socket.IO or evcontract"),
+                    );
+                } else if !is_snake_ident(name) {
+                    self.sink.error(
+                        &ev_at,
+                        format!("event name `{name}` must be a snake_case identifier (like `send_message`)"),
+                    );
+                } else {
+                    for converted in [name.to_pascal_case(), name.to_lower_camel_case()] {
+                        if let Some(other) = seen.get(&converted)
+                            && other != name {
+                                self.sink.error(
+                                    &ev_at,
+                                    format!("event `{name}` collides with `{other}` after case conversion (both become `{converted}`)"),
+                                );
+                            }
+                        seen.insert(converted, name.clone());
+                    }
+                }
+                self.event(event, &ev_at, client);
+            }
+        }
+    }
+
+    fn room(&mut self, name: &str, v: &Value, at: &Pointer) {
+        if !is_snake_ident(name) {
+            self.sink.error(
+                at,
+                format!("room name `{name}` must be a snake_case identifier"),
+            );
+        }
+        let Some(o) = self.object(v, at, "a room") else {
+            return;
+        };
+        self.keys(o, at, "a room", &["pattern", "description"], &["pattern"]);
+        self.string(o, "description", at);
+        let Some(pattern) = self.string(o, "pattern", at) else {
+            return;
+        };
+        let p_at = at.join("pattern");
+        match room_params(pattern) {
+            Err(why) => self
+                .sink
+                .error(&p_at, format!("room pattern `{pattern}` is malformed: {why}")),
+            Ok(params) if params.is_empty() => self.sink.error(
+                &p_at,
+                format!("room pattern `{pattern}` has no `{{param}}`; a fixed room name needs no pattern"),
+            ),
+            Ok(params) => {
+                let mut seen = BTreeSet::new();
+                for p in &params {
+                    if !seen.insert(p.to_snake_case()) {
+                        self.sink.error(
+                            &p_at,
+                            format!("room pattern `{pattern}` repeats the parameter `{p}`"),
+                        );
+                    }
+                }
+                if pattern.starts_with("user:") {
+                    self.sink.error(
+                        &p_at,
+                        format!("room pattern `{pattern}`: rooms starting with `user:` are reserved for per-user rooms"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, v: &Value, at: &Pointer, client: bool) {
+        let what = if client { "a client event" } else { "a server event" };
+        let Some(o) = self.object(v, at, what) else {
+            return;
+        };
+        if client {
+            self.keys(
+                o,
+                at,
+                what,
+                &["description", "payload", "ack", "auth", "rateLimit"],
+                &["payload"],
+            );
+            self.auth(o, at);
+            if let Some(ack) = o.get("ack") {
+                self.schema(ack, &at.join("ack"));
+            }
+            if let Some(rl) = o.get("rateLimit") {
+                let rl_at = at.join("rateLimit");
+                if let Some(r) = self.object(rl, &rl_at, "`rateLimit`") {
+                    self.keys(r, &rl_at, "`rateLimit`", &["max", "windowMs"], &["max", "windowMs"]);
+                    for key in ["max", "windowMs"] {
+                        let Some(n) = r.get(key) else { continue };
+                        let limit = if key == "max" { u64::from(u32::MAX) } else { u64::MAX };
+                        match n.as_u64() {
+                            Some(0) => self.sink.error(
+                                &rl_at.join(key),
+                                format!("`{key}` must be at least 1; a rate limit of zero would refuse every event"),
+                            ),
+                            Some(n) if n <= limit => {}
+                            _ => self.sink.error(
+                                &rl_at.join(key),
+                                format!("`{key}` must be a positive integer, found {n}"),
+                            ),
+                        }
+                    }
+                }
+            }
+        } else {
+            self.keys(o, at, what, &["description", "payload"], &["payload"]);
+        }
+        self.string(o, "description", at);
+        if let Some(payload) = o.get("payload") {
+            self.schema(payload, &at.join("payload"));
+        }
+    }
+
+    /// Validates one payload schema and returns its typed form (None when it
+    /// has errors, which are recorded).
+    fn schema(&mut self, v: &Value, at: &Pointer) -> Option<SchemaNode> {
+        let o = match v {
+            Value::Bool(true) => {
+                return Some(SchemaNode {
+                    kind: SchemaKind::Any,
+                    description: None,
+                });
+            }
+            other => self.object(other, at, "a schema")?,
+        };
+        let errors_before = self.sink.diagnostics.len();
+        for key in o.keys() {
+            if SCHEMA_KEYWORDS.contains(&key.as_str()) {
+                continue;
+            }
+            let why = match key.as_str() {
+                "if" | "then" | "else" => "conditional schemas have no Rust or TypeScript type",
+                "not" => "negated schemas have no Rust or TypeScript type",
+                "allOf" => "combine types by listing their properties (or use `$ref`)",
+                "patternProperties" => "use `additionalProperties` with a schema for maps",
+                "definitions" | "$defs" => "put shared types in the contract's top-level `definitions`",
+                "$id" | "$schema" => "payload schemas live inside the contract",
+                "dependencies" | "dependentRequired" | "dependentSchemas" | "propertyNames" => {
+                    "property dependencies have no Rust or TypeScript type"
+                }
+                _ => "it is not part of the supported JSON Schema subset",
+            };
+            self.sink.error(
+                &at.join(key),
+                format!("unsupported JSON Schema keyword `{key}`: {why}"),
+            );
+        }
+        let description = self.string(o, "description", at).map(str::to_owned);
+        self.string(o, "title", at);
+        let node = |kind| SchemaNode {
+            kind,
+            description: description.clone(),
+        };
+
+        if let Some(r) = o.get("$ref") {
+            for key in o.keys() {
+                if !matches!(key.as_str(), "$ref" | "description") {
+                    self.sink.error(
+                        &at.join(key),
+                        format!("`{key}` next to `$ref` is ignored by JSON Schema draft-07; move it into the definition"),
+                    );
+                }
+            }
+            let name = self.reference(r, &at.join("$ref"))?;
+            return (self.sink.diagnostics.len() == errors_before).then(|| node(SchemaKind::Ref(name)));
+        }
+        if let Some(variants) = o.get("oneOf") {
+            for key in o.keys() {
+                if !matches!(key.as_str(), "oneOf" | "description" | "type" | "title") {
+                    self.sink.error(
+                        &at.join(key),
+                        format!("`{key}` cannot be combined with `oneOf`"),
+                    );
+                }
+            }
+            if o.get("type").is_some_and(|t| t != "object") {
+                self.sink.error(&at.join("type"), "a `oneOf` must be of `\"type\": \"object\"`");
+            }
+            let kind = self.tagged_union(variants, &at.join("oneOf"))?;
+            return (self.sink.diagnostics.len() == errors_before).then(|| node(kind));
+        }
+        if let Some(branches) = o.get("anyOf") {
+            for key in o.keys() {
+                if !matches!(key.as_str(), "anyOf" | "description" | "title") {
+                    self.sink.error(
+                        &at.join(key),
+                        format!("`{key}` cannot be combined with `anyOf`"),
+                    );
+                }
+            }
+            let inner = self.nullable(branches, &at.join("anyOf"))?;
+            return (self.sink.diagnostics.len() == errors_before)
+                .then(|| node(SchemaKind::Nullable(Box::new(inner))));
+        }
+
+        // `type`: one type, or one type and "null".
+        let (ty, nullable) = match o.get("type") {
+            None => (None, false),
+            Some(Value::String(s)) => (Some(s.as_str()), false),
+            Some(Value::Array(types)) => {
+                let names: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
+                let non_null: Vec<&str> = names.iter().copied().filter(|t| *t != "null").collect();
+                if names.len() != types.len() || non_null.len() != 1 || names.len() > 2 {
+                    self.sink.error(
+                        &at.join("type"),
+                        "a `type` array must be one type and \"null\" (like [\"string\", \"null\"])",
+                    );
+                    return None;
+                }
+                (Some(non_null[0]), names.len() == 2)
+            }
+            Some(other) => {
+                self.sink.error(
+                    &at.join("type"),
+                    format!("`type` must be a string or an array, found {}", type_name(other)),
+                );
+                return None;
+            }
+        };
+        if let Some(t) = ty
+            && !["object", "array", "string", "integer", "number", "boolean", "null"].contains(&t) {
+                self.sink.error(&at.join("type"), format!("unknown type `{t}`"));
+                return None;
+            }
+        // Which type each keyword applies to.
+        let applies: [(&str, &[&str]); 13] = [
+            ("properties", &["object"]),
+            ("required", &["object"]),
+            ("additionalProperties", &["object"]),
+            ("items", &["array"]),
+            ("minItems", &["array"]),
+            ("maxItems", &["array"]),
+            ("minLength", &["string"]),
+            ("maxLength", &["string"]),
+            ("pattern", &["string"]),
+            ("format", &["string", "integer", "number"]),
+            ("minimum", &["integer", "number"]),
+            ("maximum", &["integer", "number"]),
+            ("enum", &["string"]),
+        ];
+        for (key, types) in applies {
+            if !o.contains_key(key) {
+                continue;
+            }
+            match ty {
+                Some(t) if types.contains(&t) => {}
+                None if key == "enum" => {}
+                _ => self.sink.error(
+                    &at.join(key),
+                    format!(
+                        "`{key}` needs `\"type\": \"{}\"`{}",
+                        types[0],
+                        ty.map(|t| format!(", but the type is `{t}`")).unwrap_or_default()
+                    ),
+                ),
+            }
+        }
+        self.lengths(o, at, "minLength", "maxLength");
+        self.lengths(o, at, "minItems", "maxItems");
+        for key in ["minimum", "maximum"] {
+            if let Some(n) = o.get(key)
+                && !n.is_number() {
+                    self.sink.error(&at.join(key), format!("`{key}` must be a number"));
+                }
+        }
+        if let (Some(min), Some(max)) = (
+            o.get("minimum").and_then(Value::as_f64),
+            o.get("maximum").and_then(Value::as_f64),
+        )
+            && min > max {
+                self.sink.error(&at.join("minimum"), format!("`minimum` ({min}) is greater than `maximum` ({max})"));
+            }
+        let format = self.string(o, "format", at).map(str::to_owned);
+        if let (Some(f), Some(t)) = (&format, ty) {
+            let allowed: &[&str] = match t {
+                "string" => &STRING_FORMATS,
+                "integer" => &INTEGER_FORMATS,
+                "number" => &NUMBER_FORMATS,
+                _ => &[],
+            };
+            if !allowed.is_empty() && !allowed.contains(&f.as_str()) {
+                self.sink.error(
+                    &at.join("format"),
+                    format!("format `{f}` is not supported for {t}s (supported: {})", allowed.join(", ")),
+                );
+            }
+        }
+        if let Some(p) = self.string(o, "pattern", at)
+            && let Err(err) = regress::Regex::new(p) {
+                self.sink.error(
+                    &at.join("pattern"),
+                    format!("`pattern` is not a valid ECMAScript regular expression: {err}"),
+                );
+            }
+        let enumeration = match o.get("enum") {
+            None => Vec::new(),
+            Some(Value::Array(values)) if !values.is_empty() => {
+                let mut out = Vec::new();
+                let mut seen = BTreeSet::new();
+                for (i, v) in values.iter().enumerate() {
+                    match v.as_str() {
+                        Some(s) if seen.insert(s) => out.push(s.to_owned()),
+                        Some(s) => self.sink.error(&at.join("enum").join(i), format!("duplicate enum value `{s}`")),
+                        None => self.sink.error(
+                            &at.join("enum").join(i),
+                            format!("enum values must be strings, found {}", type_name(v)),
+                        ),
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                self.sink.error(&at.join("enum"), "`enum` must be a non-empty array of strings");
+                Vec::new()
+            }
+        };
+        let constant = o.get("const");
+        if let Some(c) = constant {
+            let matches_type = match (c, ty) {
+                (Value::String(_), None | Some("string")) => true,
+                (Value::Bool(_), None | Some("boolean")) => true,
+                (Value::Number(n), None | Some("integer")) => n.is_i64(),
+                _ => false,
+            };
+            if !matches_type {
+                self.sink.error(
+                    &at.join("const"),
+                    "`const` must be a string, an integer or a boolean matching `type`",
+                );
+            }
+        }
+
+        let ty = ty.or(if !enumeration.is_empty() {
+            Some("string")
+        } else {
+            match constant {
+                Some(Value::String(_)) => Some("string"),
+                Some(Value::Bool(_)) => Some("boolean"),
+                Some(Value::Number(_)) => Some("integer"),
+                _ => None,
+            }
+        });
+        let kind = match ty {
+            None => SchemaKind::Any,
+            Some("string") => SchemaKind::String {
+                constant: constant.and_then(Value::as_str).map(str::to_owned),
+                enumeration,
+                format,
+            },
+            Some("integer") => SchemaKind::Integer {
+                constant: constant.and_then(Value::as_i64),
+                format,
+            },
+            Some("number") => SchemaKind::Number,
+            Some("boolean") => SchemaKind::Boolean {
+                constant: constant.and_then(Value::as_bool),
+            },
+            Some("null") => SchemaKind::Null,
+            Some("array") => {
+                let items = match o.get("items") {
+                    None => SchemaNode {
+                        kind: SchemaKind::Any,
+                        description: None,
+                    },
+                    Some(Value::Array(_)) => {
+                        self.sink.error(
+                            &at.join("items"),
+                            "tuple `items` (an array of schemas) are not supported; use one schema",
+                        );
+                        return None;
+                    }
+                    Some(items) => self.schema(items, &at.join("items"))?,
+                };
+                SchemaKind::Array(Box::new(items))
+            }
+            Some(_) => self.object_kind(o, at)?,
+        };
+        if self.sink.diagnostics.len() != errors_before {
+            return None;
+        }
+        let n = node(kind);
+        Some(if nullable {
+            SchemaNode {
+                description: n.description.clone(),
+                kind: SchemaKind::Nullable(Box::new(SchemaNode {
+                    kind: n.kind,
+                    description: None,
+                })),
+            }
+        } else {
+            n
+        })
+    }
+
+    fn lengths(&mut self, o: &Map<String, Value>, at: &Pointer, min: &str, max: &str) {
+        for key in [min, max] {
+            if let Some(v) = o.get(key)
+                && v.as_u64().is_none() {
+                    self.sink.error(
+                        &at.join(key),
+                        format!("`{key}` must be a non-negative integer, found {v}"),
+                    );
+                }
+        }
+        if let (Some(lo), Some(hi)) = (
+            o.get(min).and_then(Value::as_u64),
+            o.get(max).and_then(Value::as_u64),
+        )
+            && lo > hi {
+                self.sink.error(&at.join(min), format!("`{min}` ({lo}) is greater than `{max}` ({hi})"));
+            }
+    }
+
+    fn object_kind(&mut self, o: &Map<String, Value>, at: &Pointer) -> Option<SchemaKind> {
+        let props_at = at.join("properties");
+        let mut properties = Vec::new();
+        let props = match o.get("properties") {
+            Some(p) => self.object(p, &props_at, "`properties`"),
+            None => None,
+        };
+        let required: Vec<String> = match o.get("required") {
+            None => Vec::new(),
+            Some(Value::Array(names)) => {
+                let mut out = Vec::new();
+                for (i, n) in names.iter().enumerate() {
+                    match n.as_str() {
+                        Some(s) if props.is_some_and(|p| p.contains_key(s)) => out.push(s.to_owned()),
+                        Some(s) => self.sink.error(
+                            &at.join("required").join(i),
+                            format!("required property `{s}` is not in `properties`"),
+                        ),
+                        None => self.sink.error(&at.join("required").join(i), "`required` entries must be strings"),
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                self.sink.error(&at.join("required"), "`required` must be an array of property names");
+                Vec::new()
+            }
+        };
+        let mut rust_names: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(props) = props {
+            for (name, schema) in props {
+                let rust = name.to_snake_case();
+                if let Some(other) = rust_names.insert(rust.clone(), name.clone()) {
+                    self.sink.error(
+                        &props_at.join(name),
+                        format!("property `{name}` collides with `{other}`: both become the Rust field `{rust}`"),
+                    );
+                }
+                if name.is_empty() || rust.is_empty() {
+                    self.sink.error(&props_at.join(name), "property names need at least one letter or digit");
+                }
+                if let Some(s) = self.schema(schema, &props_at.join(name)) {
+                    properties.push(Property {
+                        wire_name: name.clone(),
+                        required: required.contains(name),
+                        schema: s,
+                    });
+                }
+            }
+        }
+        let mut closed = false;
+        match o.get("additionalProperties") {
+            None | Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => closed = true,
+            Some(schema) => {
+                if props.is_some_and(|p| !p.is_empty()) {
+                    self.sink.error(
+                        &at.join("additionalProperties"),
+                        "`additionalProperties` with a schema makes a map and cannot be combined with `properties`",
+                    );
+                    return None;
+                }
+                let value = self.schema(schema, &at.join("additionalProperties"))?;
+                return Some(SchemaKind::Map(Box::new(value)));
+            }
+        }
+        Some(SchemaKind::Object { properties, closed })
+    }
+
+    fn reference(&mut self, r: &Value, at: &Pointer) -> Option<String> {
+        let Some(r) = r.as_str() else {
+            self.sink.error(at, "`$ref` must be a string");
+            return None;
+        };
+        let Some(name) = r.strip_prefix("#/definitions/") else {
+            self.sink.error(
+                at,
+                format!("`$ref` `{r}` is not supported: only `#/definitions/Name` (the contract's own definitions) can be referenced"),
+            );
+            return None;
+        };
+        if !self.definitions.contains_key(name) {
+            self.sink.error(at, format!("unknown `$ref` `{r}`: there is no definition `{name}`"));
+            return None;
+        }
+        Some(name.to_owned())
+    }
+
+    fn nullable(&mut self, branches: &Value, at: &Pointer) -> Option<SchemaNode> {
+        let Some(branches) = branches.as_array() else {
+            self.sink.error(at, "`anyOf` must be an array");
+            return None;
+        };
+        let is_null = |b: &Value| b.get("type").and_then(Value::as_str) == Some("null") && b.as_object().is_some_and(|o| o.len() == 1);
+        let nulls = branches.iter().filter(|b| is_null(b)).count();
+        if branches.len() != 2 || nulls != 1 {
+            self.sink.error(
+                at,
+                "`anyOf` is only supported for nullable types: `[<schema>, {\"type\": \"null\"}]`; use `oneOf` with a tag for unions",
+            );
+            return None;
+        }
+        let (i, inner) = branches.iter().enumerate().find(|(_, b)| !is_null(b))?;
+        self.schema(inner, &at.join(i))
+    }
+
+    /// Resolves a union variant to its object schema (following one `$ref`).
+    fn variant_object<'a>(&'a self, v: &'a Value) -> Option<&'a Map<String, Value>> {
+        let v = match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => self.definitions.get(r.strip_prefix("#/definitions/")?)?,
+            None => v,
+        };
+        let o = v.as_object()?;
+        (o.get("type").and_then(Value::as_str) == Some("object")).then_some(o)
+    }
+
+    fn tagged_union(&mut self, variants: &Value, at: &Pointer) -> Option<SchemaKind> {
+        let Some(list) = variants.as_array().filter(|l| l.len() >= 2) else {
+            self.sink.error(at, "`oneOf` must be an array of at least two object schemas");
+            return None;
+        };
+        let mut nodes = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            nodes.push(self.schema(v, &at.join(i)));
+        }
+        let mut objects = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            match self.variant_object(v) {
+                Some(o) => objects.push(o.clone()),
+                None => {
+                    self.sink.error(
+                        &at.join(i),
+                        "each `oneOf` variant must be an object schema (`\"type\": \"object\"`, inline or by `$ref`)",
+                    );
+                    return None;
+                }
+            }
+        }
+        // The tag: a property that every variant requires, as a distinct `const` string.
+        let tag_of = |o: &Map<String, Value>, name: &str| -> Option<String> {
+            let required = o
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|n| n == name));
+            let c = o.get("properties")?.get(name)?.get("const")?.as_str()?;
+            required.then(|| c.to_owned())
+        };
+        let candidates: Vec<String> = objects[0]
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let tag = candidates.into_iter().find(|name| {
+            let values: Option<Vec<String>> = objects.iter().map(|o| tag_of(o, name)).collect();
+            values.is_some_and(|vals| vals.iter().collect::<BTreeSet<_>>().len() == vals.len())
+        });
+        let Some(tag) = tag else {
+            self.sink.error(
+                at,
+                "`oneOf` variants must be told apart by a tag: a property that every variant requires, with a distinct `const` string in each",
+            );
+            return None;
+        };
+        let variants = nodes.into_iter().collect::<Option<Vec<_>>>()?;
+        Some(SchemaKind::TaggedUnion { tag, variants })
+    }
+}
+
+/// The module name of a namespace path: `/chat` is `chat`, `/` is `root`.
+/// `None` when the path is not `/` or `/name`.
+pub fn namespace_module(path: &str) -> Option<String> {
+    let name = path.strip_prefix('/')?;
+    if name.is_empty() {
+        return Some("root".to_owned());
+    }
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then(|| name.to_snake_case())
+}
+
+/// The `{param}` names of a room pattern, in order.
+pub fn room_params(pattern: &str) -> Result<Vec<String>, String> {
+    let mut params = Vec::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find(['{', '}']) {
+        if rest[start..].starts_with('}') {
+            return Err("`}` without a matching `{`".to_owned());
+        }
+        let after = &rest[start + 1..];
+        let end = after
+            .find(['{', '}'])
+            .filter(|&i| after[i..].starts_with('}'))
+            .ok_or_else(|| "`{` without a matching `}`".to_owned())?;
+        let name = &after[..end];
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "`{{{name}}}` is not a parameter name (a letter, then letters, digits or `_`)"
+            ));
+        }
+        params.push(name.to_owned());
+        rest = &after[end + 1..];
+    }
+    Ok(params)
+}
