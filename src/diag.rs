@@ -29,7 +29,9 @@ impl fmt::Display for Diagnostic {
         let file = self.file.display();
         match &self.location {
             Location::LineCol(line, col) => write!(f, "{file}:{line}:{col}: {}", self.message),
-            Location::Pointer(p) if p.is_empty() => write!(f, "{file}: (document root): {}", self.message),
+            Location::Pointer(p) if p.is_empty() => {
+                write!(f, "{file}: (document root): {}", self.message)
+            }
             Location::Pointer(p) => write!(f, "{file}: {p}: {}", self.message),
         }
     }

@@ -250,15 +250,25 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
         Named(String),
         Slot(usize),
     }
-    let target_of = |slots: &mut Vec<Slot>, schema: &Value, at: Pointer, base: String, module: &str, dir: &str, description: Option<&String>| -> Target {
+    let target_of = |slots: &mut Vec<Slot>,
+                     schema: &Value,
+                     at: Pointer,
+                     base: String,
+                     module: &str,
+                     dir: &str,
+                     description: Option<&String>|
+     -> Target {
         let ns_pascal = module.to_pascal_case();
         if let Some(name) = schema
             .get("$ref")
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix("#/definitions/"))
-            && schema.as_object().is_some_and(|o| o.len() == 1 || (o.len() == 2 && o.contains_key("description"))) {
-                return Target::Named(name.to_owned());
-            }
+            && schema
+                .as_object()
+                .is_some_and(|o| o.len() == 1 || (o.len() == 2 && o.contains_key("description")))
+        {
+            return Target::Named(name.to_owned());
+        }
         slots.push(Slot {
             at,
             candidates: [
@@ -289,15 +299,39 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
         for (name, ev) in &ns.client_events {
             let ev_at = at.join("clientEvents").join(name);
             let base = name.to_pascal_case();
-            let p = target_of(&mut slots, &ev.payload, ev_at.join("payload"), base.clone(), &module, "Client", ev.description.as_ref());
+            let p = target_of(
+                &mut slots,
+                &ev.payload,
+                ev_at.join("payload"),
+                base.clone(),
+                &module,
+                "Client",
+                ev.description.as_ref(),
+            );
             let a = ev.ack.as_ref().map(|ack| {
-                target_of(&mut slots, ack, ev_at.join("ack"), format!("{base}Ack"), &module, "Client", None)
+                target_of(
+                    &mut slots,
+                    ack,
+                    ev_at.join("ack"),
+                    format!("{base}Ack"),
+                    &module,
+                    "Client",
+                    None,
+                )
             });
             d.client.push((name.clone(), p, a));
         }
         for (name, ev) in &ns.server_events {
             let ev_at = at.join("serverEvents").join(name);
-            let p = target_of(&mut slots, &ev.payload, ev_at.join("payload"), name.to_pascal_case(), &module, "Server", ev.description.as_ref());
+            let p = target_of(
+                &mut slots,
+                &ev.payload,
+                ev_at.join("payload"),
+                name.to_pascal_case(),
+                &module,
+                "Server",
+                ev.description.as_ref(),
+            );
             d.server.push((name.clone(), p));
         }
         drafts.push(d);
@@ -332,7 +366,8 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
     for (slot, name) in slots.iter().zip(&slot_names) {
         let mut schema = slot.schema.clone();
         if let (Some(desc), Some(o)) = (&slot.description, schema.as_object_mut()) {
-            o.entry("description").or_insert_with(|| Value::String(desc.clone()));
+            o.entry("description")
+                .or_insert_with(|| Value::String(desc.clone()));
         }
         types.push(TypeDef {
             name: name.clone(),
@@ -386,10 +421,15 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                 // Placeholders become `{}` (arguments are passed positionally:
                 // raw identifiers cannot be captured in format strings).
                 let mut rust_format = room.pattern.replace('{', "{{").replace('}', "}}");
-                let mut ts_template = room.pattern.replace('\\', "\\\\").replace('`', "\\`").replace('$', "\\$");
+                let mut ts_template = room
+                    .pattern
+                    .replace('\\', "\\\\")
+                    .replace('`', "\\`")
+                    .replace('$', "\\$");
                 for p in &params {
                     rust_format = rust_format.replace(&format!("{{{{{}}}}}", p.wire), "{}");
-                    ts_template = ts_template.replace(&format!("{{{}}}", p.wire), &format!("${{{}}}", p.ts_ident));
+                    ts_template = ts_template
+                        .replace(&format!("{{{}}}", p.wire), &format!("${{{}}}", p.ts_ident));
                 }
                 RoomIr {
                     name: name.clone(),

@@ -82,7 +82,12 @@ pub enum RuntimeDep {
 
 impl Default for RuntimeDep {
     fn default() -> Self {
-        Self::Version(env!("CARGO_PKG_VERSION").rsplit_once('.').map_or("0.1", |(v, _)| v).to_owned())
+        Self::Version(
+            env!("CARGO_PKG_VERSION")
+                .rsplit_once('.')
+                .map_or("0.1", |(v, _)| v)
+                .to_owned(),
+        )
     }
 }
 
@@ -139,7 +144,11 @@ pub fn generate_contract(
 }
 
 /// Emits every file of a contract's IR.
-pub fn emit(ir: &ContractIr, options: &Options, templates: &Templates) -> Result<Vec<GeneratedFile>, String> {
+pub fn emit(
+    ir: &ContractIr,
+    options: &Options,
+    templates: &Templates,
+) -> Result<Vec<GeneratedFile>, String> {
     let mut files = Vec::new();
     let rust_dir = PathBuf::from("rust").join(&ir.name);
     let ts_dir = PathBuf::from("ts").join(&ir.name);
@@ -151,7 +160,11 @@ pub fn emit(ir: &ContractIr, options: &Options, templates: &Templates) -> Result
         contents: format!("{HEADER}\n\n{body}"),
     };
     files.push(rust_file(rust_dir.join("src/types.rs"), types));
-    let description = ir.doc.first().cloned().unwrap_or_else(|| format!("Types and Socket.IO glue for the `{}` contract.", ir.name));
+    let description = ir
+        .doc
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("Types and Socket.IO glue for the `{}` contract.", ir.name));
     files.push(GeneratedFile {
         path: rust_dir.join("Cargo.toml"),
         contents: templates.render(
@@ -164,9 +177,18 @@ pub fn emit(ir: &ContractIr, options: &Options, templates: &Templates) -> Result
             }),
         )?,
     });
-    for (template, file) in [("rust/lib.rs", "src/lib.rs"), ("rust/errors.rs", "src/errors.rs")] {
-        let src = templates.render(template, &json!({ "ir": ir, "error_count": ir.errors.len() }))?;
-        files.push(rust_file(rust_dir.join(file), rust::format_source(template, &src)?));
+    for (template, file) in [
+        ("rust/lib.rs", "src/lib.rs"),
+        ("rust/errors.rs", "src/errors.rs"),
+    ] {
+        let src = templates.render(
+            template,
+            &json!({ "ir": ir, "error_count": ir.errors.len() }),
+        )?;
+        files.push(rust_file(
+            rust_dir.join(file),
+            rust::format_source(template, &src)?,
+        ));
     }
     for ns in &ir.namespaces {
         let src = templates.render("rust/namespace.rs", &json!({ "ir": ir, "ns": ns }))?;
@@ -186,8 +208,14 @@ pub fn emit(ir: &ContractIr, options: &Options, templates: &Templates) -> Result
             .collect();
         let mut ns_view = serde_json::to_value(ns).map_err(|e| e.to_string())?;
         for (key, events) in [
-            ("client_events", ns.client_events.iter().map(|e| &e.doc).collect::<Vec<_>>()),
-            ("server_events", ns.server_events.iter().map(|e| &e.doc).collect::<Vec<_>>()),
+            (
+                "client_events",
+                ns.client_events.iter().map(|e| &e.doc).collect::<Vec<_>>(),
+            ),
+            (
+                "server_events",
+                ns.server_events.iter().map(|e| &e.doc).collect::<Vec<_>>(),
+            ),
         ] {
             if let Some(list) = ns_view.get_mut(key).and_then(|v| v.as_array_mut()) {
                 for (view, doc) in list.iter_mut().zip(events) {
@@ -248,7 +276,8 @@ pub fn generate_all(
     inputs: &[(PathBuf, String)],
     options: &Options,
 ) -> Result<Vec<GeneratedFile>, Diagnostics> {
-    let templates = Templates::new().map_err(|m| Diagnostics(internal(Path::new("templates"), m)))?;
+    let templates =
+        Templates::new().map_err(|m| Diagnostics(internal(Path::new("templates"), m)))?;
     let mut all = Vec::new();
     let mut diagnostics = Vec::new();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
@@ -259,7 +288,11 @@ pub fn generate_all(
                     diagnostics.push(Diagnostic {
                         file: file.clone(),
                         location: Location::Pointer("/contract".to_owned()),
-                        message: format!("contract name `{}` is also used by {}", ir.name, other.display()),
+                        message: format!(
+                            "contract name `{}` is also used by {}",
+                            ir.name,
+                            other.display()
+                        ),
                     });
                     continue;
                 }

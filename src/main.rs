@@ -49,7 +49,11 @@ fn format_schema_text() -> String {
     if let Some(o) = schema.as_object_mut() {
         o.insert(
             "$comment".to_owned(),
-            format!("This file is {} schema. Do not edit.", evcontract::GENERATED_MARKER).into(),
+            format!(
+                "This file is {} schema. Do not edit.",
+                evcontract::GENERATED_MARKER
+            )
+            .into(),
         );
     }
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
@@ -58,13 +62,19 @@ fn format_schema_text() -> String {
 }
 
 fn default_contracts() -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(SCHEMA_DIR)
-        .map_err(|e| format!("cannot list `{SCHEMA_DIR}/` (run from the project root, or name contract files): {e}"))?;
+    let entries = std::fs::read_dir(SCHEMA_DIR).map_err(|e| {
+        format!(
+            "cannot list `{SCHEMA_DIR}/` (run from the project root, or name contract files): {e}"
+        )
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             name.ends_with(".contract.json")
         })
         .collect();
@@ -75,12 +85,7 @@ fn default_contracts() -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn generate(
-    contracts: Vec<PathBuf>,
-    out: &Path,
-    check: bool,
-    runtime: RuntimeDep,
-) -> ExitCode {
+fn generate(contracts: Vec<PathBuf>, out: &Path, check: bool, runtime: RuntimeDep) -> ExitCode {
     let whole_tree = contracts.is_empty();
     let contracts = if whole_tree {
         match default_contracts() {
@@ -188,7 +193,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Help and version are not errors; everything else is bad usage.
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {

@@ -71,7 +71,10 @@ fn scan(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let name = entry.file_name();
         let ty = entry.file_type()?;
         if ty.is_dir() {
-            if name != "target" && name != "node_modules" && !name.to_string_lossy().starts_with('.') {
+            if name != "target"
+                && name != "node_modules"
+                && !name.to_string_lossy().starts_with('.')
+            {
                 scan(&path, out)?;
             }
         } else if ty.is_file() {
@@ -112,9 +115,10 @@ pub fn plan(wanted: &[(PathBuf, String)], scope: &[PathBuf]) -> io::Result<Vec<C
         }
         // Only text files carrying our marker are ours to remove.
         if let Ok(text) = fs::read_to_string(&path)
-            && is_generated(&text) {
-                changes.push(Change::Remove { path, old: text });
-            }
+            && is_generated(&text)
+        {
+            changes.push(Change::Remove { path, old: text });
+        }
     }
     Ok(changes)
 }
@@ -134,9 +138,13 @@ pub fn apply(changes: &[Change]) -> io::Result<()> {
                 fs::create_dir_all(parent)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", parent.display())))?;
             }
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let tmp = path.with_file_name(format!(".{name}.evcontract-tmp"));
-            fs::write(&tmp, new).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
+            fs::write(&tmp, new)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
             staged.push((tmp, path.clone()));
         }
         Ok(())
@@ -148,11 +156,13 @@ pub fn apply(changes: &[Change]) -> io::Result<()> {
         return Err(e);
     }
     for (tmp, path) in &staged {
-        fs::rename(tmp, path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        fs::rename(tmp, path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     }
     for change in changes {
         if let Change::Remove { path, .. } = change {
-            fs::remove_file(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            fs::remove_file(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             let mut dir = path.parent();
             while let Some(d) = dir {
                 // Stops at the first folder that is not empty (or not ours to remove).

@@ -8,11 +8,23 @@ use serde::Serialize;
 
 /// Every template, by name.
 const TEMPLATES: [(&str, &str); 6] = [
-    ("rust/Cargo.toml", include_str!("../templates/rust/Cargo.toml.hbs")),
+    (
+        "rust/Cargo.toml",
+        include_str!("../templates/rust/Cargo.toml.hbs"),
+    ),
     ("rust/lib.rs", include_str!("../templates/rust/lib.rs.hbs")),
-    ("rust/errors.rs", include_str!("../templates/rust/errors.rs.hbs")),
-    ("rust/namespace.rs", include_str!("../templates/rust/namespace.rs.hbs")),
-    ("ts/namespace.ts", include_str!("../templates/ts/namespace.ts.hbs")),
+    (
+        "rust/errors.rs",
+        include_str!("../templates/rust/errors.rs.hbs"),
+    ),
+    (
+        "rust/namespace.rs",
+        include_str!("../templates/rust/namespace.rs.hbs"),
+    ),
+    (
+        "ts/namespace.ts",
+        include_str!("../templates/ts/namespace.ts.hbs"),
+    ),
     ("ts/index.ts", include_str!("../templates/ts/index.ts.hbs")),
 ];
 

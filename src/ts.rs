@@ -34,9 +34,7 @@ pub fn doc_block(lines: &[String], depth: usize) -> String {
 
 fn doc_of(node: &SchemaNode) -> Vec<String> {
     let mut lines = crate::ir::doc_lines(node.description.as_deref());
-    let int64 = |n: &SchemaNode| {
-        matches!(&n.kind, SchemaKind::Integer { format: Some(f), .. } if f == "int64" || f == "uint64")
-    };
+    let int64 = |n: &SchemaNode| matches!(&n.kind, SchemaKind::Integer { format: Some(f), .. } if f == "int64" || f == "uint64");
     let inner = match &node.kind {
         SchemaKind::Nullable(inner) => inner.as_ref(),
         _ => node,
@@ -117,7 +115,11 @@ pub fn type_expr(node: &SchemaNode, depth: usize) -> String {
                     "Record<string, unknown>".to_owned()
                 };
             }
-            format!("{{\n{}{}}}", object_body(node, depth + 1), INDENT.repeat(depth))
+            format!(
+                "{{\n{}{}}}",
+                object_body(node, depth + 1),
+                INDENT.repeat(depth)
+            )
         }
         SchemaKind::TaggedUnion { variants, .. } => variants
             .iter()

@@ -198,23 +198,40 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl Walker {
-    fn object<'v>(&mut self, v: &'v Value, at: &Pointer, what: &str) -> Option<&'v Map<String, Value>> {
+    fn object<'v>(
+        &mut self,
+        v: &'v Value,
+        at: &Pointer,
+        what: &str,
+    ) -> Option<&'v Map<String, Value>> {
         match v {
             Value::Object(o) => Some(o),
             other => {
-                self.sink
-                    .error(at, format!("{what} must be an object, found {}", type_name(other)));
+                self.sink.error(
+                    at,
+                    format!("{what} must be an object, found {}", type_name(other)),
+                );
                 None
             }
         }
     }
 
-    fn keys(&mut self, o: &Map<String, Value>, at: &Pointer, what: &str, allowed: &[&str], required: &[&str]) {
+    fn keys(
+        &mut self,
+        o: &Map<String, Value>,
+        at: &Pointer,
+        what: &str,
+        allowed: &[&str],
+        required: &[&str],
+    ) {
         for key in o.keys() {
             if !allowed.contains(&key.as_str()) {
                 self.sink.error(
                     &at.join(key),
-                    format!("unknown key `{key}` in {what} (expected one of: {})", allowed.join(", ")),
+                    format!(
+                        "unknown key `{key}` in {what} (expected one of: {})",
+                        allowed.join(", ")
+                    ),
                 );
             }
         }
@@ -226,7 +243,12 @@ impl Walker {
         }
     }
 
-    fn string<'v>(&mut self, o: &'v Map<String, Value>, key: &str, at: &Pointer) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        o: &'v Map<String, Value>,
+        key: &str,
+        at: &Pointer,
+    ) -> Option<&'v str> {
         match o.get(key)? {
             Value::String(s) => Some(s),
             other => {
@@ -248,7 +270,15 @@ impl Walker {
             o,
             &at,
             "the contract",
-            &["$schema", "contract", "version", "description", "definitions", "errors", "namespaces"],
+            &[
+                "$schema",
+                "contract",
+                "version",
+                "description",
+                "definitions",
+                "errors",
+                "namespaces",
+            ],
             &["contract", "version", "namespaces"],
         );
         self.string(o, "$schema", &at);
@@ -266,68 +296,73 @@ impl Walker {
             }
         }
         if let Some(version) = self.string(o, "version", &at)
-            && let Err(err) = semver::Version::parse(version) {
-                self.sink.error(
-                    &at.join("version"),
-                    format!("version `{version}` is not semver (like 1.0.0): {err}"),
-                );
-            }
+            && let Err(err) = semver::Version::parse(version)
+        {
+            self.sink.error(
+                &at.join("version"),
+                format!("version `{version}` is not semver (like 1.0.0): {err}"),
+            );
+        }
 
         // Definitions first: `$ref`s anywhere are checked against their names.
         let defs_at = at.join("definitions");
         if let Some(defs) = o.get("definitions")
-            && let Some(defs) = self.object(defs, &defs_at, "`definitions`") {
-                self.definitions = defs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                for (name, schema) in defs {
-                    let def_at = defs_at.join(name);
-                    if !is_pascal_ident(name) {
-                        self.sink.error(
+            && let Some(defs) = self.object(defs, &defs_at, "`definitions`")
+        {
+            self.definitions = defs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            for (name, schema) in defs {
+                let def_at = defs_at.join(name);
+                if !is_pascal_ident(name) {
+                    self.sink.error(
                             &def_at,
                             format!("definition name `{name}` must be a PascalCase identifier (like `ChatMessage`)"),
                         );
-                    } else if RESERVED_TYPE_NAMES.contains(&name.as_str()) || name.ends_with("Socket") {
-                        self.sink.error(
+                } else if RESERVED_TYPE_NAMES.contains(&name.as_str()) || name.ends_with("Socket") {
+                    self.sink.error(
                             &def_at,
                             format!("definition name `{name}` is reserved by the generated code; choose another"),
                         );
-                    }
-                    self.schema(schema, &def_at);
                 }
+                self.schema(schema, &def_at);
             }
+        }
 
         let errors_at = at.join("errors");
         if let Some(errors) = o.get("errors")
-            && let Some(errors) = self.object(errors, &errors_at, "`errors`") {
-                for (code, def) in errors {
-                    let code_at = errors_at.join(code);
-                    if crate::BUILTIN_ERROR_CODES.contains(&code.as_str()) {
-                        self.sink.error(
-                            &code_at,
-                            format!("error code `{code}` is built in and cannot be redefined"),
-                        );
-                    } else if !is_screaming_snake(code) {
-                        self.sink.error(
+            && let Some(errors) = self.object(errors, &errors_at, "`errors`")
+        {
+            for (code, def) in errors {
+                let code_at = errors_at.join(code);
+                if crate::BUILTIN_ERROR_CODES.contains(&code.as_str()) {
+                    self.sink.error(
+                        &code_at,
+                        format!("error code `{code}` is built in and cannot be redefined"),
+                    );
+                } else if !is_screaming_snake(code) {
+                    self.sink.error(
                             &code_at,
                             format!("error code `{code}` must be SCREAMING_SNAKE_CASE (like `THREAD_NOT_FOUND`)"),
                         );
-                    }
-                    if let Some(d) = self.object(def, &code_at, "an error definition") {
-                        self.keys(d, &code_at, "an error definition", &["description"], &[]);
-                        self.string(d, "description", &code_at);
-                    }
+                }
+                if let Some(d) = self.object(def, &code_at, "an error definition") {
+                    self.keys(d, &code_at, "an error definition", &["description"], &[]);
+                    self.string(d, "description", &code_at);
                 }
             }
+        }
 
         let ns_at = at.join("namespaces");
         if let Some(nss) = o.get("namespaces")
-            && let Some(nss) = self.object(nss, &ns_at, "`namespaces`") {
-                if nss.is_empty() {
-                    self.sink.error(&ns_at, "a contract needs at least one namespace");
-                }
-                let mut modules: BTreeMap<String, String> = BTreeMap::new();
-                for (path, ns) in nss {
-                    let this_at = ns_at.join(path);
-                    match namespace_module(path) {
+            && let Some(nss) = self.object(nss, &ns_at, "`namespaces`")
+        {
+            if nss.is_empty() {
+                self.sink
+                    .error(&ns_at, "a contract needs at least one namespace");
+            }
+            let mut modules: BTreeMap<String, String> = BTreeMap::new();
+            for (path, ns) in nss {
+                let this_at = ns_at.join(path);
+                match namespace_module(path) {
                         Some(module) if RESERVED_MODULES.contains(&module.as_str()) => self.sink.error(
                             &this_at,
                             format!("namespace `{path}` would become the module `{module}`, which the generated code uses itself"),
@@ -345,19 +380,20 @@ impl Walker {
                             format!("namespace path `{path}` must be `/` or `/name` (a letter, then letters, digits, `_` or `-`)"),
                         ),
                     }
-                    self.namespace(ns, &this_at);
-                }
+                self.namespace(ns, &this_at);
             }
+        }
     }
 
     fn auth(&mut self, o: &Map<String, Value>, at: &Pointer) {
         if let Some(v) = o.get("auth")
-            && !matches!(v.as_str(), Some("optional" | "required")) {
-                self.sink.error(
-                    &at.join("auth"),
-                    format!("`auth` must be \"optional\" or \"required\", found {v}"),
-                );
-            }
+            && !matches!(v.as_str(), Some("optional" | "required"))
+        {
+            self.sink.error(
+                &at.join("auth"),
+                format!("`auth` must be \"optional\" or \"required\", found {v}"),
+            );
+        }
     }
 
     fn namespace(&mut self, v: &Value, at: &Pointer) {
@@ -368,7 +404,13 @@ impl Walker {
             o,
             at,
             "a namespace",
-            &["description", "auth", "rooms", "clientEvents", "serverEvents"],
+            &[
+                "description",
+                "auth",
+                "rooms",
+                "clientEvents",
+                "serverEvents",
+            ],
             &[],
         );
         self.string(o, "description", at);
@@ -401,15 +443,19 @@ impl Walker {
                         format!("event name `{name}` must be a snake_case identifier (like `send_message`)"),
                     );
                 } else {
-                    for converted in [name.to_pascal_case(), name.to_lower_camel_case()] {
-                        if let Some(other) = seen.get(&converted)
-                            && other != name {
-                                self.sink.error(
-                                    &ev_at,
-                                    format!("event `{name}` collides with `{other}` after case conversion (both become `{converted}`)"),
-                                );
-                            }
-                        seen.insert(converted, name.clone());
+                    // One report per event, naming the first form that collides.
+                    let forms = [name.to_pascal_case(), name.to_lower_camel_case()];
+                    if let Some((other, converted)) = forms
+                        .iter()
+                        .find_map(|f| seen.get(f).filter(|o| *o != name).map(|o| (o.clone(), f)))
+                    {
+                        self.sink.error(
+                            &ev_at,
+                            format!("event `{name}` collides with `{other}` after case conversion (both become `{converted}`)"),
+                        );
+                    }
+                    for f in forms {
+                        seen.entry(f).or_insert_with(|| name.clone());
                     }
                 }
                 self.event(event, &ev_at, client);
@@ -462,7 +508,11 @@ impl Walker {
     }
 
     fn event(&mut self, v: &Value, at: &Pointer, client: bool) {
-        let what = if client { "a client event" } else { "a server event" };
+        let what = if client {
+            "a client event"
+        } else {
+            "a server event"
+        };
         let Some(o) = self.object(v, at, what) else {
             return;
         };
@@ -481,10 +531,20 @@ impl Walker {
             if let Some(rl) = o.get("rateLimit") {
                 let rl_at = at.join("rateLimit");
                 if let Some(r) = self.object(rl, &rl_at, "`rateLimit`") {
-                    self.keys(r, &rl_at, "`rateLimit`", &["max", "windowMs"], &["max", "windowMs"]);
+                    self.keys(
+                        r,
+                        &rl_at,
+                        "`rateLimit`",
+                        &["max", "windowMs"],
+                        &["max", "windowMs"],
+                    );
                     for key in ["max", "windowMs"] {
                         let Some(n) = r.get(key) else { continue };
-                        let limit = if key == "max" { u64::from(u32::MAX) } else { u64::MAX };
+                        let limit = if key == "max" {
+                            u64::from(u32::MAX)
+                        } else {
+                            u64::MAX
+                        };
                         match n.as_u64() {
                             Some(0) => self.sink.error(
                                 &rl_at.join(key),
@@ -530,7 +590,9 @@ impl Walker {
                 "not" => "negated schemas have no Rust or TypeScript type",
                 "allOf" => "combine types by listing their properties (or use `$ref`)",
                 "patternProperties" => "use `additionalProperties` with a schema for maps",
-                "definitions" | "$defs" => "put shared types in the contract's top-level `definitions`",
+                "definitions" | "$defs" => {
+                    "put shared types in the contract's top-level `definitions`"
+                }
                 "$id" | "$schema" => "payload schemas live inside the contract",
                 "dependencies" | "dependentRequired" | "dependentSchemas" | "propertyNames" => {
                     "property dependencies have no Rust or TypeScript type"
@@ -559,7 +621,8 @@ impl Walker {
                 }
             }
             let name = self.reference(r, &at.join("$ref"))?;
-            return (self.sink.diagnostics.len() == errors_before).then(|| node(SchemaKind::Ref(name)));
+            return (self.sink.diagnostics.len() == errors_before)
+                .then(|| node(SchemaKind::Ref(name)));
         }
         if let Some(variants) = o.get("oneOf") {
             for key in o.keys() {
@@ -571,7 +634,10 @@ impl Walker {
                 }
             }
             if o.get("type").is_some_and(|t| t != "object") {
-                self.sink.error(&at.join("type"), "a `oneOf` must be of `\"type\": \"object\"`");
+                self.sink.error(
+                    &at.join("type"),
+                    "a `oneOf` must be of `\"type\": \"object\"`",
+                );
             }
             let kind = self.tagged_union(variants, &at.join("oneOf"))?;
             return (self.sink.diagnostics.len() == errors_before).then(|| node(kind));
@@ -609,16 +675,24 @@ impl Walker {
             Some(other) => {
                 self.sink.error(
                     &at.join("type"),
-                    format!("`type` must be a string or an array, found {}", type_name(other)),
+                    format!(
+                        "`type` must be a string or an array, found {}",
+                        type_name(other)
+                    ),
                 );
                 return None;
             }
         };
         if let Some(t) = ty
-            && !["object", "array", "string", "integer", "number", "boolean", "null"].contains(&t) {
-                self.sink.error(&at.join("type"), format!("unknown type `{t}`"));
-                return None;
-            }
+            && ![
+                "object", "array", "string", "integer", "number", "boolean", "null",
+            ]
+            .contains(&t)
+        {
+            self.sink
+                .error(&at.join("type"), format!("unknown type `{t}`"));
+            return None;
+        }
         // Which type each keyword applies to.
         let applies: [(&str, &[&str]); 13] = [
             ("properties", &["object"]),
@@ -647,7 +721,8 @@ impl Walker {
                     format!(
                         "`{key}` needs `\"type\": \"{}\"`{}",
                         types[0],
-                        ty.map(|t| format!(", but the type is `{t}`")).unwrap_or_default()
+                        ty.map(|t| format!(", but the type is `{t}`"))
+                            .unwrap_or_default()
                     ),
                 ),
             }
@@ -656,17 +731,22 @@ impl Walker {
         self.lengths(o, at, "minItems", "maxItems");
         for key in ["minimum", "maximum"] {
             if let Some(n) = o.get(key)
-                && !n.is_number() {
-                    self.sink.error(&at.join(key), format!("`{key}` must be a number"));
-                }
+                && !n.is_number()
+            {
+                self.sink
+                    .error(&at.join(key), format!("`{key}` must be a number"));
+            }
         }
         if let (Some(min), Some(max)) = (
             o.get("minimum").and_then(Value::as_f64),
             o.get("maximum").and_then(Value::as_f64),
-        )
-            && min > max {
-                self.sink.error(&at.join("minimum"), format!("`minimum` ({min}) is greater than `maximum` ({max})"));
-            }
+        ) && min > max
+        {
+            self.sink.error(
+                &at.join("minimum"),
+                format!("`minimum` ({min}) is greater than `maximum` ({max})"),
+            );
+        }
         let format = self.string(o, "format", at).map(str::to_owned);
         if let (Some(f), Some(t)) = (&format, ty) {
             let allowed: &[&str] = match t {
@@ -678,17 +758,21 @@ impl Walker {
             if !allowed.is_empty() && !allowed.contains(&f.as_str()) {
                 self.sink.error(
                     &at.join("format"),
-                    format!("format `{f}` is not supported for {t}s (supported: {})", allowed.join(", ")),
+                    format!(
+                        "format `{f}` is not supported for {t}s (supported: {})",
+                        allowed.join(", ")
+                    ),
                 );
             }
         }
         if let Some(p) = self.string(o, "pattern", at)
-            && let Err(err) = regress::Regex::new(p) {
-                self.sink.error(
-                    &at.join("pattern"),
-                    format!("`pattern` is not a valid ECMAScript regular expression: {err}"),
-                );
-            }
+            && let Err(err) = regress::Regex::new(p)
+        {
+            self.sink.error(
+                &at.join("pattern"),
+                format!("`pattern` is not a valid ECMAScript regular expression: {err}"),
+            );
+        }
         let enumeration = match o.get("enum") {
             None => Vec::new(),
             Some(Value::Array(values)) if !values.is_empty() => {
@@ -697,7 +781,10 @@ impl Walker {
                 for (i, v) in values.iter().enumerate() {
                     match v.as_str() {
                         Some(s) if seen.insert(s) => out.push(s.to_owned()),
-                        Some(s) => self.sink.error(&at.join("enum").join(i), format!("duplicate enum value `{s}`")),
+                        Some(s) => self.sink.error(
+                            &at.join("enum").join(i),
+                            format!("duplicate enum value `{s}`"),
+                        ),
                         None => self.sink.error(
                             &at.join("enum").join(i),
                             format!("enum values must be strings, found {}", type_name(v)),
@@ -707,7 +794,10 @@ impl Walker {
                 out
             }
             Some(_) => {
-                self.sink.error(&at.join("enum"), "`enum` must be a non-empty array of strings");
+                self.sink.error(
+                    &at.join("enum"),
+                    "`enum` must be a non-empty array of strings",
+                );
                 Vec::new()
             }
         };
@@ -792,20 +882,24 @@ impl Walker {
     fn lengths(&mut self, o: &Map<String, Value>, at: &Pointer, min: &str, max: &str) {
         for key in [min, max] {
             if let Some(v) = o.get(key)
-                && v.as_u64().is_none() {
-                    self.sink.error(
-                        &at.join(key),
-                        format!("`{key}` must be a non-negative integer, found {v}"),
-                    );
-                }
+                && v.as_u64().is_none()
+            {
+                self.sink.error(
+                    &at.join(key),
+                    format!("`{key}` must be a non-negative integer, found {v}"),
+                );
+            }
         }
         if let (Some(lo), Some(hi)) = (
             o.get(min).and_then(Value::as_u64),
             o.get(max).and_then(Value::as_u64),
-        )
-            && lo > hi {
-                self.sink.error(&at.join(min), format!("`{min}` ({lo}) is greater than `{max}` ({hi})"));
-            }
+        ) && lo > hi
+        {
+            self.sink.error(
+                &at.join(min),
+                format!("`{min}` ({lo}) is greater than `{max}` ({hi})"),
+            );
+        }
     }
 
     fn object_kind(&mut self, o: &Map<String, Value>, at: &Pointer) -> Option<SchemaKind> {
@@ -821,18 +915,26 @@ impl Walker {
                 let mut out = Vec::new();
                 for (i, n) in names.iter().enumerate() {
                     match n.as_str() {
-                        Some(s) if props.is_some_and(|p| p.contains_key(s)) => out.push(s.to_owned()),
+                        Some(s) if props.is_some_and(|p| p.contains_key(s)) => {
+                            out.push(s.to_owned())
+                        }
                         Some(s) => self.sink.error(
                             &at.join("required").join(i),
                             format!("required property `{s}` is not in `properties`"),
                         ),
-                        None => self.sink.error(&at.join("required").join(i), "`required` entries must be strings"),
+                        None => self.sink.error(
+                            &at.join("required").join(i),
+                            "`required` entries must be strings",
+                        ),
                     }
                 }
                 out
             }
             Some(_) => {
-                self.sink.error(&at.join("required"), "`required` must be an array of property names");
+                self.sink.error(
+                    &at.join("required"),
+                    "`required` must be an array of property names",
+                );
                 Vec::new()
             }
         };
@@ -847,7 +949,10 @@ impl Walker {
                     );
                 }
                 if name.is_empty() || rust.is_empty() {
-                    self.sink.error(&props_at.join(name), "property names need at least one letter or digit");
+                    self.sink.error(
+                        &props_at.join(name),
+                        "property names need at least one letter or digit",
+                    );
                 }
                 if let Some(s) = self.schema(schema, &props_at.join(name)) {
                     properties.push(Property {
@@ -890,7 +995,10 @@ impl Walker {
             return None;
         };
         if !self.definitions.contains_key(name) {
-            self.sink.error(at, format!("unknown `$ref` `{r}`: there is no definition `{name}`"));
+            self.sink.error(
+                at,
+                format!("unknown `$ref` `{r}`: there is no definition `{name}`"),
+            );
             return None;
         }
         Some(name.to_owned())
@@ -901,7 +1009,10 @@ impl Walker {
             self.sink.error(at, "`anyOf` must be an array");
             return None;
         };
-        let is_null = |b: &Value| b.get("type").and_then(Value::as_str) == Some("null") && b.as_object().is_some_and(|o| o.len() == 1);
+        let is_null = |b: &Value| {
+            b.get("type").and_then(Value::as_str) == Some("null")
+                && b.as_object().is_some_and(|o| o.len() == 1)
+        };
         let nulls = branches.iter().filter(|b| is_null(b)).count();
         if branches.len() != 2 || nulls != 1 {
             self.sink.error(
@@ -926,7 +1037,10 @@ impl Walker {
 
     fn tagged_union(&mut self, variants: &Value, at: &Pointer) -> Option<SchemaKind> {
         let Some(list) = variants.as_array().filter(|l| l.len() >= 2) else {
-            self.sink.error(at, "`oneOf` must be an array of at least two object schemas");
+            self.sink.error(
+                at,
+                "`oneOf` must be an array of at least two object schemas",
+            );
             return None;
         };
         let mut nodes = Vec::new();
