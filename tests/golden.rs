@@ -73,8 +73,16 @@ fn every_generated_file_has_the_header() {
     for dir in cases() {
         let input = contract_of(&dir);
         for f in generate_all(std::slice::from_ref(&input), &Options::default()).unwrap() {
-            assert!(output::is_generated(&f.contents), "{} has no @generated header", f.path.display());
-            assert!(!f.contents.contains("0.1.0"), "{}: no tool version in output", f.path.display());
+            assert!(
+                output::is_generated(&f.contents),
+                "{} has no @generated header",
+                f.path.display()
+            );
+            assert!(
+                !f.contents.contains("0.1.0"),
+                "{}: no tool version in output",
+                f.path.display()
+            );
         }
     }
 }
@@ -86,9 +94,14 @@ fn runtime_dependency_is_an_option() {
         runtime: evcontract::RuntimeDep::Path("../../runtime".into()),
     };
     let files = generate_all(std::slice::from_ref(&input), &options).unwrap();
-    let manifest = files.iter().find(|f| f.path.ends_with("Cargo.toml")).unwrap();
+    let manifest = files
+        .iter()
+        .find(|f| f.path.ends_with("Cargo.toml"))
+        .unwrap();
     assert!(
-        manifest.contents.contains("evcontract-runtime = { path = \"../../runtime\" }"),
+        manifest
+            .contents
+            .contains("evcontract-runtime = { path = \"../../runtime\" }"),
         "{}",
         manifest.contents
     );

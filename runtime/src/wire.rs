@@ -268,6 +268,13 @@ pub fn decode_payload<T: DeserializeOwned>(value: Value) -> Result<T, EventError
     })
 }
 
+/// Serializes an ack's data for the envelope; a failure (which only a
+/// hand-written `Serialize` can cause) is `INTERNAL`.
+pub fn encode_ack<T: Serialize>(ack: &T) -> Result<Value, EventError> {
+    serde_json::to_value(ack)
+        .map_err(|err| EventError::internal(format!("could not serialize the ack: {err}")))
+}
+
 fn json_pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();

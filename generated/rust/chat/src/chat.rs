@@ -59,3 +59,299 @@ pub mod rooms {
         ::std::format!("thread:{}", thread_id)
     }
 }
+/// The typed server of namespace `/chat` (feature `server`).
+///
+/// Implement [`ChatHandler`] and mount it with [`register`]; the
+/// runtime does the rest before your method runs: activity tracking, auth,
+/// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
+/// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
+/// envelope (or the `error` event for events without ack).
+#[cfg(feature = "server")]
+pub mod server {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::server as rt;
+    /// The namespace as the runtime sees it.
+    pub static SPEC: rt::NamespaceSpec = rt::NamespaceSpec {
+        path: super::NAMESPACE,
+        auth: rt::AuthMode::Optional,
+        client_events: &[
+            rt::EventSpec {
+                name: super::client_events::JOIN_THREAD,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::None,
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
+            },
+            rt::EventSpec {
+                name: super::client_events::LEAVE_THREAD,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::None,
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
+            },
+            rt::EventSpec {
+                name: super::client_events::SEND_MESSAGE,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 20,
+                    window_ms: 10000,
+                }),
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"content\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2000}},\"required\":[\"threadId\",\"content\"],\"additionalProperties\":false}",
+            },
+            rt::EventSpec {
+                name: super::client_events::TYPING,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::None,
+                acked: false,
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"isTyping\":{\"type\":\"boolean\"}},\"required\":[\"threadId\",\"isTyping\"],\"additionalProperties\":false}",
+            },
+            rt::EventSpec {
+                name: super::client_events::MARK_READ,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::None,
+                acked: false,
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"messageIds\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"threadId\",\"messageIds\"],\"additionalProperties\":false}",
+            },
+        ],
+        server_events: super::server_events::ALL,
+    };
+    /// The handlers of namespace `/chat`: one method per client event.
+    ///
+    /// Implement the methods with `async fn`. A method returns the typed ack
+    /// (or `()` for events without ack), or an [`EventError`] that is sent to
+    /// the client.
+    pub trait ChatHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `join_thread` (authentication required).
+        ///
+        /// Join a thread's room; everyone in it (the joiner too) gets `joined`.
+        fn join_thread(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::JoinThread,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::JoinThreadAck, EventError>,
+        > + ::core::marker::Send;
+        /// `leave_thread` (authentication required).
+        ///
+        /// Leave a thread's room; the remaining members get `left`.
+        fn leave_thread(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::LeaveThread,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::LeaveThreadAck, EventError>,
+        > + ::core::marker::Send;
+        /// `send_message` (authentication required), at most 20 per 10000 ms per client.
+        ///
+        /// Post a message to a thread the sender has joined; the whole room gets `new_message`.
+        fn send_message(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::SendMessage,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::Message, EventError>,
+        > + ::core::marker::Send;
+        /// `typing` (authentication required).
+        ///
+        /// Typing started or stopped; the rest of the room gets `typing_indicator`.
+        fn typing(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::Typing,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), EventError>,
+        > + ::core::marker::Send;
+        /// `mark_read` (authentication required).
+        ///
+        /// Mark messages as read; the rest of the room gets `message_read`.
+        fn mark_read(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::MarkRead,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), EventError>,
+        > + ::core::marker::Send;
+        /// Called once when the namespace is mounted, with its typed emitter
+        /// (for example to start periodic pushes).
+        fn after_init(
+            &self,
+            _emitter: ChatEmitter,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called for every new connection, after the runtime recorded its
+        /// metadata and joined its user rooms.
+        fn on_connect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called when a connection goes away, before its metadata is removed.
+        fn on_disconnect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+    }
+    /// Decodes payloads and calls the handler; everything else is the runtime's.
+    struct Glue<H>(::std::sync::Arc<H>);
+    impl<H: ChatHandler> rt::Dispatch for Glue<H> {
+        fn dispatch(
+            &self,
+            ctx: rt::SocketContext,
+            event: &'static rt::EventSpec,
+            payload: ::evcontract_runtime::__private::serde_json::Value,
+        ) -> rt::BoxFuture<
+            'static,
+            ::core::result::Result<
+                ::evcontract_runtime::__private::serde_json::Value,
+                EventError,
+            >,
+        > {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                match event.name {
+                    super::client_events::JOIN_THREAD => {
+                        let payload: crate::JoinThread = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        let ack = handler.join_thread(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    }
+                    super::client_events::LEAVE_THREAD => {
+                        let payload: crate::LeaveThread = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        let ack = handler.leave_thread(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    }
+                    super::client_events::SEND_MESSAGE => {
+                        let payload: crate::SendMessage = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        let ack = handler.send_message(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    }
+                    super::client_events::TYPING => {
+                        let payload: crate::Typing = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        handler.typing(&ctx, payload).await?;
+                        ::core::result::Result::Ok(
+                            ::evcontract_runtime::__private::serde_json::Value::Null,
+                        )
+                    }
+                    super::client_events::MARK_READ => {
+                        let payload: crate::MarkRead = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        handler.mark_read(&ctx, payload).await?;
+                        ::core::result::Result::Ok(
+                            ::evcontract_runtime::__private::serde_json::Value::Null,
+                        )
+                    }
+                    other => {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    }
+                }
+            })
+        }
+        fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_connect(&ctx).await })
+        }
+        fn on_disconnect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_disconnect(&ctx).await })
+        }
+        fn after_init(&self, emitter: rt::Emitter) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                handler.after_init(ChatEmitter(emitter)).await
+            })
+        }
+    }
+    /// Mounts `handler` on `gateway` for namespace `/chat` and returns
+    /// the namespace's typed emitter.
+    pub async fn register<H: ChatHandler>(
+        gateway: &rt::Gateway,
+        handler: H,
+    ) -> ::core::result::Result<ChatEmitter, rt::ServerError> {
+        gateway
+            .register(&SPEC, Glue(::std::sync::Arc::new(handler)))
+            .await
+            .map(ChatEmitter)
+    }
+    /// Sends exactly the server events of namespace `/chat`, typed, to
+    /// a [`rt::Target`]: a socket, a room (optionally except one socket), all,
+    /// authenticated clients only, or one user.
+    #[derive(Clone)]
+    pub struct ChatEmitter(rt::Emitter);
+    impl ChatEmitter {
+        /// The emitter of this namespace on `gateway`.
+        pub fn new(gateway: &rt::Gateway) -> Self {
+            Self(gateway.emitter(super::NAMESPACE))
+        }
+        /// The emitter of the namespace a handler runs in.
+        pub fn of(ctx: &rt::SocketContext) -> Self {
+            Self(ctx.emitter())
+        }
+        /// The untyped emitter underneath (room members, counts, statistics).
+        pub fn raw(&self) -> &rt::Emitter {
+            &self.0
+        }
+        /// Sends `new_message`.
+        ///
+        /// A message was posted in a thread.
+        pub async fn new_message(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::NewMessage,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::NEW_MESSAGE, payload).await
+        }
+        /// Sends `message_read`.
+        ///
+        /// A member read messages.
+        pub async fn message_read(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::MessageRead,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::MESSAGE_READ, payload).await
+        }
+        /// Sends `typing_indicator`.
+        ///
+        /// A member started or stopped typing.
+        pub async fn typing_indicator(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::TypingIndicator,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::TYPING_INDICATOR, payload).await
+        }
+        /// Sends `joined`.
+        ///
+        /// A user joined a thread.
+        pub async fn joined(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::Joined,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::JOINED, payload).await
+        }
+        /// Sends `left`.
+        ///
+        /// A user left a thread.
+        pub async fn left(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::Left,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::LEFT, payload).await
+        }
+    }
+}

@@ -26,3 +26,169 @@ pub mod server_events {
 /// Room names of this namespace, built from the contract's patterns so that a
 /// room name is never a hand-built string.
 pub mod rooms {}
+/// The typed server of namespace `/health` (feature `server`).
+///
+/// Implement [`HealthHandler`] and mount it with [`register`]; the
+/// runtime does the rest before your method runs: activity tracking, auth,
+/// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
+/// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
+/// envelope (or the `error` event for events without ack).
+#[cfg(feature = "server")]
+pub mod server {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::server as rt;
+    /// The namespace as the runtime sees it.
+    pub static SPEC: rt::NamespaceSpec = rt::NamespaceSpec {
+        path: super::NAMESPACE,
+        auth: rt::AuthMode::Optional,
+        client_events: &[
+            rt::EventSpec {
+                name: super::client_events::REQUEST_REFRESH,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 5,
+                    window_ms: 60000,
+                }),
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+            },
+        ],
+        server_events: super::server_events::ALL,
+    };
+    /// The handlers of namespace `/health`: one method per client event.
+    ///
+    /// Implement the methods with `async fn`. A method returns the typed ack
+    /// (or `()` for events without ack), or an [`EventError`] that is sent to
+    /// the client.
+    pub trait HealthHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `request_refresh` (authentication required), at most 5 per 60000 ms per client.
+        ///
+        /// Ask for the current health status now.
+        fn request_refresh(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::RequestRefresh,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::HealthStatus, EventError>,
+        > + ::core::marker::Send;
+        /// Called once when the namespace is mounted, with its typed emitter
+        /// (for example to start periodic pushes).
+        fn after_init(
+            &self,
+            _emitter: HealthEmitter,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called for every new connection, after the runtime recorded its
+        /// metadata and joined its user rooms.
+        fn on_connect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called when a connection goes away, before its metadata is removed.
+        fn on_disconnect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+    }
+    /// Decodes payloads and calls the handler; everything else is the runtime's.
+    struct Glue<H>(::std::sync::Arc<H>);
+    impl<H: HealthHandler> rt::Dispatch for Glue<H> {
+        fn dispatch(
+            &self,
+            ctx: rt::SocketContext,
+            event: &'static rt::EventSpec,
+            payload: ::evcontract_runtime::__private::serde_json::Value,
+        ) -> rt::BoxFuture<
+            'static,
+            ::core::result::Result<
+                ::evcontract_runtime::__private::serde_json::Value,
+                EventError,
+            >,
+        > {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                match event.name {
+                    super::client_events::REQUEST_REFRESH => {
+                        let payload: crate::RequestRefresh = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        let ack = handler.request_refresh(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    }
+                    other => {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    }
+                }
+            })
+        }
+        fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_connect(&ctx).await })
+        }
+        fn on_disconnect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_disconnect(&ctx).await })
+        }
+        fn after_init(&self, emitter: rt::Emitter) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                handler.after_init(HealthEmitter(emitter)).await
+            })
+        }
+    }
+    /// Mounts `handler` on `gateway` for namespace `/health` and returns
+    /// the namespace's typed emitter.
+    pub async fn register<H: HealthHandler>(
+        gateway: &rt::Gateway,
+        handler: H,
+    ) -> ::core::result::Result<HealthEmitter, rt::ServerError> {
+        gateway
+            .register(&SPEC, Glue(::std::sync::Arc::new(handler)))
+            .await
+            .map(HealthEmitter)
+    }
+    /// Sends exactly the server events of namespace `/health`, typed, to
+    /// a [`rt::Target`]: a socket, a room (optionally except one socket), all,
+    /// authenticated clients only, or one user.
+    #[derive(Clone)]
+    pub struct HealthEmitter(rt::Emitter);
+    impl HealthEmitter {
+        /// The emitter of this namespace on `gateway`.
+        pub fn new(gateway: &rt::Gateway) -> Self {
+            Self(gateway.emitter(super::NAMESPACE))
+        }
+        /// The emitter of the namespace a handler runs in.
+        pub fn of(ctx: &rt::SocketContext) -> Self {
+            Self(ctx.emitter())
+        }
+        /// The untyped emitter underneath (room members, counts, statistics).
+        pub fn raw(&self) -> &rt::Emitter {
+            &self.0
+        }
+        /// Sends `health_status`.
+        ///
+        /// Current health; sent to authenticated clients on connect and periodically.
+        pub async fn health_status(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::HealthStatus,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::HEALTH_STATUS, payload).await
+        }
+        /// Sends `vps_update`.
+        ///
+        /// Resource usage of a host.
+        pub async fn vps_update(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::VpsData,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::VPS_UPDATE, payload).await
+        }
+    }
+}

@@ -22,3 +22,157 @@ pub mod server_events {
 /// Room names of this namespace, built from the contract's patterns so that a
 /// room name is never a hand-built string.
 pub mod rooms {}
+/// The typed server of namespace `/admin-panel` (feature `server`).
+///
+/// Implement [`AdminPanelHandler`] and mount it with [`register`]; the
+/// runtime does the rest before your method runs: activity tracking, auth,
+/// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
+/// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
+/// envelope (or the `error` event for events without ack).
+#[cfg(feature = "server")]
+pub mod server {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::server as rt;
+    /// The namespace as the runtime sees it.
+    pub static SPEC: rt::NamespaceSpec = rt::NamespaceSpec {
+        path: super::NAMESPACE,
+        auth: rt::AuthMode::Required,
+        client_events: &[
+            rt::EventSpec {
+                name: super::client_events::PING,
+                auth: rt::AuthMode::Optional,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 1,
+                    window_ms: 1000,
+                }),
+                acked: false,
+                schema: "{\"type\":\"object\",\"properties\":{\"nonce\":{\"type\":[\"integer\",\"null\"]}}}",
+            },
+        ],
+        server_events: super::server_events::ALL,
+    };
+    /// The handlers of namespace `/admin-panel`: one method per client event.
+    ///
+    /// Implement the methods with `async fn`. A method returns the typed ack
+    /// (or `()` for events without ack), or an [`EventError`] that is sent to
+    /// the client.
+    pub trait AdminPanelHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `ping`, at most 1 per 1000 ms per client.
+        fn ping(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::AdminPanelPing,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), EventError>,
+        > + ::core::marker::Send;
+        /// Called once when the namespace is mounted, with its typed emitter
+        /// (for example to start periodic pushes).
+        fn after_init(
+            &self,
+            _emitter: AdminPanelEmitter,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called for every new connection, after the runtime recorded its
+        /// metadata and joined its user rooms.
+        fn on_connect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called when a connection goes away, before its metadata is removed.
+        fn on_disconnect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+    }
+    /// Decodes payloads and calls the handler; everything else is the runtime's.
+    struct Glue<H>(::std::sync::Arc<H>);
+    impl<H: AdminPanelHandler> rt::Dispatch for Glue<H> {
+        fn dispatch(
+            &self,
+            ctx: rt::SocketContext,
+            event: &'static rt::EventSpec,
+            payload: ::evcontract_runtime::__private::serde_json::Value,
+        ) -> rt::BoxFuture<
+            'static,
+            ::core::result::Result<
+                ::evcontract_runtime::__private::serde_json::Value,
+                EventError,
+            >,
+        > {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                match event.name {
+                    super::client_events::PING => {
+                        let payload: crate::AdminPanelPing = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        handler.ping(&ctx, payload).await?;
+                        ::core::result::Result::Ok(
+                            ::evcontract_runtime::__private::serde_json::Value::Null,
+                        )
+                    }
+                    other => {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    }
+                }
+            })
+        }
+        fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_connect(&ctx).await })
+        }
+        fn on_disconnect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_disconnect(&ctx).await })
+        }
+        fn after_init(&self, emitter: rt::Emitter) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                handler.after_init(AdminPanelEmitter(emitter)).await
+            })
+        }
+    }
+    /// Mounts `handler` on `gateway` for namespace `/admin-panel` and returns
+    /// the namespace's typed emitter.
+    pub async fn register<H: AdminPanelHandler>(
+        gateway: &rt::Gateway,
+        handler: H,
+    ) -> ::core::result::Result<AdminPanelEmitter, rt::ServerError> {
+        gateway
+            .register(&SPEC, Glue(::std::sync::Arc::new(handler)))
+            .await
+            .map(AdminPanelEmitter)
+    }
+    /// Sends exactly the server events of namespace `/admin-panel`, typed, to
+    /// a [`rt::Target`]: a socket, a room (optionally except one socket), all,
+    /// authenticated clients only, or one user.
+    #[derive(Clone)]
+    pub struct AdminPanelEmitter(rt::Emitter);
+    impl AdminPanelEmitter {
+        /// The emitter of this namespace on `gateway`.
+        pub fn new(gateway: &rt::Gateway) -> Self {
+            Self(gateway.emitter(super::NAMESPACE))
+        }
+        /// The emitter of the namespace a handler runs in.
+        pub fn of(ctx: &rt::SocketContext) -> Self {
+            Self(ctx.emitter())
+        }
+        /// The untyped emitter underneath (room members, counts, statistics).
+        pub fn raw(&self) -> &rt::Emitter {
+            &self.0
+        }
+        /// Sends `notice`.
+        pub async fn notice(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::Notice,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::NOTICE, payload).await
+        }
+    }
+}

@@ -40,3 +40,220 @@ pub mod rooms {
         ::std::format!("board:{}:lane:{}", board_id, lane_id)
     }
 }
+/// The typed server of namespace `/` (feature `server`).
+///
+/// Implement [`RootHandler`] and mount it with [`register`]; the
+/// runtime does the rest before your method runs: activity tracking, auth,
+/// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
+/// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
+/// envelope (or the `error` event for events without ack).
+#[cfg(feature = "server")]
+pub mod server {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::server as rt;
+    /// The namespace as the runtime sees it.
+    pub static SPEC: rt::NamespaceSpec = rt::NamespaceSpec {
+        path: super::NAMESPACE,
+        auth: rt::AuthMode::Optional,
+        client_events: &[
+            rt::EventSpec {
+                name: super::client_events::DRAW,
+                auth: rt::AuthMode::Optional,
+                rate_limit: ::core::option::Option::None,
+                acked: true,
+                schema: "{\"allOf\":[{\"$ref\":\"#/definitions/Shape\"}],\"definitions\":{\"Shape\":{\"description\":\"A tagged union, told apart by `kind`.\",\"oneOf\":[{\"type\":\"object\",\"description\":\"A circle.\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"circle\"},\"radius\":{\"type\":\"number\",\"minimum\":0}},\"required\":[\"kind\",\"radius\"],\"additionalProperties\":false},{\"type\":\"object\",\"description\":\"A rectangle.\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"rect\"},\"width\":{\"type\":\"number\"},\"height\":{\"type\":\"number\"}},\"required\":[\"kind\",\"width\",\"height\"],\"additionalProperties\":false}]}}}",
+            },
+            rt::EventSpec {
+                name: super::client_events::PING,
+                auth: rt::AuthMode::Optional,
+                rate_limit: ::core::option::Option::None,
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+            },
+            rt::EventSpec {
+                name: super::client_events::TYPE,
+                auth: rt::AuthMode::Optional,
+                rate_limit: ::core::option::Option::None,
+                acked: false,
+                schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}",
+            },
+        ],
+        server_events: super::server_events::ALL,
+    };
+    /// The handlers of namespace `/`: one method per client event.
+    ///
+    /// Implement the methods with `async fn`. A method returns the typed ack
+    /// (or `()` for events without ack), or an [`EventError`] that is sent to
+    /// the client.
+    pub trait RootHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `draw`.
+        ///
+        /// Draw a shape.
+        fn draw(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::Shape,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::DrawAck, EventError>,
+        > + ::core::marker::Send;
+        /// `ping`.
+        fn ping(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::RootPing,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::PingAck, EventError>,
+        > + ::core::marker::Send;
+        /// `type`.
+        ///
+        /// An event named like a Rust keyword.
+        fn r#type(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::Type,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), EventError>,
+        > + ::core::marker::Send;
+        /// Called once when the namespace is mounted, with its typed emitter
+        /// (for example to start periodic pushes).
+        fn after_init(
+            &self,
+            _emitter: RootEmitter,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called for every new connection, after the runtime recorded its
+        /// metadata and joined its user rooms.
+        fn on_connect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+        /// Called when a connection goes away, before its metadata is removed.
+        fn on_disconnect(
+            &self,
+            _ctx: &rt::SocketContext,
+        ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send {
+            async {}
+        }
+    }
+    /// Decodes payloads and calls the handler; everything else is the runtime's.
+    struct Glue<H>(::std::sync::Arc<H>);
+    impl<H: RootHandler> rt::Dispatch for Glue<H> {
+        fn dispatch(
+            &self,
+            ctx: rt::SocketContext,
+            event: &'static rt::EventSpec,
+            payload: ::evcontract_runtime::__private::serde_json::Value,
+        ) -> rt::BoxFuture<
+            'static,
+            ::core::result::Result<
+                ::evcontract_runtime::__private::serde_json::Value,
+                EventError,
+            >,
+        > {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                match event.name {
+                    super::client_events::DRAW => {
+                        let payload: crate::Shape = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        let ack = handler.draw(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    }
+                    super::client_events::PING => {
+                        let payload: crate::RootPing = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        let ack = handler.ping(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    }
+                    super::client_events::TYPE => {
+                        let payload: crate::Type = ::evcontract_runtime::wire::decode_payload(
+                            payload,
+                        )?;
+                        handler.r#type(&ctx, payload).await?;
+                        ::core::result::Result::Ok(
+                            ::evcontract_runtime::__private::serde_json::Value::Null,
+                        )
+                    }
+                    other => {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    }
+                }
+            })
+        }
+        fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_connect(&ctx).await })
+        }
+        fn on_disconnect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move { handler.on_disconnect(&ctx).await })
+        }
+        fn after_init(&self, emitter: rt::Emitter) -> rt::BoxFuture<'static, ()> {
+            let handler = ::std::sync::Arc::clone(&self.0);
+            ::std::boxed::Box::pin(async move {
+                handler.after_init(RootEmitter(emitter)).await
+            })
+        }
+    }
+    /// Mounts `handler` on `gateway` for namespace `/` and returns
+    /// the namespace's typed emitter.
+    pub async fn register<H: RootHandler>(
+        gateway: &rt::Gateway,
+        handler: H,
+    ) -> ::core::result::Result<RootEmitter, rt::ServerError> {
+        gateway
+            .register(&SPEC, Glue(::std::sync::Arc::new(handler)))
+            .await
+            .map(RootEmitter)
+    }
+    /// Sends exactly the server events of namespace `/`, typed, to
+    /// a [`rt::Target`]: a socket, a room (optionally except one socket), all,
+    /// authenticated clients only, or one user.
+    #[derive(Clone)]
+    pub struct RootEmitter(rt::Emitter);
+    impl RootEmitter {
+        /// The emitter of this namespace on `gateway`.
+        pub fn new(gateway: &rt::Gateway) -> Self {
+            Self(gateway.emitter(super::NAMESPACE))
+        }
+        /// The emitter of the namespace a handler runs in.
+        pub fn of(ctx: &rt::SocketContext) -> Self {
+            Self(ctx.emitter())
+        }
+        /// The untyped emitter underneath (room members, counts, statistics).
+        pub fn raw(&self) -> &rt::Emitter {
+            &self.0
+        }
+        /// Sends `tree`.
+        pub async fn tree(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::TreeNode,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::TREE, payload).await
+        }
+        /// Sends `scalars`.
+        pub async fn scalars(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::Scalars,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::SCALARS, payload).await
+        }
+        /// Sends `ping`.
+        ///
+        /// Same name as a client event.
+        pub async fn ping(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::RootServerPing,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::PING, payload).await
+        }
+    }
+}
