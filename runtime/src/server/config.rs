@@ -1,0 +1,229 @@
+//! Server configuration.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::ServerError;
+use super::auth::AuthConfig;
+
+/// Default maximum size of one incoming message / payload: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Default number of outgoing packets buffered per connection.
+pub const DEFAULT_BUFFER_SIZE: usize = 1024;
+
+/// Configuration of a [`Gateway`](super::Gateway), builder style.
+///
+/// ```
+/// # use evcontract_runtime::server::{ServerConfig, AuthConfig, CorsConfig};
+/// let config = ServerConfig::new()
+///     .auth(AuthConfig::hs256("secret"))
+///     .cors(CorsConfig::origins(["https://app.example"]).allow_credentials(true))
+///     .max_payload_bytes(256 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub(crate) auth: Option<AuthConfig>,
+    pub(crate) cors: Option<CorsConfig>,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) buffer_size: usize,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) req_path: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            auth: None,
+            cors: None,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(45),
+            ack_timeout: Duration::from_secs(5),
+            req_path: "/socket.io".to_owned(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults: no auth (every connection anonymous), no CORS, 1 MiB
+    /// payloads, 1024-packet buffers, ping 25 s / 20 s, connect timeout 45 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies handshake tokens with this configuration. Without it every
+    /// connection is anonymous (and `AuthMode::Required` namespaces refuse all).
+    #[must_use]
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Enables CORS (off by default) for the HTTP long-polling transport.
+    #[must_use]
+    pub fn cors(mut self, cors: CorsConfig) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Maximum size in bytes of one incoming message (WebSocket message,
+    /// long-polling body or binary attachments). Default 1 MiB.
+    #[must_use]
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes.max(1);
+        self
+    }
+
+    /// Number of outgoing packets socketioxide buffers per connection before
+    /// emits to it fail (`InternalChannelFull`). socketioxide's own default of
+    /// 128 overflows under fan-out bursts (and the overflowing emits are
+    /// lost); the default here is 1024. Memory: the buffer is tokio's bounded
+    /// channel, which allocates slots lazily in blocks of 32, so an idle
+    /// connection costs about one block; the bound is what one slow client
+    /// may pin, e.g. 1024 queued packets of 1 KiB is 1 MiB per stalled client.
+    #[must_use]
+    pub fn buffer_size(mut self, packets: usize) -> Self {
+        self.buffer_size = packets.max(1);
+        self
+    }
+
+    /// Interval between server pings (default 25 s).
+    #[must_use]
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// How long to wait for a pong before closing (default 20 s).
+    #[must_use]
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// How long an engine.io connection may stay without joining any
+    /// namespace (default 45 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long server-to-client acks are awaited (default 5 s).
+    #[must_use]
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// HTTP path of the Socket.IO endpoint (default `/socket.io`).
+    #[must_use]
+    pub fn req_path(mut self, path: impl Into<String>) -> Self {
+        self.req_path = path.into();
+        self
+    }
+}
+
+/// Which origins may use the long-polling transport from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    origins: Option<Vec<String>>,
+    credentials: bool,
+}
+
+impl CorsConfig {
+    /// Allows exactly these origins (for example `https://app.example`).
+    pub fn origins<I, S>(origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            origins: Some(origins.into_iter().map(Into::into).collect()),
+            credentials: false,
+        }
+    }
+
+    /// Allows any origin (`*`). Cannot be combined with credentials.
+    pub fn any_origin() -> Self {
+        Self {
+            origins: None,
+            credentials: false,
+        }
+    }
+
+    /// Allows cookies / credentials (`Access-Control-Allow-Credentials: true`).
+    #[must_use]
+    pub fn allow_credentials(mut self, allow: bool) -> Self {
+        self.credentials = allow;
+        self
+    }
+
+    /// Builds the tower-http layer, refusing `*` together with credentials.
+    pub fn build(&self) -> Result<CorsLayer, ServerError> {
+        let any = match &self.origins {
+            None => true,
+            Some(list) => list.iter().any(|o| o.trim() == "*"),
+        };
+        if any && self.credentials {
+            return Err(ServerError::Config(
+                "CORS: the wildcard origin `*` cannot be combined with credentials; list the allowed origins".to_owned(),
+            ));
+        }
+        let allow_origin = if any {
+            AllowOrigin::any()
+        } else {
+            let mut values = Vec::new();
+            for origin in self.origins.iter().flatten() {
+                let value = HeaderValue::from_str(origin.trim())
+                    .map_err(|_| ServerError::Config(format!("CORS: invalid origin `{origin}`")))?;
+                values.push(value);
+            }
+            if values.is_empty() {
+                return Err(ServerError::Config("CORS: no origin listed".to_owned()));
+            }
+            AllowOrigin::list(values)
+        };
+        Ok(CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_credentials(self.credentials))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_with_credentials_is_an_error() {
+        assert!(matches!(
+            CorsConfig::any_origin().allow_credentials(true).build(),
+            Err(ServerError::Config(_))
+        ));
+        assert!(matches!(
+            CorsConfig::origins(["https://a.example", "*"])
+                .allow_credentials(true)
+                .build(),
+            Err(ServerError::Config(_))
+        ));
+        assert!(CorsConfig::any_origin().build().is_ok());
+        assert!(
+            CorsConfig::origins(["https://a.example"])
+                .allow_credentials(true)
+                .build()
+                .is_ok()
+        );
+        assert!(CorsConfig::origins(["bad\norigin"]).build().is_err());
+        assert!(CorsConfig::origins(Vec::<String>::new()).build().is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! Per-connection state: [`ClientMetadata`] and the [`SocketContext`] handed to handlers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+
+use super::emitter::{EmitError, Emitter};
+use super::rate_limit::ClientLimits;
+use crate::wire::EventError;
+
+/// A snapshot of what the runtime knows about one connection (one socket in
+/// one namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMetadata {
+    /// Socket id (per namespace connection).
+    pub socket_id: String,
+    /// Namespace path.
+    pub namespace: String,
+    /// When the socket joined the namespace.
+    pub connected_at: SystemTime,
+    /// When the last client event arrived (or `connected_at`).
+    pub last_activity: SystemTime,
+    /// The verified user id, if authenticated.
+    pub user_id: Option<String>,
+    /// Whether a token was verified for this connection.
+    pub authenticated: bool,
+    /// Rooms the socket is in (including the runtime's own rooms).
+    pub rooms: Vec<String>,
+    /// Peer address of the HTTP connection, when the server was started with
+    /// connect info (the serve helpers do); proxies are not looked through.
+    pub remote_addr: Option<SocketAddr>,
+    /// `User-Agent` of the handshake request.
+    pub user_agent: Option<String>,
+}
+
+/// The runtime's state of one socket, stored in the socket's extensions (so
+/// it lives exactly as long as socketioxide keeps the socket).
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    pub(crate) socket_id: String,
+    pub(crate) namespace: &'static str,
+    pub(crate) user_id: Option<String>,
+    pub(crate) connected_at: SystemTime,
+    last_activity_ms: AtomicU64,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) limits: ClientLimits,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl ClientState {
+    pub(crate) fn new(
+        socket_id: String,
+        namespace: &'static str,
+        user_id: Option<String>,
+        remote_addr: Option<SocketAddr>,
+        user_agent: Option<String>,
+    ) -> Self {
+        let now = SystemTime::now();
+        Self {
+            socket_id,
+            namespace,
+            user_id,
+            connected_at: now,
+            last_activity_ms: AtomicU64::new(unix_ms(now)),
+            remote_addr,
+            user_agent,
+            limits: ClientLimits::default(),
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        self.last_activity_ms
+            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+    }
+
+    pub(crate) fn last_activity(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn metadata(&self, socket: &SocketRef) -> ClientMetadata {
+        ClientMetadata {
+            socket_id: self.socket_id.clone(),
+            namespace: self.namespace.to_owned(),
+            connected_at: self.connected_at,
+            last_activity: self.last_activity(),
+            user_id: self.user_id.clone(),
+            authenticated: self.user_id.is_some(),
+            rooms: socket.rooms().into_iter().map(|r| r.into_owned()).collect(),
+            remote_addr: self.remote_addr,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+/// The connection an event came from, handed to [`Dispatch`](super::Dispatch)
+/// methods. Cheap to clone.
+#[derive(Clone)]
+pub struct SocketContext {
+    socket: SocketRef,
+    state: Arc<ClientState>,
+    emitter: Emitter,
+}
+
+impl std::fmt::Debug for SocketContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketContext")
+            .field("socket_id", &self.state.socket_id)
+            .field("namespace", &self.state.namespace)
+            .field("user_id", &self.state.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketContext {
+    pub(crate) fn new(socket: SocketRef, state: Arc<ClientState>, emitter: Emitter) -> Self {
+        Self {
+            socket,
+            state,
+            emitter,
+        }
+    }
+
+    /// Socket id of this connection.
+    pub fn socket_id(&self) -> &str {
+        &self.state.socket_id
+    }
+
+    /// Namespace path.
+    pub fn namespace(&self) -> &str {
+        self.state.namespace
+    }
+
+    /// The verified user id, or `None` for an anonymous connection.
+    pub fn user_id(&self) -> Option<&str> {
+        self.state.user_id.as_deref()
+    }
+
+    /// Whether the connection carried a verified token.
+    pub fn is_authenticated(&self) -> bool {
+        self.state.user_id.is_some()
+    }
+
+    /// The user id, or `AUTH_REQUIRED`.
+    pub fn require_auth(&self) -> Result<&str, EventError> {
+        self.user_id().ok_or_else(EventError::auth_required)
+    }
+
+    /// A snapshot of this connection's metadata.
+    pub fn metadata(&self) -> ClientMetadata {
+        self.state.metadata(&self.socket)
+    }
+
+    /// Joins a room of this namespace.
+    pub fn join(&self, room: impl Into<String>) {
+        self.socket.join(room.into());
+    }
+
+    /// Leaves a room of this namespace.
+    pub fn leave(&self, room: impl Into<String>) {
+        self.socket.leave(room.into());
+    }
+
+    /// Rooms this socket is in.
+    pub fn rooms(&self) -> Vec<String> {
+        self.socket
+            .rooms()
+            .into_iter()
+            .map(|r| r.into_owned())
+            .collect()
+    }
+
+    /// Whether this socket is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.socket.rooms().iter().any(|r| r == room)
+    }
+
+    /// The emitter of this namespace.
+    pub fn emitter(&self) -> Emitter {
+        self.emitter.clone()
+    }
+
+    /// Sends `event` to this socket only. Failures are logged, counted and returned.
+    pub fn emit_to_self<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
+        self.emitter.emit_socket_ref(&self.socket, event, payload)
+    }
+
+    /// Records an action under `key` for this client and returns whether it is
+    /// within `max` actions per sliding `window` (a refused action is not recorded).
+    pub fn should_allow_action(&self, key: &str, max: u32, window: Duration) -> bool {
+        self.state.limits.allow_action(key, max, window)
+    }
+
+    /// How long until the action under `key` is allowed again (zero if now).
+    pub fn time_until_allowed(&self, key: &str) -> Duration {
+        self.state.limits.action_wait(key)
+    }
+
+    /// The raw socketioxide socket, for escape hatches.
+    pub fn socket(&self) -> &SocketRef {
+        &self.socket
+    }
+
+    /// Closes this socket's namespace connection.
+    pub fn disconnect(&self) {
+        if let Err(err) = self.socket.clone().disconnect() {
+            tracing::debug!(socket = %self.state.socket_id, %err, "disconnect failed");
+        }
+    }
+}

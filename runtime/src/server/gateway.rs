@@ -1,0 +1,662 @@
+//! The [`Gateway`]: socketioxide setup, namespace registration, the per-event
+//! pipeline and the serve helpers.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::Poll;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::header::USER_AGENT;
+use axum::serve::ListenerExt;
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde_json::Value;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Socket;
+use socketioxide::{ParserConfig, SocketIo};
+use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
+
+use super::ServerError;
+use super::auth::{AuthConfig, extract_token};
+use super::config::ServerConfig;
+use super::context::{ClientMetadata, ClientState, SocketContext};
+use super::emitter::{AUTHENTICATED_ROOM, EmitStats, Emitter, StatsInner, client_state, user_room};
+use super::rate_limit::ceil_millis;
+use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec};
+use crate::wire::{AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes};
+
+/// The Socket.IO server of a contract. Cheap to clone (an `Arc` inside).
+///
+/// ```no_run
+/// # use evcontract_runtime::server::{Gateway, ServerConfig};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let (gateway, _layer) = Gateway::new(ServerConfig::new())?;
+/// // gateway.register(&generated::CHAT_NAMESPACE, generated::ChatGlue::new(handler)).await?;
+/// // Serve until the shutdown future resolves (here: never).
+/// gateway
+///     .serve("127.0.0.1:3000".parse()?, std::future::pending())
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    io: SocketIo,
+    layer: SocketIoLayer,
+    cors: Option<CorsLayer>,
+    auth: Option<Arc<AuthConfig>>,
+    stats: Arc<StatsInner>,
+    namespaces: RwLock<HashMap<&'static str, Arc<NamespaceRuntime>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let namespaces: Vec<&str> = self
+            .inner
+            .namespaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        f.debug_struct("Gateway")
+            .field("namespaces", &namespaces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the socketioxide server. Mount the returned layer in your own
+    /// axum `Router` (with [`Gateway::cors_layer`] if CORS is configured), or
+    /// use [`Gateway::attach`] / [`Gateway::router`] / the serve helpers,
+    /// which do both.
+    pub fn new(config: ServerConfig) -> Result<(Self, SocketIoLayer), ServerError> {
+        let cors = config.cors.as_ref().map(|c| c.build()).transpose()?;
+        let max = config.max_payload_bytes;
+        let parser = ParserConfig::common()
+            .max_incoming_binary_buf_size(max)
+            .max_incoming_binaries(64);
+        let (layer, io) = SocketIo::builder()
+            .req_path(config.req_path.clone())
+            .ping_interval(config.ping_interval)
+            .ping_timeout(config.ping_timeout)
+            .connect_timeout(config.connect_timeout)
+            .ack_timeout(config.ack_timeout)
+            .max_buffer_size(config.buffer_size)
+            .max_payload(u64::try_from(max).unwrap_or(u64::MAX))
+            .ws_max_message_size(max)
+            .ws_max_frame_size(max)
+            .with_parser(parser)
+            .build_layer();
+        let gateway = Self {
+            inner: Arc::new(Inner {
+                io,
+                layer: layer.clone(),
+                cors,
+                auth: config.auth.map(Arc::new),
+                stats: Arc::new(StatsInner::default()),
+                namespaces: RwLock::new(HashMap::new()),
+            }),
+        };
+        Ok((gateway, layer))
+    }
+
+    /// Mounts a contract namespace: compiles every event schema once, wires
+    /// auth, rate limits, validation and `dispatch`, then awaits
+    /// [`Dispatch::after_init`]. Returns the namespace's emitter.
+    pub async fn register<D: Dispatch>(
+        &self,
+        spec: &'static NamespaceSpec,
+        dispatch: D,
+    ) -> Result<Emitter, ServerError> {
+        if !spec.path.starts_with('/') {
+            return Err(ServerError::Namespace(format!(
+                "namespace path `{}` must start with `/`",
+                spec.path
+            )));
+        }
+        let mut events = HashMap::with_capacity(spec.client_events.len());
+        for event in spec.client_events {
+            let validator = compile_schema(spec.path, event)?;
+            if events
+                .insert(
+                    event.name,
+                    CompiledEvent {
+                        spec: event,
+                        validator,
+                    },
+                )
+                .is_some()
+            {
+                return Err(ServerError::Namespace(format!(
+                    "event `{}` is declared twice in namespace `{}`",
+                    event.name, spec.path
+                )));
+            }
+        }
+        let rt = Arc::new(NamespaceRuntime {
+            spec,
+            events,
+            dispatch: Box::new(dispatch),
+            auth: self.inner.auth.clone(),
+            emitter: self.emitter(spec.path),
+        });
+        {
+            let mut map = self
+                .inner
+                .namespaces
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if map.contains_key(spec.path) {
+                return Err(ServerError::Namespace(format!(
+                    "namespace `{}` is already registered",
+                    spec.path
+                )));
+            }
+            map.insert(spec.path, rt.clone());
+        }
+        mount(&self.inner.io, rt.clone());
+        let emitter = rt.emitter.clone();
+        let init = emitter.clone();
+        if let Err(panic) = guarded(|| rt.dispatch.after_init(init)).await {
+            tracing::error!(namespace = spec.path, panic, "after_init panicked");
+        }
+        Ok(emitter)
+    }
+
+    /// The emitter of namespace `ns` (emits fail with `UnknownNamespace`
+    /// while it is not registered).
+    pub fn emitter(&self, ns: &str) -> Emitter {
+        Emitter::new(
+            self.inner.io.clone(),
+            Arc::from(ns),
+            self.inner.stats.clone(),
+        )
+    }
+
+    /// Sockets connected to namespace `ns`.
+    pub fn connected_count(&self, ns: &str) -> usize {
+        self.emitter(ns).connected_count()
+    }
+
+    /// Sockets connected over every registered namespace (one client joined
+    /// to two namespaces counts twice).
+    pub fn total_connected(&self) -> usize {
+        self.namespace_paths()
+            .into_iter()
+            .map(|ns| self.connected_count(ns))
+            .sum()
+    }
+
+    /// Metadata of socket `socket_id` in namespace `ns`, while it is connected.
+    pub fn client_metadata(&self, ns: &str, socket_id: &str) -> Option<ClientMetadata> {
+        self.emitter(ns).client_metadata(socket_id)
+    }
+
+    /// Metadata of every socket connected to namespace `ns`.
+    pub fn clients(&self, ns: &str) -> Vec<ClientMetadata> {
+        self.emitter(ns).clients()
+    }
+
+    /// Paths of the registered namespaces.
+    pub fn namespace_paths(&self) -> Vec<&'static str> {
+        self.inner
+            .namespaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Emit counters (every failed emit is also logged with `tracing`).
+    pub fn emit_stats(&self) -> EmitStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// The socketioxide handle, for escape hatches.
+    pub fn io(&self) -> &SocketIo {
+        &self.inner.io
+    }
+
+    /// The socketioxide layer (the same as the one [`Gateway::new`] returned).
+    pub fn layer(&self) -> SocketIoLayer {
+        self.inner.layer.clone()
+    }
+
+    /// The CORS layer, when CORS is configured.
+    pub fn cors_layer(&self) -> Option<CorsLayer> {
+        self.inner.cors.clone()
+    }
+
+    /// Adds the Socket.IO endpoint (and CORS, when configured) to `router`.
+    pub fn attach(&self, router: Router) -> Router {
+        let router = router.layer(self.layer());
+        match self.cors_layer() {
+            Some(cors) => router.layer(cors),
+            None => router,
+        }
+    }
+
+    /// A router with only the Socket.IO endpoint.
+    pub fn router(&self) -> Router {
+        self.attach(Router::new())
+    }
+
+    /// Binds `addr` and serves [`Gateway::router`] until `shutdown` resolves.
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_listener(listener, shutdown).await
+    }
+
+    /// Serves [`Gateway::router`] on an already bound listener (bind port 0
+    /// in tests) until `shutdown` resolves.
+    pub async fn serve_listener(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        self.serve_with(listener, self.router(), shutdown).await
+    }
+
+    /// Serves a router of your own (built with [`Gateway::attach`], so it has
+    /// your routes too) with TCP_NODELAY and peer addresses recorded. When
+    /// `shutdown` resolves, every socket is closed and the server drains.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let io = self.inner.io.clone();
+        let signal = async move {
+            shutdown.await;
+            // Upgraded WebSocket connections are not tracked by the HTTP
+            // server's graceful shutdown: close them explicitly.
+            io.close().await;
+        };
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await?;
+        Ok(())
+    }
+
+    /// Disconnects every socket of every namespace.
+    pub async fn close(&self) {
+        self.inner.io.close().await;
+    }
+}
+
+fn compile_schema(ns: &str, event: &EventSpec) -> Result<jsonschema::Validator, ServerError> {
+    let schema_error = |message: String| ServerError::Schema {
+        namespace: ns.to_owned(),
+        event: event.name.to_owned(),
+        message,
+    };
+    let schema: Value =
+        serde_json::from_str(event.schema).map_err(|e| schema_error(format!("not JSON: {e}")))?;
+    jsonschema::draft7::new(&schema).map_err(|e| schema_error(e.to_string()))
+}
+
+struct CompiledEvent {
+    spec: &'static EventSpec,
+    validator: jsonschema::Validator,
+}
+
+struct NamespaceRuntime {
+    spec: &'static NamespaceSpec,
+    events: HashMap<&'static str, CompiledEvent>,
+    dispatch: Box<dyn Dispatch>,
+    auth: Option<Arc<AuthConfig>>,
+    emitter: Emitter,
+}
+
+fn mount(io: &SocketIo, rt: Arc<NamespaceRuntime>) {
+    let path = rt.spec.path;
+    let on_connect = {
+        let rt = rt.clone();
+        move |socket: SocketRef| {
+            let rt = rt.clone();
+            async move { rt.connected(socket).await }
+        }
+    };
+    let admit = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+        let rt = rt.clone();
+        async move { rt.admit(socket, auth.ok()) }
+    };
+    io.ns(path, on_connect.with(admit));
+}
+
+impl NamespaceRuntime {
+    /// Connect middleware: runs before the socket is connected, so a refusal
+    /// becomes a `connect_error` and the event handlers are in place before
+    /// the client can send anything.
+    fn admit(self: &Arc<Self>, socket: SocketRef, auth: Option<Value>) -> Result<(), &'static str> {
+        let parts = socket.req_parts();
+        let user_id = match extract_token(auth.as_ref(), &parts.headers) {
+            None => None,
+            Some(token) => match &self.auth {
+                Some(cfg) => match cfg.verify(&token) {
+                    Ok(user_id) => Some(user_id),
+                    Err(err) => {
+                        tracing::debug!(namespace = self.spec.path, %err, "token refused");
+                        return Err(codes::INVALID_TOKEN);
+                    }
+                },
+                None => {
+                    tracing::debug!(
+                        namespace = self.spec.path,
+                        "token ignored: the gateway has no AuthConfig"
+                    );
+                    None
+                }
+            },
+        };
+        if user_id.is_none() && self.spec.auth == AuthMode::Required {
+            return Err(codes::AUTH_REQUIRED);
+        }
+        let remote_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(user_id) = &user_id {
+            socket.join(vec![user_room(user_id), AUTHENTICATED_ROOM.to_owned()]);
+        }
+        let state = ClientState::new(
+            socket.id.to_string(),
+            self.spec.path,
+            user_id,
+            remote_addr,
+            user_agent,
+        );
+        socket.extensions.insert(Arc::new(state));
+
+        let rt = self.clone();
+        socket.on_fallback(move |socket: SocketRef, event: IncomingEvent| {
+            let rt = rt.clone();
+            async move { rt.handle_event(socket, event).await }
+        });
+        let rt = self.clone();
+        socket.on_disconnect(move |socket: SocketRef| {
+            let rt = rt.clone();
+            async move { rt.disconnected(socket).await }
+        });
+        Ok(())
+    }
+
+    fn context(&self, socket: &SocketRef) -> Option<SocketContext> {
+        let state = client_state(socket)?;
+        Some(SocketContext::new(
+            socket.clone(),
+            state,
+            self.emitter.clone(),
+        ))
+    }
+
+    async fn connected(&self, socket: SocketRef) {
+        let Some(ctx) = self.context(&socket) else {
+            return;
+        };
+        if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
+            tracing::error!(namespace = self.spec.path, panic, "on_connect panicked");
+        }
+    }
+
+    async fn disconnected(&self, socket: SocketRef) {
+        let Some(ctx) = self.context(&socket) else {
+            return;
+        };
+        if let Err(panic) = guarded(|| self.dispatch.on_disconnect(ctx)).await {
+            tracing::error!(namespace = self.spec.path, panic, "on_disconnect panicked");
+        }
+        // socketioxide drops the socket (and with it the metadata kept in
+        // its extensions) right after this handler returns.
+    }
+
+    async fn handle_event(&self, socket: SocketRef, event: IncomingEvent) {
+        let Some(state) = client_state(&socket) else {
+            tracing::warn!(
+                namespace = self.spec.path,
+                "event from a socket without state"
+            );
+            return;
+        };
+        state.touch();
+        let compiled = self.events.get(event.name.as_str());
+        // Unknown events: answer through the ack when the client asked for one.
+        let acked = compiled.map_or(event.ack_id.is_some(), |c| c.spec.acked);
+        let via_ack = acked && event.ack_id.is_some();
+        let result = match compiled {
+            None => Err(EventError::unknown_event(&event.name)),
+            Some(compiled) => self.run(&socket, &state, compiled, event.payload).await,
+        };
+        match (result, via_ack) {
+            (Ok(data), true) => self.send_ack(event.ack, &event.name, &AckResponse::Success(data)),
+            (Ok(_), false) => {}
+            (Err(err), true) => {
+                self.send_ack(event.ack, &event.name, &AckResponse::<Value>::Failure(err))
+            }
+            (Err(err), false) => {
+                let payload = ErrorEvent::new(event.name, err);
+                // Failures are logged and counted by the emitter.
+                let _ = self.emitter.emit_socket_ref(&socket, ERROR_EVENT, &payload);
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        socket: &SocketRef,
+        state: &Arc<ClientState>,
+        compiled: &CompiledEvent,
+        payload: Result<Value, String>,
+    ) -> Result<Value, EventError> {
+        let spec = compiled.spec;
+        if spec.auth == AuthMode::Required && state.user_id.is_none() {
+            return Err(EventError::auth_required());
+        }
+        if let Some(limit) = spec.rate_limit {
+            state
+                .limits
+                .check_event(spec.name, limit.max, Duration::from_millis(limit.window_ms))
+                .map_err(|wait| EventError::rate_limited(ceil_millis(wait)))?;
+        }
+        let payload = payload.map_err(|reason| EventError::invalid_payload("", reason))?;
+        if let Err(err) = compiled.validator.validate(&payload) {
+            return Err(EventError::invalid_payload(
+                err.instance_path().as_str(),
+                err.masked().to_string(),
+            ));
+        }
+        let ctx = SocketContext::new(socket.clone(), state.clone(), self.emitter.clone());
+        match guarded(|| self.dispatch.dispatch(ctx, spec, payload)).await {
+            Ok(result) => result,
+            Err(panic) => {
+                tracing::error!(
+                    namespace = self.spec.path,
+                    event = spec.name,
+                    panic,
+                    "event handler panicked"
+                );
+                Err(EventError::internal("internal error"))
+            }
+        }
+    }
+
+    fn send_ack(&self, ack: AckSender, event: &str, response: &AckResponse<Value>) {
+        match ack.send(response) {
+            Ok(()) => self.emitter.record_send_success(),
+            Err(err) => self.emitter.record_send_failure(event, err),
+        }
+    }
+}
+
+/// Calls `make` and awaits its future, turning a panic in either into `Err`
+/// with the panic message.
+async fn guarded<T>(make: impl FnOnce() -> BoxFuture<'static, T>) -> Result<T, String> {
+    let mut fut = catch_unwind(AssertUnwindSafe(make)).map_err(|p| panic_message(p.as_ref()))?;
+    std::future::poll_fn(
+        move |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic_message(panic.as_ref()))),
+        },
+    )
+    .await
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// The raw incoming event: name, first argument as raw JSON (a missing
+/// argument is `null`; further arguments are ignored) and the ack.
+///
+/// Deliberately not socketioxide's `Data<T>`, which drops events whose payload
+/// fails to deserialize without answering.
+struct IncomingEvent {
+    name: String,
+    payload: Result<Value, String>,
+    ack: AckSender,
+    ack_id: Option<i64>,
+}
+
+impl FromMessageParts<LocalAdapter> for IncomingEvent {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        socket: &Arc<Socket<LocalAdapter>>,
+        value: &mut SioValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let ack = match AckSender::from_message_parts(socket, value, ack_id) {
+            Ok(ack) => ack,
+            Err(never) => match never {},
+        };
+        let (name, payload) = match value {
+            SioValue::Str(data, _) => match serde_json::from_str::<EventArray>(data.as_str()) {
+                Ok(EventArray(name, payload)) => (name, Ok(payload)),
+                Err(err) => (String::new(), Err(err.to_string())),
+            },
+            SioValue::Bytes(_) => (
+                String::new(),
+                Err("binary packets are not supported".to_owned()),
+            ),
+        };
+        Ok(Self {
+            name,
+            payload,
+            ack,
+            ack_id: *ack_id,
+        })
+    }
+}
+
+/// `["event", payload?, ...ignored]`.
+struct EventArray(String, Value);
+
+impl<'de> de::Deserialize<'de> for EventArray {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EventArray;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event array [name, payload?]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventArray, A::Error> {
+                let name: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("missing event name"))?;
+                let payload: Value = seq.next_element()?.unwrap_or(Value::Null);
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(EventArray(name, payload))
+            }
+        }
+        deserializer.deserialize_seq(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_array_parsing() {
+        let EventArray(name, payload) = serde_json::from_str(r#"["ev"]"#).unwrap();
+        assert_eq!((name.as_str(), payload), ("ev", Value::Null));
+        let EventArray(name, payload) =
+            serde_json::from_str(r#"["ev", {"a": 1}, 2, [3]]"#).unwrap();
+        assert_eq!(
+            (name.as_str(), payload),
+            ("ev", serde_json::json!({"a": 1}))
+        );
+        assert!(serde_json::from_str::<EventArray>("[]").is_err());
+        assert!(serde_json::from_str::<EventArray>("[1]").is_err());
+    }
+
+    #[tokio::test]
+    async fn guarded_catches_panics() {
+        let ok = guarded(|| Box::pin(async { 5 })).await;
+        assert_eq!(ok, Ok(5));
+        let in_future: Result<(), String> =
+            guarded(|| Box::pin(async { panic!("boom in future") })).await;
+        assert_eq!(in_future.unwrap_err(), "boom in future");
+        let in_call: Result<(), String> = guarded(|| panic!("boom {}", 1)).await;
+        assert_eq!(in_call.unwrap_err(), "boom 1");
+    }
+
+    #[test]
+    fn bad_schema_is_an_error() {
+        static BAD: EventSpec = EventSpec {
+            name: "x",
+            auth: AuthMode::Optional,
+            rate_limit: None,
+            acked: false,
+            schema: r#"{"type": 5}"#,
+        };
+        static NOT_JSON: EventSpec = EventSpec { schema: "{", ..BAD };
+        assert!(matches!(
+            compile_schema("/", &BAD),
+            Err(ServerError::Schema { .. })
+        ));
+        assert!(matches!(
+            compile_schema("/", &NOT_JSON),
+            Err(ServerError::Schema { .. })
+        ));
+    }
+}

@@ -1,0 +1,111 @@
+//! The static description of a contract that generated code hands to the
+//! runtime, and the [`Dispatch`] trait that generated glue implements.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use super::context::SocketContext;
+use super::emitter::Emitter;
+use crate::wire::EventError;
+
+/// A boxed, `Send` future: what [`Dispatch`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether a namespace or an event needs an authenticated connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AuthMode {
+    /// Anonymous connections are accepted; handlers can still check
+    /// [`SocketContext::is_authenticated`].
+    #[default]
+    Optional,
+    /// Anonymous connections are refused (`AUTH_REQUIRED`).
+    Required,
+}
+
+/// A contract rate limit: at most `max` events in any sliding window of
+/// `window_ms` milliseconds, per client (socket) and event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Events allowed in one window.
+    pub max: u32,
+    /// Window length in milliseconds.
+    pub window_ms: u64,
+}
+
+/// One client-to-server event of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Event name on the wire.
+    pub name: &'static str,
+    /// Whether this event needs an authenticated connection.
+    pub auth: AuthMode,
+    /// Optional rate limit per client.
+    pub rate_limit: Option<RateLimit>,
+    /// Whether the event answers through an ack callback.
+    pub acked: bool,
+    /// Self-contained JSON Schema (draft-07, with its own "definitions") of the payload.
+    pub schema: &'static str,
+}
+
+/// One namespace of a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamespaceSpec {
+    /// Namespace path, starting with `/` (for example `/chat`).
+    pub path: &'static str,
+    /// Whether connecting to this namespace needs an authenticated connection.
+    pub auth: AuthMode,
+    /// Events the client may send.
+    pub client_events: &'static [EventSpec],
+    /// Events the server may send (informational; not enforced on emit).
+    pub server_events: &'static [&'static str],
+}
+
+impl NamespaceSpec {
+    /// The client event named `name`, if the contract has it.
+    pub fn client_event(&self, name: &str) -> Option<&'static EventSpec> {
+        self.client_events.iter().find(|e| e.name == name)
+    }
+}
+
+/// Implemented by generated glue: decode the payload and call the user's handler.
+///
+/// The runtime has already checked, before [`Dispatch::dispatch`] runs, that the
+/// event is in the contract, the caller is allowed (auth), within its rate limit
+/// and that the payload matches `event.schema`. A panic in any of these methods
+/// is caught and logged; in `dispatch` it answers `INTERNAL` and the connection
+/// stays up.
+pub trait Dispatch: Send + Sync + 'static {
+    /// Handles one event whose payload was already validated against
+    /// `event.schema`. Returns the serialized ack (`Value::Null` for events
+    /// without ack) or the error to send back.
+    fn dispatch(
+        &self,
+        ctx: SocketContext,
+        event: &'static EventSpec,
+        payload: Value,
+    ) -> BoxFuture<'static, Result<Value, EventError>>;
+
+    /// Called once per connection, after the runtime recorded the client's
+    /// metadata and joined it to its rooms. Events may already be handled
+    /// concurrently with this call.
+    fn on_connect(&self, ctx: SocketContext) -> BoxFuture<'static, ()> {
+        let _ = ctx;
+        Box::pin(async {})
+    }
+
+    /// Called once per connection when it goes away, before its metadata is
+    /// removed (the context still reports its rooms and metadata).
+    fn on_disconnect(&self, ctx: SocketContext) -> BoxFuture<'static, ()> {
+        let _ = ctx;
+        Box::pin(async {})
+    }
+
+    /// Called once when the namespace is mounted, with its emitter (for
+    /// example to start periodic server pushes).
+    fn after_init(&self, emitter: Emitter) -> BoxFuture<'static, ()> {
+        let _ = emitter;
+        Box::pin(async {})
+    }
+}
