@@ -1,0 +1,806 @@
+//! End-to-end tests of the server runtime: a real gateway on 127.0.0.1:0
+//! driven by a raw Socket.IO v5 / engine.io v4 client over WebSocket.
+#![cfg(feature = "server")]
+#![allow(missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evcontract_runtime::server::{
+    AuthConfig, AuthMode, BoxFuture, ClientMetadata, Dispatch, Emitter, EventSpec, Gateway,
+    NamespaceSpec, RateLimit, ServerConfig, SocketContext, Target, sign_hs256,
+};
+use evcontract_runtime::wire::EventError;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const SECRET: &[u8] = b"integration-secret";
+const STEP: Duration = Duration::from_secs(5);
+
+const ANY: &str = "{}";
+const ECHO_SCHEMA: &str = r#"{
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "type": "object",
+  "required": ["text"],
+  "properties": { "text": { "type": "string", "maxLength": 50 } },
+  "additionalProperties": false
+}"#;
+const NESTED_SCHEMA: &str = r##"{
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "type": "object",
+  "required": ["items"],
+  "properties": { "items": { "type": "array", "items": { "$ref": "#/definitions/Item" } } },
+  "definitions": {
+    "Item": { "type": "object", "required": ["n"], "properties": { "n": { "type": "integer" } } }
+  }
+}"##;
+const ROOM_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["room"],
+  "properties": { "room": { "type": "string" }, "text": { "type": "string" } }
+}"#;
+
+const fn ev(name: &'static str, acked: bool, schema: &'static str) -> EventSpec {
+    EventSpec {
+        name,
+        auth: AuthMode::Optional,
+        rate_limit: None,
+        acked,
+        schema,
+    }
+}
+
+static CHAT_EVENTS: [EventSpec; 10] = [
+    ev("echo", true, ECHO_SCHEMA),
+    ev("nested", true, NESTED_SCHEMA),
+    ev("notify", false, ECHO_SCHEMA),
+    EventSpec {
+        auth: AuthMode::Required,
+        ..ev("whoami", true, ANY)
+    },
+    EventSpec {
+        auth: AuthMode::Required,
+        ..ev("whoami_noack", false, ANY)
+    },
+    EventSpec {
+        rate_limit: Some(RateLimit {
+            max: 2,
+            window_ms: 60_000,
+        }),
+        ..ev("limited", true, ANY)
+    },
+    ev("boom", true, ANY),
+    ev("boom_noack", false, ANY),
+    ev("join", true, ROOM_SCHEMA),
+    ev("say", true, ROOM_SCHEMA),
+];
+
+static CHAT: NamespaceSpec = NamespaceSpec {
+    path: "/chat",
+    auth: AuthMode::Optional,
+    client_events: &CHAT_EVENTS,
+    server_events: &["said", "notice", "welcome"],
+};
+
+static PRIVATE: NamespaceSpec = NamespaceSpec {
+    path: "/private",
+    auth: AuthMode::Required,
+    client_events: &[ev("echo", true, ECHO_SCHEMA)],
+    server_events: &[],
+};
+
+/// What the test dispatcher observed.
+#[derive(Default)]
+struct Log {
+    after_init: Vec<String>,
+    connects: Vec<String>,
+    /// (socket id, metadata still available during on_disconnect)
+    disconnects: Vec<(String, bool)>,
+}
+
+#[derive(Clone, Default)]
+struct TestDispatch {
+    log: Arc<Mutex<Log>>,
+}
+
+impl Dispatch for TestDispatch {
+    fn dispatch(
+        &self,
+        ctx: SocketContext,
+        event: &'static EventSpec,
+        payload: Value,
+    ) -> BoxFuture<'static, Result<Value, EventError>> {
+        Box::pin(async move {
+            match event.name {
+                "echo" | "nested" => Ok(payload),
+                "whoami" => Ok(json!(ctx.require_auth()?)),
+                "limited" | "notify" | "whoami_noack" => Ok(Value::Null),
+                "boom" | "boom_noack" => panic!("handler exploded"),
+                "join" => {
+                    let room = payload["room"].as_str().unwrap_or_default().to_owned();
+                    ctx.join(room);
+                    let mut rooms = ctx.rooms();
+                    rooms.sort();
+                    Ok(json!(rooms))
+                }
+                "say" => {
+                    let room = payload["room"].as_str().unwrap_or_default();
+                    ctx.emitter()
+                        .emit(
+                            Target::room_except(room, ctx.socket_id()),
+                            "said",
+                            &json!({"from": ctx.socket_id(), "text": payload["text"]}),
+                        )
+                        .await
+                        .map_err(|e| EventError::internal(e.to_string()))?;
+                    let mut members: Vec<String> = ctx
+                        .emitter()
+                        .room_members(room)
+                        .into_iter()
+                        .map(|m| m.socket_id)
+                        .collect();
+                    members.sort();
+                    Ok(json!(members))
+                }
+                other => Err(EventError::internal(format!("unexpected {other}"))),
+            }
+        })
+    }
+
+    fn on_connect(&self, ctx: SocketContext) -> BoxFuture<'static, ()> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            log.lock()
+                .unwrap()
+                .connects
+                .push(ctx.socket_id().to_owned());
+            let _ = ctx.emit_to_self("welcome", &json!({"user": ctx.user_id()}));
+        })
+    }
+
+    fn on_disconnect(&self, ctx: SocketContext) -> BoxFuture<'static, ()> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            let still = ctx.emitter().client_metadata(ctx.socket_id()).is_some();
+            log.lock()
+                .unwrap()
+                .disconnects
+                .push((ctx.socket_id().to_owned(), still));
+        })
+    }
+
+    fn after_init(&self, emitter: Emitter) -> BoxFuture<'static, ()> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            log.lock()
+                .unwrap()
+                .after_init
+                .push(emitter.namespace().to_owned());
+        })
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    gateway: Gateway,
+    log: Arc<Mutex<Log>>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start() -> Server {
+    let config = ServerConfig::new().auth(AuthConfig::hs256(SECRET));
+    let (gateway, _layer) = Gateway::new(config).unwrap();
+    let dispatch = TestDispatch::default();
+    let log = dispatch.log.clone();
+    gateway.register(&CHAT, dispatch.clone()).await.unwrap();
+    gateway.register(&PRIVATE, dispatch).await.unwrap();
+    assert!(
+        gateway
+            .register(&CHAT, TestDispatch::default())
+            .await
+            .is_err()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let g = gateway.clone();
+    tokio::spawn(async move {
+        let _ = g
+            .serve_listener(listener, async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Server {
+        addr,
+        gateway,
+        log,
+        _stop: stop,
+    }
+}
+
+fn token(user: &str) -> String {
+    sign_hs256(SECRET, user, Duration::from_secs(600)).unwrap()
+}
+
+/// One decoded Socket.IO packet.
+#[derive(Debug, Clone, PartialEq)]
+struct Packet {
+    kind: u8,
+    ns: String,
+    id: Option<u64>,
+    data: Option<Value>,
+}
+
+fn parse_packet(text: &str) -> Option<Packet> {
+    let rest = text.strip_prefix('4')?;
+    let mut chars = rest.chars();
+    let kind = chars.next()?.to_digit(10)? as u8;
+    let mut rest = chars.as_str();
+    let mut ns = "/".to_owned();
+    if rest.starts_with('/') {
+        let end = rest.find(',').unwrap_or(rest.len());
+        ns = rest[..end].to_owned();
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let id = if digits > 0 {
+        rest[..digits].parse().ok()
+    } else {
+        None
+    };
+    rest = &rest[digits..];
+    let data = if rest.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(rest).ok()?)
+    };
+    Some(Packet { kind, ns, id, data })
+}
+
+fn prefix(ns: &str) -> String {
+    if ns == "/" {
+        String::new()
+    } else {
+        format!("{ns},")
+    }
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pending: Vec<Packet>,
+}
+
+impl Client {
+    async fn open(addr: SocketAddr) -> Self {
+        Self::open_with_header(addr, None).await
+    }
+
+    async fn open_with_header(addr: SocketAddr, bearer: Option<&str>) -> Self {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("user-agent", "evcontract-test/1".parse().unwrap());
+        if let Some(token) = bearer {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let (ws, _) = timeout(STEP, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("ws connect timed out")
+            .expect("ws connect failed");
+        let mut client = Self {
+            ws,
+            pending: Vec::new(),
+        };
+        let open = client.next_text().await;
+        assert!(
+            open.starts_with("0{"),
+            "expected engine.io open, got {open}"
+        );
+        client
+    }
+
+    async fn send(&mut self, text: String) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    async fn next_text(&mut self) -> String {
+        loop {
+            let msg = timeout(STEP, self.ws.next())
+                .await
+                .expect("timed out waiting for a packet")
+                .expect("connection closed")
+                .expect("ws error");
+            match msg {
+                Message::Text(t) if t.as_str() == "2" => self.send("3".to_owned()).await,
+                Message::Text(t) => return t.as_str().to_owned(),
+                Message::Close(_) => panic!("server closed the connection"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Next packet matching `pred` (others are kept for later).
+    async fn wait_for(&mut self, pred: impl Fn(&Packet) -> bool) -> Packet {
+        if let Some(pos) = self.pending.iter().position(&pred) {
+            return self.pending.remove(pos);
+        }
+        loop {
+            let text = self.next_text().await;
+            let packet = parse_packet(&text).unwrap_or_else(|| panic!("bad packet {text}"));
+            if pred(&packet) {
+                return packet;
+            }
+            self.pending.push(packet);
+        }
+    }
+
+    /// Joins `ns`; `Ok(sid)` or `Err(connect_error message)`.
+    async fn connect(&mut self, ns: &str, token: Option<&str>) -> Result<String, String> {
+        let auth = match token {
+            Some(t) => json!({ "token": t }),
+            None => json!({}),
+        };
+        self.send(format!("40{}{}", prefix(ns), auth)).await;
+        let p = self
+            .wait_for(|p| p.ns == ns && (p.kind == 0 || p.kind == 4))
+            .await;
+        let data = p.data.unwrap_or(Value::Null);
+        if p.kind == 0 {
+            Ok(data["sid"].as_str().unwrap().to_owned())
+        } else {
+            Err(data["message"].as_str().unwrap_or_default().to_owned())
+        }
+    }
+
+    async fn emit(&mut self, ns: &str, event: &str, payload: Option<Value>, ack: Option<u64>) {
+        let mut array = vec![json!(event)];
+        array.extend(payload);
+        let id = ack.map(|i| i.to_string()).unwrap_or_default();
+        self.send(format!("42{}{}{}", prefix(ns), id, Value::Array(array)))
+            .await;
+    }
+
+    /// Emits with ack id `id` and returns the ack envelope.
+    async fn call(&mut self, ns: &str, id: u64, event: &str, payload: Option<Value>) -> Value {
+        self.emit(ns, event, payload, Some(id)).await;
+        let p = self
+            .wait_for(|p| p.kind == 3 && p.ns == ns && p.id == Some(id))
+            .await;
+        p.data.unwrap()[0].clone()
+    }
+
+    /// The payload of the next server event `name` on `ns`.
+    async fn event(&mut self, ns: &str, name: &str) -> Value {
+        let p = self
+            .wait_for(|p| {
+                p.kind == 2 && p.ns == ns && p.data.as_ref().map(|d| &d[0]) == Some(&json!(name))
+            })
+            .await;
+        p.data.unwrap()[1].clone()
+    }
+
+    /// Asserts that no event named `name` arrives within `wait`.
+    async fn no_event(&mut self, ns: &str, name: &str, wait: Duration) {
+        let matches = |p: &Packet| {
+            p.kind == 2 && p.ns == ns && p.data.as_ref().map(|d| &d[0]) == Some(&json!(name))
+        };
+        assert!(!self.pending.iter().any(matches), "unexpected {name}");
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            if let Message::Text(t) = msg {
+                if t.as_str() == "2" {
+                    self.send("3".to_owned()).await;
+                    continue;
+                }
+                let p = parse_packet(t.as_str()).unwrap();
+                assert!(!matches(&p), "unexpected {name}: {p:?}");
+                self.pending.push(p);
+            }
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn connect_rules() {
+    let srv = start().await;
+    assert_eq!(srv.log.lock().unwrap().after_init, ["/chat", "/private"]);
+
+    // Anonymous: accepted on an optional namespace, refused on a required one.
+    let mut c = Client::open(srv.addr).await;
+    assert!(c.connect("/chat", None).await.is_ok());
+    assert_eq!(
+        c.connect("/private", None).await.unwrap_err(),
+        "AUTH_REQUIRED"
+    );
+    assert_eq!(c.event("/chat", "welcome").await, json!({"user": null}));
+
+    // Bad token: refused everywhere.
+    let mut c = Client::open(srv.addr).await;
+    assert_eq!(
+        c.connect("/chat", Some("garbage")).await.unwrap_err(),
+        "INVALID_TOKEN"
+    );
+    assert_eq!(
+        c.connect("/private", Some("garbage")).await.unwrap_err(),
+        "INVALID_TOKEN"
+    );
+    let expired = evcontract_runtime::server::sign_hs256_claims(
+        SECRET,
+        &json!({"sub": "a", "exp": 1_000_000}),
+    )
+    .unwrap();
+    assert_eq!(
+        c.connect("/chat", Some(&expired)).await.unwrap_err(),
+        "INVALID_TOKEN"
+    );
+    let other_key = sign_hs256(b"other", "a", Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        c.connect("/private", Some(&other_key)).await.unwrap_err(),
+        "INVALID_TOKEN"
+    );
+
+    // Valid token in the handshake auth.
+    let mut c = Client::open(srv.addr).await;
+    let sid = c.connect("/private", Some(&token("alice"))).await.unwrap();
+    assert_eq!(
+        c.event("/private", "welcome").await,
+        json!({"user": "alice"})
+    );
+    let meta = srv.gateway.client_metadata("/private", &sid).unwrap();
+    assert_eq!(meta.user_id.as_deref(), Some("alice"));
+    assert!(meta.authenticated);
+
+    // Valid token in the Authorization header.
+    let mut c = Client::open_with_header(srv.addr, Some(&token("bob"))).await;
+    let sid = c.connect("/private", None).await.unwrap();
+    assert_eq!(
+        srv.gateway
+            .client_metadata("/private", &sid)
+            .unwrap()
+            .user_id
+            .as_deref(),
+        Some("bob")
+    );
+
+    // Unknown namespace.
+    assert!(c.connect("/nope", None).await.is_err());
+}
+
+#[tokio::test]
+async fn event_pipeline() {
+    let srv = start().await;
+    let mut c = Client::open(srv.addr).await;
+    c.connect("/chat", None).await.unwrap();
+    let ns = "/chat";
+
+    // Acked success.
+    let ack = c.call(ns, 1, "echo", Some(json!({"text": "hi"}))).await;
+    assert_eq!(ack, json!({"success": true, "data": {"text": "hi"}}));
+
+    // Invalid payload, with the JSON pointer of the instance; socket still works.
+    let ack = c.call(ns, 2, "echo", Some(json!({"text": 5}))).await;
+    assert_eq!(ack["success"], false);
+    assert_eq!(ack["code"], "INVALID_PAYLOAD");
+    assert_eq!(ack["details"]["path"], "/text");
+    assert!(
+        ack["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("string")
+    );
+    let ack = c
+        .call(
+            ns,
+            3,
+            "nested",
+            Some(json!({"items": [{"n": 1}, {"n": "x"}]})),
+        )
+        .await;
+    assert_eq!(ack["code"], "INVALID_PAYLOAD");
+    assert_eq!(ack["details"]["path"], "/items/1/n");
+    // Missing payload is `null`, which the schema refuses at the root.
+    let ack = c.call(ns, 4, "echo", None).await;
+    assert_eq!(ack["code"], "INVALID_PAYLOAD");
+    assert_eq!(ack["details"]["path"], "");
+    let ack = c
+        .call(ns, 5, "echo", Some(json!({"text": "still here"})))
+        .await;
+    assert_eq!(ack["success"], true);
+
+    // Unknown event: answered through the ack, or the `error` event without one.
+    let ack = c.call(ns, 6, "nope", Some(json!(1))).await;
+    assert_eq!(ack["code"], "UNKNOWN_EVENT");
+    c.emit(ns, "nope2", None, None).await;
+    let err = c.event(ns, "error").await;
+    assert_eq!(err["event"], "nope2");
+    assert_eq!(err["code"], "UNKNOWN_EVENT");
+
+    // Event-level auth on an anonymous socket.
+    let ack = c.call(ns, 7, "whoami", None).await;
+    assert_eq!(ack["code"], "AUTH_REQUIRED");
+    c.emit(ns, "whoami_noack", None, None).await;
+    let err = c.event(ns, "error").await;
+    assert_eq!(
+        (err["event"].as_str(), err["code"].as_str()),
+        (Some("whoami_noack"), Some("AUTH_REQUIRED"))
+    );
+
+    // Rate limit: 2 per minute.
+    assert_eq!(c.call(ns, 8, "limited", None).await["success"], true);
+    assert_eq!(c.call(ns, 9, "limited", None).await["success"], true);
+    let ack = c.call(ns, 10, "limited", None).await;
+    assert_eq!(ack["code"], "RATE_LIMITED");
+    let retry = ack["details"]["retryAfterMs"].as_u64().unwrap();
+    assert!(retry > 50_000 && retry <= 60_000, "retryAfterMs {retry}");
+
+    // Panicking handler: INTERNAL, connection kept.
+    let ack = c.call(ns, 11, "boom", None).await;
+    assert_eq!(ack["code"], "INTERNAL");
+    c.emit(ns, "boom_noack", None, None).await;
+    let err = c.event(ns, "error").await;
+    assert_eq!(
+        (err["event"].as_str(), err["code"].as_str()),
+        (Some("boom_noack"), Some("INTERNAL"))
+    );
+
+    // Event without ack failing validation: `error` event with details.
+    c.emit(ns, "notify", Some(json!({"text": 1})), None).await;
+    let err = c.event(ns, "error").await;
+    assert_eq!(err["code"], "INVALID_PAYLOAD");
+    assert_eq!(err["details"]["path"], "/text");
+    // An acked event whose client sent no ack callback: `error` event too.
+    c.emit(ns, "echo", Some(json!({})), None).await;
+    let err = c.event(ns, "error").await;
+    assert_eq!(
+        (err["event"].as_str(), err["code"].as_str()),
+        (Some("echo"), Some("INVALID_PAYLOAD"))
+    );
+
+    // A valid event without ack produces nothing.
+    c.emit(ns, "notify", Some(json!({"text": "ok"})), None)
+        .await;
+    c.no_event(ns, "error", Duration::from_millis(200)).await;
+
+    let ack = c.call(ns, 12, "echo", Some(json!({"text": "alive"}))).await;
+    assert_eq!(ack, json!({"success": true, "data": {"text": "alive"}}));
+
+    // Authenticated socket passes event-level auth.
+    let mut a = Client::open(srv.addr).await;
+    a.connect(ns, Some(&token("carol"))).await.unwrap();
+    assert_eq!(
+        a.call(ns, 1, "whoami", None).await,
+        json!({"success": true, "data": "carol"})
+    );
+    // Rate limits are per client.
+    assert_eq!(a.call(ns, 2, "limited", None).await["success"], true);
+}
+
+#[tokio::test]
+async fn rooms_and_targets() {
+    let srv = start().await;
+    let ns = "/chat";
+    let mut alice = Client::open(srv.addr).await;
+    let alice_id = alice.connect(ns, Some(&token("alice"))).await.unwrap();
+    let mut alice2 = Client::open(srv.addr).await;
+    let alice2_id = alice2.connect(ns, Some(&token("alice"))).await.unwrap();
+    let mut bob = Client::open(srv.addr).await;
+    let bob_id = bob.connect(ns, Some(&token("bob"))).await.unwrap();
+    let mut anon = Client::open(srv.addr).await;
+    let anon_id = anon.connect(ns, None).await.unwrap();
+
+    // Runtime rooms.
+    let meta = srv.gateway.client_metadata(ns, &alice_id).unwrap();
+    assert!(meta.rooms.contains(&"user:alice".to_owned()));
+    assert!(
+        meta.rooms
+            .contains(&evcontract_runtime::server::AUTHENTICATED_ROOM.to_owned())
+    );
+    assert!(
+        srv.gateway
+            .client_metadata(ns, &anon_id)
+            .unwrap()
+            .rooms
+            .is_empty()
+    );
+
+    // alice, bob and anon join "lobby"; alice2 does not.
+    for (c, id) in [(&mut alice, 1), (&mut bob, 1), (&mut anon, 1)] {
+        let ack = c.call(ns, id, "join", Some(json!({"room": "lobby"}))).await;
+        assert!(ack["data"].as_array().unwrap().contains(&json!("lobby")));
+    }
+    // Room broadcast except the sender.
+    let ack = alice
+        .call(
+            ns,
+            2,
+            "say",
+            Some(json!({"room": "lobby", "text": "hello"})),
+        )
+        .await;
+    let mut members = vec![alice_id.clone(), bob_id.clone(), anon_id.clone()];
+    members.sort();
+    assert_eq!(ack["data"], json!(members));
+    assert_eq!(
+        bob.event(ns, "said").await,
+        json!({"from": alice_id, "text": "hello"})
+    );
+    assert_eq!(anon.event(ns, "said").await["text"], "hello");
+    alice.no_event(ns, "said", Duration::from_millis(200)).await;
+    alice2.no_event(ns, "said", Duration::from_millis(50)).await;
+
+    let emitter = srv.gateway.emitter(ns);
+    // Plain room emit from the server reaches every member, including alice.
+    emitter
+        .emit(Target::room("lobby"), "notice", &json!(1))
+        .await
+        .unwrap();
+    for c in [&mut alice, &mut bob, &mut anon] {
+        assert_eq!(c.event(ns, "notice").await, json!(1));
+    }
+    alice2
+        .no_event(ns, "notice", Duration::from_millis(100))
+        .await;
+
+    // User target: both alice sockets, nobody else.
+    emitter
+        .emit(Target::user("alice"), "notice", &json!(2))
+        .await
+        .unwrap();
+    assert_eq!(alice.event(ns, "notice").await, json!(2));
+    assert_eq!(alice2.event(ns, "notice").await, json!(2));
+    bob.no_event(ns, "notice", Duration::from_millis(100)).await;
+    anon.no_event(ns, "notice", Duration::from_millis(10)).await;
+
+    // Authenticated only.
+    emitter
+        .emit(Target::Authenticated, "notice", &json!(3))
+        .await
+        .unwrap();
+    for c in [&mut alice, &mut alice2, &mut bob] {
+        assert_eq!(c.event(ns, "notice").await, json!(3));
+    }
+    anon.no_event(ns, "notice", Duration::from_millis(100))
+        .await;
+
+    // One socket, and all.
+    emitter
+        .emit(Target::socket(&bob_id), "notice", &json!(4))
+        .await
+        .unwrap();
+    assert_eq!(bob.event(ns, "notice").await, json!(4));
+    alice
+        .no_event(ns, "notice", Duration::from_millis(100))
+        .await;
+    emitter
+        .emit(Target::All, "notice", &json!(5))
+        .await
+        .unwrap();
+    for c in [&mut alice, &mut alice2, &mut bob, &mut anon] {
+        assert_eq!(c.event(ns, "notice").await, json!(5));
+    }
+    // Server-side room_except.
+    emitter
+        .emit(Target::room_except("lobby", &bob_id), "notice", &json!(6))
+        .await
+        .unwrap();
+    assert_eq!(alice.event(ns, "notice").await, json!(6));
+    assert_eq!(anon.event(ns, "notice").await, json!(6));
+    bob.no_event(ns, "notice", Duration::from_millis(100)).await;
+
+    // Emitting to a socket that is not there is an error, counted.
+    let before = srv.gateway.emit_stats().failed_emits;
+    assert!(
+        emitter
+            .emit(Target::socket("nope"), "notice", &json!(0))
+            .await
+            .is_err()
+    );
+    assert!(
+        srv.gateway
+            .emitter("/unknown")
+            .emit(Target::All, "x", &json!(0))
+            .await
+            .is_err()
+    );
+    assert_eq!(srv.gateway.emit_stats().failed_emits, before + 2);
+
+    let mut in_lobby: Vec<String> = emitter
+        .room_members("lobby")
+        .into_iter()
+        .map(|m| m.socket_id)
+        .collect();
+    in_lobby.sort();
+    assert_eq!(in_lobby, members);
+    let _ = alice2_id;
+}
+
+#[tokio::test]
+async fn metadata_lifecycle_and_counts() {
+    let srv = start().await;
+    let ns = "/chat";
+    let mut c = Client::open(srv.addr).await;
+    let sid = c.connect(ns, Some(&token("dave"))).await.unwrap();
+    let meta: ClientMetadata = srv.gateway.client_metadata(ns, &sid).unwrap();
+    assert_eq!(meta.socket_id, sid);
+    assert_eq!(meta.namespace, ns);
+    assert_eq!(meta.user_agent.as_deref(), Some("evcontract-test/1"));
+    assert_eq!(
+        meta.remote_addr.map(|a| a.ip()),
+        Some("127.0.0.1".parse().unwrap())
+    );
+    let first_activity = meta.last_activity;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    c.call(ns, 1, "echo", Some(json!({"text": "x"}))).await;
+    let meta = srv.gateway.client_metadata(ns, &sid).unwrap();
+    assert!(meta.last_activity > first_activity);
+    assert!(meta.last_activity >= meta.connected_at);
+    assert_eq!(srv.gateway.clients(ns).len(), 1);
+
+    // Namespace disconnect packet: metadata gone, on_disconnect saw it first.
+    c.send(format!("41{}", prefix(ns))).await;
+    let gw = srv.gateway.clone();
+    let s = sid.clone();
+    eventually("metadata removed", || gw.client_metadata(ns, &s).is_none()).await;
+    assert!(
+        srv.log
+            .lock()
+            .unwrap()
+            .disconnects
+            .contains(&(sid.clone(), true))
+    );
+    assert!(srv.log.lock().unwrap().connects.contains(&sid));
+    c.close().await;
+
+    // Many connects and disconnects (clean and abrupt).
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let mut c = Client::open(srv.addr).await;
+        let tok = (i % 2 == 0).then(|| token(&format!("u{i}")));
+        c.connect(ns, tok.as_deref()).await.unwrap();
+        clients.push(c);
+    }
+    let gw = srv.gateway.clone();
+    eventually("30 connected", || gw.connected_count(ns) == 30).await;
+    assert_eq!(srv.gateway.total_connected(), 30);
+    for (i, c) in clients.drain(..20).enumerate() {
+        if i % 2 == 0 {
+            c.close().await;
+        } else {
+            drop(c);
+        }
+    }
+    eventually("10 left", || gw.connected_count(ns) == 10).await;
+    eventually("metadata of 10", || gw.clients(ns).len() == 10).await;
+    assert_eq!(srv.gateway.total_connected(), 10);
+    drop(clients);
+    eventually("none left", || {
+        gw.connected_count(ns) == 0 && gw.clients(ns).is_empty()
+    })
+    .await;
+    let log = srv.log.lock().unwrap();
+    assert_eq!(log.disconnects.len(), 31);
+    assert_eq!(log.connects.len(), 31);
+}
