@@ -9,13 +9,35 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// An exact sliding window: remembers the instants of the last `max` allowed
-/// hits, so that at most `max` hits fall in any window of length `window`.
+/// Sub-windows per window: bounds the memory of one limit whatever its `max`.
+const BUCKETS_PER_WINDOW: u32 = 64;
+
+/// Ad-hoc keys kept per client before expired ones are pruned.
+const PRUNE_AT: usize = 128;
+
+/// Hits recorded close together (within one sub-window of the first).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    first: Instant,
+    last: Instant,
+    count: u32,
+}
+
+/// A sliding window: at most `max` hits fall in any window of length
+/// `window`.
+///
+/// Hits are grouped in buckets of `window / 64`; a bucket leaves the window
+/// when its *last* hit does. This keeps at most ~65 buckets per limit (not one
+/// entry per hit) and errs on the safe side: never more than `max` hits per
+/// window, and when hits were grouped, a wait at most `window / 64` longer
+/// than an exact log would give. Hits spaced by more than a sub-window are
+/// tracked exactly.
 #[derive(Debug)]
 pub(crate) struct SlidingWindow {
     max: u32,
     window: Duration,
-    hits: VecDeque<Instant>,
+    buckets: VecDeque<Bucket>,
+    total: u32,
 }
 
 impl SlidingWindow {
@@ -23,7 +45,8 @@ impl SlidingWindow {
         Self {
             max,
             window,
-            hits: VecDeque::new(),
+            buckets: VecDeque::new(),
+            total: 0,
         }
     }
 
@@ -31,15 +54,13 @@ impl SlidingWindow {
     fn reconfigure(&mut self, max: u32, window: Duration) {
         self.max = max;
         self.window = window;
-        while self.hits.len() > max as usize {
-            self.hits.pop_front();
-        }
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some(&front) = self.hits.front() {
-            if now.saturating_duration_since(front) >= self.window {
-                self.hits.pop_front();
+        while let Some(front) = self.buckets.front() {
+            if now.saturating_duration_since(front.last) >= self.window {
+                self.total = self.total.saturating_sub(front.count);
+                self.buckets.pop_front();
             } else {
                 break;
             }
@@ -52,24 +73,39 @@ impl SlidingWindow {
         if self.max == 0 {
             return self.window;
         }
-        if self.hits.len() < self.max as usize {
+        if self.total < self.max {
             return Duration::ZERO;
         }
-        match self.hits.front() {
-            Some(&front) => (front + self.window).saturating_duration_since(now),
-            None => Duration::ZERO,
-        }
+        self.buckets.front().map_or(Duration::ZERO, |front| {
+            (front.last + self.window).saturating_duration_since(now)
+        })
     }
 
     /// Records a hit if allowed; otherwise returns how long to wait.
     pub(crate) fn check(&mut self, now: Instant) -> Result<(), Duration> {
         let wait = self.wait_time(now);
-        if wait.is_zero() {
-            self.hits.push_back(now);
-            Ok(())
-        } else {
-            Err(wait)
+        if !wait.is_zero() {
+            return Err(wait);
         }
+        let width = self.window / BUCKETS_PER_WINDOW;
+        match self.buckets.back_mut() {
+            Some(back) if now.saturating_duration_since(back.first) < width => {
+                back.last = now;
+                back.count += 1;
+            }
+            _ => self.buckets.push_back(Bucket {
+                first: now,
+                last: now,
+                count: 1,
+            }),
+        }
+        self.total += 1;
+        Ok(())
+    }
+
+    fn is_idle(&mut self, now: Instant) -> bool {
+        self.expire(now);
+        self.buckets.is_empty()
     }
 }
 
@@ -106,6 +142,9 @@ impl ClientLimits {
     pub(crate) fn allow_action(&self, key: &str, max: u32, window: Duration) -> bool {
         let now = Instant::now();
         let mut map = self.actions.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= PRUNE_AT && !map.contains_key(key) {
+            map.retain(|_, window| !window.is_idle(now));
+        }
         let entry = match map.get_mut(key) {
             Some(entry) => {
                 entry.reconfigure(max, window);
@@ -203,6 +242,44 @@ mod tests {
         advance(Duration::from_secs(9)).await;
         assert_eq!(limits.action_wait("typing"), Duration::ZERO);
         assert!(limits.allow_action("typing", 2, window));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_is_bounded_and_errs_on_the_safe_side() {
+        let window = Duration::from_millis(6400); // sub-window: 100 ms
+        let mut w = SlidingWindow::new(10_000, window);
+        // 10 000 hits over 6.4 s, one every 640 us.
+        for _ in 0..10_000 {
+            assert!(w.check(Instant::now()).is_ok());
+            advance(Duration::from_micros(640)).await;
+        }
+        assert!(w.buckets.len() <= 65, "{} buckets", w.buckets.len());
+        assert!(w.check(Instant::now()).is_err());
+        // Grouped hits: the wait is never shorter than the exact one and at
+        // most one sub-window longer.
+        let mut w = SlidingWindow::new(3, window);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(w.check(Instant::now()).is_ok());
+            advance(Duration::from_millis(30)).await;
+        }
+        let wait = w.check(Instant::now()).unwrap_err();
+        let exact = (start + window).saturating_duration_since(Instant::now());
+        assert!(
+            wait >= exact && wait <= exact + window / 64,
+            "{wait:?} vs {exact:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_ad_hoc_keys_are_pruned() {
+        let limits = ClientLimits::default();
+        for i in 0..PRUNE_AT {
+            assert!(limits.allow_action(&format!("k{i}"), 1, Duration::from_secs(1)));
+        }
+        advance(Duration::from_secs(2)).await;
+        assert!(limits.allow_action("fresh", 1, Duration::from_secs(1)));
+        assert_eq!(limits.actions.lock().unwrap().len(), 1);
     }
 
     #[test]
