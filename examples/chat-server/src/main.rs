@@ -1,0 +1,380 @@
+//! Example server for `schemas/chat.contract.json`: both namespaces on the
+//! generated traits, in-memory state.
+//!
+//! ```text
+//! chat-server                 # serve on 127.0.0.1:3000 (HOST, PORT)
+//! chat-server token <user>    # print a valid HS256 token for <user>
+//! ```
+//!
+//! Environment: `JWT_SECRET` (default `dev-secret`, with a loud warning; the
+//! `GET /dev/token?user=…` route exists only then), `HEALTH_INTERVAL_MS`
+//! (default 5000), `WEB_DIR` (a built web app to serve at `/`), `RUST_LOG`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Query;
+use axum::routing::get;
+use chat_contract::chat::rooms;
+use chat_contract::chat::server::{ChatEmitter, ChatHandler};
+use chat_contract::health::server::{HealthEmitter, HealthHandler};
+use chat_contract::{
+    ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck, Joined, LeaveThread,
+    LeaveThreadAck, Left, MarkRead, Message, MessageRead, NewMessage, RequestRefresh, SendMessage,
+    Typing, TypingIndicator, VpsData,
+};
+use evcontract_runtime::EventError;
+use evcontract_runtime::server::{
+    AuthConfig, Gateway, ServerConfig, SocketContext, Target, sign_hs256,
+};
+
+const DEV_SECRET: &str = "dev-secret";
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The `/chat` namespace: threads kept in memory.
+struct Chat {
+    /// Messages per thread id.
+    threads: Mutex<HashMap<String, Vec<Message>>>,
+}
+
+/// Internal errors (a poisoned lock, an id that fails its own schema) are
+/// answered as `INTERNAL` rather than crashing the server.
+fn internal(e: impl std::fmt::Display) -> EventError {
+    EventError::internal(e.to_string())
+}
+
+impl Chat {
+    fn require_member(ctx: &SocketContext, thread_id: &str) -> Result<String, EventError> {
+        let room = rooms::thread(thread_id);
+        if ctx.in_room(&room) {
+            Ok(room)
+        } else {
+            Err(ErrorCode::AccessDenied.error(format!("join thread `{thread_id}` first")))
+        }
+    }
+}
+
+impl ChatHandler for Chat {
+    async fn join_thread(
+        &self,
+        ctx: &SocketContext,
+        p: JoinThread,
+    ) -> Result<JoinThreadAck, EventError> {
+        let user = ctx.require_auth()?.to_owned();
+        let thread_id = p.thread_id.to_string();
+        let room = rooms::thread(&thread_id);
+        ctx.join(room.clone());
+        let emitter = ChatEmitter::of(ctx);
+        let joined = Joined {
+            thread_id: thread_id.clone(),
+            user_id: user,
+        };
+        emitter
+            .joined(Target::room(room.clone()), &joined)
+            .await
+            .map_err(internal)?;
+        let members: BTreeSet<String> = emitter
+            .raw()
+            .room_members(&room)
+            .into_iter()
+            .filter_map(|m| m.user_id)
+            .collect();
+        Ok(JoinThreadAck {
+            thread_id,
+            members: members.into_iter().collect(),
+        })
+    }
+
+    async fn leave_thread(
+        &self,
+        ctx: &SocketContext,
+        p: LeaveThread,
+    ) -> Result<LeaveThreadAck, EventError> {
+        let user = ctx.require_auth()?.to_owned();
+        let thread_id = p.thread_id.to_string();
+        let room = rooms::thread(&thread_id);
+        let was_member = ctx.in_room(&room);
+        ctx.leave(room.clone());
+        if was_member {
+            let left = Left {
+                thread_id: thread_id.clone(),
+                user_id: user,
+            };
+            ChatEmitter::of(ctx)
+                .left(Target::room(room), &left)
+                .await
+                .map_err(internal)?;
+        }
+        Ok(LeaveThreadAck { thread_id })
+    }
+
+    async fn send_message(
+        &self,
+        ctx: &SocketContext,
+        p: SendMessage,
+    ) -> Result<Message, EventError> {
+        let user = ctx.require_auth()?.to_owned();
+        let thread_id = p.thread_id.to_string();
+        let room = Self::require_member(ctx, &thread_id)?;
+        let message = Message {
+            id: uuid::Uuid::new_v4(),
+            thread_id: thread_id.clone().try_into().map_err(internal)?,
+            user_id: user,
+            content: p.content.to_string(),
+            created_at: chrono::Utc::now(),
+        };
+        self.threads
+            .lock()
+            .map_err(internal)?
+            .entry(thread_id.clone())
+            .or_default()
+            .push(message.clone());
+        let event = NewMessage {
+            thread_id,
+            message: message.clone(),
+        };
+        ChatEmitter::of(ctx)
+            .new_message(Target::room(room), &event)
+            .await
+            .map_err(internal)?;
+        Ok(message)
+    }
+
+    async fn typing(&self, ctx: &SocketContext, p: Typing) -> Result<(), EventError> {
+        let user = ctx.require_auth()?.to_owned();
+        let thread_id = p.thread_id.to_string();
+        let room = Self::require_member(ctx, &thread_id)?;
+        let event = TypingIndicator {
+            thread_id,
+            user_id: user,
+            is_typing: p.is_typing,
+        };
+        ChatEmitter::of(ctx)
+            .typing_indicator(Target::room_except(room, ctx.socket_id()), &event)
+            .await
+            .map_err(internal)
+    }
+
+    async fn mark_read(&self, ctx: &SocketContext, p: MarkRead) -> Result<(), EventError> {
+        let user = ctx.require_auth()?.to_owned();
+        let thread_id = p.thread_id.to_string();
+        let room = Self::require_member(ctx, &thread_id)?;
+        let event = MessageRead {
+            thread_id,
+            user_id: user,
+            message_ids: p.message_ids,
+        };
+        ChatEmitter::of(ctx)
+            .message_read(Target::room_except(room, ctx.socket_id()), &event)
+            .await
+            .map_err(internal)
+    }
+}
+
+/// The `/health` namespace (cheap to clone: the periodic task keeps a copy).
+#[derive(Clone)]
+struct Health(Arc<HealthState>);
+
+struct HealthState {
+    gateway: Gateway,
+    started: Instant,
+    interval: Duration,
+}
+
+impl HealthState {
+    fn status(&self) -> HealthStatus {
+        HealthStatus {
+            status: HealthStatusStatus::Ok,
+            uptime_seconds: self.started.elapsed().as_secs(),
+            connected_clients: self.gateway.total_connected() as u64,
+            checked_at: chrono::Utc::now(),
+        }
+    }
+}
+
+/// Host usage from `/proc` (Linux); `None` elsewhere.
+fn vps_data() -> Option<VpsData> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let memory = 100.0 * (1.0 - field("MemAvailable:")? / field("MemTotal:")?);
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    Some(VpsData {
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()?
+            .trim()
+            .to_owned(),
+        cpu_percent: (100.0 * load / cpus).min(100.0),
+        memory_percent: memory.clamp(0.0, 100.0),
+        disk_percent: 0.0,
+    })
+}
+
+impl HealthHandler for Health {
+    async fn request_refresh(
+        &self,
+        _ctx: &SocketContext,
+        _p: RequestRefresh,
+    ) -> Result<HealthStatus, EventError> {
+        Ok(self.0.status())
+    }
+
+    async fn after_init(&self, emitter: HealthEmitter) {
+        let this = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.interval);
+            tick.tick().await; // the first tick is immediate; on-connect covers that
+            loop {
+                tick.tick().await;
+                if let Err(e) = emitter
+                    .health_status(Target::Authenticated, &this.status())
+                    .await
+                {
+                    tracing::warn!(%e, "health_status broadcast failed");
+                }
+                if let Some(vps) = vps_data()
+                    && let Err(e) = emitter.vps_update(Target::All, &vps).await
+                {
+                    tracing::warn!(%e, "vps_update broadcast failed");
+                }
+            }
+        });
+    }
+
+    async fn on_connect(&self, ctx: &SocketContext) {
+        if ctx.is_authenticated() {
+            let emitter = HealthEmitter::of(ctx);
+            if let Err(e) = emitter
+                .health_status(Target::socket(ctx.socket_id()), &self.0.status())
+                .await
+            {
+                tracing::warn!(%e, "initial health_status failed");
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    user: String,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn run() -> Result<(), String> {
+    let secret = std::env::var("JWT_SECRET").ok();
+    let dev_mode = secret.is_none();
+    let secret = secret.unwrap_or_else(|| DEV_SECRET.to_owned());
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("token") {
+        let user = args.get(1).ok_or("usage: chat-server token <user>")?;
+        let token = sign_hs256(&secret, user, TOKEN_TTL).map_err(|e| e.to_string())?;
+        println!("{token}");
+        return Ok(());
+    }
+    if let Some(other) = args.first() {
+        return Err(format!(
+            "unknown argument `{other}`; usage: chat-server [token <user>]"
+        ));
+    }
+
+    if dev_mode {
+        tracing::warn!(
+            "JWT_SECRET is not set: verifying tokens with the public development secret `{DEV_SECRET}` \
+             and serving GET /dev/token. Never run like this in production."
+        );
+    }
+    let host = env_or("HOST", "127.0.0.1");
+    let port = env_or("PORT", "3000");
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|e| format!("bad HOST/PORT `{host}:{port}`: {e}"))?;
+    let interval_ms: u64 = env_or("HEALTH_INTERVAL_MS", "5000")
+        .parse()
+        .map_err(|e| format!("bad HEALTH_INTERVAL_MS: {e}"))?;
+
+    let config = ServerConfig::new().auth(AuthConfig::hs256(secret.as_bytes()));
+    let (gateway, _layer) = Gateway::new(config).map_err(|e| e.to_string())?;
+    chat_contract::chat::server::register(
+        &gateway,
+        Chat {
+            threads: Mutex::default(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let health = Health(Arc::new(HealthState {
+        gateway: gateway.clone(),
+        started: Instant::now(),
+        interval: Duration::from_millis(interval_ms.max(1)),
+    }));
+    chat_contract::health::server::register(&gateway, health)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let mut router = Router::new().route("/healthz", get(|| async { "ok" }));
+    if dev_mode {
+        let secret = secret.clone();
+        router = router.route(
+            "/dev/token",
+            get(move |Query(q): Query<TokenQuery>| async move {
+                sign_hs256(&secret, &q.user, TOKEN_TTL)
+                    .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+            }),
+        );
+    }
+    if let Ok(dir) = std::env::var("WEB_DIR") {
+        router = router.fallback_service(tower_http::services::ServeDir::new(dir));
+    }
+    let router = gateway.attach(router);
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!("chat-server listening on http://{addr}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    gateway
+        .serve_with(listener, router, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
