@@ -191,11 +191,16 @@ struct Server {
     addr: SocketAddr,
     gateway: Gateway,
     log: Arc<Mutex<Log>>,
-    _stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 async fn start() -> Server {
-    let config = ServerConfig::new().auth(AuthConfig::hs256(SECRET));
+    start_with(ServerConfig::new()).await
+}
+
+async fn start_with(config: ServerConfig) -> Server {
+    let config = config.auth(AuthConfig::hs256(SECRET));
     let (gateway, _layer) = Gateway::new(config).unwrap();
     let dispatch = TestDispatch::default();
     let log = dispatch.log.clone();
@@ -211,18 +216,19 @@ async fn start() -> Server {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let g = gateway.clone();
-    tokio::spawn(async move {
-        let _ = g
-            .serve_listener(listener, async move {
-                let _ = stopped.await;
-            })
-            .await;
+    let task = tokio::spawn(async move {
+        g.serve_listener(listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
     });
     Server {
         addr,
         gateway,
         log,
-        _stop: stop,
+        stop,
+        task,
     }
 }
 
@@ -803,4 +809,108 @@ async fn metadata_lifecycle_and_counts() {
     let log = srv.log.lock().unwrap();
     assert_eq!(log.disconnects.len(), 31);
     assert_eq!(log.connects.len(), 31);
+}
+
+/// Sends a raw HTTP/1.1 request and returns the whole response (lowercased head).
+async fn http(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = timeout(STEP, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read until the headers and the announced body are in.
+    loop {
+        let n = timeout(STEP, tcp.read(&mut chunk)).await.unwrap().unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len || n == 0 {
+                return format!("{head}\r\n\r\n{}", &text[end + 4..]);
+            }
+        }
+        if n == 0 {
+            return text;
+        }
+    }
+}
+
+#[tokio::test]
+async fn cors_and_polling_through_the_router() {
+    let srv = start_with(
+        ServerConfig::new().cors(
+            evcontract_runtime::server::CorsConfig::origins(["https://app.example"])
+                .allow_credentials(true),
+        ),
+    )
+    .await;
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n\
+             Origin: {origin}\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let ok = http(srv.addr, &preflight("https://app.example")).await;
+    assert!(
+        ok.contains("access-control-allow-origin: https://app.example"),
+        "{ok}"
+    );
+    assert!(
+        ok.contains("access-control-allow-credentials: true"),
+        "{ok}"
+    );
+    let refused = http(srv.addr, &preflight("https://evil.example")).await;
+    assert!(
+        !refused.contains("access-control-allow-origin"),
+        "{refused}"
+    );
+
+    // Long-polling handshake through the same router.
+    let open = http(
+        srv.addr,
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n\
+         Origin: https://app.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(open.starts_with("http/1.1 200"), "{open}");
+    assert!(
+        open.contains("access-control-allow-origin: https://app.example"),
+        "{open}"
+    );
+    let body = open.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(body.starts_with("0{"), "{body}");
+    let handshake: Value = serde_json::from_str(&body[1..]).unwrap();
+    assert_eq!(handshake["maxPayload"], json!(1 << 20));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_sockets() {
+    let srv = start().await;
+    let mut c = Client::open(srv.addr).await;
+    c.connect("/chat", None).await.unwrap();
+    srv.stop.send(()).unwrap();
+    timeout(STEP, srv.task)
+        .await
+        .expect("server did not stop")
+        .unwrap();
+    // The client sees its connection end.
+    let end = timeout(STEP, async {
+        loop {
+            match c.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "client connection still open");
+    assert_eq!(srv.gateway.connected_count("/chat"), 0);
 }
