@@ -570,6 +570,37 @@ async fn disconnect_during_backoff_stops_reconnecting() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_after_the_configured_attempts() {
+    bounded(20, async {
+        let server = serve().await;
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counter = attempts.clone();
+        let client = Client::connect(
+            options(server.addr)
+                .token_fn(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    None
+                })
+                .reconnection_attempts(Some(3))
+                .reconnection_delay(Duration::from_millis(50))
+                .reconnection_delay_max(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap();
+        let mut state = client.state();
+        server.stop().await;
+        wait_state(&mut state, |s| *s == ConnectionState::Disconnected).await;
+        // The first connection, then three failed attempts.
+        assert_eq!(attempts.load(Ordering::SeqCst), 4);
+        assert!(matches!(
+            *client.last_error().borrow(),
+            Some(ConnectionError::Connect(ConnectError::Unreachable(_)))
+        ));
+    })
+    .await;
+}
+
 /// A WebSocket server that completes the engine.io and socket.io handshakes
 /// with a short heartbeat, then goes silent without closing anything.
 async fn silent_server() -> (SocketAddr, JoinHandle<()>) {

@@ -24,7 +24,7 @@ pub(crate) fn delay(
         ms + deviation
     };
     let max_ms = max.as_secs_f64() * 1000.0;
-    Duration::from_secs_f64(ms.clamp(0.0, max_ms) / 1000.0)
+    Duration::try_from_secs_f64(ms.clamp(0.0, max_ms) / 1000.0).unwrap_or(max)
 }
 
 /// A random number in `[0, 1)`, from the standard library's per-process
@@ -51,6 +51,12 @@ mod tests {
         let d: Vec<_> = (1..=5).map(|a| delay(a, S, MAX, 0.0, 0.3)).collect();
         assert_eq!(d, [1000, 2000, 4000, 5000, 5000].map(Duration::from_millis));
         assert_eq!(delay(u32::MAX, S, MAX, 0.5, 0.99), MAX);
+        // Absurd settings do not panic.
+        assert_eq!(
+            delay(u32::MAX, Duration::MAX, Duration::MAX, 1.0, 0.99),
+            Duration::MAX
+        );
+        assert_eq!(delay(3, Duration::ZERO, MAX, 0.5, 0.5), Duration::ZERO);
     }
 
     #[test]

@@ -241,9 +241,7 @@ pub(crate) fn spawn(
         next_ack: AtomicU64::new(0),
         ready: AtomicBool::new(ready),
     });
-    // A server that stops pinging for this long is dead (engine.io-client's
-    // rule). Any frame counts as a sign of life.
-    let liveness = open.ping_interval + open.ping_timeout;
+    let liveness = liveness(&open);
     let task = runtime.spawn(drive(
         ws,
         out_rx,
@@ -253,6 +251,16 @@ pub(crate) fn spawn(
         liveness,
     ));
     (shared, task)
+}
+
+/// A server silent for this long is dead: `pingInterval + pingTimeout`
+/// (engine.io-client's rule), capped so that absurd server values cannot
+/// overflow a deadline. Any frame counts as a sign of life.
+fn liveness(open: &OpenInfo) -> Duration {
+    const CAP: Duration = Duration::from_secs(24 * 60 * 60);
+    open.ping_interval
+        .saturating_add(open.ping_timeout)
+        .min(CAP)
 }
 
 async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
@@ -372,4 +380,23 @@ async fn on_text(
         _ => {}
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_never_overflows() {
+        let open = |interval, timeout| OpenInfo {
+            sid: String::new(),
+            ping_interval: Duration::from_millis(interval),
+            ping_timeout: Duration::from_millis(timeout),
+            max_payload: 0,
+        };
+        assert_eq!(liveness(&open(300, 200)), Duration::from_millis(500));
+        let huge = liveness(&open(u64::MAX, u64::MAX));
+        assert_eq!(huge, Duration::from_secs(24 * 60 * 60));
+        let _ = Instant::now() + huge;
+    }
 }

@@ -182,11 +182,11 @@ impl ClientOptions {
     }
 
     /// How many server events are kept for a slow subscriber before it starts
-    /// missing the oldest ones (default 1024, at least 1). See
+    /// missing the oldest ones (default 1024, between 1 and 65 536). See
     /// [`Client::subscribe`](super::Client::subscribe).
     #[must_use]
     pub fn event_buffer(mut self, capacity: usize) -> Self {
-        self.event_buffer = capacity.max(1);
+        self.event_buffer = capacity.clamp(1, 1 << 16);
         self
     }
 
