@@ -26,7 +26,16 @@
 //! - Each incoming event is handled in its own task: events of one socket may
 //!   be dispatched concurrently and complete out of order.
 //! - The client sent an ack callback iff the packet carried an ack id
-//!   (`42/ns,<id>[…]`); the runtime reads it itself.
+//!   (`42/ns,<id>[…]`); the runtime reads it itself. Events the contract
+//!   declares without ack never answer through an ack, even if the client
+//!   sent an ack id (their failures go to the `error` event); unknown events
+//!   are answered through the ack when there is one.
+//! - The payload is the first argument after the event name; a missing one is
+//!   `null`, further arguments are ignored.
+//! - Every event goes through one socketioxide fallback handler installed by
+//!   the runtime. A handler added with `ctx.socket().on(…)` (escape hatch)
+//!   takes precedence for its event and bypasses auth, rate limits and
+//!   validation; do not replace the fallback handler.
 //! - Single-socket emits are synchronous; room / broadcast emits are async
 //!   ([`Emitter::emit`] is async for all targets).
 //! - The runtime's per-socket state lives in the socket's extensions, so it
