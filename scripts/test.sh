@@ -27,6 +27,7 @@ cargo test --workspace --all-features --locked
 
 step "end-to-end: examples/chat-server driven by socket.io-client (node --test)"
 cargo build --locked -p chat-server
+export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
 node --test target/e2e-js/tests/e2e/
