@@ -3,13 +3,13 @@
 #![cfg(feature = "client")]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use evcontract_runtime::client::{
     Client, ClientError, ClientOptions, ConnectError, ConnectionError, ConnectionState,
-    DisconnectReason,
+    DisconnectReason, ServerEvent,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -45,10 +45,34 @@ async fn auth(Data(auth): Data<Value>) -> Result<(), Refusal> {
     }
 }
 
-/// Greets a socket once connected.
+/// Why the server saw each socket go, by socket.io sid.
+static GONE: Mutex<Vec<(String, socketioxide::socket::DisconnectReason)>> = Mutex::new(Vec::new());
+
+fn gone_reason(sid: &str) -> Option<socketioxide::socket::DisconnectReason> {
+    GONE.lock()
+        .unwrap()
+        .iter()
+        .find(|(s, _)| s == sid)
+        .map(|(_, r)| *r)
+}
+
+/// Greets a socket once connected, and records why it leaves.
 async fn on_connect(s: SocketRef) {
     let _ = s.emit("welcome", &json!({"sid": s.id.to_string()}));
+    s.on_disconnect(
+        async |s: SocketRef, reason: socketioxide::socket::DisconnectReason| {
+            GONE.lock().unwrap().push((s.id.to_string(), reason));
+        },
+    );
 }
+
+// The client must be cheap to clone and usable from any task.
+const _: fn() = || {
+    fn check<T: Send + Sync + Clone + 'static>() {}
+    check::<Client>();
+    check::<ServerEvent>();
+    check::<ClientOptions>();
+};
 
 /// Registers the event handlers. A middleware, not the connect handler:
 /// socketioxide sends CONNECT and only then spawns the connect handler, so an
@@ -154,10 +178,7 @@ async fn wait_state(
         .expect("client state channel closed")
 }
 
-async fn next_named(
-    rx: &mut broadcast::Receiver<evcontract_runtime::client::ServerEvent>,
-    name: &str,
-) -> Value {
+async fn next_named(rx: &mut broadcast::Receiver<ServerEvent>, name: &str) -> Value {
     loop {
         match rx.recv().await {
             Ok(ev) if ev.name == name => return ev.payload,
@@ -214,8 +235,20 @@ async fn connect_is_accepted_and_acks_work() {
         assert!(matches!(err, ClientError::Decode(_)), "{err:?}");
 
         client.emit("silent", &json!(1)).await.unwrap();
+        let sid = client.sid().unwrap();
         client.disconnect().await;
         assert_eq!(*client.state().borrow(), ConnectionState::Disconnected);
+        // The server got a socket.io DISCONNECT, not just a dropped socket.
+        bounded(5, async {
+            while gone_reason(&sid).is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(
+            gone_reason(&sid),
+            Some(socketioxide::socket::DisconnectReason::ClientNSDisconnect)
+        );
         assert_eq!(
             client.emit("echo", &1).await,
             Err(ClientError::Disconnected)
