@@ -111,12 +111,15 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 pub use error::{ClientError, ConnectError, ConnectionError, DisconnectReason, TransportError};
 pub use event::{AckResponder, ServerEvent};
 pub use options::ClientOptions;
+
+/// tokio's channels, re-exported: [`Client::subscribe`] and [`Client::state`]
+/// return them, and generated clients name their types.
+pub use tokio::sync::{broadcast, watch};
 
 use crate::wire::AckResponse;
 use connection::ConnShared;

@@ -355,3 +355,256 @@ pub mod server {
         }
     }
 }
+/// The typed client of namespace `/chat` (feature `client`).
+///
+/// [`ChatClient`] has one async method per client event (typed
+/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
+/// events ([`ChatClient::events`]), the connection state, and a
+/// re-subscribe hook run after every reconnection (rooms do not survive one).
+#[cfg(feature = "client")]
+pub mod client {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::client as rt;
+    /// A server event of namespace `/chat`, decoded.
+    ///
+    /// Variants hold their payloads unboxed: an event is decoded once and
+    /// moved to its consumer, so the size difference costs nothing.
+    #[derive(Debug, Clone, PartialEq)]
+    #[allow(clippy::large_enum_variant)]
+    pub enum ChatServerEvent {
+        /// `new_message`.
+        NewMessage(crate::NewMessage),
+        /// `message_read`.
+        MessageRead(crate::MessageRead),
+        /// `typing_indicator`.
+        TypingIndicator(crate::TypingIndicator),
+        /// `joined`.
+        Joined(crate::Joined),
+        /// `left`.
+        Left(crate::Left),
+        /// `error`: an event without ack failed on the server.
+        Error(::evcontract_runtime::ErrorEvent),
+    }
+    impl ChatServerEvent {
+        /// The event's name on the wire.
+        pub fn name(&self) -> &'static str {
+            match self {
+                Self::NewMessage(_) => super::server_events::NEW_MESSAGE,
+                Self::MessageRead(_) => super::server_events::MESSAGE_READ,
+                Self::TypingIndicator(_) => super::server_events::TYPING_INDICATOR,
+                Self::Joined(_) => super::server_events::JOINED,
+                Self::Left(_) => super::server_events::LEFT,
+                Self::Error(_) => ::evcontract_runtime::wire::ERROR_EVENT,
+            }
+        }
+        /// Decodes a raw server event: `None` for an event that is not in the
+        /// contract, an `INVALID_PAYLOAD` error for a payload that does not
+        /// match it.
+        pub fn decode(
+            event: &rt::ServerEvent,
+        ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
+            let payload = event.payload.clone();
+            ::core::option::Option::Some(
+                match event.name.as_str() {
+                    super::server_events::NEW_MESSAGE => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::NewMessage)
+                    }
+                    super::server_events::MESSAGE_READ => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::MessageRead)
+                    }
+                    super::server_events::TYPING_INDICATOR => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::TypingIndicator)
+                    }
+                    super::server_events::JOINED => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Joined)
+                    }
+                    super::server_events::LEFT => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Left)
+                    }
+                    ::evcontract_runtime::wire::ERROR_EVENT => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Error)
+                    }
+                    _ => return ::core::option::Option::None,
+                },
+            )
+        }
+    }
+    /// A stream of the server events of namespace `/chat`.
+    ///
+    /// Each stream has its own buffer; one that falls behind loses its oldest
+    /// events (the connection never waits for a slow consumer).
+    pub struct ChatEvents(rt::broadcast::Receiver<rt::ServerEvent>);
+    impl ChatEvents {
+        /// The next server event of the contract, decoded; `None` once the
+        /// client is gone. Events not in the contract are skipped; a payload
+        /// that does not match the contract is an `INVALID_PAYLOAD` error.
+        pub async fn next(
+            &mut self,
+        ) -> ::core::option::Option<
+            ::core::result::Result<ChatServerEvent, EventError>,
+        > {
+            loop {
+                match self.0.recv().await {
+                    ::core::result::Result::Ok(event) => {
+                        if let ::core::option::Option::Some(decoded) = ChatServerEvent::decode(
+                            &event,
+                        ) {
+                            return ::core::option::Option::Some(decoded);
+                        }
+                    }
+                    ::core::result::Result::Err(
+                        rt::broadcast::error::RecvError::Lagged(_),
+                    ) => {}
+                    ::core::result::Result::Err(
+                        rt::broadcast::error::RecvError::Closed,
+                    ) => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+        }
+    }
+    /// A client of namespace `/chat`. Cheap to clone.
+    #[derive(Clone)]
+    pub struct ChatClient {
+        inner: rt::Client,
+    }
+    impl ChatClient {
+        /// Connects to namespace `/chat` at `options`' URL (the
+        /// namespace of `options` is set for you). Resolves once the
+        /// namespace accepted the connection.
+        pub async fn connect(
+            options: rt::ClientOptions,
+        ) -> ::core::result::Result<Self, rt::ConnectError> {
+            Self::builder(options).connect().await
+        }
+        /// A builder, to subscribe to events and add re-subscribe hooks
+        /// before connecting (events the server sends right on connect are
+        /// then not missed).
+        pub fn builder(options: rt::ClientOptions) -> ChatClientBuilder {
+            ChatClientBuilder {
+                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+            }
+        }
+        /// Sends `join_thread` and waits for its ack.
+        ///
+        /// Join a thread's room; everyone in it (the joiner too) gets `joined`.
+        pub async fn join_thread(
+            &self,
+            payload: crate::JoinThread,
+        ) -> ::core::result::Result<crate::JoinThreadAck, rt::ClientError> {
+            self.inner.emit_with_ack(super::client_events::JOIN_THREAD, &payload).await
+        }
+        /// Sends `leave_thread` and waits for its ack.
+        ///
+        /// Leave a thread's room; the remaining members get `left`.
+        pub async fn leave_thread(
+            &self,
+            payload: crate::LeaveThread,
+        ) -> ::core::result::Result<crate::LeaveThreadAck, rt::ClientError> {
+            self.inner.emit_with_ack(super::client_events::LEAVE_THREAD, &payload).await
+        }
+        /// Sends `send_message` and waits for its ack.
+        ///
+        /// Post a message to a thread the sender has joined; the whole room gets `new_message`.
+        pub async fn send_message(
+            &self,
+            payload: crate::SendMessage,
+        ) -> ::core::result::Result<crate::Message, rt::ClientError> {
+            self.inner.emit_with_ack(super::client_events::SEND_MESSAGE, &payload).await
+        }
+        /// Sends `typing`; returns once it is handed to the connection.
+        ///
+        /// Typing started or stopped; the rest of the room gets `typing_indicator`.
+        pub async fn typing(
+            &self,
+            payload: crate::Typing,
+        ) -> ::core::result::Result<(), rt::ClientError> {
+            self.inner.emit(super::client_events::TYPING, &payload).await
+        }
+        /// Sends `mark_read`; returns once it is handed to the connection.
+        ///
+        /// Mark messages as read; the rest of the room gets `message_read`.
+        pub async fn mark_read(
+            &self,
+            payload: crate::MarkRead,
+        ) -> ::core::result::Result<(), rt::ClientError> {
+            self.inner.emit(super::client_events::MARK_READ, &payload).await
+        }
+        /// A new stream of this namespace's server events, from now on.
+        pub fn events(&self) -> ChatEvents {
+            ChatEvents(self.inner.subscribe())
+        }
+        /// Runs `hook` after every successful reconnection, before normal
+        /// traffic resumes: re-join rooms here, since the server forgets them.
+        pub fn on_reconnect<F, Fut>(&self, hook: F)
+        where
+            F: Fn(ChatClient) -> Fut + ::core::marker::Send + ::core::marker::Sync
+                + 'static,
+            Fut: ::core::future::Future<Output = ()> + ::core::marker::Send + 'static,
+        {
+            self.inner.on_reconnect(move |inner| hook(ChatClient { inner }));
+        }
+        /// The connection state (connected, reconnecting with the attempt
+        /// number, disconnected).
+        pub fn state(&self) -> rt::watch::Receiver<rt::ConnectionState> {
+            self.inner.state()
+        }
+        /// The last connection error, if any.
+        pub fn last_error(
+            &self,
+        ) -> rt::watch::Receiver<::core::option::Option<rt::ConnectionError>> {
+            self.inner.last_error()
+        }
+        /// Whether the namespace connection is up.
+        pub fn is_connected(&self) -> bool {
+            self.inner.is_connected()
+        }
+        /// Disconnects and stops reconnecting for good.
+        pub async fn disconnect(&self) {
+            self.inner.disconnect().await
+        }
+        /// The untyped client underneath.
+        pub fn raw(&self) -> &rt::Client {
+            &self.inner
+        }
+    }
+    /// Sets up subscriptions and hooks before connecting.
+    pub struct ChatClientBuilder {
+        inner: rt::ClientBuilder,
+    }
+    impl ChatClientBuilder {
+        /// A stream of server events from the first connection on.
+        pub fn events(&self) -> ChatEvents {
+            ChatEvents(self.inner.subscribe())
+        }
+        /// Adds a hook run after every successful reconnection.
+        #[must_use]
+        pub fn on_reconnect<F, Fut>(self, hook: F) -> Self
+        where
+            F: Fn(ChatClient) -> Fut + ::core::marker::Send + ::core::marker::Sync
+                + 'static,
+            Fut: ::core::future::Future<Output = ()> + ::core::marker::Send + 'static,
+        {
+            Self {
+                inner: self.inner.on_reconnect(move |inner| hook(ChatClient { inner })),
+            }
+        }
+        /// The connection state, from the first attempt on.
+        pub fn state(&self) -> rt::watch::Receiver<rt::ConnectionState> {
+            self.inner.state()
+        }
+        /// Connects to namespace `/chat`.
+        pub async fn connect(
+            self,
+        ) -> ::core::result::Result<ChatClient, rt::ConnectError> {
+            self.inner.connect().await.map(|inner| ChatClient { inner })
+        }
+    }
+}

@@ -176,3 +176,192 @@ pub mod server {
         }
     }
 }
+/// The typed client of namespace `/admin-panel` (feature `client`).
+///
+/// [`AdminPanelClient`] has one async method per client event (typed
+/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
+/// events ([`AdminPanelClient::events`]), the connection state, and a
+/// re-subscribe hook run after every reconnection (rooms do not survive one).
+#[cfg(feature = "client")]
+pub mod client {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::client as rt;
+    /// A server event of namespace `/admin-panel`, decoded.
+    ///
+    /// Variants hold their payloads unboxed: an event is decoded once and
+    /// moved to its consumer, so the size difference costs nothing.
+    #[derive(Debug, Clone, PartialEq)]
+    #[allow(clippy::large_enum_variant)]
+    pub enum AdminPanelServerEvent {
+        /// `notice`.
+        Notice(crate::Notice),
+        /// `error`: an event without ack failed on the server.
+        Error(::evcontract_runtime::ErrorEvent),
+    }
+    impl AdminPanelServerEvent {
+        /// The event's name on the wire.
+        pub fn name(&self) -> &'static str {
+            match self {
+                Self::Notice(_) => super::server_events::NOTICE,
+                Self::Error(_) => ::evcontract_runtime::wire::ERROR_EVENT,
+            }
+        }
+        /// Decodes a raw server event: `None` for an event that is not in the
+        /// contract, an `INVALID_PAYLOAD` error for a payload that does not
+        /// match it.
+        pub fn decode(
+            event: &rt::ServerEvent,
+        ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
+            let payload = event.payload.clone();
+            ::core::option::Option::Some(
+                match event.name.as_str() {
+                    super::server_events::NOTICE => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Notice)
+                    }
+                    ::evcontract_runtime::wire::ERROR_EVENT => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Error)
+                    }
+                    _ => return ::core::option::Option::None,
+                },
+            )
+        }
+    }
+    /// A stream of the server events of namespace `/admin-panel`.
+    ///
+    /// Each stream has its own buffer; one that falls behind loses its oldest
+    /// events (the connection never waits for a slow consumer).
+    pub struct AdminPanelEvents(rt::broadcast::Receiver<rt::ServerEvent>);
+    impl AdminPanelEvents {
+        /// The next server event of the contract, decoded; `None` once the
+        /// client is gone. Events not in the contract are skipped; a payload
+        /// that does not match the contract is an `INVALID_PAYLOAD` error.
+        pub async fn next(
+            &mut self,
+        ) -> ::core::option::Option<
+            ::core::result::Result<AdminPanelServerEvent, EventError>,
+        > {
+            loop {
+                match self.0.recv().await {
+                    ::core::result::Result::Ok(event) => {
+                        if let ::core::option::Option::Some(decoded) = AdminPanelServerEvent::decode(
+                            &event,
+                        ) {
+                            return ::core::option::Option::Some(decoded);
+                        }
+                    }
+                    ::core::result::Result::Err(
+                        rt::broadcast::error::RecvError::Lagged(_),
+                    ) => {}
+                    ::core::result::Result::Err(
+                        rt::broadcast::error::RecvError::Closed,
+                    ) => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+        }
+    }
+    /// A client of namespace `/admin-panel`. Cheap to clone.
+    #[derive(Clone)]
+    pub struct AdminPanelClient {
+        inner: rt::Client,
+    }
+    impl AdminPanelClient {
+        /// Connects to namespace `/admin-panel` at `options`' URL (the
+        /// namespace of `options` is set for you). Resolves once the
+        /// namespace accepted the connection.
+        pub async fn connect(
+            options: rt::ClientOptions,
+        ) -> ::core::result::Result<Self, rt::ConnectError> {
+            Self::builder(options).connect().await
+        }
+        /// A builder, to subscribe to events and add re-subscribe hooks
+        /// before connecting (events the server sends right on connect are
+        /// then not missed).
+        pub fn builder(options: rt::ClientOptions) -> AdminPanelClientBuilder {
+            AdminPanelClientBuilder {
+                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+            }
+        }
+        /// Sends `ping`; returns once it is handed to the connection.
+        pub async fn ping(
+            &self,
+            payload: crate::AdminPanelPing,
+        ) -> ::core::result::Result<(), rt::ClientError> {
+            self.inner.emit(super::client_events::PING, &payload).await
+        }
+        /// A new stream of this namespace's server events, from now on.
+        pub fn events(&self) -> AdminPanelEvents {
+            AdminPanelEvents(self.inner.subscribe())
+        }
+        /// Runs `hook` after every successful reconnection, before normal
+        /// traffic resumes: re-join rooms here, since the server forgets them.
+        pub fn on_reconnect<F, Fut>(&self, hook: F)
+        where
+            F: Fn(AdminPanelClient) -> Fut + ::core::marker::Send + ::core::marker::Sync
+                + 'static,
+            Fut: ::core::future::Future<Output = ()> + ::core::marker::Send + 'static,
+        {
+            self.inner.on_reconnect(move |inner| hook(AdminPanelClient { inner }));
+        }
+        /// The connection state (connected, reconnecting with the attempt
+        /// number, disconnected).
+        pub fn state(&self) -> rt::watch::Receiver<rt::ConnectionState> {
+            self.inner.state()
+        }
+        /// The last connection error, if any.
+        pub fn last_error(
+            &self,
+        ) -> rt::watch::Receiver<::core::option::Option<rt::ConnectionError>> {
+            self.inner.last_error()
+        }
+        /// Whether the namespace connection is up.
+        pub fn is_connected(&self) -> bool {
+            self.inner.is_connected()
+        }
+        /// Disconnects and stops reconnecting for good.
+        pub async fn disconnect(&self) {
+            self.inner.disconnect().await
+        }
+        /// The untyped client underneath.
+        pub fn raw(&self) -> &rt::Client {
+            &self.inner
+        }
+    }
+    /// Sets up subscriptions and hooks before connecting.
+    pub struct AdminPanelClientBuilder {
+        inner: rt::ClientBuilder,
+    }
+    impl AdminPanelClientBuilder {
+        /// A stream of server events from the first connection on.
+        pub fn events(&self) -> AdminPanelEvents {
+            AdminPanelEvents(self.inner.subscribe())
+        }
+        /// Adds a hook run after every successful reconnection.
+        #[must_use]
+        pub fn on_reconnect<F, Fut>(self, hook: F) -> Self
+        where
+            F: Fn(AdminPanelClient) -> Fut + ::core::marker::Send + ::core::marker::Sync
+                + 'static,
+            Fut: ::core::future::Future<Output = ()> + ::core::marker::Send + 'static,
+        {
+            Self {
+                inner: self
+                    .inner
+                    .on_reconnect(move |inner| hook(AdminPanelClient { inner })),
+            }
+        }
+        /// The connection state, from the first attempt on.
+        pub fn state(&self) -> rt::watch::Receiver<rt::ConnectionState> {
+            self.inner.state()
+        }
+        /// Connects to namespace `/admin-panel`.
+        pub async fn connect(
+            self,
+        ) -> ::core::result::Result<AdminPanelClient, rt::ConnectError> {
+            self.inner.connect().await.map(|inner| AdminPanelClient { inner })
+        }
+    }
+}

@@ -171,3 +171,190 @@ pub mod server {
         }
     }
 }
+/// The typed client of namespace `/echo` (feature `client`).
+///
+/// [`EchoClient`] has one async method per client event (typed
+/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
+/// events ([`EchoClient::events`]), the connection state, and a
+/// re-subscribe hook run after every reconnection (rooms do not survive one).
+#[cfg(feature = "client")]
+pub mod client {
+    use ::evcontract_runtime::EventError;
+    use ::evcontract_runtime::client as rt;
+    /// A server event of namespace `/echo`, decoded.
+    ///
+    /// Variants hold their payloads unboxed: an event is decoded once and
+    /// moved to its consumer, so the size difference costs nothing.
+    #[derive(Debug, Clone, PartialEq)]
+    #[allow(clippy::large_enum_variant)]
+    pub enum EchoServerEvent {
+        /// `said`.
+        Said(crate::Said),
+        /// `error`: an event without ack failed on the server.
+        Error(::evcontract_runtime::ErrorEvent),
+    }
+    impl EchoServerEvent {
+        /// The event's name on the wire.
+        pub fn name(&self) -> &'static str {
+            match self {
+                Self::Said(_) => super::server_events::SAID,
+                Self::Error(_) => ::evcontract_runtime::wire::ERROR_EVENT,
+            }
+        }
+        /// Decodes a raw server event: `None` for an event that is not in the
+        /// contract, an `INVALID_PAYLOAD` error for a payload that does not
+        /// match it.
+        pub fn decode(
+            event: &rt::ServerEvent,
+        ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
+            let payload = event.payload.clone();
+            ::core::option::Option::Some(
+                match event.name.as_str() {
+                    super::server_events::SAID => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Said)
+                    }
+                    ::evcontract_runtime::wire::ERROR_EVENT => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Error)
+                    }
+                    _ => return ::core::option::Option::None,
+                },
+            )
+        }
+    }
+    /// A stream of the server events of namespace `/echo`.
+    ///
+    /// Each stream has its own buffer; one that falls behind loses its oldest
+    /// events (the connection never waits for a slow consumer).
+    pub struct EchoEvents(rt::broadcast::Receiver<rt::ServerEvent>);
+    impl EchoEvents {
+        /// The next server event of the contract, decoded; `None` once the
+        /// client is gone. Events not in the contract are skipped; a payload
+        /// that does not match the contract is an `INVALID_PAYLOAD` error.
+        pub async fn next(
+            &mut self,
+        ) -> ::core::option::Option<
+            ::core::result::Result<EchoServerEvent, EventError>,
+        > {
+            loop {
+                match self.0.recv().await {
+                    ::core::result::Result::Ok(event) => {
+                        if let ::core::option::Option::Some(decoded) = EchoServerEvent::decode(
+                            &event,
+                        ) {
+                            return ::core::option::Option::Some(decoded);
+                        }
+                    }
+                    ::core::result::Result::Err(
+                        rt::broadcast::error::RecvError::Lagged(_),
+                    ) => {}
+                    ::core::result::Result::Err(
+                        rt::broadcast::error::RecvError::Closed,
+                    ) => {
+                        return ::core::option::Option::None;
+                    }
+                }
+            }
+        }
+    }
+    /// A client of namespace `/echo`. Cheap to clone.
+    #[derive(Clone)]
+    pub struct EchoClient {
+        inner: rt::Client,
+    }
+    impl EchoClient {
+        /// Connects to namespace `/echo` at `options`' URL (the
+        /// namespace of `options` is set for you). Resolves once the
+        /// namespace accepted the connection.
+        pub async fn connect(
+            options: rt::ClientOptions,
+        ) -> ::core::result::Result<Self, rt::ConnectError> {
+            Self::builder(options).connect().await
+        }
+        /// A builder, to subscribe to events and add re-subscribe hooks
+        /// before connecting (events the server sends right on connect are
+        /// then not missed).
+        pub fn builder(options: rt::ClientOptions) -> EchoClientBuilder {
+            EchoClientBuilder {
+                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+            }
+        }
+        /// Sends `say` and waits for its ack.
+        pub async fn say(
+            &self,
+            payload: crate::Say,
+        ) -> ::core::result::Result<crate::SayAck, rt::ClientError> {
+            self.inner.emit_with_ack(super::client_events::SAY, &payload).await
+        }
+        /// A new stream of this namespace's server events, from now on.
+        pub fn events(&self) -> EchoEvents {
+            EchoEvents(self.inner.subscribe())
+        }
+        /// Runs `hook` after every successful reconnection, before normal
+        /// traffic resumes: re-join rooms here, since the server forgets them.
+        pub fn on_reconnect<F, Fut>(&self, hook: F)
+        where
+            F: Fn(EchoClient) -> Fut + ::core::marker::Send + ::core::marker::Sync
+                + 'static,
+            Fut: ::core::future::Future<Output = ()> + ::core::marker::Send + 'static,
+        {
+            self.inner.on_reconnect(move |inner| hook(EchoClient { inner }));
+        }
+        /// The connection state (connected, reconnecting with the attempt
+        /// number, disconnected).
+        pub fn state(&self) -> rt::watch::Receiver<rt::ConnectionState> {
+            self.inner.state()
+        }
+        /// The last connection error, if any.
+        pub fn last_error(
+            &self,
+        ) -> rt::watch::Receiver<::core::option::Option<rt::ConnectionError>> {
+            self.inner.last_error()
+        }
+        /// Whether the namespace connection is up.
+        pub fn is_connected(&self) -> bool {
+            self.inner.is_connected()
+        }
+        /// Disconnects and stops reconnecting for good.
+        pub async fn disconnect(&self) {
+            self.inner.disconnect().await
+        }
+        /// The untyped client underneath.
+        pub fn raw(&self) -> &rt::Client {
+            &self.inner
+        }
+    }
+    /// Sets up subscriptions and hooks before connecting.
+    pub struct EchoClientBuilder {
+        inner: rt::ClientBuilder,
+    }
+    impl EchoClientBuilder {
+        /// A stream of server events from the first connection on.
+        pub fn events(&self) -> EchoEvents {
+            EchoEvents(self.inner.subscribe())
+        }
+        /// Adds a hook run after every successful reconnection.
+        #[must_use]
+        pub fn on_reconnect<F, Fut>(self, hook: F) -> Self
+        where
+            F: Fn(EchoClient) -> Fut + ::core::marker::Send + ::core::marker::Sync
+                + 'static,
+            Fut: ::core::future::Future<Output = ()> + ::core::marker::Send + 'static,
+        {
+            Self {
+                inner: self.inner.on_reconnect(move |inner| hook(EchoClient { inner })),
+            }
+        }
+        /// The connection state, from the first attempt on.
+        pub fn state(&self) -> rt::watch::Receiver<rt::ConnectionState> {
+            self.inner.state()
+        }
+        /// Connects to namespace `/echo`.
+        pub async fn connect(
+            self,
+        ) -> ::core::result::Result<EchoClient, rt::ConnectError> {
+            self.inner.connect().await.map(|inner| EchoClient { inner })
+        }
+    }
+}
