@@ -45,7 +45,7 @@ fn golden_files_match() {
             .into_iter()
             .map(|f| (expected.join(f.path), f.contents))
             .collect();
-        let changes = output::plan(&wanted, &[expected.clone()]).unwrap();
+        let changes = output::plan(&wanted, std::slice::from_ref(&expected)).unwrap();
         if bless {
             output::apply(&changes).unwrap();
         } else if !changes.is_empty() {
