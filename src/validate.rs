@@ -151,19 +151,16 @@ struct Walker {
     definitions: BTreeMap<String, Value>,
 }
 
+/// Words of `letter` characters (and digits) joined by single `_`, starting
+/// with a `letter`: snake_case for lowercase, SCREAMING_SNAKE for uppercase.
+fn is_underscored(s: &str, letter: fn(&char) -> bool) -> bool {
+    s.chars().next().is_some_and(|c| letter(&c))
+        && s.split('_')
+            .all(|p| !p.is_empty() && p.chars().all(|c| letter(&c) || c.is_ascii_digit()))
+}
+
 fn is_snake_ident(s: &str) -> bool {
-    let mut parts = s.split('_');
-    let first_ok = parts.next().is_some_and(|p| {
-        p.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    });
-    first_ok
-        && parts.all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
+    is_underscored(s, char::is_ascii_lowercase)
 }
 
 fn is_pascal_ident(s: &str) -> bool {
@@ -172,18 +169,7 @@ fn is_pascal_ident(s: &str) -> bool {
 }
 
 fn is_screaming_snake(s: &str) -> bool {
-    let mut parts = s.split('_');
-    let first_ok = parts.next().is_some_and(|p| {
-        p.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-            && p.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    });
-    first_ok
-        && parts.all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        })
+    is_underscored(s, char::is_ascii_uppercase)
 }
 
 fn type_name(v: &Value) -> &'static str {
