@@ -99,6 +99,7 @@ mod connection;
 mod error;
 mod event;
 mod options;
+mod typed;
 mod protocol;
 
 use std::future::Future;
@@ -116,6 +117,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 pub use error::{ClientError, ConnectError, ConnectionError, DisconnectReason, TransportError};
 pub use event::{AckResponder, ServerEvent};
 pub use options::ClientOptions;
+pub use typed::{DecodeEvent, Events};
 
 /// tokio's channels, re-exported: [`Client::subscribe`] and [`Client::state`]
 /// return them, and generated clients name their types.

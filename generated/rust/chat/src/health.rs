@@ -225,10 +225,9 @@ pub mod client {
                 Self::Error(_) => ::evcontract_runtime::wire::ERROR_EVENT,
             }
         }
-        /// Decodes a raw server event: `None` for an event that is not in the
-        /// contract, an `INVALID_PAYLOAD` error for a payload that does not
-        /// match it.
-        pub fn decode(
+    }
+    impl rt::DecodeEvent for HealthServerEvent {
+        fn decode(
             event: &rt::ServerEvent,
         ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
             let payload = event.payload.clone();
@@ -251,41 +250,10 @@ pub mod client {
             )
         }
     }
-    /// A stream of the server events of namespace `/health`.
-    ///
-    /// Each stream has its own buffer; one that falls behind loses its oldest
-    /// events (the connection never waits for a slow consumer).
-    pub struct HealthEvents(rt::broadcast::Receiver<rt::ServerEvent>);
-    impl HealthEvents {
-        /// The next server event of the contract, decoded; `None` once the
-        /// client is gone. Events not in the contract are skipped; a payload
-        /// that does not match the contract is an `INVALID_PAYLOAD` error.
-        pub async fn next(
-            &mut self,
-        ) -> ::core::option::Option<
-            ::core::result::Result<HealthServerEvent, EventError>,
-        > {
-            loop {
-                match self.0.recv().await {
-                    ::core::result::Result::Ok(event) => {
-                        if let ::core::option::Option::Some(decoded) = HealthServerEvent::decode(
-                            &event,
-                        ) {
-                            return ::core::option::Option::Some(decoded);
-                        }
-                    }
-                    ::core::result::Result::Err(
-                        rt::broadcast::error::RecvError::Lagged(_),
-                    ) => {}
-                    ::core::result::Result::Err(
-                        rt::broadcast::error::RecvError::Closed,
-                    ) => {
-                        return ::core::option::Option::None;
-                    }
-                }
-            }
-        }
-    }
+    /// A stream of the server events of namespace `/health`: call
+    /// `next().await`. Each stream has its own buffer; one that falls behind
+    /// loses its oldest events (the connection never waits for it).
+    pub type HealthEvents = rt::Events<HealthServerEvent>;
     /// A client of namespace `/health`. Cheap to clone.
     #[derive(Clone)]
     pub struct HealthClient {
@@ -321,7 +289,7 @@ pub mod client {
         }
         /// A new stream of this namespace's server events, from now on.
         pub fn events(&self) -> HealthEvents {
-            HealthEvents(self.inner.subscribe())
+            rt::Events::new(self.inner.subscribe())
         }
         /// Runs `hook` after every successful reconnection, before normal
         /// traffic resumes: re-join rooms here, since the server forgets them.
@@ -364,7 +332,7 @@ pub mod client {
     impl HealthClientBuilder {
         /// A stream of server events from the first connection on.
         pub fn events(&self) -> HealthEvents {
-            HealthEvents(self.inner.subscribe())
+            rt::Events::new(self.inner.subscribe())
         }
         /// Adds a hook run after every successful reconnection.
         #[must_use]
