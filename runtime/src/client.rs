@@ -99,8 +99,8 @@ mod connection;
 mod error;
 mod event;
 mod options;
-mod typed;
 mod protocol;
+mod typed;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
