@@ -45,16 +45,18 @@ const SCHEMA_DIR: &str = "schemas";
 const FORMAT_SCHEMA: &str = "schemas/contract.schema.json";
 
 fn format_schema_text() -> String {
-    let mut schema = evcontract::model::contract_json_schema();
-    if let Some(o) = schema.as_object_mut() {
-        o.insert(
-            "$comment".to_owned(),
-            format!(
-                "This file is {} schema. Do not edit.",
-                evcontract::GENERATED_MARKER
-            )
-            .into(),
-        );
+    // The marker goes first, where a reader (and `is_generated`) sees it.
+    let mut schema = serde_json::Map::new();
+    schema.insert(
+        "$comment".to_owned(),
+        format!(
+            "This file is {} schema. Do not edit.",
+            evcontract::GENERATED_MARKER
+        )
+        .into(),
+    );
+    if let serde_json::Value::Object(o) = evcontract::model::contract_json_schema() {
+        schema.extend(o);
     }
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');

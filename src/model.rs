@@ -169,6 +169,9 @@ pub struct PayloadSchema {
     /// Becomes `///` in Rust and TSDoc in TypeScript.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A short title (documentation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// Default value (documentation and Rust `Default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,

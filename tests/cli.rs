@@ -227,3 +227,36 @@ fn bad_usage_exits_2() {
         text(&o)
     );
 }
+
+#[test]
+fn contracts_validate_against_the_format_schema() {
+    // The format's JSON Schema (for editors) and the validator must agree on
+    // every contract in the repository.
+    let schema: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo().join("schemas/contract.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let mut contracts = vec![repo().join("schemas/chat.contract.json")];
+    for case in fs::read_dir(repo().join("tests/cases")).unwrap() {
+        let dir = case.unwrap().path();
+        for f in fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.to_string_lossy().ends_with(".contract.json") {
+                contracts.push(f);
+            }
+        }
+    }
+    assert!(contracts.len() >= 3);
+    for c in contracts {
+        let doc: serde_json::Value = serde_json::from_slice(&fs::read(&c).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", c.display());
+        // And a contract the validator refuses for an unknown key is refused by the schema too.
+        let mut bad = doc.clone();
+        bad["colour"] = serde_json::json!("red");
+        assert!(!validator.is_valid(&bad));
+    }
+}
