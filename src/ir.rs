@@ -134,6 +134,9 @@ pub struct ClientEventIr {
     pub const_name: String,
     /// The TypeScript method name (camelCase).
     pub ts_method: String,
+    /// The method on the generated TypeScript client class: `ts_method`,
+    /// unless that is one of the class's own members (`on`, `socket`, …).
+    pub ts_client_method: String,
     /// PascalCase of the event name.
     pub pascal: String,
     /// The payload type's name.
@@ -177,6 +180,35 @@ pub struct ServerEventIr {
     pub payload_type: String,
     /// Doc lines.
     pub doc: Vec<String>,
+}
+
+/// Members of the generated TypeScript client class (`<Ns>Client`), which
+/// its per-event methods must not shadow.
+const TS_CLIENT_MEMBERS: [&str; 7] = [
+    "constructor",
+    "socket",
+    "ackTimeoutMs",
+    "connected",
+    "disconnect",
+    "on",
+    "off",
+];
+
+/// The client-class method for client event `name` among `all` of its
+/// namespace: camelCase, or `<camelCase>Event` (then `_`-suffixed until
+/// unique) when camelCase is a member of the class.
+fn ts_client_method<'a>(name: &str, all: impl Iterator<Item = &'a String> + Clone) -> String {
+    let base = name.to_lower_camel_case();
+    if !TS_CLIENT_MEMBERS.contains(&base.as_str()) {
+        return base;
+    }
+    let mut method = format!("{base}Event");
+    while TS_CLIENT_MEMBERS.contains(&method.as_str())
+        || all.clone().any(|n| n.to_lower_camel_case() == method)
+    {
+        method.push('_');
+    }
+    method
 }
 
 const RUST_KEYWORDS: [&str; 51] = [
@@ -454,6 +486,7 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                     rust_method: rust_ident(name),
                     const_name: name.to_shouty_snake_case(),
                     ts_method: name.to_lower_camel_case(),
+                    ts_client_method: ts_client_method(name, ns.client_events.keys()),
                     pascal: name.to_pascal_case(),
                     ack_type: a.as_ref().map(resolve),
                     auth_required: auth_required(ev.auth.unwrap_or(ns.auth)),
@@ -562,5 +595,24 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         }
         Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ts_client_method;
+
+    #[test]
+    fn client_methods_do_not_shadow_client_members() {
+        let events: Vec<String> = ["send_message", "on", "on_event", "socket"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let method = |name: &str| ts_client_method(name, events.iter());
+        assert_eq!(method("send_message"), "sendMessage");
+        // `on` is the client's listener method; `onEvent` is another event's.
+        assert_eq!(method("on"), "onEvent_");
+        assert_eq!(method("on_event"), "onEvent");
+        assert_eq!(method("socket"), "socketEvent");
     }
 }

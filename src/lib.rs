@@ -237,11 +237,21 @@ pub fn emit(
             path: ts_dir.join(format!("{}.ts", ns.module)),
             contents: text,
         });
+        files.push(GeneratedFile {
+            path: ts_dir.join(format!("{}.client.ts", ns.module)),
+            contents: templates.render("ts/client.ts", &json!({ "ir": ir, "ns": ns_view }))?,
+        });
     }
-    files.push(GeneratedFile {
-        path: ts_dir.join("index.ts"),
-        contents: templates.render("ts/index.ts", &json!({ "ir": ir }))?,
-    });
+    for (template, file) in [
+        ("ts/index.ts", "index.ts"),
+        ("ts/lib.ts", "lib.ts"),
+        ("ts/react.ts", "react.ts"),
+    ] {
+        files.push(GeneratedFile {
+            path: ts_dir.join(file),
+            contents: templates.render(template, &json!({ "ir": ir }))?,
+        });
+    }
     for f in &mut files {
         f.contents = tidy(&f.contents);
     }

@@ -7,7 +7,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 9] = [
     (
         "rust/Cargo.toml",
         include_str!("../templates/rust/Cargo.toml.hbs"),
@@ -26,6 +26,12 @@ const TEMPLATES: [(&str, &str); 6] = [
         include_str!("../templates/ts/namespace.ts.hbs"),
     ),
     ("ts/index.ts", include_str!("../templates/ts/index.ts.hbs")),
+    (
+        "ts/client.ts",
+        include_str!("../templates/ts/client.ts.hbs"),
+    ),
+    ("ts/lib.ts", include_str!("../templates/ts/lib.ts.hbs")),
+    ("ts/react.ts", include_str!("../templates/ts/react.ts.hbs")),
 ];
 
 /// The template registry.
