@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints (warnings denied, which
 # also compiles the generated crates and golden files), the generated-files
-# gate, the Rust test suites, and the TypeScript type checks.
+# gate, the Rust test suites, the TypeScript type checks, the end-to-end
+# suite, and the example web app in headless Chromium (EVCONTRACT_SKIP_BROWSER=1
+# skips that one, loudly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "npm ci (typescript, socket.io-client)"
+step "npm ci (typescript, socket.io-client, react, vite, playwright-core)"
 npm ci --no-audit --no-fund --loglevel=error
 
 step "cargo fmt --check"
@@ -31,3 +33,26 @@ export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
 node --test target/e2e-js/tests/e2e/
+
+step "tsc --noEmit --strict: examples/chat-web (React app on the generated client and hook)"
+npx tsc -p examples/chat-web
+
+step "browser: examples/chat-web in headless Chromium against examples/chat-server (playwright-core)"
+if [ "${EVCONTRACT_SKIP_BROWSER:-0}" = "1" ]; then
+  printf '\n%s\n%s\n%s\n\n' \
+    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
+    '!!! SKIPPED: the browser test (EVCONTRACT_SKIP_BROWSER=1). chat-web UNTESTED !!!' \
+    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
+else
+  CHROMIUM_BIN="${CHROMIUM_BIN:-$(command -v chromium || command -v chromium-browser || true)}"
+  if [ -z "$CHROMIUM_BIN" ] || [ ! -x "$CHROMIUM_BIN" ]; then
+    echo "error: the browser test needs Chromium and none was found." >&2
+    echo "       Install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_BIN," >&2
+    echo "       or skip the test on purpose with EVCONTRACT_SKIP_BROWSER=1." >&2
+    exit 1
+  fi
+  export CHROMIUM_BIN
+  npx tsc -p tsconfig.browser.json
+  echo '{"type":"commonjs"}' > target/browser-js/package.json
+  timeout 600 node --test --test-timeout=240000 target/browser-js/tests/browser/
+fi
