@@ -1,0 +1,203 @@
+// Cross-language end-to-end: the Rust terminal client (examples/chat-client,
+// on the generated Rust client) and the real socket.io-client 4.x (typed with
+// the generated typings) in the same thread of the example server.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import readline from "node:readline";
+import { io } from "socket.io-client";
+import { chat } from "../../generated/ts/chat/index";
+
+// Compiled to target/e2e-js/tests/e2e/: the repository is four levels up.
+const ROOT = path.resolve(__dirname, "../../../..");
+const SERVER_BIN = process.env.CHAT_SERVER_BIN ?? path.join(ROOT, "target/debug/chat-server");
+const CLIENT_BIN = process.env.CHAT_CLIENT_BIN ?? path.join(ROOT, "target/debug/chat-client");
+const WAIT_MS = 5000;
+
+let server: ChildProcess;
+let url: string;
+let serverLog = "";
+const sockets: chat.ChatSocket[] = [];
+const children: ChildProcess[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+async function waitHealthy(deadlineMs: number): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > end) throw new Error(`server did not start:\n${serverLog}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function token(user: string): string {
+  return execFileSync(SERVER_BIN, ["token", user]).toString().trim();
+}
+
+function connectChat(tok: string): Promise<chat.ChatSocket> {
+  const s: chat.ChatSocket = io(`${url}${chat.NAMESPACE}`, {
+    auth: { token: tok },
+    transports: ["websocket"],
+    reconnection: false,
+    forceNew: true,
+  });
+  sockets.push(s);
+  return new Promise((resolve, reject) => {
+    s.once("connect", () => resolve(s));
+    s.once("connect_error", (e) => reject(e));
+  });
+}
+
+/** The next `event` on `s`. */
+function next<T>(s: chat.ChatSocket, event: "joined" | "new_message", timeoutMs = WAIT_MS): Promise<T> {
+  const raw = s as unknown as { once(e: string, h: (p: T) => void): void; off(e: string, h: (p: T) => void): void };
+  return new Promise((resolve, reject) => {
+    const handler = (payload: T) => {
+      clearTimeout(timer);
+      resolve(payload);
+    };
+    const timer = setTimeout(() => {
+      raw.off(event, handler);
+      reject(new Error(`no ${event} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    raw.once(event, handler);
+  });
+}
+
+function assertSuccess<T>(res: chat.AckResponse<T>): T {
+  if (!res.success) throw new assert.AssertionError({ message: `expected success, got ${JSON.stringify(res)}` });
+  return res.data;
+}
+
+/** The `chat-client` binary, with its stdout read as JSON lines. */
+class TerminalClient {
+  private readonly child: ChildProcess;
+  private readonly lines: unknown[] = [];
+  private readonly waiting: ((line: unknown) => void)[] = [];
+  private stderr = "";
+  private readonly exited: Promise<number | null>;
+
+  constructor(tok: string, thread: string) {
+    this.child = spawn(CLIENT_BIN, ["--url", url, "--token", tok, "--thread", thread], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    children.push(this.child);
+    this.child.stderr?.on("data", (d) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
+    const rl = readline.createInterface({ input: this.child.stdout! });
+    rl.on("line", (text) => {
+      let line: unknown;
+      try {
+        line = JSON.parse(text);
+      } catch {
+        line = { notJson: text };
+      }
+      const waiter = this.waiting.shift();
+      if (waiter) waiter(line);
+      else this.lines.push(line);
+    });
+  }
+
+  /** The next JSON line the client printed. */
+  nextLine(timeoutMs = WAIT_MS): Promise<unknown> {
+    const ready = this.lines.shift();
+    if (ready !== undefined) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.splice(this.waiting.indexOf(waiter), 1);
+        reject(new Error(`chat-client printed nothing within ${timeoutMs} ms; stderr:\n${this.stderr}`));
+      }, timeoutMs);
+      const waiter = (line: unknown) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      this.waiting.push(waiter);
+    });
+  }
+
+  /** Types a line, as a user would. */
+  type(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
+  /** Ends the input; resolves with the exit code. */
+  async end(timeoutMs = WAIT_MS): Promise<{ code: number | null; stderr: string; rest: unknown[] }> {
+    this.child.stdin!.end();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`chat-client did not exit; stderr:\n${this.stderr}`)), timeoutMs);
+    });
+    try {
+      const code = await Promise.race([this.exited, timeout]);
+      return { code, stderr: this.stderr, rest: this.lines.splice(0) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+before(async () => {
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  server = spawn(SERVER_BIN, [], {
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  server.stdout?.on("data", (d) => (serverLog += d));
+  server.stderr?.on("data", (d) => (serverLog += d));
+  await waitHealthy(15000);
+});
+
+after(() => {
+  for (const s of sockets) s.disconnect();
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  server?.kill("SIGTERM");
+});
+
+test("the Rust terminal client and a socket.io-client socket in one thread see each other's messages", async () => {
+  const thread = `crosslang-${process.pid}`;
+  const node = await connectChat(token("nodey"));
+  assertSuccess(await node.emitWithAck("join_thread", { threadId: thread }));
+
+  const nodeSeesRust = next<chat.Joined>(node, "joined");
+  const rust = new TerminalClient(token("rusty"), thread);
+  assert.deepEqual(await rust.nextLine(), { type: "joined", threadId: thread, userId: "rusty" });
+  assert.deepEqual(await nodeSeesRust, { threadId: thread, userId: "rusty" });
+
+  // socket.io-client -> Rust: printed exactly as the server acked it.
+  const fromNode = assertSuccess(await node.emitWithAck("send_message", { threadId: thread, content: "hello from node" }));
+  assert.deepEqual(await rust.nextLine(), { type: "new_message", threadId: thread, message: fromNode });
+
+  // Rust -> socket.io-client.
+  const nodeSeesMessage = next<chat.NewMessage>(node, "new_message");
+  rust.type("hello from rust");
+  const fromRust = await nodeSeesMessage;
+  assert.equal(fromRust.threadId, thread);
+  assert.equal(fromRust.message.content, "hello from rust");
+  assert.equal(fromRust.message.userId, "rusty");
+  assert.deepEqual(await rust.nextLine(), { type: "new_message", threadId: thread, message: fromRust.message });
+
+  // Typing from the Node side shows up in the terminal too.
+  node.emit("typing", { threadId: thread, isTyping: true });
+  assert.deepEqual(await rust.nextLine(), { type: "typing_indicator", threadId: thread, userId: "nodey", isTyping: true });
+
+  const { code, stderr, rest } = await rust.end();
+  assert.equal(code, 0, `exit code; stderr:\n${stderr}`);
+  assert.deepEqual(rest, []);
+});
