@@ -24,12 +24,15 @@ cargo run --quiet --locked -- generate --check
 step "tsc --noEmit --strict (generated typings, golden typings, type tests)"
 npx tsc -p tsconfig.json
 
+step "build the example binaries (the Rust and end-to-end tests run them)"
+cargo build --locked -p chat-server -p chat-client
+export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
+export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
+
 step "cargo test"
 cargo test --workspace --all-features --locked
 
-step "end-to-end: examples/chat-server driven by socket.io-client (node --test)"
-cargo build --locked -p chat-server
-export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
+step "end-to-end: examples/chat-server driven by socket.io-client and examples/chat-client (node --test)"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
 node --test target/e2e-js/tests/e2e/
