@@ -9,8 +9,8 @@
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
 import * as lib from "./lib";
-import * as chat from "./chat.client";
-import * as health from "./health.client";
+import * as chat_client from "./chat.client";
+import * as health_client from "./health.client";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -136,7 +136,7 @@ function useSocketClient<S, C>(
 }
 
 function openChat(options: lib.ConnectOptions) {
-  const client = chat.ChatClient.connect(options);
+  const client = chat_client.ChatClient.connect(options);
   return { socket: client.socket, client };
 }
 
@@ -146,12 +146,12 @@ function openChat(options: lib.ConnectOptions) {
  */
 export function useChatSocket(
   options: UseSocketOptions = {},
-): UseSocketResult<chat.ChatSocket, chat.ChatClient> {
+): UseSocketResult<chat_client.ChatSocket, chat_client.ChatClient> {
   return useSocketClient(openChat, options);
 }
 
 function openHealth(options: lib.ConnectOptions) {
-  const client = health.HealthClient.connect(options);
+  const client = health_client.HealthClient.connect(options);
   return { socket: client.socket, client };
 }
 
@@ -161,6 +161,6 @@ function openHealth(options: lib.ConnectOptions) {
  */
 export function useHealthSocket(
   options: UseSocketOptions = {},
-): UseSocketResult<health.HealthSocket, health.HealthClient> {
+): UseSocketResult<health_client.HealthSocket, health_client.HealthClient> {
   return useSocketClient(openHealth, options);
 }

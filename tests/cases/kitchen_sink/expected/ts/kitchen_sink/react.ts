@@ -9,8 +9,8 @@
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
 import * as lib from "./lib";
-import * as root from "./root.client";
-import * as adminPanel from "./admin_panel.client";
+import * as root_client from "./root.client";
+import * as admin_panel_client from "./admin_panel.client";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -136,7 +136,7 @@ function useSocketClient<S, C>(
 }
 
 function openRoot(options: lib.ConnectOptions) {
-  const client = root.RootClient.connect(options);
+  const client = root_client.RootClient.connect(options);
   return { socket: client.socket, client };
 }
 
@@ -146,12 +146,12 @@ function openRoot(options: lib.ConnectOptions) {
  */
 export function useRootSocket(
   options: UseSocketOptions = {},
-): UseSocketResult<root.RootSocket, root.RootClient> {
+): UseSocketResult<root_client.RootSocket, root_client.RootClient> {
   return useSocketClient(openRoot, options);
 }
 
 function openAdminPanel(options: lib.ConnectOptions) {
-  const client = adminPanel.AdminPanelClient.connect(options);
+  const client = admin_panel_client.AdminPanelClient.connect(options);
   return { socket: client.socket, client };
 }
 
@@ -161,6 +161,6 @@ function openAdminPanel(options: lib.ConnectOptions) {
  */
 export function useAdminPanelSocket(
   options: UseSocketOptions = {},
-): UseSocketResult<adminPanel.AdminPanelSocket, adminPanel.AdminPanelClient> {
+): UseSocketResult<admin_panel_client.AdminPanelSocket, admin_panel_client.AdminPanelClient> {
   return useSocketClient(openAdminPanel, options);
 }

@@ -9,7 +9,7 @@
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
 import * as lib from "./lib";
-import * as echo from "./echo.client";
+import * as echo_client from "./echo.client";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -135,7 +135,7 @@ function useSocketClient<S, C>(
 }
 
 function openEcho(options: lib.ConnectOptions) {
-  const client = echo.EchoClient.connect(options);
+  const client = echo_client.EchoClient.connect(options);
   return { socket: client.socket, client };
 }
 
@@ -145,6 +145,6 @@ function openEcho(options: lib.ConnectOptions) {
  */
 export function useEchoSocket(
   options: UseSocketOptions = {},
-): UseSocketResult<echo.EchoSocket, echo.EchoClient> {
+): UseSocketResult<echo_client.EchoSocket, echo_client.EchoClient> {
   return useSocketClient(openEcho, options);
 }
