@@ -103,7 +103,7 @@ function useSocketClient<S, C>(
         error: asError(err),
       }));
     });
-    raw.io.on("reconnect_attempt", () => update(() => ({ status: "reconnecting" })));
+    raw.io.on("reconnect_attempt", () => update(() => ({ status: everConnected ? "reconnecting" : "connecting" })));
     raw.io.on("reconnect_failed", () =>
       update(() => ({ connected: false, status: "disconnected", error: new Error("gave up reconnecting") })),
     );
