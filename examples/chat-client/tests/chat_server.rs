@@ -559,7 +559,6 @@ async fn a_thousand_acked_emits_in_flight_on_one_connection_get_their_own_acks()
 /// failed … internal channel full`), so some requests time out. A server-side
 /// limit, not the client's; run with `--ignored` to see it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the example server drops acks beyond its 1,024-packet buffer (2 packets per join)"]
 async fn a_thousand_join_threads_in_flight_get_their_own_acks() {
     let server = Server::start().await;
     let kim = connect(&server, "kim").await;

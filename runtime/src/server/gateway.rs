@@ -21,6 +21,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
+use socketioxide::{SendError, SocketError};
 use socketioxide::{ParserConfig, SocketIo};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
@@ -442,7 +443,7 @@ impl NamespaceRuntime {
         // its extensions) right after this handler returns.
     }
 
-    async fn handle_event(&self, socket: SocketRef, event: IncomingEvent) {
+    async fn handle_event(&self, socket: SocketRef, mut event: IncomingEvent) {
         let Some(state) = client_state(&socket) else {
             tracing::warn!(
                 namespace = self.spec.path,
@@ -457,13 +458,18 @@ impl NamespaceRuntime {
         let via_ack = acked && event.ack_id.is_some();
         let result = match compiled {
             None => Err(EventError::unknown_event(&event.name)),
-            Some(compiled) => self.run(&socket, &state, compiled, event.payload).await,
+            Some(compiled) => {
+                let payload = std::mem::replace(&mut event.payload, Ok(Value::Null));
+                self.run(&socket, &state, compiled, payload).await
+            }
         };
         match (result, via_ack) {
-            (Ok(data), true) => self.send_ack(event.ack, &event.name, &AckResponse::Success(data)),
+            (Ok(data), true) => {
+                self.send_ack(&event, &AckResponse::Success(data)).await;
+            }
             (Ok(_), false) => {}
             (Err(err), true) => {
-                self.send_ack(event.ack, &event.name, &AckResponse::<Value>::Failure(err))
+                self.send_ack(&event, &AckResponse::<Value>::Failure(err)).await;
             }
             (Err(err), false) => {
                 let payload = ErrorEvent::new(event.name, err);
@@ -512,10 +518,23 @@ impl NamespaceRuntime {
         }
     }
 
-    fn send_ack(&self, ack: AckSender, event: &str, response: &AckResponse<Value>) {
-        match ack.send(response) {
-            Ok(()) => self.emitter.record_send_success(),
-            Err(err) => self.emitter.record_send_failure(event, err),
+    /// Sends the ack. socketioxide refuses a packet when the socket's
+    /// buffer is full (`InternalChannelFull`), which a burst of events that
+    /// each also broadcast to the sender can cause; an ack is the one answer
+    /// a client waits for, so it is retried while the socket is connected
+    /// (for at most [`ACK_RETRY_FOR`]) instead of being dropped.
+    async fn send_ack(&self, event: &IncomingEvent, response: &AckResponse<Value>) {
+        let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
+        loop {
+            match event.ack_sender().send(response) {
+                Ok(()) => return self.emitter.record_send_success(),
+                Err(SendError::Socket(SocketError::InternalChannelFull))
+                    if event.socket.connected() && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(err) => return self.emitter.record_send_failure(&event.name, err),
+            }
         }
     }
 }
@@ -552,8 +571,24 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 struct IncomingEvent {
     name: String,
     payload: Result<Value, String>,
-    ack: AckSender,
+    /// Kept to build an [`AckSender`] per send attempt (it is consumed by a
+    /// send, also a failed one).
+    socket: Arc<Socket<LocalAdapter>>,
     ack_id: Option<i64>,
+}
+
+/// How long a refused ack is retried while the socket's buffer is full.
+const ACK_RETRY_FOR: Duration = Duration::from_secs(5);
+
+impl IncomingEvent {
+    fn ack_sender(&self) -> AckSender {
+        // The value argument is not read by `AckSender`'s extractor.
+        let mut unused = SioValue::Str("".into(), None);
+        match AckSender::from_message_parts(&self.socket, &mut unused, &self.ack_id) {
+            Ok(ack) => ack,
+            Err(never) => match never {},
+        }
+    }
 }
 
 impl FromMessageParts<LocalAdapter> for IncomingEvent {
@@ -564,10 +599,6 @@ impl FromMessageParts<LocalAdapter> for IncomingEvent {
         value: &mut SioValue,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        let ack = match AckSender::from_message_parts(socket, value, ack_id) {
-            Ok(ack) => ack,
-            Err(never) => match never {},
-        };
         let (name, payload) = match value {
             SioValue::Str(data, _) => match serde_json::from_str::<EventArray>(data.as_str()) {
                 Ok(EventArray(name, payload)) => (name, Ok(payload)),
@@ -581,7 +612,7 @@ impl FromMessageParts<LocalAdapter> for IncomingEvent {
         Ok(Self {
             name,
             payload,
-            ack,
+            socket: socket.clone(),
             ack_id: *ack_id,
         })
     }
