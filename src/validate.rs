@@ -29,7 +29,16 @@ pub const RESERVED_EVENTS: [&str; 7] = [
 ];
 
 /// Type names the generated code uses itself, so definitions may not take them.
-pub const RESERVED_TYPE_NAMES: [&str; 15] = [
+pub const RESERVED_TYPE_NAMES: [&str; 24] = [
+    "AckError",
+    "AckTimeoutError",
+    "AckDisconnectedError",
+    "ConnectOptions",
+    "CallOptions",
+    "Token",
+    "TokenSource",
+    "ERROR_CODES",
+    "Client",
     "AckResponse",
     "AckSuccess",
     "AckFailure",
@@ -296,6 +305,19 @@ impl Walker {
             && let Some(defs) = self.object(defs, &defs_at, "`definitions`")
         {
             self.definitions = defs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            // Per-namespace names the generated code declares beside the
+            // definitions (`ChatSocket`, `ChatClient`).
+            let per_namespace: Vec<String> = o
+                .get("namespaces")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|nss| nss.keys())
+                .filter_map(|path| namespace_module(path))
+                .flat_map(|m| {
+                    let p = m.to_pascal_case();
+                    [format!("{p}Socket"), format!("{p}Client")]
+                })
+                .collect();
             for (name, schema) in defs {
                 let def_at = defs_at.join(name);
                 if !is_pascal_ident(name) {
@@ -303,7 +325,9 @@ impl Walker {
                             &def_at,
                             format!("definition name `{name}` must be a PascalCase identifier (like `ChatMessage`)"),
                         );
-                } else if RESERVED_TYPE_NAMES.contains(&name.as_str()) || name.ends_with("Socket") {
+                } else if RESERVED_TYPE_NAMES.contains(&name.as_str())
+                    || per_namespace.contains(name)
+                {
                     self.sink.error(
                             &def_at,
                             format!("definition name `{name}` is reserved by the generated code; choose another"),

@@ -467,6 +467,18 @@ fn definition_names() {
         "/definitions/ErrorCode",
         "is reserved by the generated code",
     );
+    for taken in ["ItemsSocket", "ItemsClient", "AckError"] {
+        let mut c = base();
+        c["definitions"][taken] = json!({ "type": "string" });
+        assert_one(
+            &c,
+            &format!("/definitions/{taken}"),
+            "is reserved by the generated code",
+        );
+    }
+    let mut c = base();
+    c["definitions"]["WebSocket"] = json!({ "type": "string" });
+    assert_eq!(errors(&c), Vec::<(String, String)>::new());
 }
 
 #[test]

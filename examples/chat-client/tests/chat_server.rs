@@ -553,11 +553,10 @@ async fn a_thousand_acked_emits_in_flight_on_one_connection_get_their_own_acks()
 }
 
 /// The same with `join_thread`, whose handler also emits `joined` to the
-/// joiner: 2,000 packets to one connection in a burst overflow the example
-/// server's per-connection buffer (1,024, `ServerConfig::buffer_size`), and
-/// socketioxide drops what does not fit, acks included (logged as `emit
-/// failed … internal channel full`), so some requests time out. A server-side
-/// limit, not the client's; run with `--ignored` to see it.
+/// joiner: 2,000 packets to one connection in a burst overflow the
+/// per-connection buffer (1,024, `ServerConfig::buffer_size`). socketioxide
+/// refuses what does not fit; the runtime retries acks while the socket is
+/// connected, so every request still gets its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_join_threads_in_flight_get_their_own_acks() {
     let server = Server::start().await;
