@@ -21,8 +21,8 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
-use socketioxide::{SendError, SocketError};
 use socketioxide::{ParserConfig, SocketIo};
+use socketioxide::{SendError, SocketError};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
@@ -469,7 +469,8 @@ impl NamespaceRuntime {
             }
             (Ok(_), false) => {}
             (Err(err), true) => {
-                self.send_ack(&event, &AckResponse::<Value>::Failure(err)).await;
+                self.send_ack(&event, &AckResponse::<Value>::Failure(err))
+                    .await;
             }
             (Err(err), false) => {
                 let payload = ErrorEvent::new(event.name, err);
