@@ -9,15 +9,12 @@
 // the chat-server binary (CHAT_SERVER_BIN, default target/debug/chat-server).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { ChildProcess, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { ChatServer, ROOT, SERVER_BIN, freePort } from "../support/chat_server";
 
-// Compiled to target/browser-js/tests/browser/: the repository is four levels up.
-const ROOT = path.resolve(__dirname, "../../../..");
-const BIN = process.env.CHAT_SERVER_BIN ?? path.join(ROOT, "target/debug/chat-server");
 const CHROMIUM =
   process.env.CHROMIUM_BIN ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => fs.existsSync(p));
 const WEB_APP = path.join(ROOT, "examples/chat-web");
@@ -29,42 +26,14 @@ const WAIT_MS = 10_000;
 let port = 0;
 let base = "";
 let server: ChildProcess | undefined;
-let serverLog = "";
 let browser: Browser | undefined;
 let alice: Page;
 let bob: Page;
 /** Socket.IO handshakes (new Engine.IO sessions) each page started. */
 const handshakes = new Map<Page, number>();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
 async function startServer(): Promise<void> {
-  const proc = spawn(BIN, [], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", WEB_DIR, RUST_LOG: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  proc.stdout?.on("data", (d) => (serverLog += d));
-  proc.stderr?.on("data", (d) => (serverLog += d));
-  server = proc;
-  const end = Date.now() + 15_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`chat-server exited with ${proc.exitCode}:\n${serverLog}`);
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > end) throw new Error(`chat-server did not start within 15 s:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  server = (await ChatServer.start(port, { WEB_DIR })).proc;
 }
 
 async function stopServer(): Promise<void> {
@@ -157,7 +126,7 @@ before(async () => {
         "install it with `apt-get install -y chromium`, or set EVCONTRACT_SKIP_BROWSER=1 to skip this test",
     );
   }
-  if (!fs.existsSync(BIN)) throw new Error(`no chat-server binary at ${BIN}: cargo build -p chat-server`);
+  if (!fs.existsSync(SERVER_BIN)) throw new Error(`no chat-server binary at ${SERVER_BIN}: cargo build -p chat-server`);
   fs.mkdirSync(OUT, { recursive: true });
   // The production build (what the README serves), and a React development
   // build under /strict/, where StrictMode mounts every effect twice.

@@ -5,9 +5,6 @@
 // (scripts/test.sh runs it even with EVCONTRACT_SKIP_BROWSER=1).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import net from "node:net";
-import path from "node:path";
 import {
   AckError,
   AckTimeoutError,
@@ -16,28 +13,13 @@ import {
   type NewMessage,
 } from "../../generated/ts/chat/chat.client";
 import { namespaceUrl } from "../../generated/ts/chat/lib";
+import { ChatServer, freePort, token } from "../support/chat_server";
 
-// Compiled to target/browser-js/tests/browser/: the repository is four levels up.
-const ROOT = path.resolve(__dirname, "../../../..");
-const BIN = process.env.CHAT_SERVER_BIN ?? path.join(ROOT, "target/debug/chat-server");
 const WAIT_MS = 5000;
 
-let server: ChildProcess;
-let serverLog = "";
+let server: ChatServer;
 let base = "";
 const clients: ChatClient[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-const token = (user: string) => execFileSync(BIN, ["token", user]).toString().trim();
 
 /** Resolves when `check` holds, polling; rejects after `ms`. */
 async function until(what: string, check: () => boolean, ms = WAIT_MS): Promise<void> {
@@ -60,29 +42,13 @@ async function connected(c: ChatClient): Promise<ChatClient> {
 }
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(BIN, [], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stdout?.on("data", (d) => (serverLog += d));
-  server.stderr?.on("data", (d) => (serverLog += d));
-  const end = Date.now() + 15_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > end) throw new Error(`chat-server did not start:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  server = await ChatServer.start(await freePort());
+  base = server.url;
 });
 
 after(() => {
   for (const c of clients) c.disconnect();
-  server?.kill("SIGTERM");
+  server?.proc.kill("SIGTERM");
 });
 
 const thread = (name: string) => `${name}-${process.pid}`;

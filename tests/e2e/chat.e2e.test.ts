@@ -3,49 +3,15 @@
 // Every acceptance scenario of the server issue is here.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import net from "node:net";
-import path from "node:path";
 import { io, Socket } from "socket.io-client";
 import { chat, health } from "../../generated/ts/chat/index";
+import { ChatServer, freePort, token } from "../support/chat_server";
 
-// Compiled to target/e2e-js/tests/e2e/: the repository is four levels up.
-const ROOT = path.resolve(__dirname, "../../../..");
-const BIN = process.env.CHAT_SERVER_BIN ?? path.join(ROOT, "target/debug/chat-server");
 const HEALTH_INTERVAL_MS = 300;
 
-let server: ChildProcess;
+let server: ChatServer;
 let url: string;
-let serverLog = "";
 const sockets: Socket[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-async function waitHealthy(deadlineMs: number): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > end) throw new Error(`server did not start:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function token(user: string): string {
-  return execFileSync(BIN, ["token", user]).toString().trim();
-}
 
 function open<S extends Socket>(ns: string, tok?: string): S {
   const s = io(`${url}${ns}`, {
@@ -117,20 +83,13 @@ function assertSuccess<T>(res: chat.AckResponse<T> | health.AckResponse<T>): T {
 }
 
 before(async () => {
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  server = spawn(BIN, [], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", HEALTH_INTERVAL_MS: String(HEALTH_INTERVAL_MS), RUST_LOG: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stdout?.on("data", (d) => (serverLog += d));
-  server.stderr?.on("data", (d) => (serverLog += d));
-  await waitHealthy(15000);
+  server = await ChatServer.start(await freePort(), { HEALTH_INTERVAL_MS: String(HEALTH_INTERVAL_MS) });
+  url = server.url;
 });
 
 after(() => {
   for (const s of sockets) s.disconnect();
-  server?.kill("SIGTERM");
+  server?.proc.kill("SIGTERM");
 });
 
 describe("connection and auth", () => {

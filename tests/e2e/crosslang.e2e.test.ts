@@ -3,52 +3,20 @@
 // the generated typings) in the same thread of the example server.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import net from "node:net";
+import { ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
 import { io } from "socket.io-client";
 import { chat } from "../../generated/ts/chat/index";
+import { ChatServer, ROOT, freePort, token } from "../support/chat_server";
 
-// Compiled to target/e2e-js/tests/e2e/: the repository is four levels up.
-const ROOT = path.resolve(__dirname, "../../../..");
-const SERVER_BIN = process.env.CHAT_SERVER_BIN ?? path.join(ROOT, "target/debug/chat-server");
 const CLIENT_BIN = process.env.CHAT_CLIENT_BIN ?? path.join(ROOT, "target/debug/chat-client");
 const WAIT_MS = 5000;
 
-let server: ChildProcess;
+let server: ChatServer;
 let url: string;
-let serverLog = "";
 const sockets: chat.ChatSocket[] = [];
 const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-async function waitHealthy(deadlineMs: number): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > end) throw new Error(`server did not start:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function token(user: string): string {
-  return execFileSync(SERVER_BIN, ["token", user]).toString().trim();
-}
 
 function connectChat(tok: string): Promise<chat.ChatSocket> {
   const s: chat.ChatSocket = io(`${url}${chat.NAMESPACE}`, {
@@ -153,21 +121,14 @@ class TerminalClient {
 }
 
 before(async () => {
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  server = spawn(SERVER_BIN, [], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stdout?.on("data", (d) => (serverLog += d));
-  server.stderr?.on("data", (d) => (serverLog += d));
-  await waitHealthy(15000);
+  server = await ChatServer.start(await freePort());
+  url = server.url;
 });
 
 after(() => {
   for (const s of sockets) s.disconnect();
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  server?.kill("SIGTERM");
+  server?.proc.kill("SIGTERM");
 });
 
 test("the Rust terminal client and a socket.io-client socket in one thread see each other's messages", async () => {
