@@ -20,6 +20,9 @@ pub struct Diagnostic {
     pub file: PathBuf,
     /// Where in the file.
     pub location: Location,
+    /// For a [`Location::Pointer`]: the line and column it points at, when
+    /// known, so that terminals and editors can jump there.
+    pub position: Option<(usize, usize)>,
     /// What is wrong.
     pub message: String,
 }
@@ -32,7 +35,10 @@ impl fmt::Display for Diagnostic {
             Location::Pointer(p) if p.is_empty() => {
                 write!(f, "{file}: (document root): {}", self.message)
             }
-            Location::Pointer(p) => write!(f, "{file}: {p}: {}", self.message),
+            Location::Pointer(p) => match self.position {
+                Some((line, col)) => write!(f, "{file}:{line}:{col}: {p}: {}", self.message),
+                None => write!(f, "{file}: {p}: {}", self.message),
+            },
         }
     }
 }
@@ -105,6 +111,7 @@ impl Sink {
         self.diagnostics.push(Diagnostic {
             file: self.file.clone(),
             location: Location::Pointer(at.as_str().to_owned()),
+            position: None,
             message: message.into(),
         });
     }
@@ -114,6 +121,7 @@ impl Sink {
         self.diagnostics.push(Diagnostic {
             file: self.file.clone(),
             location: Location::LineCol(line, col),
+            position: None,
             message: message.into(),
         });
     }
@@ -121,5 +129,157 @@ impl Sink {
     /// Whether nothing was reported.
     pub fn is_clean(&self) -> bool {
         self.diagnostics.is_empty()
+    }
+}
+
+/// The 1-based line and column where the value at `pointer` starts in the
+/// JSON `text` (for an object member: where its key starts). `None` when the
+/// pointer does not lead anywhere in the text.
+///
+/// A small scanner rather than a second parser: the text already parsed, so
+/// only structure needs following.
+pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
+    let segments: Vec<String> = match pointer {
+        "" => Vec::new(),
+        p => p
+            .strip_prefix('/')?
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+    };
+    let b = text.as_bytes();
+    let mut pos = skip_ws(b, 0);
+    let mut target = pos;
+    for seg in &segments {
+        match b.get(pos)? {
+            b'{' => {
+                pos += 1;
+                loop {
+                    pos = skip_ws(b, pos);
+                    if *b.get(pos)? == b'}' {
+                        return None;
+                    }
+                    let key_start = pos;
+                    let (key, after) = read_string(text, pos)?;
+                    pos = skip_ws(b, after);
+                    if *b.get(pos)? != b':' {
+                        return None;
+                    }
+                    pos = skip_ws(b, pos + 1);
+                    if key == *seg {
+                        target = key_start;
+                        break;
+                    }
+                    pos = skip_ws(b, skip_value(b, pos)?);
+                    if b.get(pos) == Some(&b',') {
+                        pos += 1;
+                    }
+                }
+            }
+            b'[' => {
+                let index: usize = seg.parse().ok()?;
+                pos += 1;
+                for i in 0.. {
+                    pos = skip_ws(b, pos);
+                    if *b.get(pos)? == b']' {
+                        return None;
+                    }
+                    if i == index {
+                        target = pos;
+                        break;
+                    }
+                    pos = skip_ws(b, skip_value(b, pos)?);
+                    if b.get(pos) == Some(&b',') {
+                        pos += 1;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    let before = text.get(..target)?;
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    while b.get(pos).is_some_and(u8::is_ascii_whitespace) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The end (exclusive) of the string literal starting at `pos`.
+fn string_end(b: &[u8], pos: usize) -> Option<usize> {
+    let mut i = pos + 1;
+    loop {
+        match b.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+fn read_string(text: &str, pos: usize) -> Option<(String, usize)> {
+    let end = string_end(text.as_bytes(), pos)?;
+    let s = serde_json::from_str(text.get(pos..end)?).ok()?;
+    Some((s, end))
+}
+
+/// The end (exclusive) of the value starting at `pos`.
+fn skip_value(b: &[u8], pos: usize) -> Option<usize> {
+    match b.get(pos)? {
+        b'"' => string_end(b, pos),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            loop {
+                match b.get(i)? {
+                    b'"' => {
+                        i = string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = pos;
+            while b
+                .get(i)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locate;
+
+    #[test]
+    fn locates_members_elements_and_escapes() {
+        let text = "{\n  \"a\": {\"x/y\": [1, {\"k\": \"v\\\"}\"}],\n  \"b\": 2}\n}";
+        assert_eq!(locate(text, ""), Some((1, 1)));
+        assert_eq!(locate(text, "/a"), Some((2, 3)));
+        assert_eq!(locate(text, "/a/x~1y"), Some((2, 9)));
+        assert_eq!(locate(text, "/a/x~1y/1"), Some((2, 20)));
+        assert_eq!(locate(text, "/a/x~1y/1/k"), Some((2, 21)));
+        assert_eq!(locate(text, "/a/b"), Some((3, 3)));
+        assert_eq!(locate(text, "/a/nope"), None);
+        assert_eq!(locate(text, "/a/x~1y/9"), None);
     }
 }

@@ -122,14 +122,23 @@ fn internal(file: &Path, message: String) -> Vec<Diagnostic> {
     vec![Diagnostic {
         file: file.to_owned(),
         location: Location::Pointer(String::new()),
+        position: None,
         message,
     }]
 }
 
 /// Validates one contract and builds its IR.
 pub fn load(file: &Path, text: &str) -> Result<ContractIr, Vec<Diagnostic>> {
-    let valid = validate::validate(file, text)?;
-    ir::build(&valid.contract, file)
+    let with_positions = |mut diags: Vec<Diagnostic>| {
+        for d in &mut diags {
+            if let Location::Pointer(p) = &d.location {
+                d.position = diag::locate(text, p);
+            }
+        }
+        diags
+    };
+    let valid = validate::validate(file, text).map_err(with_positions)?;
+    ir::build(&valid.contract, file).map_err(with_positions)
 }
 
 /// Generates every file for one contract.
@@ -298,6 +307,7 @@ pub fn generate_all(
                     diagnostics.push(Diagnostic {
                         file: file.clone(),
                         location: Location::Pointer("/contract".to_owned()),
+                        position: diag::locate(text, "/contract"),
                         message: format!(
                             "contract name `{}` is also used by {}",
                             ir.name,

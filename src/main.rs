@@ -107,6 +107,7 @@ fn generate(contracts: Vec<PathBuf>, out: &Path, check: bool, runtime: RuntimeDe
             Ok(text) => inputs.push((path, text)),
             Err(e) => read_errors.push(Diagnostic {
                 location: Location::Pointer(String::new()),
+                position: None,
                 message: format!("cannot read the contract: {e}"),
                 file: path,
             }),

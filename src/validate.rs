@@ -582,11 +582,17 @@ impl Walker {
     /// has errors, which are recorded).
     fn schema(&mut self, v: &Value, at: &Pointer) -> Option<SchemaNode> {
         let o = match v {
-            Value::Bool(true) => {
-                return Some(SchemaNode {
-                    kind: SchemaKind::Any,
-                    description: None,
-                });
+            Value::Bool(b) => {
+                // `true` means "any value" in JSON Schema; one spelling keeps
+                // the format's own schema (for editors) simple.
+                let hint = if *b {
+                    "use `{}` for any value"
+                } else {
+                    "a payload that can never be valid is not useful"
+                };
+                self.sink
+                    .error(at, format!("a schema must be an object ({hint})"));
+                return None;
             }
             other => self.object(other, at, "a schema")?,
         };

@@ -196,11 +196,11 @@ fn a_bad_contract_writes_nothing_and_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     let out = text(&o);
     assert!(
-        out.contains("error: schemas/bad.contract.json: /namespaces/~1x/clientEvents/Hello: event name `Hello` must be a snake_case identifier"),
+        out.contains("error: schemas/bad.contract.json:1:80: /namespaces/~1x/clientEvents/Hello: event name `Hello` must be a snake_case identifier"),
         "{out}"
     );
     assert!(
-        out.contains("error: schemas/bad.contract.json: /namespaces/~1x/clientEvents/Hello/payload/if: unsupported JSON Schema keyword `if`"),
+        out.contains("error: schemas/bad.contract.json:1:102: /namespaces/~1x/clientEvents/Hello/payload/if: unsupported JSON Schema keyword `if`"),
         "{out}"
     );
     assert!(out.contains("nothing was written"), "{out}");

@@ -517,3 +517,33 @@ fn typify_panics_become_diagnostics() {
     let err = evcontract::rust::types_source(&ir).unwrap_err();
     assert!(err.contains("typify"), "{err}");
 }
+
+#[test]
+fn errors_carry_line_and_column_too() {
+    let text = "{\n  \"contract\": \"demo\",\n  \"version\": \"1.0.0\",\n  \"colour\": 1,\n  \"namespaces\": {\"/a\": {}}\n}";
+    let err = evcontract::load(Path::new("d.contract.json"), text).unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert_eq!(err[0].position, Some((4, 3)));
+    assert!(
+        err[0]
+            .to_string()
+            .starts_with("d.contract.json:4:3: /colour: unknown key `colour`"),
+        "{}",
+        err[0]
+    );
+}
+
+#[test]
+fn boolean_schemas_are_refused() {
+    let mut c = base();
+    set(
+        &mut c,
+        "/namespaces/~1items/serverEvents/item_added/payload",
+        json!(true),
+    );
+    assert_one(
+        &c,
+        "/namespaces/~1items/serverEvents/item_added/payload",
+        "use `{}` for any value",
+    );
+}
