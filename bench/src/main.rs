@@ -1,0 +1,585 @@
+//! Benchmarks: the generated gateway (`examples/chat-server`) against the
+//! same `/chat` behaviour on raw socketioxide (`bench-raw-server`) and on
+//! Node socket.io (`bench/node/server.js`), side by side, plus codegen time.
+//!
+//! ```text
+//! cargo run --release -p evcontract-bench -- all     # full run: writes BENCHMARKS.md and bench/results.json
+//! cargo run -p evcontract-bench -- smoke              # tiny sizes, a few seconds: checks the machinery
+//! ```
+//!
+//! `evcontract-bench contract [EVENTS [TYPES]]` prints the codegen scenario's
+//! synthetic contract (default 1,000 events, 500 types), for profiling.
+//!
+//! The smoke run uses `$CHAT_SERVER_BIN` when set (scripts/test.sh exports
+//! the chat-server it built).
+//!
+//! Options: `--rounds N`, `--servers generated,raw,node`,
+//! `--scenarios fanout,reqack,idle,codegen`, `--out DIR` (where
+//! BENCHMARKS.md and results.json go), `--no-build`, `--no-npm`.
+
+mod client;
+mod codec;
+mod codegen;
+mod report;
+mod scenarios;
+mod servers;
+mod sys;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use report::{Load, Machine, Results, Versions};
+use scenarios::Sizes;
+use servers::{Kind, Programs, Server};
+
+/// The secret every server verifies tokens with.
+const SECRET: &str = "evcontract-bench-secret";
+
+const USAGE: &str = "usage: evcontract-bench (all | smoke | contract [EVENTS [TYPES]]) [--rounds N] [--servers generated,raw,node] \
+[--scenarios fanout,reqack,idle,codegen] [--out DIR] [--no-build] [--no-npm]";
+
+/// Parsed command line.
+struct Options {
+    mode: String,
+    rounds: Option<usize>,
+    servers: Vec<Kind>,
+    scenarios: Vec<String>,
+    out: Option<PathBuf>,
+    build: bool,
+    npm: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut it = args.iter();
+    let mode = it.next().ok_or(USAGE)?.clone();
+    if mode != "all" && mode != "smoke" {
+        return Err(USAGE.into());
+    }
+    let mut o = Options {
+        mode,
+        rounds: None,
+        servers: Kind::ALL.to_vec(),
+        scenarios: ["fanout", "reqack", "idle", "codegen"]
+            .map(String::from)
+            .to_vec(),
+        out: None,
+        build: true,
+        npm: true,
+    };
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rounds" => {
+                o.rounds = Some(value()?.parse().map_err(|e| format!("--rounds: {e}"))?);
+            }
+            "--servers" => {
+                o.servers = value()?
+                    .split(',')
+                    .map(|s| {
+                        Kind::ALL
+                            .into_iter()
+                            .find(|k| k.label() == s)
+                            .ok_or(format!("unknown server `{s}`"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--scenarios" => o.scenarios = value()?.split(',').map(String::from).collect(),
+            "--out" => o.out = Some(PathBuf::from(value()?)),
+            "--no-build" => o.build = false,
+            "--no-npm" => o.npm = false,
+            _ => return Err(format!("unknown argument `{arg}`\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn sizes(mode: &str, rounds: Option<usize>) -> Sizes {
+    if mode == "smoke" {
+        Sizes {
+            rounds: rounds.unwrap_or(1),
+            receivers: 10,
+            messages: 40,
+            windows: vec![1, 5],
+            reqack_clients: 5,
+            reqack_per_client: 5,
+            idle_levels: vec![20, 50],
+            codegen_events: 20,
+            codegen_types: 10,
+            run_timeout: Duration::from_secs(20),
+        }
+    } else {
+        Sizes {
+            rounds: rounds.unwrap_or(3),
+            receivers: 200,
+            messages: 2_000,
+            windows: vec![1, 100],
+            reqack_clients: 100,
+            reqack_per_client: 20,
+            idle_levels: vec![1_000, 10_000],
+            codegen_events: 1_000,
+            codegen_types: 500,
+            run_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The repository root (this crate's parent folder).
+fn repo_root() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_owned()
+}
+
+/// Runs a command, returning its trimmed stdout (empty on failure).
+fn output_of(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn run_step(what: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("bench: {what}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: {status}"))
+    }
+}
+
+/// Builds the server programs and `evcontract` with the profile of this
+/// binary (one cargo call per package, as the test script builds them, so
+/// nothing is rebuilt with other features).
+fn build(release: bool, chat_server_given: bool) -> Result<(), String> {
+    let Ok(cargo) = std::env::var("CARGO") else {
+        eprintln!("bench: not started by cargo; using the programs next to this binary");
+        return Ok(());
+    };
+    let root = repo_root();
+    let mut builds: Vec<&[&str]> = vec![
+        &["-p", "evcontract", "--bin", "evcontract"],
+        &["-p", "evcontract-bench", "--bin", "bench-raw-server"],
+    ];
+    if !chat_server_given {
+        builds.insert(0, &["-p", "chat-server"]);
+    }
+    for args in builds {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&root)
+            .arg("build")
+            .arg("--quiet")
+            .args(args);
+        if release {
+            cmd.arg("--release");
+        }
+        run_step(&format!("cargo build {}", args.join(" ")), &mut cmd)?;
+    }
+    Ok(())
+}
+
+fn cargo_lock_version(root: &Path, name: &str) -> String {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
+    let marker = format!("name = \"{name}\"\nversion = \"");
+    lock.find(&marker)
+        .and_then(|i| {
+            let rest = &lock[i + marker.len()..];
+            rest.find('"').map(|end| rest[..end].to_owned())
+        })
+        .unwrap_or_default()
+}
+
+fn npm_version(node_dir: &Path, package: &str) -> String {
+    let path = node_dir
+        .join("node_modules")
+        .join(package)
+        .join("package.json");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn proc_field(file: &str, key: &str) -> String {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn top_head() -> String {
+    let top = output_of("top", &["-bn1", "-w", "120"]);
+    top.lines().take(17).collect::<Vec<_>>().join("\n")
+}
+
+fn log(line: &str) {
+    eprintln!("bench: {line}");
+}
+
+/// Runs the network scenarios and codegen, filling `res`.
+async fn run_all(
+    res: &mut Results,
+    servers: &[Kind],
+    scenarios: &[String],
+    programs: &Programs,
+    evcontract: &Path,
+    work: &Path,
+) {
+    let sizes = res.sizes.clone();
+    let wants = |s: &str| scenarios.iter().any(|x| x == s);
+    if wants("fanout") || wants("reqack") {
+        for round in 1..=sizes.rounds {
+            for &kind in servers {
+                let tag = format!("traffic-{round}");
+                let mut server = match Server::start(kind, programs, SECRET, work, &tag).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        res.errors.push(format!("start {}: {e}", kind.label()));
+                        continue;
+                    }
+                };
+                if wants("fanout") {
+                    for &w in &sizes.windows {
+                        match scenarios::fanout(&mut server, SECRET, &sizes, w, round).await {
+                            Ok(r) => {
+                                log(&format!(
+                                    "fan-out {:9} round {round} window {w:3}: {:>9.0} deliveries/s, p50 {:.3} ms, p99 {:.3} ms, {:.3} µs CPU/delivery, lost {}, generator CPU {:.0}%",
+                                    kind.label(),
+                                    r.deliveries_per_s,
+                                    r.p50_ms,
+                                    r.p99_ms,
+                                    r.cpu_us_per_delivery,
+                                    r.lost,
+                                    r.generator_cpu_share * 100.0
+                                ));
+                                res.fanout.push(r);
+                            }
+                            Err(e) => res.errors.push(format!(
+                                "fan-out {} round {round} window {w}: {e}",
+                                kind.label()
+                            )),
+                        }
+                        sys::sleep(Duration::from_millis(300)).await;
+                    }
+                }
+                if wants("reqack") {
+                    match scenarios::reqack(&mut server, SECRET, &sizes, round).await {
+                        Ok(r) => {
+                            log(&format!(
+                                "req/ack {:9} round {round}: {:>9.0} acks/s, p50 {:.3} ms, p99 {:.3} ms, failed {}",
+                                kind.label(),
+                                r.acks_per_s,
+                                r.p50_ms,
+                                r.p99_ms,
+                                r.ack_failures
+                            ));
+                            res.reqack.push(r);
+                        }
+                        Err(e) => res
+                            .errors
+                            .push(format!("request/ack {} round {round}: {e}", kind.label())),
+                    }
+                }
+                server.stop().await;
+            }
+        }
+    }
+    if wants("idle") {
+        for round in 1..=sizes.rounds {
+            for &kind in servers {
+                let tag = format!("idle-{round}");
+                let mut server = match Server::start(kind, programs, SECRET, work, &tag).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        res.errors.push(format!("start {}: {e}", kind.label()));
+                        continue;
+                    }
+                };
+                match scenarios::idle(&mut server, SECRET, &sizes, round).await {
+                    Ok(r) => {
+                        for l in &r.levels {
+                            log(&format!(
+                                "idle {:9} round {round}: {:>6} clients ({} alive), RSS {:.1} MiB, {:.0} bytes/connection",
+                                kind.label(),
+                                l.connections,
+                                l.alive,
+                                l.rss_bytes as f64 / 1048576.0,
+                                l.bytes_per_connection
+                            ));
+                        }
+                        res.idle.push(r);
+                    }
+                    Err(e) => res
+                        .errors
+                        .push(format!("idle {} round {round}: {e}", kind.label())),
+                }
+                server.stop().await;
+                // Let the kernel retire the closed sockets before the next server.
+                sys::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    if wants("codegen") {
+        for round in 1..=sizes.rounds {
+            match codegen::run(
+                evcontract,
+                work,
+                round,
+                sizes.codegen_events,
+                sizes.codegen_types,
+            ) {
+                Ok(r) => {
+                    log(&format!(
+                        "codegen round {round}: generate {:.3} s ({:.1} MiB peak), no-op {:.3} s, {} files touched, `{}`",
+                        r.generate_s,
+                        r.generate_max_rss_bytes as f64 / 1048576.0,
+                        r.noop_s,
+                        r.noop_touched_files,
+                        r.noop_summary
+                    ));
+                    res.codegen.push(r);
+                }
+                Err(e) => res.errors.push(format!("codegen round {round}: {e}")),
+            }
+        }
+    }
+}
+
+fn run(o: Options) -> Result<bool, String> {
+    let started = Instant::now();
+    let root = repo_root();
+    let sizes = sizes(&o.mode, o.rounds);
+    sizes.check()?;
+    let release = !cfg!(debug_assertions);
+    if o.mode == "all" && !release {
+        log("warning: a debug build measures debug servers; use `cargo run --release`");
+    }
+    // The smoke run takes the chat-server the test script built and exported
+    // (building it alone would compile it with other features).
+    let chat_server_env = std::env::var_os("CHAT_SERVER_BIN")
+        .filter(|_| o.mode == "smoke")
+        .map(PathBuf::from);
+    if o.build {
+        build(release, chat_server_env.is_some())?;
+    }
+    let node_dir = root.join("bench").join("node");
+    if o.servers.contains(&Kind::Node) && o.npm {
+        run_step(
+            "npm ci (bench/node)",
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&node_dir),
+        )?;
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin_dir = exe.parent().ok_or("no binary folder")?.to_owned();
+    let evcontract = bin_dir.join("evcontract");
+
+    // Measure the machine before pinning (nproc follows the affinity mask).
+    let nproc = output_of("nproc", &[]);
+    let cpus: usize = nproc.parse().unwrap_or(1);
+    let taskset =
+        (!output_of("taskset", &["--version"]).is_empty()).then(|| PathBuf::from("taskset"));
+    let (server_core, pinning) = match (&taskset, cpus >= 2) {
+        (Some(_), true) => match sys::pin_self(1) {
+            Ok(()) => (
+                Some(0),
+                "servers pinned to CPU 0 with taskset, the load generator (and evcontract in the codegen runs) to CPU 1".to_owned(),
+            ),
+            Err(e) => (None, format!("not pinned (sched_setaffinity: {e})")),
+        },
+        (None, _) => (None, "not pinned (no taskset)".to_owned()),
+        (_, false) => (None, "not pinned (one CPU)".to_owned()),
+    };
+    let fd_limit = sys::raise_fd_limit();
+    let programs = Programs {
+        chat_server: chat_server_env.unwrap_or_else(|| bin_dir.join("chat-server")),
+        raw_server: bin_dir.join("bench-raw-server"),
+        node_script: node_dir.join("server.js"),
+        taskset,
+        server_core,
+    };
+    for p in [&programs.chat_server, &programs.raw_server, &evcontract] {
+        if !p.exists() {
+            return Err(format!(
+                "{} is missing (build it, or drop --no-build)",
+                p.display()
+            ));
+        }
+    }
+    let work = std::env::temp_dir().join(format!("evcontract-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+
+    let profile = if release { " --release" } else { "" };
+    let mut extra: Vec<String> = Vec::new();
+    if let Some(r) = o.rounds {
+        extra.push(format!("--rounds {r}"));
+    }
+    if o.servers != Kind::ALL {
+        let names: Vec<&str> = o.servers.iter().map(|k| k.label()).collect();
+        extra.push(format!("--servers {}", names.join(",")));
+    }
+    let command = format!(
+        "cargo run{profile} -p evcontract-bench -- {}{}",
+        o.mode,
+        extra.iter().map(|e| format!(" {e}")).collect::<String>()
+    );
+    let mut res = Results {
+        mode: o.mode.clone(),
+        command,
+        started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        seconds: 0.0,
+        machine: Machine {
+            nproc,
+            cpu_model: proc_field("/proc/cpuinfo", "model name"),
+            memory: proc_field("/proc/meminfo", "MemTotal"),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            fd_limit,
+            pinning,
+        },
+        versions: Versions {
+            rustc: output_of("rustc", &["-V"]),
+            node: output_of("node", &["-v"]),
+            socketioxide: cargo_lock_version(&root, "socketioxide"),
+            tokio_tungstenite: cargo_lock_version(&root, "tokio-tungstenite"),
+            socket_io: npm_version(&node_dir, "socket.io"),
+            jsonwebtoken_npm: npm_version(&node_dir, "jsonwebtoken"),
+        },
+        load: Load {
+            loadavg_before: sys::loadavg(),
+            top_before: top_head(),
+            ..Load::default()
+        },
+        sizes,
+        fanout: Vec::new(),
+        reqack: Vec::new(),
+        idle: Vec::new(),
+        codegen: Vec::new(),
+        errors: Vec::new(),
+    };
+    log(&format!(
+        "{} rounds; load average {}; {}",
+        res.sizes.rounds, res.load.loadavg_before, res.machine.pinning
+    ));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(run_all(
+        &mut res,
+        &o.servers,
+        &o.scenarios,
+        &programs,
+        &evcontract,
+        &work,
+    ));
+    drop(runtime);
+
+    res.load.loadavg_after = sys::loadavg();
+    res.load.top_after = top_head();
+    res.seconds = started.elapsed().as_secs_f64();
+
+    let out_dir = o.out.clone().unwrap_or_else(|| {
+        if o.mode == "all" {
+            root.clone()
+        } else {
+            bin_dir.join("bench-smoke")
+        }
+    });
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let json_path = if o.mode == "all" && o.out.is_none() {
+        root.join("bench").join("results.json")
+    } else {
+        out_dir.join("results.json")
+    };
+    let notes = std::fs::read_to_string(root.join("bench").join("NOTES.md")).ok();
+    let md_path = out_dir.join("BENCHMARKS.md");
+    std::fs::write(
+        &md_path,
+        report::markdown(&res, &o.servers, notes.as_deref()),
+    )
+    .map_err(|e| format!("{}: {e}", md_path.display()))?;
+    std::fs::write(&json_path, report::json(&res))
+        .map_err(|e| format!("{}: {e}", json_path.display()))?;
+    log(&format!(
+        "wrote {} and {} ({:.0} s)",
+        md_path.display(),
+        json_path.display(),
+        res.seconds
+    ));
+    if o.mode == "all" {
+        for t in report::targets(&res) {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "not measured",
+            };
+            println!("{verdict:>12}  {}: {}", t.target, t.measured);
+        }
+    }
+    let problems = report::problems(&res);
+    for p in &problems {
+        println!("     PROBLEM  {p}");
+    }
+    if o.mode == "smoke" && problems.is_empty() {
+        println!(
+            "smoke: {} fan-out, {} request/ack, {} idle and {} codegen runs; no lost delivery, \
+             every ack a success, every idle client connected, no-op regeneration wrote nothing",
+            res.fanout.len(),
+            res.reqack.len(),
+            res.idle.len(),
+            res.codegen.len()
+        );
+    }
+    if problems.is_empty() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        println!("server logs kept in {}", work.display());
+    }
+    Ok(problems.is_empty())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("contract") {
+        // The codegen scenario's synthetic contract, for profiling by hand.
+        let n =
+            |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+        let contract = codegen::synthetic_contract(n(1, 1_000), n(2, 500));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&contract).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let options = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,730 @@
+//! Aggregation over rounds (median and spread), targets, and the
+//! BENCHMARKS.md / results.json writers.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::codegen::CodegenRun;
+use crate::scenarios::{FanoutRun, IdleRun, ReqAckRun, Sizes};
+use crate::servers::Kind;
+
+/// The machine the benchmark ran on.
+#[derive(Debug, Clone, Serialize, Default)]
+pub(crate) struct Machine {
+    /// `nproc` before pinning.
+    pub(crate) nproc: String,
+    /// `model name` of /proc/cpuinfo.
+    pub(crate) cpu_model: String,
+    /// `MemTotal` of /proc/meminfo.
+    pub(crate) memory: String,
+    /// Kernel release.
+    pub(crate) kernel: String,
+    /// Soft file-descriptor limit after raising it.
+    pub(crate) fd_limit: u64,
+    /// How the servers and the generator were placed on CPUs.
+    pub(crate) pinning: String,
+}
+
+/// Tool and library versions.
+#[derive(Debug, Clone, Serialize, Default)]
+pub(crate) struct Versions {
+    /// `rustc -V`.
+    pub(crate) rustc: String,
+    /// `node -v`.
+    pub(crate) node: String,
+    /// socketioxide, from Cargo.lock.
+    pub(crate) socketioxide: String,
+    /// tokio-tungstenite (the generator's WebSocket), from Cargo.lock.
+    pub(crate) tokio_tungstenite: String,
+    /// socket.io, from bench/node/node_modules.
+    pub(crate) socket_io: String,
+    /// jsonwebtoken (npm), from bench/node/node_modules.
+    pub(crate) jsonwebtoken_npm: String,
+}
+
+/// Other load on the machine around the run.
+#[derive(Debug, Clone, Serialize, Default)]
+pub(crate) struct Load {
+    /// /proc/loadavg before the run.
+    pub(crate) loadavg_before: String,
+    /// /proc/loadavg after the run.
+    pub(crate) loadavg_after: String,
+    /// The head of `top -bn1` before the run.
+    pub(crate) top_before: String,
+    /// The head of `top -bn1` after the run.
+    pub(crate) top_after: String,
+}
+
+/// Everything one invocation measured (written to results.json).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Results {
+    /// `all` or `smoke`.
+    pub(crate) mode: String,
+    /// The command that produced it.
+    pub(crate) command: String,
+    /// When it started (UTC).
+    pub(crate) started_at: String,
+    /// How long it took.
+    pub(crate) seconds: f64,
+    /// The machine.
+    pub(crate) machine: Machine,
+    /// Versions.
+    pub(crate) versions: Versions,
+    /// Other load.
+    pub(crate) load: Load,
+    /// Sizes.
+    pub(crate) sizes: Sizes,
+    /// Fan-out runs.
+    pub(crate) fanout: Vec<FanoutRun>,
+    /// Request/ack runs.
+    pub(crate) reqack: Vec<ReqAckRun>,
+    /// Idle-memory runs.
+    pub(crate) idle: Vec<IdleRun>,
+    /// Codegen runs.
+    pub(crate) codegen: Vec<CodegenRun>,
+    /// Runs that failed, with the reason.
+    pub(crate) errors: Vec<String>,
+}
+
+/// Median and range of one figure over rounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stat {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Stat {
+    fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        };
+        Some(Self {
+            median,
+            min: v[0],
+            max: v[v.len() - 1],
+        })
+    }
+}
+
+/// How a figure is printed.
+#[derive(Clone, Copy)]
+enum Fmt {
+    /// Thousands separators, no decimals.
+    Count,
+    /// Milliseconds / seconds / microseconds with 3 significant digits.
+    Float,
+    /// Bytes as KiB / MiB.
+    Bytes,
+    /// A share of one core, as %.
+    Percent,
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn sig3(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let mag = x.abs().log10().floor() as i32;
+    let decimals = (2 - mag).clamp(0, 6) as usize;
+    format!("{x:.decimals$}")
+}
+
+fn fmt(x: f64, f: Fmt) -> String {
+    match f {
+        Fmt::Count => thousands(x),
+        Fmt::Float => sig3(x),
+        Fmt::Bytes => {
+            if x.abs() >= 1024.0 * 1024.0 {
+                format!("{} MiB", sig3(x / (1024.0 * 1024.0)))
+            } else {
+                format!("{} KiB", sig3(x / 1024.0))
+            }
+        }
+        Fmt::Percent => format!("{}%", thousands(x * 100.0)),
+    }
+}
+
+fn cell(stat: Option<Stat>, f: Fmt) -> String {
+    match stat {
+        None => "n/a".into(),
+        Some(s) if s.min == s.max => fmt(s.median, f),
+        Some(s) => format!("{} ({}–{})", fmt(s.median, f), fmt(s.min, f), fmt(s.max, f)),
+    }
+}
+
+fn ratio(a: Option<Stat>, b: Option<Stat>) -> Option<f64> {
+    let (a, b) = (a?.median, b?.median);
+    (b != 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
+}
+
+fn ratio_cell(r: Option<f64>) -> String {
+    r.map_or("n/a".into(), |r| format!("{r:.3}"))
+}
+
+/// A figure of one scenario per server.
+type Figure<'a, R> = (&'a str, Fmt, &'a dyn Fn(&R) -> f64);
+
+/// A figure whose name and getter are built at run time.
+type OwnedFigure<R> = (String, Fmt, Box<dyn Fn(&R) -> f64>);
+
+/// A codegen figure.
+type CodegenFigure = (&'static str, Fmt, fn(&CodegenRun) -> f64);
+
+fn table<R>(
+    out: &mut String,
+    runs: &[R],
+    server_of: impl Fn(&R) -> Kind,
+    rows: &[Figure<'_, R>],
+    servers: &[Kind],
+) {
+    let _ = write!(out, "| figure (median, range over rounds) |");
+    for k in servers {
+        let _ = write!(out, " {} |", k.title());
+    }
+    let _ = writeln!(out, " generated/raw | generated/Node |");
+    let _ = write!(out, "|---|");
+    for _ in servers {
+        let _ = write!(out, "---:|");
+    }
+    let _ = writeln!(out, "---:|---:|");
+    for (name, f, get) in rows {
+        let stat = |k: Kind| Stat::of(runs.iter().filter(|r| server_of(r) == k).map(get));
+        let _ = write!(out, "| {name} |");
+        for &k in servers {
+            let _ = write!(out, " {} |", cell(stat(k), *f));
+        }
+        let _ = writeln!(
+            out,
+            " {} | {} |",
+            ratio_cell(ratio(stat(Kind::Generated), stat(Kind::Raw))),
+            ratio_cell(ratio(stat(Kind::Generated), stat(Kind::Node)))
+        );
+    }
+}
+
+/// One target and whether the run met it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TargetCheck {
+    /// What the target says.
+    pub(crate) target: String,
+    /// What was measured.
+    pub(crate) measured: String,
+    /// Met, missed, or not measured (`None`).
+    pub(crate) met: Option<bool>,
+}
+
+fn fanout_stat(
+    res: &Results,
+    kind: Kind,
+    window: usize,
+    get: impl Fn(&FanoutRun) -> f64,
+) -> Option<Stat> {
+    Stat::of(
+        res.fanout
+            .iter()
+            .filter(|r| r.server == kind && r.window == window)
+            .map(get),
+    )
+}
+
+/// The issue's targets, evaluated on medians of this run.
+pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    let mut check =
+        |target: String, value: Option<f64>, shown: String, ok: &dyn Fn(f64) -> bool| {
+            out.push(TargetCheck {
+                target,
+                measured: shown,
+                met: value.map(ok),
+            });
+        };
+    for &w in &res.sizes.windows {
+        let dps = |k| fanout_stat(res, k, w, |r| r.deliveries_per_s);
+        let cpu = |k| fanout_stat(res, k, w, |r| r.cpu_us_per_delivery);
+        let r = ratio(dps(Kind::Generated), dps(Kind::Raw));
+        check(
+            format!("fan-out, {w} in flight: generated/raw deliveries/s ≥ 0.95"),
+            r,
+            ratio_cell(r),
+            &|r| r >= 0.95,
+        );
+        let r = ratio(cpu(Kind::Generated), cpu(Kind::Raw));
+        check(
+            format!("fan-out, {w} in flight: generated/raw CPU per delivery ≤ 1.05"),
+            r,
+            ratio_cell(r),
+            &|r| r <= 1.05,
+        );
+    }
+    if let Some(&w) = res.sizes.windows.iter().max() {
+        let node = |get: fn(&FanoutRun) -> f64| {
+            ratio(
+                fanout_stat(res, Kind::Generated, w, get),
+                fanout_stat(res, Kind::Node, w, get),
+            )
+        };
+        let r = node(|r| r.deliveries_per_s);
+        check(
+            format!("fan-out, {w} in flight: generated/Node deliveries/s ≥ 10"),
+            r,
+            ratio_cell(r),
+            &|r| r >= 10.0,
+        );
+        let r = node(|r| r.cpu_us_per_delivery);
+        check(
+            format!("fan-out, {w} in flight: generated/Node CPU per delivery ≤ 1/8 (0.125)"),
+            r,
+            ratio_cell(r),
+            &|r| r <= 0.125,
+        );
+        let r = node(|r| r.p99_ms);
+        check(
+            format!("fan-out, {w} in flight: generated/Node p99 latency ≤ 1/5 (0.2)"),
+            r,
+            ratio_cell(r),
+            &|r| r <= 0.2,
+        );
+    }
+    if let Some(&top) = res.sizes.idle_levels.iter().max() {
+        let per = Stat::of(
+            res.idle
+                .iter()
+                .filter(|r| r.server == Kind::Generated)
+                .filter_map(|r| {
+                    r.levels
+                        .iter()
+                        .find(|l| l.connections == top)
+                        .map(|l| l.bytes_per_connection)
+                }),
+        );
+        check(
+            format!("idle, {top} connections: generated RSS per connection ≤ 16 KB (16,000 bytes)"),
+            per.map(|s| s.median),
+            per.map_or("n/a".into(), |s| format!("{} bytes", thousands(s.median))),
+            &|b| b <= 16_000.0,
+        );
+    }
+    let gen_s = Stat::of(res.codegen.iter().map(|r| r.generate_s));
+    check(
+        format!(
+            "codegen, {} events / {} types: generate < 0.5 s",
+            res.sizes.codegen_events, res.sizes.codegen_types
+        ),
+        gen_s.map(|s| s.median),
+        gen_s.map_or("n/a".into(), |s| format!("{} s", sig3(s.median))),
+        &|s| s < 0.5,
+    );
+    let noop_ok = !res.codegen.is_empty() && res.codegen.iter().all(CodegenRun::noop_ok);
+    check(
+        "codegen: no-op regeneration writes no file (`0 changed`, mtimes unchanged)".into(),
+        (!res.codegen.is_empty()).then_some(if noop_ok { 1.0 } else { 0.0 }),
+        if noop_ok { "yes".into() } else { "no".into() },
+        &|v| v > 0.5,
+    );
+    let lost: u64 = res
+        .fanout
+        .iter()
+        .map(|r| r.lost + r.duplicates)
+        .sum::<u64>()
+        + res.reqack.iter().map(|r| r.lost).sum::<u64>();
+    check(
+        "no lost (or duplicated) delivery, any server, any run".into(),
+        Some(lost as f64),
+        thousands(lost as f64),
+        &|v| v == 0.0,
+    );
+    out
+}
+
+/// Correctness problems (not performance): lost deliveries, failed acks,
+/// dropped idle clients, a no-op regeneration that wrote, failed runs.
+pub(crate) fn problems(res: &Results) -> Vec<String> {
+    let mut out = res.errors.clone();
+    for r in &res.fanout {
+        if r.lost > 0 || r.duplicates > 0 || r.ack_failures > 0 {
+            out.push(format!(
+                "fan-out {} round {} window {}: lost {}, duplicates {}, failed acks {} ({})",
+                r.server.label(),
+                r.round,
+                r.window,
+                r.lost,
+                r.duplicates,
+                r.ack_failures,
+                r.first_failure.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    for r in &res.reqack {
+        if r.lost > 0 || r.ack_failures > 0 {
+            out.push(format!(
+                "request/ack {} round {}: lost {}, failed acks {} ({})",
+                r.server.label(),
+                r.round,
+                r.lost,
+                r.ack_failures,
+                r.first_failure.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    for r in &res.idle {
+        for l in &r.levels {
+            if l.alive != l.connections {
+                out.push(format!(
+                    "idle {} round {}: {} of {} clients still connected",
+                    r.server.label(),
+                    r.round,
+                    l.alive,
+                    l.connections
+                ));
+            }
+        }
+    }
+    for r in &res.codegen {
+        if !r.noop_ok() {
+            out.push(format!(
+                "codegen round {}: the no-op regeneration touched {} files ({:?})",
+                r.round, r.noop_touched_files, r.noop_summary
+            ));
+        }
+    }
+    out
+}
+
+fn code_block(out: &mut String, text: &str) {
+    let _ = writeln!(out, "```text\n{}\n```\n", text.trim_end());
+}
+
+/// BENCHMARKS.md. `notes` (hand-written analysis) is appended when given.
+pub(crate) fn markdown(res: &Results, servers: &[Kind], notes: Option<&str>) -> String {
+    let mut out = String::new();
+    let s = &res.sizes;
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "The generated gateway (A: `examples/chat-server`) against (B) the same `/chat` \
+         behaviour on raw socketioxide and (C) on Node socket.io, measured side by side in one \
+         invocation. Written by `{}` on {} ({} s); the raw figures are in `bench/results.json`. \
+         Rerun that command to replace this file.\n",
+        res.command,
+        res.started_at,
+        thousands(res.seconds)
+    );
+
+    let _ = writeln!(out, "## Targets\n");
+    let _ = writeln!(out, "| target | measured | |\n|---|---:|---|");
+    for t in targets(res) {
+        let verdict = match t.met {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not measured",
+        };
+        let _ = writeln!(out, "| {} | {} | {} |", t.target, t.measured, verdict);
+    }
+    let problems = problems(res);
+    if problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nEvery run completed: no lost or duplicated delivery, every ack `success: true`, \
+             every idle client still connected when measured.\n"
+        );
+    } else {
+        let _ = writeln!(out, "\nProblems:\n");
+        for p in &problems {
+            let _ = writeln!(out, "- {p}");
+        }
+        let _ = writeln!(out);
+    }
+
+    for &w in &s.windows {
+        let runs: Vec<FanoutRun> = res
+            .fanout
+            .iter()
+            .filter(|r| r.window == w)
+            .cloned()
+            .collect();
+        let _ = writeln!(
+            out,
+            "## Fan-out, {w} in flight\n\n{} receivers in one thread, {} acked `send_message` with \
+             {w} in flight; each message reaches all {} receivers.\n",
+            s.receivers,
+            thousands(s.messages as f64),
+            s.receivers
+        );
+        let rows: Vec<Figure<'_, FanoutRun>> = vec![
+            ("deliveries/s", Fmt::Count, &|r| r.deliveries_per_s),
+            ("send→receive p50 (ms)", Fmt::Float, &|r| r.p50_ms),
+            ("send→receive p99 (ms)", Fmt::Float, &|r| r.p99_ms),
+            ("send→ack p99 (ms)", Fmt::Float, &|r| r.ack_p99_ms),
+            ("server CPU, /proc stat (s)", Fmt::Float, &|r| {
+                r.server_cpu_s
+            }),
+            ("server CPU, schedstat (s)", Fmt::Float, &|r| {
+                r.server_cpu_precise_s
+            }),
+            ("server CPU per delivery (µs)", Fmt::Float, &|r| {
+                r.cpu_us_per_delivery
+            }),
+            ("server CPU use (1 core = 100%)", Fmt::Percent, &|r| {
+                r.server_cpu_share
+            }),
+            ("load generator CPU use", Fmt::Percent, &|r| {
+                r.generator_cpu_share
+            }),
+            ("lost deliveries", Fmt::Count, &|r| r.lost as f64),
+            ("wall time (s)", Fmt::Float, &|r| r.seconds),
+        ];
+        table(&mut out, &runs, |r| r.server, &rows, servers);
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(
+        out,
+        "## Request/ack\n\n{} clients, each in its own thread, each sending {} acked \
+         `send_message` one at a time, all clients at once.\n",
+        s.reqack_clients, s.reqack_per_client
+    );
+    let rows: Vec<Figure<'_, ReqAckRun>> = vec![
+        ("acks/s", Fmt::Count, &|r| r.acks_per_s),
+        ("send→ack p50 (ms)", Fmt::Float, &|r| r.p50_ms),
+        ("send→ack p99 (ms)", Fmt::Float, &|r| r.p99_ms),
+        ("server CPU, /proc stat (s)", Fmt::Float, &|r| {
+            r.server_cpu_s
+        }),
+        ("server CPU, schedstat (s)", Fmt::Float, &|r| {
+            r.server_cpu_precise_s
+        }),
+        ("server CPU per ack (µs)", Fmt::Float, &|r| {
+            r.cpu_us_per_ack
+        }),
+        ("load generator CPU use", Fmt::Percent, &|r| {
+            r.generator_cpu_share
+        }),
+        ("failed acks", Fmt::Count, &|r| r.ack_failures as f64),
+    ];
+    table(&mut out, &res.reqack, |r| r.server, &rows, servers);
+    let _ = writeln!(out);
+
+    let _ = writeln!(
+        out,
+        "## Idle memory\n\nA fresh server, then connected, authenticated `/chat` clients that \
+         join no room; VmRSS once it settles. Per connection = (RSS − RSS with no client) / \
+         connections.\n"
+    );
+    let level_of = |r: &IdleRun, n: usize, f: fn(&crate::scenarios::IdleLevel) -> f64| {
+        r.levels
+            .iter()
+            .find(|l| l.connections == n)
+            .map_or(f64::NAN, f)
+    };
+    let mut idle_rows: Vec<OwnedFigure<IdleRun>> = vec![(
+        "RSS, no client".into(),
+        Fmt::Bytes,
+        Box::new(|r: &IdleRun| r.baseline_rss_bytes as f64),
+    )];
+    for &n in &s.idle_levels {
+        idle_rows.push((
+            format!("RSS, {} clients", thousands(n as f64)),
+            Fmt::Bytes,
+            Box::new(move |r: &IdleRun| level_of(r, n, |l| l.rss_bytes as f64)),
+        ));
+        idle_rows.push((
+            format!("per connection at {} (bytes)", thousands(n as f64)),
+            Fmt::Count,
+            Box::new(move |r: &IdleRun| level_of(r, n, |l| l.bytes_per_connection)),
+        ));
+    }
+    let rows: Vec<Figure<'_, IdleRun>> = idle_rows
+        .iter()
+        .map(|(name, f, get)| (name.as_str(), *f, get.as_ref() as &dyn Fn(&IdleRun) -> f64))
+        .collect();
+    table(&mut out, &res.idle, |r| r.server, &rows, servers);
+    let _ = writeln!(out);
+
+    let _ = writeln!(
+        out,
+        "## Codegen\n\n`target/release/evcontract generate <synthetic> --out <tmp>` on a contract \
+         of {} events and {} types written by the benchmark, then the same command again (a \
+         no-op). Wall time measured around the process; CPU and peak RSS from `wait4`.\n",
+        thousands(s.codegen_events as f64),
+        s.codegen_types
+    );
+    let _ = writeln!(
+        out,
+        "| figure (median, range over rounds) | value |\n|---|---:|"
+    );
+    let rows: Vec<CodegenFigure> = vec![
+        ("generate: wall (s)", Fmt::Float, |r| r.generate_s),
+        ("generate: CPU (s)", Fmt::Float, |r| r.generate_cpu_s),
+        ("generate: peak RSS", Fmt::Bytes, |r| {
+            r.generate_max_rss_bytes as f64
+        }),
+        ("no-op regeneration: wall (s)", Fmt::Float, |r| r.noop_s),
+        ("no-op regeneration: peak RSS", Fmt::Bytes, |r| {
+            r.noop_max_rss_bytes as f64
+        }),
+        ("no-op regeneration: files touched", Fmt::Count, |r| {
+            r.noop_touched_files as f64
+        }),
+        ("contract size", Fmt::Bytes, |r| r.contract_bytes as f64),
+        ("files generated", Fmt::Count, |r| r.files as f64),
+        ("generated size", Fmt::Bytes, |r| r.output_bytes as f64),
+    ];
+    for (name, f, get) in rows {
+        let _ = writeln!(
+            out,
+            "| {name} | {} |",
+            cell(Stat::of(res.codegen.iter().map(get)), f)
+        );
+    }
+    if let Some(r) = res.codegen.first() {
+        let _ = writeln!(out, "\nThe no-op run's last line: `{}`\n", r.noop_summary);
+    }
+
+    let m = &res.machine;
+    let v = &res.versions;
+    let _ = writeln!(out, "## Machine, versions, load\n");
+    let _ = writeln!(
+        out,
+        "- Machine: `nproc` {}, {}, {} memory, Linux {}; file-descriptor limit {}.",
+        m.nproc, m.cpu_model, m.memory, m.kernel, m.fd_limit
+    );
+    let _ = writeln!(out, "- Placement: {}.", m.pinning);
+    let _ = writeln!(
+        out,
+        "- Versions: {}; node {}; socketioxide {}; socket.io {} (jsonwebtoken {} on npm); \
+         the generator's tokio-tungstenite {}.",
+        v.rustc, v.node, v.socketioxide, v.socket_io, v.jsonwebtoken_npm, v.tokio_tungstenite
+    );
+    let _ = writeln!(
+        out,
+        "- Command: `{}` ({} rounds, servers alternating {} in every round).",
+        res.command,
+        s.rounds,
+        servers
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let _ = writeln!(
+        out,
+        "- Load average before: `{}`; after: `{}`. `top -bn1` before the run:\n",
+        res.load.loadavg_before, res.load.loadavg_after
+    );
+    code_block(&mut out, &res.load.top_before);
+    let _ = writeln!(out, "`top -bn1` after the run:\n");
+    code_block(&mut out, &res.load.top_after);
+
+    let method = METHOD
+        .replace("{R}", &s.receivers.to_string())
+        .replace("{PER}", &s.messages.div_ceil(s.receivers).to_string())
+        .replace("{C}", &s.reqack_clients.to_string())
+        .replace("{K}", &s.reqack_per_client.to_string())
+        .replace("{TOTAL}", &thousands((s.messages * s.receivers) as f64));
+    let _ = writeln!(out, "## Method\n\n{method}");
+    if let Some(notes) = notes {
+        let _ = writeln!(out, "\n{}", notes.trim_end());
+    }
+    out
+}
+
+const METHOD: &str = "\
+- One command starts everything: it builds the release binaries (`chat-server`, \
+`bench-raw-server`, `evcontract`), runs `npm ci` in `bench/node`, then starts each server \
+itself on a free loopback port with `JWT_SECRET` set, and stops it after its runs. Every \
+network run and every wait is bounded in time; only 127.0.0.1 is contacted.
+- Servers: (A) `target/release/chat-server`, the generated gateway (`HEALTH_INTERVAL_MS` set \
+to one hour: the `/health` timer has no subscriber here); (B) `bench-raw-server`, the same \
+behaviour hand-written on socketioxide 0.18 with the runtime's socketioxide settings (1 MiB \
+payloads, 1024-packet buffers, same ping and timeouts) and HS256 verification with \
+`jsonwebtoken`, but no schema validation, rate limit, per-user rooms or activity tracking; \
+(C) `bench/node/server.js`, socket.io 4.8 with `jsonwebtoken`, no compression. All three \
+build the same `Message` (v4 uuid, server time), store it in memory, emit `new_message` to \
+the room (sender included) and ack `{success: true, data}`; `join_thread` emits `joined` and \
+acks the sorted members.
+- Placement: with 2 or more CPUs and `taskset`, each server runs pinned to CPU 0 (a Rust \
+server's tokio runtime then has one worker; Node is single-threaded anyway) and the load \
+generator pins itself to CPU 1. The generator is one current-thread tokio runtime speaking \
+socket.io v5 over tokio-tungstenite with its own minimal codec (frames are classified, not \
+parsed into JSON). Its own CPU use is reported: near 100% would mean it, not the server, was \
+the limit.
+- The contract limits `send_message` to 20 per 10 s per client, and the generated server has \
+no switch to lift it (the limit is compiled into the generated `SPEC`). So the same sending \
+pattern is used for all three servers: in fan-out, the receivers take turns sending (message \
+*i* is sent by receiver *i* mod {R}, so each sends {PER} per run, and the room holds exactly the \
+{R} receivers; the sender's own copy counts as one of the {R} deliveries); in request/ack, \
+each of the {C} clients sends {K} (at most 20). Fresh connections for every run.
+- Fan-out: before the measurement all receivers join (sequentially) and their `joined` events \
+are drained. Timing runs from the first send to the last delivery or ack. Latency is \
+send→receive per delivery (all {TOTAL} samples per run), nearest-rank percentiles. Server CPU \
+is utime+stime from `/proc/<pid>/stat` over the same interval, and the sum of the threads' run \
+time from `/proc/<pid>/task/*/schedstat`: the stat figure comes in 10 ms ticks, too coarse for \
+runs well under a second, so CPU per delivery (and per ack, and CPU use) = the schedstat \
+figure / deliveries (both are in the tables and in results.json). Lost = expected deliveries not received within the time limit \
+(duplicates are counted separately).
+- Idle memory: a fresh server per round; VmRSS from `/proc/<pid>/status`, sampled until two \
+readings 250 ms apart agree within 0.5%. The generator raises its file-descriptor limit to \
+the hard limit (what `ulimit -n` would do), which the servers inherit.
+- Rounds: every scenario runs on A, B, C in turn, then again, for the configured number of \
+rounds; tables show the median and, in brackets, the range over rounds. Ratios are of \
+medians; \"generated/raw\" deliveries/s below 1 and CPU above 1 mean the generated server is \
+slower.";
+
+/// results.json.
+pub(crate) fn json(res: &Results) -> String {
+    #[derive(Serialize)]
+    struct WithTargets<'a> {
+        #[serde(flatten)]
+        results: &'a Results,
+        targets: Vec<TargetCheck>,
+        problems: Vec<String>,
+    }
+    serde_json::to_string_pretty(&WithTargets {
+        results: res,
+        targets: targets(res),
+        problems: problems(res),
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_formats() {
+        let s = Stat::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(Stat::of([1.0, 2.0, 3.0, 10.0]).unwrap().median, 2.5);
+        assert!(Stat::of([f64::NAN]).is_none());
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(sig3(0.012345), "0.0123");
+        assert_eq!(sig3(123.45), "123");
+        assert_eq!(sig3(1.5), "1.50");
+        assert_eq!(fmt(2048.0, Fmt::Bytes), "2.00 KiB");
+        assert_eq!(fmt(0.5, Fmt::Percent), "50%");
+    }
+}

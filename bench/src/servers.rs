@@ -1,0 +1,206 @@
+//! The three servers under test, started and stopped by the benchmark.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::sys;
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    /// (A) the generated example server, `chat-server`.
+    Generated,
+    /// (B) raw socketioxide, `bench-raw-server`.
+    Raw,
+    /// (C) Node socket.io, `bench/node/server.js`.
+    Node,
+}
+
+impl Kind {
+    /// In the order the rounds alternate.
+    pub(crate) const ALL: [Kind; 3] = [Kind::Generated, Kind::Raw, Kind::Node];
+
+    /// Short label (JSON, tables).
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Kind::Generated => "generated",
+            Kind::Raw => "raw",
+            Kind::Node => "node",
+        }
+    }
+
+    /// Column title in BENCHMARKS.md.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Kind::Generated => "A: generated (chat-server)",
+            Kind::Raw => "B: raw socketioxide",
+            Kind::Node => "C: Node socket.io",
+        }
+    }
+}
+
+/// Where the server programs are.
+#[derive(Debug, Clone)]
+pub(crate) struct Programs {
+    /// `target/<profile>/chat-server`.
+    pub(crate) chat_server: PathBuf,
+    /// `target/<profile>/bench-raw-server`.
+    pub(crate) raw_server: PathBuf,
+    /// `bench/node/server.js`.
+    pub(crate) node_script: PathBuf,
+    /// `taskset`, when present (CPU pinning).
+    pub(crate) taskset: Option<PathBuf>,
+    /// The CPU the servers are pinned to, when pinning.
+    pub(crate) server_core: Option<usize>,
+}
+
+/// A running server.
+pub(crate) struct Server {
+    /// Which server.
+    pub(crate) kind: Kind,
+    child: Child,
+    /// Its process id (`taskset` execs the program, so the pid is the server's).
+    pub(crate) pid: u32,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    log: PathBuf,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The last lines of a log file, for error messages.
+pub(crate) fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+impl Server {
+    /// Starts `kind` on a free loopback port, logging to `log_dir`, and waits
+    /// until it accepts TCP connections (at most 30 s).
+    pub(crate) async fn start(
+        kind: Kind,
+        programs: &Programs,
+        secret: &str,
+        log_dir: &Path,
+        tag: &str,
+    ) -> Result<Self, String> {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let (program, args): (PathBuf, Vec<PathBuf>) = match kind {
+            Kind::Generated => (programs.chat_server.clone(), vec![]),
+            Kind::Raw => (programs.raw_server.clone(), vec![]),
+            Kind::Node => (PathBuf::from("node"), vec![programs.node_script.clone()]),
+        };
+        let mut cmd = match (&programs.taskset, programs.server_core) {
+            (Some(taskset), Some(core)) => {
+                let mut cmd = Command::new(taskset);
+                cmd.arg("-c").arg(core.to_string()).arg(&program);
+                cmd
+            }
+            _ => Command::new(&program),
+        };
+        let log = log_dir.join(format!("{}-{tag}.log", kind.label()));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        cmd.args(&args)
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("JWT_SECRET", secret)
+            // The example's /health broadcast has no subscriber in the
+            // benchmark; keep its timer out of the measurements.
+            .env("HEALTH_INTERVAL_MS", "3600000")
+            .env("RUST_LOG", "warn")
+            .env("NODE_ENV", "production")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let mut server = Self {
+            kind,
+            pid: child.id(),
+            child,
+            addr,
+            log,
+        };
+        server.wait_ready(Duration::from_secs(30)).await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited during startup ({status}):\n{}",
+                    self.kind.label(),
+                    log_tail(&self.log)
+                ));
+            }
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not listen on {} within {limit:?}:\n{}",
+                    self.kind.label(),
+                    self.addr,
+                    log_tail(&self.log)
+                ));
+            }
+            sys::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// CPU seconds the server has used so far.
+    pub(crate) fn cpu_seconds(&self) -> Result<f64, String> {
+        sys::cpu_seconds(self.pid).map_err(|e| format!("{} cpu: {e}", self.kind.label()))
+    }
+
+    /// CPU seconds with nanosecond resolution (schedstat), when available.
+    pub(crate) fn run_time_seconds(&self) -> Option<f64> {
+        sys::run_time_seconds(self.pid)
+    }
+
+    /// The server's resident set size in bytes.
+    pub(crate) fn rss_bytes(&self) -> Result<u64, String> {
+        sys::rss_bytes(self.pid).map_err(|e| format!("{} rss: {e}", self.kind.label()))
+    }
+
+    /// Fails when the server has exited.
+    pub(crate) fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}):\n{}",
+                self.kind.label(),
+                log_tail(&self.log)
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and reaps it.
+    pub(crate) async fn stop(mut self) {
+        sys::kill(self.pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sys::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
