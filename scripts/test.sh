@@ -62,3 +62,6 @@ else
   export CHROMIUM_BIN
   timeout 600 node --test --test-timeout=240000 target/browser-js/tests/browser/chat.browser.test.js
 fi
+
+step "benchmark smoke run: generated vs raw socketioxide vs Node socket.io, tiny sizes (bench/)"
+cargo run --locked --quiet -p evcontract-bench -- smoke
