@@ -129,9 +129,11 @@ fn internal(file: &Path, message: String) -> Vec<Diagnostic> {
 
 /// Validates one contract and builds its IR.
 pub fn load(file: &Path, text: &str) -> Result<ContractIr, Vec<Diagnostic>> {
+    // Positions are found in JSON text only; YAML contracts get the pointer.
+    let json = !validate::is_yaml(file);
     let with_positions = |mut diags: Vec<Diagnostic>| {
         for d in &mut diags {
-            if let Location::Pointer(p) = &d.location {
+            if let (Location::Pointer(p), true) = (&d.location, json) {
                 d.position = diag::locate(text, p);
             }
         }
@@ -307,7 +309,9 @@ pub fn generate_all(
                     diagnostics.push(Diagnostic {
                         file: file.clone(),
                         location: Location::Pointer("/contract".to_owned()),
-                        position: diag::locate(text, "/contract"),
+                        position: (!validate::is_yaml(file))
+                            .then(|| diag::locate(text, "/contract"))
+                            .flatten(),
                         message: format!(
                             "contract name `{}` is also used by {}",
                             ir.name,

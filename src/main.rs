@@ -19,7 +19,8 @@ struct Cli {
 enum Command {
     /// Generate Rust and TypeScript from contracts.
     Generate {
-        /// Contract files. Default: every `schemas/*.contract.json`, and then
+        /// Contract files (`.json`, or `.yaml`/`.yml`). Default: every
+        /// `schemas/*.contract.{json,yaml,yml}`, and then
         /// `schemas/contract.schema.json` is kept current too.
         contracts: Vec<PathBuf>,
         /// Output folder.
@@ -77,12 +78,16 @@ fn default_contracts() -> Result<Vec<PathBuf>, String> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            name.ends_with(".contract.json")
+            [".contract.json", ".contract.yaml", ".contract.yml"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
         })
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("no `*.contract.json` in `{SCHEMA_DIR}/`"));
+        return Err(format!(
+            "no `*.contract.json` (or `.yaml`) in `{SCHEMA_DIR}/`"
+        ));
     }
     Ok(files)
 }

@@ -99,18 +99,35 @@ pub struct ValidContract {
 /// Parses and validates one contract. `file` is only used in messages.
 pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic>> {
     let mut sink = Sink::new(file);
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(err) => {
-            // serde_json's message ends with " at line L column C"; keep the
-            // location in our own format instead.
-            let msg = err.to_string();
-            let msg = msg
-                .rsplit_once(" at line ")
-                .map_or(msg.as_str(), |(m, _)| m)
-                .to_owned();
-            sink.error_at_line(err.line(), err.column(), format!("invalid JSON: {msg}"));
-            return Err(sink.diagnostics);
+    let value = if is_yaml(file) {
+        match serde_norway::from_str::<Value>(text) {
+            Ok(v) => v,
+            Err(err) => {
+                let (line, col) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
+                // The location is reported in our own format instead.
+                let msg = err.to_string();
+                let msg = msg
+                    .rsplit_once(" at line ")
+                    .map_or(msg.as_str(), |(m, _)| m)
+                    .to_owned();
+                sink.error_at_line(line, col, format!("invalid YAML: {msg}"));
+                return Err(sink.diagnostics);
+            }
+        }
+    } else {
+        match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(err) => {
+                // serde_json's message ends with " at line L column C"; keep the
+                // location in our own format instead.
+                let msg = err.to_string();
+                let msg = msg
+                    .rsplit_once(" at line ")
+                    .map_or(msg.as_str(), |(m, _)| m)
+                    .to_owned();
+                sink.error_at_line(err.line(), err.column(), format!("invalid JSON: {msg}"));
+                return Err(sink.diagnostics);
+            }
         }
     };
     let mut walker = Walker {
@@ -134,6 +151,13 @@ pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic
             Err(walker.sink.diagnostics)
         }
     }
+}
+
+/// Whether `file` is a YAML contract (by extension: `.yaml` or `.yml`);
+/// everything else is read as JSON.
+pub fn is_yaml(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 /// Converts a validated schema into its typed form. The schema must have

@@ -260,3 +260,37 @@ fn contracts_validate_against_the_format_schema() {
         assert!(!validator.is_valid(&bad));
     }
 }
+
+#[test]
+fn a_yaml_contract_generates_the_same_code_as_its_json_twin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo().join("schemas/chat.contract.json")).unwrap())
+            .unwrap();
+    fs::create_dir_all(tmp.path().join("schemas")).unwrap();
+    fs::write(
+        tmp.path().join("schemas/chat.contract.yaml"),
+        serde_norway::to_string(&json).unwrap(),
+    )
+    .unwrap();
+    // With no arguments, YAML contracts in schemas/ are picked up too.
+    let o = run(tmp.path(), &["generate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let from_yaml = snapshot(&tmp.path().join("generated"));
+    let from_json = snapshot(&repo().join("generated"));
+    assert_eq!(
+        from_yaml.keys().collect::<Vec<_>>(),
+        from_json.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in from_yaml {
+        let yaml_text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("chat.contract.yaml", "chat.contract.json");
+        assert_eq!(
+            yaml_text,
+            String::from_utf8(from_json[&path].clone()).unwrap(),
+            "{} differs",
+            path.display()
+        );
+    }
+}

@@ -547,3 +547,43 @@ fn boolean_schemas_are_refused() {
         "use `{}` for any value",
     );
 }
+
+#[test]
+fn yaml_contracts_are_read_like_json() {
+    let yaml = serde_norway::to_string(&base()).unwrap();
+    let from_yaml = evcontract::load(Path::new("demo.contract.yaml"), &yaml).unwrap();
+    let from_json = evcontract::load(Path::new("demo.contract.json"), &base().to_string()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&from_yaml.namespaces).unwrap(),
+        serde_json::to_value(&from_json.namespaces).unwrap()
+    );
+
+    // Validation errors keep their JSON pointer.
+    let mut c = base();
+    c["colour"] = json!("red");
+    let err = evcontract::load(
+        Path::new("d.contract.yml"),
+        &serde_norway::to_string(&c).unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert_eq!(err[0].location, Location::Pointer("/colour".into()));
+
+    // Syntax errors have a line and column.
+    let err = evcontract::load(
+        Path::new("d.contract.yaml"),
+        "contract: demo\nversion: [1\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert!(
+        matches!(err[0].location, Location::LineCol(2..=3, _)),
+        "{:?}",
+        err[0]
+    );
+    assert!(
+        err[0].message.starts_with("invalid YAML: "),
+        "{}",
+        err[0].message
+    );
+}
