@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied, all targets and features)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "cargo doc (broken intra-doc links denied, generated crates included)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --locked --quiet
+
 step "evcontract generate --check (generated/ and schemas/contract.schema.json are current)"
 cargo run --quiet --locked -- generate --check
 

@@ -7,7 +7,7 @@
 //!
 //! Payload schemas stay [`serde_json::Value`]s here: their supported subset is
 //! checked by the validator, which also builds their typed form
-//! ([`crate::ir::SchemaIr`]).
+//! ([`crate::schema_ir::SchemaNode`]).
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;

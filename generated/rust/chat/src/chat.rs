@@ -61,7 +61,8 @@ pub mod rooms {
 }
 /// The typed server of namespace `/chat` (feature `server`).
 ///
-/// Implement [`ChatHandler`] and mount it with [`register`]; the
+/// Implement [`ChatHandler`](server::ChatHandler) and mount
+/// it with [`register`](server::register); the
 /// runtime does the rest before your method runs: activity tracking, auth,
 /// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
 /// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
@@ -357,9 +358,11 @@ pub mod server {
 }
 /// The typed client of namespace `/chat` (feature `client`).
 ///
-/// [`ChatClient`] has one async method per client event (typed
-/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
-/// events ([`ChatClient::events`]), the connection state, and a
+/// [`ChatClient`](client::ChatClient) has one async method per
+/// client event (typed payload in, typed ack or
+/// [`ClientError`](::evcontract_runtime::client::ClientError) out), a typed
+/// stream of server events
+/// ([`events`](client::ChatClient::events)), the connection state, and a
 /// re-subscribe hook run after every reconnection (rooms do not survive one).
 #[cfg(feature = "client")]
 pub mod client {

@@ -28,7 +28,8 @@ pub mod server_events {
 pub mod rooms {}
 /// The typed server of namespace `/health` (feature `server`).
 ///
-/// Implement [`HealthHandler`] and mount it with [`register`]; the
+/// Implement [`HealthHandler`](server::HealthHandler) and mount
+/// it with [`register`](server::register); the
 /// runtime does the rest before your method runs: activity tracking, auth,
 /// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
 /// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
@@ -194,9 +195,11 @@ pub mod server {
 }
 /// The typed client of namespace `/health` (feature `client`).
 ///
-/// [`HealthClient`] has one async method per client event (typed
-/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
-/// events ([`HealthClient::events`]), the connection state, and a
+/// [`HealthClient`](client::HealthClient) has one async method per
+/// client event (typed payload in, typed ack or
+/// [`ClientError`](::evcontract_runtime::client::ClientError) out), a typed
+/// stream of server events
+/// ([`events`](client::HealthClient::events)), the connection state, and a
 /// re-subscribe hook run after every reconnection (rooms do not survive one).
 #[cfg(feature = "client")]
 pub mod client {

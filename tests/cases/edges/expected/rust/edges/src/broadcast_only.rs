@@ -26,7 +26,8 @@ pub mod server_events {
 pub mod rooms {}
 /// The typed server of namespace `/broadcast-only` (feature `server`).
 ///
-/// Implement [`BroadcastOnlyHandler`] and mount it with [`register`]; the
+/// Implement [`BroadcastOnlyHandler`](server::BroadcastOnlyHandler) and mount
+/// it with [`register`](server::register); the
 /// runtime does the rest before your method runs: activity tracking, auth,
 /// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
 /// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
@@ -156,9 +157,11 @@ pub mod server {
 }
 /// The typed client of namespace `/broadcast-only` (feature `client`).
 ///
-/// [`BroadcastOnlyClient`] has one async method per client event (typed
-/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
-/// events ([`BroadcastOnlyClient::events`]), the connection state, and a
+/// [`BroadcastOnlyClient`](client::BroadcastOnlyClient) has one async method per
+/// client event (typed payload in, typed ack or
+/// [`ClientError`](::evcontract_runtime::client::ClientError) out), a typed
+/// stream of server events
+/// ([`events`](client::BroadcastOnlyClient::events)), the connection state, and a
 /// re-subscribe hook run after every reconnection (rooms do not survive one).
 #[cfg(feature = "client")]
 pub mod client {

@@ -24,7 +24,8 @@ pub mod server_events {
 pub mod rooms {}
 /// The typed server of namespace `/listen-only` (feature `server`).
 ///
-/// Implement [`ListenOnlyHandler`] and mount it with [`register`]; the
+/// Implement [`ListenOnlyHandler`](server::ListenOnlyHandler) and mount
+/// it with [`register`](server::register); the
 /// runtime does the rest before your method runs: activity tracking, auth,
 /// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
 /// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
@@ -189,9 +190,11 @@ pub mod server {
 }
 /// The typed client of namespace `/listen-only` (feature `client`).
 ///
-/// [`ListenOnlyClient`] has one async method per client event (typed
-/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
-/// events ([`ListenOnlyClient::events`]), the connection state, and a
+/// [`ListenOnlyClient`](client::ListenOnlyClient) has one async method per
+/// client event (typed payload in, typed ack or
+/// [`ClientError`](::evcontract_runtime::client::ClientError) out), a typed
+/// stream of server events
+/// ([`events`](client::ListenOnlyClient::events)), the connection state, and a
 /// re-subscribe hook run after every reconnection (rooms do not survive one).
 #[cfg(feature = "client")]
 pub mod client {

@@ -24,7 +24,8 @@ pub mod server_events {
 pub mod rooms {}
 /// The typed server of namespace `/admin-panel` (feature `server`).
 ///
-/// Implement [`AdminPanelHandler`] and mount it with [`register`]; the
+/// Implement [`AdminPanelHandler`](server::AdminPanelHandler) and mount
+/// it with [`register`](server::register); the
 /// runtime does the rest before your method runs: activity tracking, auth,
 /// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
 /// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
@@ -178,9 +179,11 @@ pub mod server {
 }
 /// The typed client of namespace `/admin-panel` (feature `client`).
 ///
-/// [`AdminPanelClient`] has one async method per client event (typed
-/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
-/// events ([`AdminPanelClient::events`]), the connection state, and a
+/// [`AdminPanelClient`](client::AdminPanelClient) has one async method per
+/// client event (typed payload in, typed ack or
+/// [`ClientError`](::evcontract_runtime::client::ClientError) out), a typed
+/// stream of server events
+/// ([`events`](client::AdminPanelClient::events)), the connection state, and a
 /// re-subscribe hook run after every reconnection (rooms do not survive one).
 #[cfg(feature = "client")]
 pub mod client {

@@ -42,7 +42,8 @@ pub mod rooms {
 }
 /// The typed server of namespace `/` (feature `server`).
 ///
-/// Implement [`RootHandler`] and mount it with [`register`]; the
+/// Implement [`RootHandler`](server::RootHandler) and mount
+/// it with [`register`](server::register); the
 /// runtime does the rest before your method runs: activity tracking, auth,
 /// rate limits, payload validation (`INVALID_PAYLOAD` with the JSON path),
 /// `UNKNOWN_EVENT`, a panicking handler answered with `INTERNAL`, and the ack
@@ -259,9 +260,11 @@ pub mod server {
 }
 /// The typed client of namespace `/` (feature `client`).
 ///
-/// [`RootClient`] has one async method per client event (typed
-/// payload in, typed ack or [`rt::ClientError`] out), a typed stream of server
-/// events ([`RootClient::events`]), the connection state, and a
+/// [`RootClient`](client::RootClient) has one async method per
+/// client event (typed payload in, typed ack or
+/// [`ClientError`](::evcontract_runtime::client::ClientError) out), a typed
+/// stream of server events
+/// ([`events`](client::RootClient::events)), the connection state, and a
 /// re-subscribe hook run after every reconnection (rooms do not survive one).
 #[cfg(feature = "client")]
 pub mod client {
