@@ -9,6 +9,25 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# What the tests need from the system: Node.js with npm, and Debian's Chromium
+# for the browser test. Installed here (as root, with apt) so that this one
+# command works on a fresh machine; .ci/run only calls this script.
+need_apt=()
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ "${EVCONTRACT_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
+  need_apt+=(chromium)
+fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  step "apt-get install ${need_apt[*]}"
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "error: install ${need_apt[*]} first (or run as root on Debian to have this script do it)." >&2
+    exit 1
+  fi
+fi
+
 step "npm ci (typescript, socket.io-client, react, vite, playwright-core)"
 npm ci --no-audit --no-fund --loglevel=error
 
