@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::sys;
@@ -149,7 +149,7 @@ pub(crate) fn synthetic_contract(events: usize, types: usize) -> Value {
 }
 
 /// One codegen round.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CodegenRun {
     /// Round number (from 1).
     pub(crate) round: usize,

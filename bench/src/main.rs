@@ -7,6 +7,8 @@
 //! cargo run -p evcontract-bench -- smoke              # tiny sizes, a few seconds: checks the machinery
 //! ```
 //!
+//! `evcontract-bench report [results.json]` rewrites BENCHMARKS.md from the
+//! recorded figures and bench/NOTES.md (after editing the notes).
 //! `evcontract-bench contract [EVENTS [TYPES]]` prints the codegen scenario's
 //! synthetic contract (default 1,000 events, 500 types), for profiling.
 //!
@@ -36,7 +38,7 @@ use servers::{Kind, Programs, Server};
 /// The secret every server verifies tokens with.
 const SECRET: &str = "evcontract-bench-secret";
 
-const USAGE: &str = "usage: evcontract-bench (all | smoke | contract [EVENTS [TYPES]]) [--rounds N] [--servers generated,raw,node] \
+const USAGE: &str = "usage: evcontract-bench (all | smoke | report [JSON] | contract [EVENTS [TYPES]]) [--rounds N] [--servers generated,raw,node] \
 [--scenarios fanout,reqack,idle,codegen] [--out DIR] [--no-build] [--no-npm]";
 
 /// Parsed command line.
@@ -554,8 +556,51 @@ fn run(o: Options) -> Result<bool, String> {
     Ok(problems.is_empty())
 }
 
+/// Rewrites BENCHMARKS.md from bench/results.json (or `json`) and
+/// bench/NOTES.md, without measuring anything: for editing the notes
+/// after a run.
+fn rerender(json: Option<PathBuf>) -> Result<(), String> {
+    let root = repo_root();
+    let json = json.unwrap_or_else(|| root.join("bench").join("results.json"));
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+    let res: Results = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: {e} (a failed run leaves null figures: rerun)",
+            json.display()
+        )
+    })?;
+    let mut servers: Vec<Kind> = Vec::new();
+    let seen = res
+        .fanout
+        .iter()
+        .map(|r| r.server)
+        .chain(res.reqack.iter().map(|r| r.server))
+        .chain(res.idle.iter().map(|r| r.server));
+    for kind in seen {
+        if !servers.contains(&kind) {
+            servers.push(kind);
+        }
+    }
+    servers.sort_by_key(|k| Kind::ALL.iter().position(|x| x == k));
+    let notes = std::fs::read_to_string(root.join("bench").join("NOTES.md")).ok();
+    let md = root.join("BENCHMARKS.md");
+    std::fs::write(&md, report::markdown(&res, &servers, notes.as_deref()))
+        .map_err(|e| format!("{}: {e}", md.display()))?;
+    eprintln!("bench: wrote {} from {}", md.display(), json.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("report") {
+        return match rerender(args.get(1).map(PathBuf::from)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.first().map(String::as_str) == Some("contract") {
         // The codegen scenario's synthetic contract, for profiling by hand.
         let n =

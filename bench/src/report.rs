@@ -3,14 +3,14 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::codegen::CodegenRun;
 use crate::scenarios::{FanoutRun, IdleRun, ReqAckRun, Sizes};
 use crate::servers::Kind;
 
 /// The machine the benchmark ran on.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub(crate) struct Machine {
     /// `nproc` before pinning.
     pub(crate) nproc: String,
@@ -27,7 +27,7 @@ pub(crate) struct Machine {
 }
 
 /// Tool and library versions.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub(crate) struct Versions {
     /// `rustc -V`.
     pub(crate) rustc: String,
@@ -44,7 +44,7 @@ pub(crate) struct Versions {
 }
 
 /// Other load on the machine around the run.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub(crate) struct Load {
     /// /proc/loadavg before the run.
     pub(crate) loadavg_before: String,
@@ -57,7 +57,7 @@ pub(crate) struct Load {
 }
 
 /// Everything one invocation measured (written to results.json).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Results {
     /// `all` or `smoke`.
     pub(crate) mode: String,

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{self, Conn, NS, Probe};
 use crate::codec;
@@ -22,7 +22,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_PARALLEL: usize = 64;
 
 /// Sizes of one benchmark invocation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Sizes {
     /// Rounds of A B C per scenario.
     pub(crate) rounds: usize,
@@ -159,7 +159,7 @@ impl CpuMark {
 }
 
 /// One fan-out run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FanoutRun {
     /// Which server.
     pub(crate) server: Kind,
@@ -301,7 +301,7 @@ pub(crate) async fn fanout(
 }
 
 /// One request/ack run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ReqAckRun {
     /// Which server.
     pub(crate) server: Kind,
@@ -421,7 +421,7 @@ pub(crate) async fn reqack(
 }
 
 /// Resident memory at one connection count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IdleLevel {
     /// Connected, authenticated clients.
     pub(crate) connections: usize,
@@ -434,7 +434,7 @@ pub(crate) struct IdleLevel {
 }
 
 /// One idle-memory run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IdleRun {
     /// Which server.
     pub(crate) server: Kind,

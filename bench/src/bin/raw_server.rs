@@ -18,7 +18,11 @@
 //! are the ones `evcontract_runtime::server::Gateway::new` uses by default.
 //!
 //! Environment: `PORT` (default 3000), `HOST` (default 127.0.0.1),
-//! `JWT_SECRET` (default `dev-secret`).
+//! `JWT_SECRET` (default `dev-secret`). For memory experiments only (the
+//! benchmark sets neither): `RAW_WS_READ_BUFFER` (socketioxide's
+//! `ws_read_buffer_size`, default 4096) and `RAW_COPY_HEADERS=1` (copy the
+//! handshake's URI and headers before socketioxide keeps them, so they no
+//! longer point into hyper's connection read buffer).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -215,6 +219,21 @@ fn register_events(state: Arc<State>, socket: SocketRef) {
     );
 }
 
+/// Rebuilds the URI and header values as fresh allocations: hyper parses
+/// them as slices of the connection's read buffer, which socketioxide would
+/// otherwise keep alive for the socket's lifetime (in its request `Parts`).
+async fn copy_headers(mut req: axum::extract::Request) -> axum::extract::Request {
+    for value in req.headers_mut().values_mut() {
+        if let Ok(copy) = axum::http::HeaderValue::from_bytes(value.as_bytes()) {
+            *value = copy;
+        }
+    }
+    if let Ok(uri) = axum::http::Uri::try_from(req.uri().to_string()) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
@@ -239,6 +258,9 @@ async fn main() -> Result<(), String> {
     let parser = ParserConfig::common()
         .max_incoming_binary_buf_size(MAX_PAYLOAD)
         .max_incoming_binaries(64);
+    let ws_read_buffer: usize = env_or("RAW_WS_READ_BUFFER", "4096")
+        .parse()
+        .map_err(|e| format!("bad RAW_WS_READ_BUFFER: {e}"))?;
     let (layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
@@ -248,6 +270,7 @@ async fn main() -> Result<(), String> {
         .max_payload(MAX_PAYLOAD as u64)
         .ws_max_message_size(MAX_PAYLOAD)
         .ws_max_frame_size(MAX_PAYLOAD)
+        .ws_read_buffer_size(ws_read_buffer)
         .with_parser(parser)
         .build_layer();
 
@@ -264,7 +287,10 @@ async fn main() -> Result<(), String> {
     };
     io.ns("/chat", on_connect.with(admit));
 
-    let router = axum::Router::new().layer(layer);
+    let mut router = axum::Router::new().layer(layer);
+    if env_or("RAW_COPY_HEADERS", "0") == "1" {
+        router = router.layer(axum::middleware::map_request(copy_headers));
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
