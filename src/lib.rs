@@ -160,41 +160,78 @@ pub fn emit(
     options: &Options,
     templates: &Templates,
 ) -> Result<Vec<GeneratedFile>, String> {
+    // typify and the pretty-printing of its output are a third of the work
+    // and need nothing else: run them beside the templates.
+    std::thread::scope(|scope| {
+        let types = scope.spawn(|| rust::types_source(ir));
+        let mut files = emit_templates(ir, templates)?;
+        let (types, deps) = types
+            .join()
+            .map_err(|_| "generating the Rust types panicked".to_owned())??;
+        let rust_dir = PathBuf::from("rust").join(&ir.name);
+        files.push(rust_file(rust_dir.join("src/types.rs"), types));
+        let description =
+            ir.doc.first().cloned().unwrap_or_else(|| {
+                format!("Types and Socket.IO glue for the `{}` contract.", ir.name)
+            });
+        files.push(GeneratedFile {
+            path: rust_dir.join("Cargo.toml"),
+            contents: templates.render(
+                "rust/Cargo.toml",
+                &json!({
+                    "ir": header(ir),
+                    "description": serde_json::to_string(&description).unwrap_or_default(),
+                    "runtime_dep": options.runtime.toml(),
+                    "deps": deps,
+                }),
+            )?,
+        });
+        for f in &mut files {
+            f.contents = tidy(&f.contents);
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    })
+}
+
+fn rust_file(path: PathBuf, body: String) -> GeneratedFile {
+    GeneratedFile {
+        path,
+        contents: format!("{HEADER}\n\n{body}"),
+    }
+}
+
+/// What templates may read about the contract apart from its namespaces.
+/// Per-namespace templates get this and their one namespace: serializing the
+/// whole IR for each of them made generation quadratic in namespaces.
+fn header(ir: &ContractIr) -> serde_json::Value {
+    json!({
+        "name": ir.name,
+        "version": ir.version,
+        "doc": ir.doc,
+        "source_name": ir.source_name,
+        "crate_name": ir.crate_name,
+        "errors": ir.errors,
+    })
+}
+
+/// Every file rendered from templates, except the Cargo manifest (which
+/// needs to know what the typify output uses).
+fn emit_templates(ir: &ContractIr, templates: &Templates) -> Result<Vec<GeneratedFile>, String> {
     let mut files = Vec::new();
     let rust_dir = PathBuf::from("rust").join(&ir.name);
     let ts_dir = PathBuf::from("ts").join(&ir.name);
+    let header = header(ir);
+    let whole = serde_json::to_value(ir).map_err(|e| e.to_string())?;
 
     // Rust.
-    let (types, deps) = rust::types_source(ir)?;
-    let rust_file = |path: PathBuf, body: String| GeneratedFile {
-        path,
-        contents: format!("{HEADER}\n\n{body}"),
-    };
-    files.push(rust_file(rust_dir.join("src/types.rs"), types));
-    let description = ir
-        .doc
-        .first()
-        .cloned()
-        .unwrap_or_else(|| format!("Types and Socket.IO glue for the `{}` contract.", ir.name));
-    files.push(GeneratedFile {
-        path: rust_dir.join("Cargo.toml"),
-        contents: templates.render(
-            "rust/Cargo.toml",
-            &json!({
-                "ir": ir,
-                "description": serde_json::to_string(&description).unwrap_or_default(),
-                "runtime_dep": options.runtime.toml(),
-                "deps": deps,
-            }),
-        )?,
-    });
-    for (template, file) in [
-        ("rust/lib.rs", "src/lib.rs"),
-        ("rust/errors.rs", "src/errors.rs"),
+    for (template, file, view) in [
+        ("rust/lib.rs", "src/lib.rs", &whole),
+        ("rust/errors.rs", "src/errors.rs", &header),
     ] {
         let src = templates.render(
             template,
-            &json!({ "ir": ir, "error_count": ir.errors.len() }),
+            &json!({ "ir": view, "error_count": ir.errors.len() }),
         )?;
         files.push(rust_file(
             rust_dir.join(file),
@@ -202,7 +239,7 @@ pub fn emit(
         ));
     }
     for ns in &ir.namespaces {
-        let src = templates.render("rust/namespace.rs", &json!({ "ir": ir, "ns": ns }))?;
+        let src = templates.render("rust/namespace.rs", &json!({ "ir": header, "ns": ns }))?;
         files.push(rust_file(
             rust_dir.join(format!("src/{}.rs", ns.module)),
             rust::format_source("rust/namespace.rs", &src)?,
@@ -234,37 +271,31 @@ pub fn emit(
                 }
             }
         }
-        let text = templates.render(
-            "ts/namespace.ts",
-            &json!({
-                "ir": ir,
-                "ns": ns_view,
-                "ns_doc": ts::doc_block(&ns.doc, 0),
-                "path_literal": serde_json::to_string(&ns.path).unwrap_or_default(),
-                "types": types,
-            }),
-        )?;
+        let view = json!({
+            "ir": header,
+            "ns": ns_view,
+            "ns_doc": ts::doc_block(&ns.doc, 0),
+            "path_literal": serde_json::to_string(&ns.path).unwrap_or_default(),
+            "types": types,
+        });
         files.push(GeneratedFile {
             path: ts_dir.join(format!("{}.ts", ns.module)),
-            contents: text,
+            contents: templates.render("ts/namespace.ts", &view)?,
         });
         files.push(GeneratedFile {
             path: ts_dir.join(format!("{}.client.ts", ns.module)),
-            contents: templates.render("ts/client.ts", &json!({ "ir": ir, "ns": ns_view }))?,
+            contents: templates.render("ts/client.ts", &view)?,
         });
     }
-    for (template, file) in [
-        ("ts/index.ts", "index.ts"),
-        ("ts/lib.ts", "lib.ts"),
-        ("ts/react.ts", "react.ts"),
+    for (template, file, view) in [
+        ("ts/index.ts", "index.ts", &whole),
+        ("ts/lib.ts", "lib.ts", &header),
+        ("ts/react.ts", "react.ts", &whole),
     ] {
         files.push(GeneratedFile {
             path: ts_dir.join(file),
-            contents: templates.render(template, &json!({ "ir": ir }))?,
+            contents: templates.render(template, &json!({ "ir": view }))?,
         });
-    }
-    for f in &mut files {
-        f.contents = tidy(&f.contents);
     }
     Ok(files)
 }

@@ -61,18 +61,78 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), String> {
 }
 
 /// Parses and pretty-prints Rust tokens.
+///
+/// typify's output for a large contract is one long list of items, and
+/// parsing and printing it is the longest step of generation; the items are
+/// cut into [`FORMAT_CHUNKS`] runs printed on as many threads. prettyplease
+/// prints items one after another, so the joined text is the same as printing
+/// them at once (the golden tests hold it to that).
 pub fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String, String> {
-    let file: syn::File =
-        syn::parse2(tokens).map_err(|e| format!("generated Rust does not parse: {e}"))?;
-    Ok(prettyplease::unparse(&file))
+    // Token streams are not `Send`: hand the threads text.
+    let chunks: Vec<String> = split_items(tokens, FORMAT_CHUNKS)
+        .into_iter()
+        .map(|c| c.to_string())
+        .collect();
+    let printed: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    syn::parse_file(chunk)
+                        .map(|file| prettyplease::unparse(&file))
+                        .map_err(|e| format!("generated Rust does not parse: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("formatting panicked".to_owned()))
+            })
+            .collect()
+    });
+    Ok(printed.into_iter().collect::<Result<Vec<_>, _>>()?.concat())
+}
+
+/// How many runs of items [`format_tokens`] prints in parallel. Fixed, so the
+/// output does not depend on the machine.
+const FORMAT_CHUNKS: usize = 2;
+
+/// Cuts a stream of items into at most `n` runs of whole items. An item ends
+/// at a top-level `;` or `{…}` group, which is where every item typify emits
+/// (structs, enums, impls, modules, uses) ends.
+fn split_items(tokens: proc_macro2::TokenStream, n: usize) -> Vec<proc_macro2::TokenStream> {
+    use proc_macro2::{Delimiter, TokenTree};
+    let mut items: Vec<Vec<TokenTree>> = Vec::new();
+    let mut current = Vec::new();
+    for tt in tokens {
+        let ends = match &tt {
+            TokenTree::Group(g) => g.delimiter() == Delimiter::Brace,
+            TokenTree::Punct(p) => p.as_char() == ';',
+            _ => false,
+        };
+        current.push(tt);
+        if ends {
+            items.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        items.push(current);
+    }
+    let per_chunk = items.len().div_ceil(n.max(1)).max(1);
+    items
+        .chunks(per_chunk)
+        .map(|run| run.iter().flatten().cloned().collect())
+        .collect()
 }
 
 /// Parses and pretty-prints Rust source text (rendered from a template).
 pub fn format_source(name: &str, source: &str) -> Result<String, String> {
-    let file: syn::File = syn::parse_file(source).map_err(|e| {
-        let line = e.span().start().line;
-        let context = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
-        format!("template `{name}` rendered invalid Rust at line {line} ({e}): {context}")
-    })?;
+    // A template that renders invalid Rust is a bug of ours; name the template
+    // and show the text, since spans carry no line numbers (proc-macro2's
+    // `span-locations` would slow every parse down for this rare case).
+    let file: syn::File = syn::parse_file(source)
+        .map_err(|e| format!("template `{name}` rendered invalid Rust ({e}):\n{source}"))?;
     Ok(prettyplease::unparse(&file))
 }

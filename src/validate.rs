@@ -130,13 +130,17 @@ pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic
             }
         }
     };
-    let mut walker = Walker {
-        sink,
-        definitions: BTreeMap::new(),
-    };
+    // `$ref`s anywhere are checked against the definitions' names.
+    let no_definitions = Map::new();
+    let definitions = value
+        .get("definitions")
+        .and_then(Value::as_object)
+        .unwrap_or(&no_definitions);
+    let mut walker = Walker { sink, definitions };
     walker.contract(&value);
-    if !walker.sink.is_clean() {
-        return Err(walker.sink.diagnostics);
+    let mut sink = walker.sink;
+    if !sink.is_clean() {
+        return Err(sink.diagnostics);
     }
     // The walk accepted the document, so the derive should too; if the two
     // ever disagree, still report it with a path rather than panic.
@@ -147,8 +151,8 @@ pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic
             for seg in err.path().iter() {
                 at = at.join(seg);
             }
-            walker.sink.error(&at, err.into_inner().to_string());
-            Err(walker.sink.diagnostics)
+            sink.error(&at, err.into_inner().to_string());
+            Err(sink.diagnostics)
         }
     }
 }
@@ -165,10 +169,7 @@ pub fn is_yaml(file: &Path) -> bool {
 pub fn schema_node(value: &Value, definitions: &Map<String, Value>) -> SchemaNode {
     let mut walker = Walker {
         sink: Sink::new(Path::new("")),
-        definitions: definitions
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        definitions,
     };
     walker
         .schema(value, &Pointer::root())
@@ -178,10 +179,11 @@ pub fn schema_node(value: &Value, definitions: &Map<String, Value>) -> SchemaNod
         })
 }
 
-struct Walker {
+struct Walker<'a> {
     sink: Sink,
-    /// Raw definitions by name, for `$ref` checks and union variants.
-    definitions: BTreeMap<String, Value>,
+    /// Raw definitions by name, for `$ref` checks and union variants
+    /// (borrowed: copying them per schema made large contracts quadratic).
+    definitions: &'a Map<String, Value>,
 }
 
 /// Words of `letter` characters (and digits) joined by single `_`, starting
@@ -216,7 +218,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-impl Walker {
+impl Walker<'_> {
     fn object<'v>(
         &mut self,
         v: &'v Value,
@@ -328,7 +330,6 @@ impl Walker {
         if let Some(defs) = o.get("definitions")
             && let Some(defs) = self.object(defs, &defs_at, "`definitions`")
         {
-            self.definitions = defs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             // Per-namespace names the generated code declares beside the
             // definitions (`ChatSocket`, `ChatClient`).
             let per_namespace: Vec<String> = o
