@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use evcontract::diag::{Diagnostic, Location};
 use evcontract::{Options, RuntimeDep, output};
 
+// Generation allocates many small values (JSON trees, token streams); mimalloc
+// is markedly faster at that than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Typed Socket.IO APIs from one contract file.
 #[derive(Parser)]
 #[command(name = "evcontract", version, about)]
