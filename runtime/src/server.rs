@@ -61,7 +61,10 @@ mod rate_limit;
 mod spec;
 
 pub use auth::{AuthConfig, AuthError, DEFAULT_USER_ID_CLAIM, sign_hs256, sign_hs256_claims};
-pub use config::{CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES, ServerConfig};
+pub use config::{
+    CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_WS_READ_BUFFER_SIZE,
+    ServerConfig,
+};
 pub use context::{ClientMetadata, SocketContext};
 pub use emitter::{AUTHENTICATED_ROOM, EmitError, EmitStats, Emitter, Target, user_room};
 pub use gateway::Gateway;

@@ -14,6 +14,9 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// Default number of outgoing packets buffered per connection.
 pub const DEFAULT_BUFFER_SIZE: usize = 1024;
 
+/// Default initial WebSocket read buffer per connection, in bytes.
+pub const DEFAULT_WS_READ_BUFFER_SIZE: usize = 1024;
+
 /// Configuration of a [`Gateway`](super::Gateway), builder style.
 ///
 /// ```
@@ -29,6 +32,7 @@ pub struct ServerConfig {
     pub(crate) cors: Option<CorsConfig>,
     pub(crate) max_payload_bytes: usize,
     pub(crate) buffer_size: usize,
+    pub(crate) ws_read_buffer_size: usize,
     pub(crate) ping_interval: Duration,
     pub(crate) ping_timeout: Duration,
     pub(crate) connect_timeout: Duration,
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
             cors: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             buffer_size: DEFAULT_BUFFER_SIZE,
+            ws_read_buffer_size: DEFAULT_WS_READ_BUFFER_SIZE,
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(45),
@@ -92,6 +97,16 @@ impl ServerConfig {
     #[must_use]
     pub fn buffer_size(mut self, packets: usize) -> Self {
         self.buffer_size = packets.max(1);
+        self
+    }
+
+    /// Initial size of each connection's WebSocket read buffer (default
+    /// 1 KiB; socketioxide's is 4 KiB). Every connection holds one for its
+    /// whole life, so it is a large share of an idle connection's memory;
+    /// larger frames still arrive whole, the buffer grows for them.
+    #[must_use]
+    pub fn ws_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.ws_read_buffer_size = bytes.max(64);
         self
     }
 
