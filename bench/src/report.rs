@@ -658,8 +658,9 @@ network run and every wait is bounded in time; only 127.0.0.1 is contacted.
 - Servers: (A) `target/release/chat-server`, the generated gateway (`HEALTH_INTERVAL_MS` set \
 to one hour: the `/health` timer has no subscriber here); (B) `bench-raw-server`, the same \
 behaviour hand-written on socketioxide 0.18 with the runtime's socketioxide settings (1 MiB \
-payloads, 1024-packet buffers, same ping and timeouts) and HS256 verification with \
-`jsonwebtoken`, but no schema validation, rate limit, per-user rooms or activity tracking; \
+payloads, 1024-packet buffers, 1 KiB WebSocket read buffers, same ping and timeouts) and HS256 \
+verification with `jsonwebtoken`, but no schema validation, rate limit, per-user rooms, \
+activity tracking or copying of the handshake headers out of hyper's read buffer; \
 (C) `bench/node/server.js`, socket.io 4.8 with `jsonwebtoken`, no compression. All three \
 build the same `Message` (v4 uuid, server time), store it in memory, emit `new_message` to \
 the room (sender included) and ack `{success: true, data}`; `join_thread` emits `joined` and \

@@ -20,9 +20,10 @@
 //! Environment: `PORT` (default 3000), `HOST` (default 127.0.0.1),
 //! `JWT_SECRET` (default `dev-secret`). For memory experiments only (the
 //! benchmark sets neither): `RAW_WS_READ_BUFFER` (socketioxide's
-//! `ws_read_buffer_size`, default 4096) and `RAW_COPY_HEADERS=1` (copy the
-//! handshake's URI and headers before socketioxide keeps them, so they no
-//! longer point into hyper's connection read buffer).
+//! `ws_read_buffer_size`, default 1024 like the runtime) and
+//! `RAW_COPY_HEADERS=1` (copy the handshake's URI and header values before
+//! socketioxide keeps them, so they no longer point into hyper's connection
+//! read buffer: the runtime does that, a plain socketioxide server does not).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ use socketioxide::{ParserConfig, SocketIo};
 const MAX_PAYLOAD: usize = 1 << 20;
 /// Mirrors `evcontract_runtime::server::DEFAULT_BUFFER_SIZE`.
 const BUFFER_SIZE: usize = 1024;
+/// Mirrors `evcontract_runtime::server::DEFAULT_WS_READ_BUFFER_SIZE`
+/// (socketioxide's own default is 4096).
+const WS_READ_BUFFER: &str = "1024";
 
 /// The verified user id, kept in the socket's extensions.
 #[derive(Clone)]
@@ -258,7 +262,7 @@ async fn main() -> Result<(), String> {
     let parser = ParserConfig::common()
         .max_incoming_binary_buf_size(MAX_PAYLOAD)
         .max_incoming_binaries(64);
-    let ws_read_buffer: usize = env_or("RAW_WS_READ_BUFFER", "4096")
+    let ws_read_buffer: usize = env_or("RAW_WS_READ_BUFFER", WS_READ_BUFFER)
         .parse()
         .map_err(|e| format!("bad RAW_WS_READ_BUFFER: {e}"))?;
     let (layer, io) = SocketIo::builder()
