@@ -187,16 +187,37 @@ struct Timed {
     stdout: String,
 }
 
-fn run_generate(
-    evcontract: &Path,
-    contract: &Path,
-    out: &Path,
-    log: &Path,
-) -> Result<Timed, String> {
+/// How to start `evcontract`: directly, or through `taskset -c <cpus>` (the
+/// generator pinned itself to one CPU, and children inherit that; codegen
+/// gets every CPU back).
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    /// The `evcontract` binary.
+    pub(crate) evcontract: PathBuf,
+    /// `taskset` and the CPU list to run it on, when pinning.
+    pub(crate) cpus: Option<(PathBuf, String)>,
+}
+
+impl Launch {
+    fn command(&self) -> Command {
+        match &self.cpus {
+            Some((taskset, list)) => {
+                let mut cmd = Command::new(taskset);
+                cmd.arg("-c").arg(list).arg(&self.evcontract);
+                cmd
+            }
+            None => Command::new(&self.evcontract),
+        }
+    }
+}
+
+fn run_generate(launch: &Launch, contract: &Path, out: &Path, log: &Path) -> Result<Timed, String> {
     let stdout = File::create(log).map_err(|e| e.to_string())?;
     let stderr = stdout.try_clone().map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let child = Command::new(evcontract)
+    // taskset execs evcontract: the pid, and so wait4's figures, are its.
+    let child = launch
+        .command()
         .arg("generate")
         .arg(contract)
         .arg("--out")
@@ -205,7 +226,7 @@ fn run_generate(
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", evcontract.display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", launch.evcontract.display()))?;
     // wait4 (not Child::wait) to get this child's own peak RSS and CPU time.
     let usage = sys::wait_child(child.id()).map_err(|e| format!("wait4: {e}"))?;
     let seconds = start.elapsed().as_secs_f64();
@@ -244,7 +265,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
 /// Writes the synthetic contract into `dir`, generates it into a fresh
 /// folder, then regenerates it unchanged.
 pub(crate) fn run(
-    evcontract: &Path,
+    launch: &Launch,
     dir: &Path,
     round: usize,
     events: usize,
@@ -259,12 +280,12 @@ pub(crate) fn run(
     std::fs::write(&contract, &text).map_err(|e| e.to_string())?;
     let out = round_dir.join("out");
 
-    let first = run_generate(evcontract, &contract, &out, &round_dir.join("generate.log"))?;
+    let first = run_generate(launch, &contract, &out, &round_dir.join("generate.log"))?;
     let before = snapshot(&out);
     if before.is_empty() {
         return Err(format!("evcontract generated nothing:\n{}", first.stdout));
     }
-    let noop = run_generate(evcontract, &contract, &out, &round_dir.join("noop.log"))?;
+    let noop = run_generate(launch, &contract, &out, &round_dir.join("noop.log"))?;
     let after = snapshot(&out);
     let touched = after
         .iter()

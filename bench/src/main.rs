@@ -235,7 +235,7 @@ async fn run_all(
     servers: &[Kind],
     scenarios: &[String],
     programs: &Programs,
-    evcontract: &Path,
+    codegen: &codegen::Launch,
     work: &Path,
 ) {
     let sizes = res.sizes.clone();
@@ -335,7 +335,7 @@ async fn run_all(
     if wants("codegen") {
         for round in 1..=sizes.rounds {
             match codegen::run(
-                evcontract,
+                codegen,
                 work,
                 round,
                 sizes.codegen_events,
@@ -397,7 +397,7 @@ fn run(o: Options) -> Result<bool, String> {
         (Some(_), true) => match sys::pin_self(1) {
             Ok(()) => (
                 Some(0),
-                "servers pinned to CPU 0 with taskset, the load generator (and evcontract in the codegen runs) to CPU 1".to_owned(),
+                "servers pinned to CPU 0 with taskset, the load generator to CPU 1; evcontract (codegen) on all CPUs".to_owned(),
             ),
             Err(e) => (None, format!("not pinned (sched_setaffinity: {e})")),
         },
@@ -411,6 +411,13 @@ fn run(o: Options) -> Result<bool, String> {
         node_script: node_dir.join("server.js"),
         taskset,
         server_core,
+    };
+    let launch = codegen::Launch {
+        evcontract: evcontract.clone(),
+        cpus: match (&programs.taskset, server_core) {
+            (Some(taskset), Some(_)) => Some((taskset.clone(), format!("0-{}", cpus - 1))),
+            _ => None,
+        },
     };
     for p in [&programs.chat_server, &programs.raw_server, &evcontract] {
         if !p.exists() {
@@ -487,7 +494,7 @@ fn run(o: Options) -> Result<bool, String> {
         &o.servers,
         &o.scenarios,
         &programs,
-        &evcontract,
+        &launch,
         &work,
     ));
     drop(runtime);
