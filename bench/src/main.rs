@@ -229,6 +229,19 @@ fn log(line: &str) {
     eprintln!("bench: {line}");
 }
 
+/// The servers in round `round`'s order: A B C, then B C A, then C A B, …
+/// Every server takes every position, so none always runs right after the
+/// same other one (a saturating Node run just before measurably slowed the
+/// next server in a fixed A B C order).
+fn rotated(servers: &[Kind], round: usize) -> Vec<Kind> {
+    let mut order = servers.to_vec();
+    if !order.is_empty() {
+        let by = (round - 1) % order.len();
+        order.rotate_left(by);
+    }
+    order
+}
+
 /// Runs the network scenarios and codegen, filling `res`.
 async fn run_all(
     res: &mut Results,
@@ -242,7 +255,7 @@ async fn run_all(
     let wants = |s: &str| scenarios.iter().any(|x| x == s);
     if wants("fanout") || wants("reqack") {
         for round in 1..=sizes.rounds {
-            for &kind in servers {
+            for kind in rotated(servers, round) {
                 let tag = format!("traffic-{round}");
                 let mut server = match Server::start(kind, programs, SECRET, work, &tag).await {
                     Ok(s) => s,
@@ -299,7 +312,7 @@ async fn run_all(
     }
     if wants("idle") {
         for round in 1..=sizes.rounds {
-            for &kind in servers {
+            for kind in rotated(servers, round) {
                 let tag = format!("idle-{round}");
                 let mut server = match Server::start(kind, programs, SECRET, work, &tag).await {
                     Ok(s) => s,

@@ -619,7 +619,7 @@ pub(crate) fn markdown(res: &Results, servers: &[Kind], notes: Option<&str>) -> 
     );
     let _ = writeln!(
         out,
-        "- Command: `{}` ({} rounds, servers alternating {} in every round).",
+        "- Command: `{}` ({} rounds; every round runs each server once, in the order {} rotated by one per round).",
         res.command,
         s.rounds,
         servers
@@ -689,7 +689,10 @@ figure / deliveries (both are in the tables and in results.json). Lost = expecte
 readings 250 ms apart agree within 0.5%. The generator raises its file-descriptor limit to \
 the hard limit (what `ulimit -n` would do), which the servers inherit.
 - Rounds: every scenario runs on A, B, C in turn, then again, for the configured number of \
-rounds; tables show the median and, in brackets, the range over rounds. Ratios are of \
+rounds, the order rotated by one each round (A B C, B C A, C A B, …) so that no server always \
+runs right after the same one: with a fixed order the generated server always followed Node's \
+saturating runs, and measured several percent slower for it. Tables show the median and, in \
+brackets, the range over rounds. Ratios are of \
 medians; \"generated/raw\" deliveries/s below 1 and CPU above 1 mean the generated server is \
 slower.";
 
