@@ -64,7 +64,7 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), String> {
 ///
 /// typify's output for a large contract is one long list of items, and
 /// parsing and printing it is the longest step of generation; the items are
-/// cut into [`FORMAT_CHUNKS`] runs printed on as many threads. prettyplease
+/// cut into a fixed number of runs printed on as many threads. prettyplease
 /// prints items one after another, so the joined text is the same as printing
 /// them at once (the golden tests hold it to that).
 pub fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String, String> {
