@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use heck::{ToLowerCamelCase, ToPascalCase, ToShoutySnakeCase, ToSnakeCase};
+use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -495,7 +496,10 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                         window_ms: r.window_ms,
                     }),
                     doc: doc_lines(ev.description.as_deref()),
-                    schema_literal: format!("{:?}", validation_schema(&ev.payload, &types)),
+                    schema_literal: format!(
+                        "{:?}",
+                        validation_schema(&ev.payload, &contract.definitions)
+                    ),
                     payload_type,
                 }
             })
@@ -547,12 +551,7 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
 
 /// A payload schema made self-contained: the definitions it reaches are
 /// copied in, so the runtime can compile it alone.
-fn validation_schema(payload: &Value, types: &[TypeDef]) -> String {
-    let by_name: BTreeMap<&str, &TypeDef> = types
-        .iter()
-        .filter(|t| t.is_definition)
-        .map(|t| (t.name.as_str(), t))
-        .collect();
+fn validation_schema(payload: &Value, definitions: &IndexMap<String, Value>) -> String {
     let mut reached: BTreeMap<String, Value> = BTreeMap::new();
     let mut todo = Vec::new();
     collect_refs(payload, &mut todo);
@@ -560,9 +559,9 @@ fn validation_schema(payload: &Value, types: &[TypeDef]) -> String {
         if reached.contains_key(&name) {
             continue;
         }
-        if let Some(def) = by_name.get(name.as_str()) {
-            collect_refs(&def.schema, &mut todo);
-            reached.insert(name, def.schema.clone());
+        if let Some(def) = definitions.get(&name) {
+            collect_refs(def, &mut todo);
+            reached.insert(name, def.clone());
         }
     }
     let mut root = Map::new();
