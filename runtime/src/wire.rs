@@ -12,6 +12,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Built-in error codes, shared by every contract.
 pub mod codes {
@@ -261,17 +262,36 @@ impl ErrorEvent {
 
 /// Deserializes a payload into its contract type, mapping a failure to
 /// `INVALID_PAYLOAD` with the JSON pointer of the offending value.
-pub fn decode_payload<T: DeserializeOwned>(value: Value) -> Result<T, EventError> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
-        let path = json_pointer(err.path());
-        EventError::invalid_payload(path, err.into_inner().to_string())
+///
+/// Borrows the value: the server validated this same tree against the
+/// event's schema just before, and a client's event keeps its payload. The
+/// path is only tracked when the fast decode fails, so a valid payload costs
+/// one pass.
+pub fn decode_payload<T: DeserializeOwned>(value: &Value) -> Result<T, EventError> {
+    T::deserialize(value).map_err(|_| {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(err) => {
+                let path = json_pointer(err.path());
+                EventError::invalid_payload(path, err.into_inner().to_string())
+            }
+            // Deserialization is deterministic; this arm is unreachable for
+            // derived types, and answers without a path otherwise.
+            Ok(_) => EventError::invalid_payload("", "the payload could not be decoded"),
+        }
     })
 }
 
-/// Serializes an ack's data for the envelope; a failure (which only a
-/// hand-written `Serialize` can cause) is `INTERNAL`.
-pub fn encode_ack<T: Serialize>(ack: &T) -> Result<Value, EventError> {
-    serde_json::to_value(ack)
+/// The serialized data of a successful ack: JSON text, written once by
+/// generated glue and embedded as is in the ack packet (`None` for events
+/// without ack data, sent as `null`).
+pub type AckData = Option<Box<RawValue>>;
+
+/// Serializes an ack's data for the envelope, straight to JSON text (no
+/// intermediate `Value` tree); a failure (which only a hand-written
+/// `Serialize` can cause) is `INTERNAL`.
+pub fn encode_ack<T: Serialize>(ack: &T) -> Result<AckData, EventError> {
+    serde_json::value::to_raw_value(ack)
+        .map(Some)
         .map_err(|err| EventError::internal(format!("could not serialize the ack: {err}")))
 }
 
@@ -336,8 +356,22 @@ mod tests {
         struct Outer {
             items: Vec<Inner>,
         }
-        let err = decode_payload::<Outer>(json!({"items": [{"n": 1}, {"n": "x"}]})).unwrap_err();
+        let err = decode_payload::<Outer>(&json!({"items": [{"n": 1}, {"n": "x"}]})).unwrap_err();
         assert_eq!(err.code, codes::INVALID_PAYLOAD);
         assert_eq!(err.details.as_ref().unwrap()["path"], "/items/1/n");
+        let ok = decode_payload::<Outer>(&json!({"items": [{"n": 1}]})).unwrap();
+        assert_eq!(ok.items.len(), 1);
+    }
+
+    #[test]
+    fn encoded_ack_is_embedded_as_json() {
+        let data = encode_ack(&json!({"id": "m1", "n": [1, 2]})).unwrap();
+        let text = serde_json::to_string(&AckResponse::Success(data)).unwrap();
+        assert_eq!(text, r#"{"success":true,"data":{"id":"m1","n":[1,2]}}"#);
+        let none: AckResponse<AckData> = AckResponse::Success(None);
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"success":true,"data":null}"#
+        );
     }
 }

@@ -11,7 +11,7 @@ use evcontract_runtime::server::{
     AuthConfig, AuthMode, BoxFuture, ClientMetadata, Dispatch, Emitter, EventSpec, Gateway,
     NamespaceSpec, RateLimit, ServerConfig, SocketContext, Target, sign_hs256,
 };
-use evcontract_runtime::wire::EventError;
+use evcontract_runtime::wire::{AckData, EventError, encode_ack};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -116,9 +116,9 @@ impl Dispatch for TestDispatch {
         ctx: SocketContext,
         event: &'static EventSpec,
         payload: Value,
-    ) -> BoxFuture<'static, Result<Value, EventError>> {
+    ) -> BoxFuture<'static, Result<AckData, EventError>> {
         Box::pin(async move {
-            match event.name {
+            let ack: Value = match event.name {
                 "echo" | "nested" => Ok(payload),
                 "whoami" => Ok(json!(ctx.require_auth()?)),
                 "limited" | "notify" | "whoami_noack" => Ok(Value::Null),
@@ -150,7 +150,8 @@ impl Dispatch for TestDispatch {
                     Ok(json!(members))
                 }
                 other => Err(EventError::internal(format!("unexpected {other}"))),
-            }
+            }?;
+            encode_ack(&ack)
         })
     }
 

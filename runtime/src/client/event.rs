@@ -41,7 +41,7 @@ impl ServerEvent {
     /// `INVALID_PAYLOAD` [`EventError`](crate::wire::EventError) with the JSON
     /// pointer of the offending value.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::wire::EventError> {
-        crate::wire::decode_payload(self.payload.clone())
+        crate::wire::decode_payload(&self.payload)
     }
 }
 

@@ -33,7 +33,7 @@ use super::context::{ClientMetadata, ClientState, SocketContext};
 use super::emitter::{AUTHENTICATED_ROOM, EmitStats, Emitter, StatsInner, client_state, user_room};
 use super::rate_limit::ceil_millis;
 use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec};
-use crate::wire::{AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes};
+use crate::wire::{AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes};
 
 /// The Socket.IO server of a contract. Cheap to clone (an `Arc` inside).
 ///
@@ -472,7 +472,7 @@ impl NamespaceRuntime {
             }
             (Ok(_), false) => {}
             (Err(err), true) => {
-                self.send_ack(&event, &AckResponse::<Value>::Failure(err))
+                self.send_ack(&event, &AckResponse::<AckData>::Failure(err))
                     .await;
             }
             (Err(err), false) => {
@@ -489,7 +489,7 @@ impl NamespaceRuntime {
         state: &Arc<ClientState>,
         compiled: &CompiledEvent,
         payload: Result<Value, String>,
-    ) -> Result<Value, EventError> {
+    ) -> Result<AckData, EventError> {
         let spec = compiled.spec;
         if spec.auth == AuthMode::Required && state.user_id.is_none() {
             return Err(EventError::auth_required());
@@ -527,7 +527,7 @@ impl NamespaceRuntime {
     /// each also broadcast to the sender can cause; an ack is the one answer
     /// a client waits for, so it is retried while the socket is connected
     /// (for at most [`ACK_RETRY_FOR`]) instead of being dropped.
-    async fn send_ack(&self, event: &IncomingEvent, response: &AckResponse<Value>) {
+    async fn send_ack(&self, event: &IncomingEvent, response: &AckResponse<AckData>) {
         let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
         loop {
             match event.ack_sender().send(response) {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::context::SocketContext;
 use super::emitter::Emitter;
-use crate::wire::EventError;
+use crate::wire::{AckData, EventError};
 
 /// A boxed, `Send` future: what [`Dispatch`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -78,14 +78,15 @@ impl NamespaceSpec {
 /// stays up.
 pub trait Dispatch: Send + Sync + 'static {
     /// Handles one event whose payload was already validated against
-    /// `event.schema`. Returns the serialized ack (`Value::Null` for events
-    /// without ack) or the error to send back.
+    /// `event.schema`. Returns the serialized ack data (see
+    /// [`encode_ack`](crate::wire::encode_ack); `None` for events without
+    /// ack data) or the error to send back.
     fn dispatch(
         &self,
         ctx: SocketContext,
         event: &'static EventSpec,
         payload: Value,
-    ) -> BoxFuture<'static, Result<Value, EventError>>;
+    ) -> BoxFuture<'static, Result<AckData, EventError>>;
 
     /// Called once per connection, after the runtime recorded the client's
     /// metadata and joined it to its rooms. Events may already be handled

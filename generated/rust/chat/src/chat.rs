@@ -207,52 +207,45 @@ pub mod server {
             payload: ::evcontract_runtime::__private::serde_json::Value,
         ) -> rt::BoxFuture<
             'static,
-            ::core::result::Result<
-                ::evcontract_runtime::__private::serde_json::Value,
-                EventError,
-            >,
+            ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
             ::std::boxed::Box::pin(async move {
                 match event.name {
                     super::client_events::JOIN_THREAD => {
                         let payload: crate::JoinThread = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         let ack = handler.join_thread(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
                     }
                     super::client_events::LEAVE_THREAD => {
                         let payload: crate::LeaveThread = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         let ack = handler.leave_thread(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
                     }
                     super::client_events::SEND_MESSAGE => {
                         let payload: crate::SendMessage = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         let ack = handler.send_message(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
                     }
                     super::client_events::TYPING => {
                         let payload: crate::Typing = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         handler.typing(&ctx, payload).await?;
-                        ::core::result::Result::Ok(
-                            ::evcontract_runtime::__private::serde_json::Value::Null,
-                        )
+                        ::core::result::Result::Ok(::core::option::Option::None)
                     }
                     super::client_events::MARK_READ => {
                         let payload: crate::MarkRead = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         handler.mark_read(&ctx, payload).await?;
-                        ::core::result::Result::Ok(
-                            ::evcontract_runtime::__private::serde_json::Value::Null,
-                        )
+                        ::core::result::Result::Ok(::core::option::Option::None)
                     }
                     other => {
                         ::core::result::Result::Err(EventError::unknown_event(other))
@@ -405,7 +398,7 @@ pub mod client {
         fn decode(
             event: &rt::ServerEvent,
         ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
-            let payload = event.payload.clone();
+            let payload = &event.payload;
             ::core::option::Option::Some(
                 match event.name.as_str() {
                     super::server_events::NEW_MESSAGE => {

@@ -83,10 +83,7 @@ pub mod server {
             payload: ::evcontract_runtime::__private::serde_json::Value,
         ) -> rt::BoxFuture<
             'static,
-            ::core::result::Result<
-                ::evcontract_runtime::__private::serde_json::Value,
-                EventError,
-            >,
+            ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let _ = (ctx, payload);
             ::std::boxed::Box::pin(async move {
@@ -195,7 +192,7 @@ pub mod client {
         fn decode(
             event: &rt::ServerEvent,
         ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
-            let payload = event.payload.clone();
+            let payload = &event.payload;
             ::core::option::Option::Some(
                 match event.name.as_str() {
                     super::server_events::TICK => {

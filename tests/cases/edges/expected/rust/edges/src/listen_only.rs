@@ -112,26 +112,21 @@ pub mod server {
             payload: ::evcontract_runtime::__private::serde_json::Value,
         ) -> rt::BoxFuture<
             'static,
-            ::core::result::Result<
-                ::evcontract_runtime::__private::serde_json::Value,
-                EventError,
-            >,
+            ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
             ::std::boxed::Box::pin(async move {
                 match event.name {
                     super::client_events::FIRE => {
                         let payload: crate::Fire = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         handler.fire(&ctx, payload).await?;
-                        ::core::result::Result::Ok(
-                            ::evcontract_runtime::__private::serde_json::Value::Null,
-                        )
+                        ::core::result::Result::Ok(::core::option::Option::None)
                     }
                     super::client_events::NOTE => {
                         let payload: crate::MaybeNote = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         let ack = handler.note(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
@@ -222,7 +217,7 @@ pub mod client {
         fn decode(
             event: &rt::ServerEvent,
         ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
-            let payload = event.payload.clone();
+            let payload = &event.payload;
             ::core::option::Option::Some(
                 match event.name.as_str() {
                     ::evcontract_runtime::wire::ERROR_EVENT => {

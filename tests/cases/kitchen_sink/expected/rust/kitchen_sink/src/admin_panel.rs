@@ -100,22 +100,17 @@ pub mod server {
             payload: ::evcontract_runtime::__private::serde_json::Value,
         ) -> rt::BoxFuture<
             'static,
-            ::core::result::Result<
-                ::evcontract_runtime::__private::serde_json::Value,
-                EventError,
-            >,
+            ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
             ::std::boxed::Box::pin(async move {
                 match event.name {
                     super::client_events::PING => {
                         let payload: crate::AdminPanelPing = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         handler.ping(&ctx, payload).await?;
-                        ::core::result::Result::Ok(
-                            ::evcontract_runtime::__private::serde_json::Value::Null,
-                        )
+                        ::core::result::Result::Ok(::core::option::Option::None)
                     }
                     other => {
                         ::core::result::Result::Err(EventError::unknown_event(other))
@@ -214,7 +209,7 @@ pub mod client {
         fn decode(
             event: &rt::ServerEvent,
         ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
-            let payload = event.payload.clone();
+            let payload = &event.payload;
             ::core::option::Option::Some(
                 match event.name.as_str() {
                     super::server_events::NOTICE => {

@@ -97,17 +97,14 @@ pub mod server {
             payload: ::evcontract_runtime::__private::serde_json::Value,
         ) -> rt::BoxFuture<
             'static,
-            ::core::result::Result<
-                ::evcontract_runtime::__private::serde_json::Value,
-                EventError,
-            >,
+            ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
             ::std::boxed::Box::pin(async move {
                 match event.name {
                     super::client_events::SAY => {
                         let payload: crate::Say = ::evcontract_runtime::wire::decode_payload(
-                            payload,
+                            &payload,
                         )?;
                         let ack = handler.say(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
@@ -209,7 +206,7 @@ pub mod client {
         fn decode(
             event: &rt::ServerEvent,
         ) -> ::core::option::Option<::core::result::Result<Self, EventError>> {
-            let payload = event.payload.clone();
+            let payload = &event.payload;
             ::core::option::Option::Some(
                 match event.name.as_str() {
                     super::server_events::SAID => {
