@@ -1,6 +1,7 @@
 //! The [`Gateway`]: socketioxide setup, namespace registration, the per-event
 //! pipeline and the serve helpers.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -393,7 +394,13 @@ impl NamespaceRuntime {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if let Some(user_id) = &user_id {
-            socket.join(vec![user_room(user_id), AUTHENTICATED_ROOM.to_owned()]);
+            // The shared room's name is borrowed: every socket's room set
+            // (cloned by socketioxide on each `rooms()` call) then holds one
+            // owned string fewer.
+            socket.join(vec![
+                Cow::Owned(user_room(user_id)),
+                Cow::Borrowed(AUTHENTICATED_ROOM),
+            ]);
         }
         let state = ClientState::new(
             socket.id.to_string(),
@@ -527,16 +534,29 @@ impl NamespaceRuntime {
     /// each also broadcast to the sender can cause; an ack is the one answer
     /// a client waits for, so it is retried while the socket is connected
     /// (for at most [`ACK_RETRY_FOR`]) instead of being dropped.
+    ///
+    /// The first attempt is synchronous; the retry loop (with its timer) is
+    /// a separate boxed future, so the per-event task stays small.
     async fn send_ack(&self, event: &IncomingEvent, response: &AckResponse<AckData>) {
+        match event.ack_sender().send(response) {
+            Ok(()) => self.emitter.record_send_success(),
+            Err(SendError::Socket(SocketError::InternalChannelFull))
+                if event.socket.connected() =>
+            {
+                Box::pin(self.retry_ack(event, response)).await;
+            }
+            Err(err) => self.emitter.record_send_failure(&event.name, err),
+        }
+    }
+
+    async fn retry_ack(&self, event: &IncomingEvent, response: &AckResponse<AckData>) {
         let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
         loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
             match event.ack_sender().send(response) {
                 Ok(()) => return self.emitter.record_send_success(),
                 Err(SendError::Socket(SocketError::InternalChannelFull))
-                    if event.socket.connected() && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                    if event.socket.connected() && tokio::time::Instant::now() < deadline => {}
                 Err(err) => return self.emitter.record_send_failure(&event.name, err),
             }
         }

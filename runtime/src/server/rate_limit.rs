@@ -119,7 +119,10 @@ pub(crate) fn ceil_millis(d: Duration) -> u64 {
 /// ad-hoc limits handlers ask for through `SocketContext::should_allow_action`.
 #[derive(Debug, Default)]
 pub(crate) struct ClientLimits {
-    events: Mutex<HashMap<&'static str, SlidingWindow>>,
+    /// One window per rate-limited event the client used. A contract has a
+    /// handful of limited events, so a scan beats hashing the name on every
+    /// event.
+    events: Mutex<Vec<(&'static str, SlidingWindow)>>,
     actions: Mutex<HashMap<String, SlidingWindow>>,
 }
 
@@ -132,10 +135,14 @@ impl ClientLimits {
         window: Duration,
     ) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut map = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry(event)
-            .or_insert_with(|| SlidingWindow::new(max, window))
-            .check(now)
+        let mut windows = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, w)) = windows.iter_mut().find(|(name, _)| *name == event) {
+            return w.check(now);
+        }
+        let mut w = SlidingWindow::new(max, window);
+        let result = w.check(now);
+        windows.push((event, w));
+        result
     }
 
     /// Ad-hoc limit under `key`: records the action and returns `true` when allowed.
