@@ -130,7 +130,7 @@ impl ChatHandler for Chat {
             id: uuid::Uuid::new_v4(),
             thread_id: thread_id.clone().try_into().map_err(internal)?,
             user_id: user,
-            content: p.content.to_string(),
+            content: p.content.into(),
             created_at: chrono::Utc::now(),
         };
         self.threads
@@ -139,15 +139,13 @@ impl ChatHandler for Chat {
             .entry(thread_id.clone())
             .or_default()
             .push(message.clone());
-        let event = NewMessage {
-            thread_id,
-            message: message.clone(),
-        };
+        let event = NewMessage { thread_id, message };
         ChatEmitter::of(ctx)
             .new_message(Target::room(room), &event)
             .await
             .unwrap_or_else(delivered_partly);
-        Ok(message)
+        // The ack carries the same message the room received.
+        Ok(event.message)
     }
 
     async fn typing(&self, ctx: &SocketContext, p: Typing) -> Result<(), EventError> {
