@@ -20,8 +20,9 @@
 //! Environment: `PORT` (default 3000), `HOST` (default 127.0.0.1),
 //! `JWT_SECRET` (default `dev-secret`). For memory experiments only (the
 //! benchmark sets neither): `RAW_WS_READ_BUFFER` (socketioxide's
-//! `ws_read_buffer_size`, default 1024 like the runtime) and
-//! `RAW_COPY_HEADERS=1` (copy the handshake's URI and header values before
+//! `ws_read_buffer_size`, default 1024 like the runtime),
+//! `RAW_BUFFER_SIZE` (socketioxide's per-socket `max_buffer_size`, default
+//! 1024 like the runtime) and `RAW_COPY_HEADERS=1` (copy the handshake's URI and header values before
 //! socketioxide keeps them, so they no longer point into hyper's connection
 //! read buffer: the runtime does that, a plain socketioxide server does not).
 
@@ -41,7 +42,7 @@ use socketioxide::{ParserConfig, SocketIo};
 /// Mirrors `evcontract_runtime::server::DEFAULT_MAX_PAYLOAD_BYTES`.
 const MAX_PAYLOAD: usize = 1 << 20;
 /// Mirrors `evcontract_runtime::server::DEFAULT_BUFFER_SIZE`.
-const BUFFER_SIZE: usize = 1024;
+const BUFFER_SIZE: &str = "1024";
 /// Mirrors `evcontract_runtime::server::DEFAULT_WS_READ_BUFFER_SIZE`
 /// (socketioxide's own default is 4096).
 const WS_READ_BUFFER: &str = "1024";
@@ -265,12 +266,15 @@ async fn main() -> Result<(), String> {
     let ws_read_buffer: usize = env_or("RAW_WS_READ_BUFFER", WS_READ_BUFFER)
         .parse()
         .map_err(|e| format!("bad RAW_WS_READ_BUFFER: {e}"))?;
+    let buffer_size: usize = env_or("RAW_BUFFER_SIZE", BUFFER_SIZE)
+        .parse()
+        .map_err(|e| format!("bad RAW_BUFFER_SIZE: {e}"))?;
     let (layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(45))
         .ack_timeout(Duration::from_secs(5))
-        .max_buffer_size(BUFFER_SIZE)
+        .max_buffer_size(buffer_size)
         .max_payload(MAX_PAYLOAD as u64)
         .ws_max_message_size(MAX_PAYLOAD)
         .ws_max_frame_size(MAX_PAYLOAD)
