@@ -112,7 +112,7 @@ fn sizes(mode: &str, rounds: Option<usize>) -> Sizes {
         }
     } else {
         Sizes {
-            rounds: rounds.unwrap_or(5),
+            rounds: rounds.unwrap_or(7),
             receivers: 200,
             messages: 2_000,
             windows: vec![1, 100],
