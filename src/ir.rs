@@ -54,6 +54,10 @@ pub struct TypeDef {
     pub is_definition: bool,
     /// For an event payload or ack: the module of its namespace.
     pub namespace: Option<String>,
+    /// Where its schema is in the contract (JSON pointer), for diagnostics
+    /// found after validation.
+    #[serde(skip)]
+    pub pointer: String,
 }
 
 /// An error code.
@@ -262,6 +266,7 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
             node: schema_node(schema, &defs),
             is_definition: true,
             namespace: None,
+            pointer: Pointer::root().join("definitions").join(name).to_string(),
         })
         .collect();
 
@@ -408,6 +413,7 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
             schema,
             is_definition: false,
             namespace: Some(slot.module.clone()),
+            pointer: slot.at.to_string(),
         });
     }
     let resolve = |t: &Target| match t {

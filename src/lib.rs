@@ -118,6 +118,51 @@ pub struct GeneratedFile {
     pub contents: String,
 }
 
+/// Why emitting a contract's files failed: the message and, when the cause
+/// is a place in the contract, its JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitError {
+    /// JSON pointer into the contract, when known.
+    pub pointer: Option<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl From<String> for EmitError {
+    fn from(message: String) -> Self {
+        Self {
+            pointer: None,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for EmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pointer {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for EmitError {}
+
+/// The diagnostic of an emit failure in `file` (whose text is `text`).
+fn emit_diagnostic(file: &Path, text: &str, err: EmitError) -> Vec<Diagnostic> {
+    match err.pointer {
+        None => internal(file, err.message),
+        Some(pointer) => vec![Diagnostic {
+            file: file.to_owned(),
+            position: (!validate::is_yaml(file))
+                .then(|| diag::locate(text, &pointer))
+                .flatten(),
+            location: Location::Pointer(pointer),
+            message: err.message,
+        }],
+    }
+}
+
 fn internal(file: &Path, message: String) -> Vec<Diagnostic> {
     vec![Diagnostic {
         file: file.to_owned(),
@@ -151,7 +196,7 @@ pub fn generate_contract(
     templates: &Templates,
 ) -> Result<Vec<GeneratedFile>, Vec<Diagnostic>> {
     let ir = load(file, text)?;
-    emit(&ir, options, templates).map_err(|m| internal(file, m))
+    emit(&ir, options, templates).map_err(|e| emit_diagnostic(file, text, e))
 }
 
 /// Emits every file of a contract's IR.
@@ -159,7 +204,7 @@ pub fn emit(
     ir: &ContractIr,
     options: &Options,
     templates: &Templates,
-) -> Result<Vec<GeneratedFile>, String> {
+) -> Result<Vec<GeneratedFile>, EmitError> {
     // typify and the pretty-printing of its output are a third of the work
     // and need nothing else: run them beside the templates.
     std::thread::scope(|scope| {
@@ -354,7 +399,7 @@ pub fn generate_all(
                 names.push((ir.name.clone(), file.clone()));
                 match emit(&ir, options, &templates) {
                     Ok(files) => all.extend(files),
-                    Err(m) => diagnostics.extend(internal(file, m)),
+                    Err(e) => diagnostics.extend(emit_diagnostic(file, text, e)),
                 }
             }
             Err(d) => diagnostics.extend(d),

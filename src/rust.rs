@@ -2,9 +2,12 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use schemars::schema::Schema;
-use typify::{TypeSpace, TypeSpaceSettings};
+use std::collections::BTreeMap;
 
+use schemars::schema::Schema;
+use typify::{TypeDetails, TypeEnumVariant, TypeId, TypeSpace, TypeSpaceSettings};
+
+use crate::EmitError;
 use crate::ir::ContractIr;
 
 /// What the generated types need from other crates.
@@ -35,7 +38,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 /// Generates the Rust source of every named type in the contract.
-pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), String> {
+pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), EmitError> {
     let mut settings = TypeSpaceSettings::default();
     settings
         .with_struct_builder(false)
@@ -51,6 +54,7 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), String> {
     let mut space = TypeSpace::new(&settings);
     guarded("typify", || space.add_ref_types(defs))?
         .map_err(|e| format!("typify could not convert the payload types: {e}"))?;
+    check_unique_names(&space, ir)?;
     let tokens = guarded("typify", || space.to_stream())?;
     let deps = TypeDeps {
         chrono: space.uses_chrono(),
@@ -58,6 +62,124 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), String> {
         regress: space.uses_regress(),
     };
     Ok((format_tokens(tokens)?, deps))
+}
+
+/// typify names an inline object or enum after its parent type and property
+/// (`status` of `HealthStatus` becomes `HealthStatusStatus`) and does not
+/// check that name against the contract's own: two items with one name would
+/// be emitted and the crate would not compile. Refuse that with the place to
+/// rename instead.
+fn check_unique_names(space: &TypeSpace, ir: &ContractIr) -> Result<(), EmitError> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in space.iter_types() {
+        if is_named(&t.details()) {
+            *counts.entry(t.name()).or_default() += 1;
+        }
+    }
+    let Some(name) = counts
+        .into_iter()
+        .find(|(_, n)| *n > 1)
+        .map(|(name, _)| name)
+    else {
+        return Ok(());
+    };
+    // The parents whose inline schemas typify named `name`.
+    let mut parents: Vec<(String, String)> = Vec::new();
+    for t in space.iter_types() {
+        let parent = t.name();
+        let mut note = |field: &str, id: &TypeId| {
+            if named_type(space, id).as_deref() == Some(name.as_str()) && parent != name {
+                parents.push((parent.clone(), field.to_owned()));
+            }
+        };
+        match t.details() {
+            TypeDetails::Struct(s) => s.properties().for_each(|(p, id)| note(p, &id)),
+            TypeDetails::Enum(e) => {
+                for (variant, details) in e.variants() {
+                    match details {
+                        TypeEnumVariant::Struct(props) => {
+                            props.iter().for_each(|(p, id)| note(p, id));
+                        }
+                        TypeEnumVariant::Tuple(ids) => ids.iter().for_each(|id| note(variant, id)),
+                        TypeEnumVariant::Simple => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    parents.sort();
+    parents.dedup();
+    let derived = match parents.as_slice() {
+        [] => "a type typify derives from an inline schema".to_owned(),
+        list => list
+            .iter()
+            .map(|(parent, field)| format!("the inline schema of `{field}` in `{parent}`"))
+            .collect::<Vec<_>>()
+            .join(" and "),
+    };
+    let own = ir.types.iter().find(|t| t.name == name);
+    let (pointer, message) = match own {
+        Some(t) => (
+            t.pointer.clone(),
+            format!(
+                "two Rust types would be named `{name}`: this one and {derived} \
+                 (typify names inline schemas after their parent and field); \
+                 rename this one, or move the inline schema into a definition of its own"
+            ),
+        ),
+        None => {
+            let at = parents
+                .first()
+                .and_then(|(parent, _)| ir.types.iter().find(|t| &t.name == parent))
+                .map(|t| t.pointer.clone())
+                .unwrap_or_default();
+            (
+                at,
+                format!(
+                    "two Rust types would be named `{name}`: {derived} \
+                     (typify names inline schemas after their parent and field); \
+                     move one of them into a definition of its own"
+                ),
+            )
+        }
+    };
+    Err(EmitError {
+        pointer: Some(pointer),
+        message,
+    })
+}
+
+/// Whether typify emits an item (and so a name) for this type.
+fn is_named(details: &TypeDetails<'_>) -> bool {
+    matches!(
+        details,
+        TypeDetails::Struct(_) | TypeDetails::Enum(_) | TypeDetails::Newtype(_)
+    )
+}
+
+/// The item a field's type names, looking through `Option`, `Box`, `Vec`,
+/// sets and map values (`Option<Box<T>>` is `T`).
+fn named_type(space: &TypeSpace, id: &TypeId) -> Option<String> {
+    let mut id = id.clone();
+    // Bounded: a wrapper chain is short; this cannot loop on a recursive type.
+    for _ in 0..8 {
+        let t = space.get_type(&id).ok()?;
+        let details = t.details();
+        if is_named(&details) {
+            return Some(t.name());
+        }
+        id = match details {
+            TypeDetails::Option(inner)
+            | TypeDetails::Box(inner)
+            | TypeDetails::Vec(inner)
+            | TypeDetails::Set(inner)
+            | TypeDetails::Map(_, inner)
+            | TypeDetails::Array(inner, _) => inner,
+            _ => return None,
+        };
+    }
+    None
 }
 
 /// Parses and pretty-prints Rust tokens.

@@ -515,7 +515,59 @@ fn typify_panics_become_diagnostics() {
     ir.types[0].schema =
         json!({ "type": "object", "properties": { "a": { "$ref": "#/definitions/Missing" } } });
     let err = evcontract::rust::types_source(&ir).unwrap_err();
-    assert!(err.contains("typify"), "{err}");
+    assert!(err.message.contains("typify"), "{err}");
+}
+
+#[test]
+fn a_name_typify_would_give_twice_is_refused_with_the_place() {
+    // typify names the inline enum of `status` in `HealthStatus`
+    // `HealthStatusStatus`: a definition of that name would make two items
+    // with one name, and a crate that does not compile.
+    let mut c = base();
+    c["definitions"]["HealthStatus"] = json!({
+        "type": "object",
+        "properties": { "status": { "type": "string", "enum": ["ok", "down"] } },
+        "required": ["status"]
+    });
+    c["definitions"]["HealthStatusStatus"] = json!({
+        "type": "object", "properties": { "n": { "type": "integer" } }
+    });
+    c["namespaces"]["/items"]["serverEvents"]["health"] =
+        json!({ "payload": { "$ref": "#/definitions/HealthStatus" } });
+    c["namespaces"]["/items"]["serverEvents"]["other"] =
+        json!({ "payload": { "$ref": "#/definitions/HealthStatusStatus" } });
+    let text = serde_json::to_string_pretty(&c).unwrap();
+    let file = std::path::PathBuf::from("demo.contract.json");
+    let diags = evcontract::generate_all(&[(file, text)], &evcontract::Options::default())
+        .unwrap_err()
+        .0;
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let d = &diags[0];
+    assert_eq!(
+        d.location,
+        Location::Pointer("/definitions/HealthStatusStatus".to_owned())
+    );
+    assert!(d.position.is_some(), "line and column of the definition");
+    assert!(
+        d.message
+            .contains("two Rust types would be named `HealthStatusStatus`")
+            && d.message.contains("`status` in `HealthStatus`"),
+        "{}",
+        d.message
+    );
+    // Renamed, the same contract generates.
+    let mut ok = c.clone();
+    let renamed = ok["definitions"]["HealthStatusStatus"].take();
+    ok["definitions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("HealthStatusStatus");
+    ok["definitions"]["HealthDetail"] = renamed;
+    ok["namespaces"]["/items"]["serverEvents"]["other"] =
+        json!({ "payload": { "$ref": "#/definitions/HealthDetail" } });
+    let text = serde_json::to_string_pretty(&ok).unwrap();
+    let file = std::path::PathBuf::from("demo.contract.json");
+    assert!(evcontract::generate_all(&[(file, text)], &evcontract::Options::default()).is_ok());
 }
 
 #[test]
