@@ -121,11 +121,29 @@ pub fn type_expr(node: &SchemaNode, depth: usize) -> String {
                 INDENT.repeat(depth)
             )
         }
-        SchemaKind::TaggedUnion { variants, .. } => variants
-            .iter()
-            .map(|v| type_expr(v, depth))
-            .collect::<Vec<_>>()
-            .join(" | "),
+        SchemaKind::TaggedUnion { variants, .. } => {
+            if variants.iter().all(|v| doc_of(v).is_empty()) {
+                return variants
+                    .iter()
+                    .map(|v| type_expr(v, depth))
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+            }
+            // One member per line, each under its TSDoc, so editors show the
+            // variant's description (the line before `=` keeps a trailing
+            // space, which the output's tidy step removes).
+            let pad = INDENT.repeat(depth + 1);
+            variants
+                .iter()
+                .map(|v| {
+                    format!(
+                        "\n{}{pad}| {}",
+                        doc_block(&doc_of(v), depth + 1),
+                        type_expr(v, depth + 1)
+                    )
+                })
+                .collect()
+        }
     }
 }
 

@@ -17,14 +17,18 @@ export interface TreeNode {
 }
 
 /** A tagged union, told apart by `kind`. */
-export type Shape = {
-  kind: "circle";
-  radius: number;
-} | {
-  kind: "rect";
-  width: number;
-  height: number;
-};
+export type Shape =
+  /** A circle. */
+  | {
+    kind: "circle";
+    radius: number;
+  }
+  /** A rectangle. */
+  | {
+    kind: "rect";
+    width: number;
+    height: number;
+  };
 
 export interface Scalars {
   small: number;
