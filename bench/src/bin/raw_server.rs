@@ -18,13 +18,15 @@
 //! are the ones `evcontract_runtime::server::Gateway::new` uses by default.
 //!
 //! Environment: `PORT` (default 3000), `HOST` (default 127.0.0.1),
-//! `JWT_SECRET` (default `dev-secret`). For memory experiments only (the
-//! benchmark sets neither): `RAW_WS_READ_BUFFER` (socketioxide's
-//! `ws_read_buffer_size`, default 1024 like the runtime),
-//! `RAW_BUFFER_SIZE` (socketioxide's per-socket `max_buffer_size`, default
-//! 1024 like the runtime) and `RAW_COPY_HEADERS=1` (copy the handshake's URI and header values before
-//! socketioxide keeps them, so they no longer point into hyper's connection
-//! read buffer: the runtime does that, a plain socketioxide server does not).
+//! `JWT_SECRET` (default `dev-secret`). For experiments only (the benchmark
+//! sets none of these): `RAW_WS_READ_BUFFER` (socketioxide's
+//! `ws_read_buffer_size`, default 1024 like the runtime), `RAW_BUFFER_SIZE`
+//! (socketioxide's per-socket `max_buffer_size`, default 1024 like the
+//! runtime), `RAW_COPY_HEADERS=1` (copy the handshake's URI and header values
+//! before socketioxide keeps them, so they no longer point into hyper's
+//! connection read buffer: the runtime does that, a plain socketioxide server
+//! does not) and `RAW_EXTRA_WORK_NS` (busy-wait this long in every
+//! `send_message`: what a given amount of per-message work costs a fan-out).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -100,6 +102,8 @@ struct State {
     key: DecodingKey,
     validation: Validation,
     threads: Mutex<HashMap<String, Vec<Message>>>,
+    /// `RAW_EXTRA_WORK_NS`: busy work per `send_message` (zero by default).
+    extra_work: Duration,
 }
 
 fn failure(code: &str, message: &str) -> Value {
@@ -173,6 +177,12 @@ async fn send_message(
     payload: Result<SendMessage, String>,
     ack: AckSender,
 ) {
+    if !state.extra_work.is_zero() {
+        let start = std::time::Instant::now();
+        while start.elapsed() < state.extra_work {
+            std::hint::spin_loop();
+        }
+    }
     let Some(User(user)) = user_of(&socket) else {
         return reply(ack, &failure("AUTH_REQUIRED", "authentication required"));
     };
@@ -258,6 +268,11 @@ async fn main() -> Result<(), String> {
         key: DecodingKey::from_secret(secret.as_bytes()),
         validation,
         threads: Mutex::default(),
+        extra_work: Duration::from_nanos(
+            env_or("RAW_EXTRA_WORK_NS", "0")
+                .parse()
+                .map_err(|e| format!("bad RAW_EXTRA_WORK_NS: {e}"))?,
+        ),
     });
 
     let parser = ParserConfig::common()
