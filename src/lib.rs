@@ -152,14 +152,20 @@ impl std::error::Error for EmitError {}
 fn emit_diagnostic(file: &Path, text: &str, err: EmitError) -> Vec<Diagnostic> {
     match err.pointer {
         None => internal(file, err.message),
-        Some(pointer) => vec![Diagnostic {
-            file: file.to_owned(),
-            position: (!validate::is_yaml(file))
-                .then(|| diag::locate(text, &pointer))
-                .flatten(),
-            location: Location::Pointer(pointer),
-            message: err.message,
-        }],
+        Some(pointer) => vec![at_pointer(file, text, pointer, err.message)],
+    }
+}
+
+/// A diagnostic at `pointer` in `file`, with the line and column when the
+/// file is JSON (positions are found in JSON text only).
+fn at_pointer(file: &Path, text: &str, pointer: String, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_owned(),
+        position: (!validate::is_yaml(file))
+            .then(|| diag::locate(text, &pointer))
+            .flatten(),
+        location: Location::Pointer(pointer),
+        message,
     }
 }
 
@@ -382,18 +388,16 @@ pub fn generate_all(
         match load(file, text) {
             Ok(ir) => {
                 if let Some((_, other)) = names.iter().find(|(n, _)| *n == ir.name) {
-                    diagnostics.push(Diagnostic {
-                        file: file.clone(),
-                        location: Location::Pointer("/contract".to_owned()),
-                        position: (!validate::is_yaml(file))
-                            .then(|| diag::locate(text, "/contract"))
-                            .flatten(),
-                        message: format!(
+                    diagnostics.push(at_pointer(
+                        file,
+                        text,
+                        "/contract".to_owned(),
+                        format!(
                             "contract name `{}` is also used by {}",
                             ir.name,
                             other.display()
                         ),
-                    });
+                    ));
                     continue;
                 }
                 names.push((ir.name.clone(), file.clone()));

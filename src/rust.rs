@@ -1,8 +1,7 @@
 //! Rust types through typify, and formatting of generated Rust.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use schemars::schema::Schema;
 use typify::{TypeDetails, TypeEnumVariant, TypeId, TypeSpace, TypeSpaceSettings};

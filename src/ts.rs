@@ -122,7 +122,8 @@ pub fn type_expr(node: &SchemaNode, depth: usize) -> String {
             )
         }
         SchemaKind::TaggedUnion { variants, .. } => {
-            if variants.iter().all(|v| doc_of(v).is_empty()) {
+            let docs: Vec<Vec<String>> = variants.iter().map(doc_of).collect();
+            if docs.iter().all(Vec::is_empty) {
                 return variants
                     .iter()
                     .map(|v| type_expr(v, depth))
@@ -135,10 +136,11 @@ pub fn type_expr(node: &SchemaNode, depth: usize) -> String {
             let pad = INDENT.repeat(depth + 1);
             variants
                 .iter()
-                .map(|v| {
+                .zip(&docs)
+                .map(|(v, doc)| {
                     format!(
                         "\n{}{pad}| {}",
-                        doc_block(&doc_of(v), depth + 1),
+                        doc_block(doc, depth + 1),
                         type_expr(v, depth + 1)
                     )
                 })
