@@ -253,6 +253,16 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// `name` parsed, `default` when unset.
+fn env_parse<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    env_or(name, default)
+        .parse()
+        .map_err(|e| format!("bad {name}: {e}"))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let secret = env_or("JWT_SECRET", "dev-secret");
@@ -268,22 +278,14 @@ async fn main() -> Result<(), String> {
         key: DecodingKey::from_secret(secret.as_bytes()),
         validation,
         threads: Mutex::default(),
-        extra_work: Duration::from_nanos(
-            env_or("RAW_EXTRA_WORK_NS", "0")
-                .parse()
-                .map_err(|e| format!("bad RAW_EXTRA_WORK_NS: {e}"))?,
-        ),
+        extra_work: Duration::from_nanos(env_parse("RAW_EXTRA_WORK_NS", "0")?),
     });
 
     let parser = ParserConfig::common()
         .max_incoming_binary_buf_size(MAX_PAYLOAD)
         .max_incoming_binaries(64);
-    let ws_read_buffer: usize = env_or("RAW_WS_READ_BUFFER", WS_READ_BUFFER)
-        .parse()
-        .map_err(|e| format!("bad RAW_WS_READ_BUFFER: {e}"))?;
-    let buffer_size: usize = env_or("RAW_BUFFER_SIZE", BUFFER_SIZE)
-        .parse()
-        .map_err(|e| format!("bad RAW_BUFFER_SIZE: {e}"))?;
+    let ws_read_buffer: usize = env_parse("RAW_WS_READ_BUFFER", WS_READ_BUFFER)?;
+    let buffer_size: usize = env_parse("RAW_BUFFER_SIZE", BUFFER_SIZE)?;
     let (layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
