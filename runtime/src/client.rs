@@ -124,7 +124,7 @@ pub use typed::{DecodeEvent, Events};
 pub use tokio::sync::{broadcast, watch};
 
 use crate::wire::AckResponse;
-use connection::ConnShared;
+use connection::{ConnShared, stop_requested};
 use options::{BoxFuture, Endpoint};
 
 /// The connection state, observable through [`Client::state`].
@@ -243,9 +243,12 @@ impl ClientBuilder {
         });
         let first = match core.attempt(true).await {
             Ok(first) => first,
-            Err(err) => return Err(fail_core(&core, err)),
+            Err(err) => {
+                core.set_state(ConnectionState::Disconnected);
+                return Err(err);
+            }
         };
-        core.channels.state.send_replace(ConnectionState::Connected);
+        core.set_state(ConnectionState::Connected);
         for (event, rx, handler) in handlers {
             spawn_handler(&core.runtime, event, rx, handler);
         }
@@ -257,13 +260,6 @@ impl ClientBuilder {
             restore_generation: None,
         })
     }
-}
-
-fn fail_core(core: &Core, err: ConnectError) -> ConnectError {
-    core.channels
-        .state
-        .send_replace(ConnectionState::Disconnected);
-    err
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -342,10 +338,6 @@ impl Core {
     fn stopping(&self) -> bool {
         *self.shutdown.borrow()
     }
-}
-
-async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Watches the current connection and reconnects after a loss, until the
@@ -618,7 +610,7 @@ impl Client {
         let Some(envelope) = args.into_iter().next() else {
             return Err(ClientError::Decode("the ack has no argument".to_owned()));
         };
-        let response: AckResponse<A> = serde_path_to_error::deserialize(envelope)
+        let response = AckResponse::<A>::from_value(envelope)
             .map_err(|e| ClientError::Decode(format!("ack envelope: {e}")))?;
         response.into_result().map_err(ClientError::Server)
     }

@@ -201,36 +201,41 @@ impl<T: Serialize> Serialize for AckResponse<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for AckResponse<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+impl<T: DeserializeOwned> AckResponse<T> {
+    /// Reads an ack envelope from an already parsed JSON value (what a
+    /// client holds after reading the packet), without parsing it again.
+    pub fn from_value(mut value: Value) -> Result<Self, serde_json::Error> {
         use serde::de::Error;
-        // Through `Value` first: the `data` of a success may legitimately be
+        // Through `Value`: the `data` of a success may legitimately be
         // `null` (a nullable ack), which `Option<T>` alone cannot tell apart
         // from a missing field.
-        let mut value = Value::deserialize(deserializer)?;
         let obj = value
             .as_object_mut()
-            .ok_or_else(|| D::Error::custom("ack envelope is not an object"))?;
+            .ok_or_else(|| serde_json::Error::custom("ack envelope is not an object"))?;
         match obj.get("success").and_then(Value::as_bool) {
             Some(true) => {
                 let data = obj.remove("data").unwrap_or(Value::Null);
-                serde_json::from_value(data)
-                    .map(Self::Success)
-                    .map_err(D::Error::custom)
+                serde_json::from_value(data).map(Self::Success)
             }
             Some(false) => {
-                let env: Envelope<Value> =
-                    serde_json::from_value(value).map_err(D::Error::custom)?;
+                let env: Envelope<Value> = serde_json::from_value(value)?;
                 Ok(Self::Failure(EventError {
                     code: env.code.unwrap_or(Cow::Borrowed(codes::INTERNAL)),
                     message: env.message.unwrap_or_default(),
                     details: env.details,
                 }))
             }
-            None => Err(D::Error::custom(
+            None => Err(serde_json::Error::custom(
                 "ack envelope has no boolean `success` field",
             )),
         }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for AckResponse<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        Self::from_value(Value::deserialize(deserializer)?).map_err(D::Error::custom)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -173,7 +173,7 @@ impl ConnShared {
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
         // The lock is never held across a panic-prone call; recover anyway.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.pending)
     }
 
     /// Waits for the ack `id`. Fails if the connection already ended.
@@ -263,7 +263,7 @@ fn liveness(open: &OpenInfo) -> Duration {
         .min(CAP)
 }
 
-async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+pub(super) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // An error means the client is gone: stop as well.
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
