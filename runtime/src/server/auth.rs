@@ -205,7 +205,7 @@ pub(crate) fn extract_token(
     let from_auth = auth
         .and_then(|a| a.get("token"))
         .and_then(|t| match t {
-            Value::String(s) => Some(strip_bearer(s).to_owned()),
+            Value::String(s) => Some(bearer(s).unwrap_or(s.trim()).to_owned()),
             Value::Null => None,
             // A non-string token is still a token: it will fail verification.
             other => Some(other.to_string()),
@@ -215,21 +215,18 @@ pub(crate) fn extract_token(
         headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| {
-                let (scheme, rest) = h.trim().split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| rest.trim().to_owned())
-            })
+            .and_then(bearer)
+            .map(str::to_owned)
             .filter(|t| !t.is_empty())
     })
 }
 
-fn strip_bearer(s: &str) -> &str {
+/// The token of `Bearer <token>` (scheme in any case), trimmed.
+fn bearer(s: &str) -> Option<&str> {
     let s = s.trim();
     match s.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("bearer ") => s[7..].trim(),
-        _ => s,
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => Some(s[7..].trim()),
+        _ => None,
     }
 }
 

@@ -41,7 +41,6 @@ pub struct ClientMetadata {
 /// it lives exactly as long as socketioxide keeps the socket).
 #[derive(Debug)]
 pub(crate) struct ClientState {
-    pub(crate) socket_id: String,
     pub(crate) namespace: &'static str,
     pub(crate) user_id: Option<String>,
     pub(crate) connected_at: SystemTime,
@@ -51,6 +50,11 @@ pub(crate) struct ClientState {
     pub(crate) limits: ClientLimits,
 }
 
+/// The rooms `socket` is in, as owned names.
+fn owned_rooms(socket: &SocketRef) -> Vec<String> {
+    socket.rooms().into_iter().map(|r| r.into_owned()).collect()
+}
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -58,7 +62,6 @@ fn unix_ms(t: SystemTime) -> u64 {
 
 impl ClientState {
     pub(crate) fn new(
-        socket_id: String,
         namespace: &'static str,
         user_id: Option<String>,
         remote_addr: Option<SocketAddr>,
@@ -66,7 +69,6 @@ impl ClientState {
     ) -> Self {
         let now = SystemTime::now();
         Self {
-            socket_id,
             namespace,
             user_id,
             connected_at: now,
@@ -88,13 +90,13 @@ impl ClientState {
 
     pub(crate) fn metadata(&self, socket: &SocketRef) -> ClientMetadata {
         ClientMetadata {
-            socket_id: self.socket_id.clone(),
+            socket_id: socket.id.to_string(),
             namespace: self.namespace.to_owned(),
             connected_at: self.connected_at,
             last_activity: self.last_activity(),
             user_id: self.user_id.clone(),
             authenticated: self.user_id.is_some(),
-            rooms: socket.rooms().into_iter().map(|r| r.into_owned()).collect(),
+            rooms: owned_rooms(socket),
             remote_addr: self.remote_addr,
             user_agent: self.user_agent.clone(),
         }
@@ -113,7 +115,7 @@ pub struct SocketContext {
 impl std::fmt::Debug for SocketContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SocketContext")
-            .field("socket_id", &self.state.socket_id)
+            .field("socket_id", &self.socket_id())
             .field("namespace", &self.state.namespace)
             .field("user_id", &self.state.user_id)
             .finish_non_exhaustive()
@@ -131,7 +133,7 @@ impl SocketContext {
 
     /// Socket id of this connection.
     pub fn socket_id(&self) -> &str {
-        &self.state.socket_id
+        self.socket.id.as_str()
     }
 
     /// Namespace path.
@@ -171,11 +173,7 @@ impl SocketContext {
 
     /// Rooms this socket is in.
     pub fn rooms(&self) -> Vec<String> {
-        self.socket
-            .rooms()
-            .into_iter()
-            .map(|r| r.into_owned())
-            .collect()
+        owned_rooms(&self.socket)
     }
 
     /// Whether this socket is in `room`.
@@ -216,7 +214,7 @@ impl SocketContext {
     /// Closes this socket's namespace connection.
     pub fn disconnect(&self) {
         if let Err(err) = self.socket.clone().disconnect() {
-            tracing::debug!(socket = %self.state.socket_id, %err, "disconnect failed");
+            tracing::debug!(socket = self.socket_id(), %err, "disconnect failed");
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use socketioxide::{BroadcastError, SendError, SocketIo};
 
@@ -178,6 +179,11 @@ impl std::fmt::Debug for Emitter {
     }
 }
 
+/// The socket `id` of the namespace behind `op`.
+fn find_socket(op: &BroadcastOperators, id: &str) -> Option<SocketRef> {
+    op.get_socket(id.parse::<Sid>().ok()?)
+}
+
 pub(crate) fn client_state(socket: &SocketRef) -> Option<Arc<ClientState>> {
     socket.extensions.get::<Arc<ClientState>>()
 }
@@ -209,13 +215,13 @@ impl Emitter {
         };
         let res = match target {
             Target::Socket(id) => {
-                return match self.find_socket(&id) {
+                return match find_socket(&op, &id) {
                     Some(socket) => self.send_to(&socket, event, payload),
                     None => Err(self.fail(event, EmitError::SocketNotFound(id))),
                 };
             }
             Target::Room { room, except } => {
-                let sender = except.as_deref().and_then(|id| self.find_socket(id));
+                let sender = except.as_deref().and_then(|id| find_socket(&op, id));
                 match sender {
                     // `socket.to(room)` broadcasts to the room without the socket itself.
                     Some(sender) => sender.to(room).emit(event, payload).await,
@@ -265,11 +271,6 @@ impl Emitter {
         self.stats.fail(&self.ns, event, err)
     }
 
-    fn find_socket(&self, id: &str) -> Option<SocketRef> {
-        let sid: Sid = id.parse().ok()?;
-        self.io.of(&*self.ns)?.get_socket(sid)
-    }
-
     /// Number of sockets connected to the namespace (sockets being
     /// disconnected are not counted).
     pub fn connected_count(&self) -> usize {
@@ -297,7 +298,7 @@ impl Emitter {
     /// Metadata of one socket, while it is connected (and during its
     /// `on_disconnect`).
     pub fn client_metadata(&self, socket_id: &str) -> Option<ClientMetadata> {
-        let socket = self.find_socket(socket_id)?;
+        let socket = find_socket(&self.io.of(&*self.ns)?, socket_id)?;
         client_state(&socket).map(|state| state.metadata(&socket))
     }
 

@@ -2,7 +2,7 @@
 //! pipeline and the serve helpers.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,21 +60,17 @@ struct Inner {
     cors: Option<CorsLayer>,
     auth: Option<Arc<AuthConfig>>,
     stats: Arc<StatsInner>,
-    namespaces: RwLock<HashMap<&'static str, Arc<NamespaceRuntime>>>,
+    /// Paths of the registered namespaces (socketioxide's handlers keep each
+    /// namespace's runtime alive).
+    namespaces: RwLock<HashSet<&'static str>>,
+    /// Where Socket.IO requests arrive (`ServerConfig::req_path`).
+    req_path: Arc<str>,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let namespaces: Vec<&str> = self
-            .inner
-            .namespaces
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
         f.debug_struct("Gateway")
-            .field("namespaces", &namespaces)
+            .field("namespaces", &self.namespace_paths())
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +106,8 @@ impl Gateway {
                 cors,
                 auth: config.auth.map(Arc::new),
                 stats: Arc::new(StatsInner::default()),
-                namespaces: RwLock::new(HashMap::new()),
+                namespaces: RwLock::new(HashSet::new()),
+                req_path: Arc::from(config.req_path.as_str()),
             }),
         };
         Ok((gateway, layer))
@@ -162,13 +159,12 @@ impl Gateway {
                 .namespaces
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            if map.contains_key(spec.path) {
+            if !map.insert(spec.path) {
                 return Err(ServerError::Namespace(format!(
                     "namespace `{}` is already registered",
                     spec.path
                 )));
             }
-            map.insert(spec.path, rt.clone());
         }
         mount(&self.inner.io, rt.clone());
         let emitter = rt.emitter.clone();
@@ -219,7 +215,7 @@ impl Gateway {
             .namespaces
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .keys()
+            .iter()
             .copied()
             .collect()
     }
@@ -246,9 +242,17 @@ impl Gateway {
 
     /// Adds the Socket.IO endpoint (and CORS, when configured) to `router`.
     pub fn attach(&self, router: Router) -> Router {
+        let req_path = self.inner.req_path.clone();
         let router = router
             .layer(self.layer())
-            .layer(axum::middleware::map_request(detach_request));
+            .layer(axum::middleware::map_request(
+                move |req: axum::extract::Request| {
+                    // Only Socket.IO requests: the application's own routes
+                    // keep their request head as hyper parsed it.
+                    let ours = req.uri().path().starts_with(&*req_path);
+                    async move { if ours { detach_request(req) } else { req } }
+                },
+            ));
         match self.cors_layer() {
             Some(cors) => router.layer(cors),
             None => router,
@@ -402,50 +406,47 @@ impl NamespaceRuntime {
                 Cow::Borrowed(AUTHENTICATED_ROOM),
             ]);
         }
-        let state = ClientState::new(
-            socket.id.to_string(),
+        let state = Arc::new(ClientState::new(
             self.spec.path,
             user_id,
             remote_addr,
             user_agent,
-        );
-        socket.extensions.insert(Arc::new(state));
+        ));
+        // In the extensions for metadata queries; the socket's own handlers
+        // hold it directly, so no event has to look it up.
+        socket.extensions.insert(state.clone());
 
-        let rt = self.clone();
+        let (rt, st) = (self.clone(), state.clone());
         socket.on_fallback(move |socket: SocketRef, event: IncomingEvent| {
-            let rt = rt.clone();
-            async move { rt.handle_event(socket, event).await }
+            let (rt, st) = (rt.clone(), st.clone());
+            async move { rt.handle_event(socket, st, event).await }
         });
         let rt = self.clone();
         socket.on_disconnect(move |socket: SocketRef| {
-            let rt = rt.clone();
-            async move { rt.disconnected(socket).await }
+            let (rt, st) = (rt.clone(), state.clone());
+            async move { rt.disconnected(socket, st).await }
         });
         Ok(())
     }
 
-    fn context(&self, socket: &SocketRef) -> Option<SocketContext> {
-        let state = client_state(socket)?;
-        Some(SocketContext::new(
-            socket.clone(),
-            state,
-            self.emitter.clone(),
-        ))
+    fn context(&self, socket: &SocketRef, state: Arc<ClientState>) -> SocketContext {
+        SocketContext::new(socket.clone(), state, self.emitter.clone())
     }
 
     async fn connected(&self, socket: SocketRef) {
-        let Some(ctx) = self.context(&socket) else {
+        // The connect handler is the namespace's: the state comes from the
+        // socket's extensions, where `admit` put it.
+        let Some(state) = client_state(&socket) else {
             return;
         };
+        let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_connect panicked");
         }
     }
 
-    async fn disconnected(&self, socket: SocketRef) {
-        let Some(ctx) = self.context(&socket) else {
-            return;
-        };
+    async fn disconnected(&self, socket: SocketRef, state: Arc<ClientState>) {
+        let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_disconnect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_disconnect panicked");
         }
@@ -453,19 +454,16 @@ impl NamespaceRuntime {
         // its extensions) right after this handler returns.
     }
 
-    async fn handle_event(&self, socket: SocketRef, mut event: IncomingEvent) {
-        let Some(state) = client_state(&socket) else {
-            tracing::warn!(
-                namespace = self.spec.path,
-                "event from a socket without state"
-            );
-            return;
-        };
+    async fn handle_event(
+        &self,
+        socket: SocketRef,
+        state: Arc<ClientState>,
+        mut event: IncomingEvent,
+    ) {
         state.touch();
         let compiled = self.events.get(event.name.as_str());
         // Unknown events: answer through the ack when the client asked for one.
-        let acked = compiled.map_or(event.ack_id.is_some(), |c| c.spec.acked);
-        let via_ack = acked && event.ack_id.is_some();
+        let via_ack = event.ack_id.is_some() && compiled.is_none_or(|c| c.spec.acked);
         let result = match compiled {
             None => Err(EventError::unknown_event(&event.name)),
             Some(compiled) => {
@@ -569,7 +567,7 @@ impl NamespaceRuntime {
 /// keeps the request head for the socket's whole life (`req_parts`), which
 /// pins the buffer: about 7 KB per idle connection, against a few hundred
 /// bytes for the copies.
-async fn detach_request(mut req: axum::extract::Request) -> axum::extract::Request {
+fn detach_request(mut req: axum::extract::Request) -> axum::extract::Request {
     if let Ok(uri) = axum::http::Uri::try_from(req.uri().to_string()) {
         *req.uri_mut() = uri;
     }
