@@ -8,13 +8,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::header::USER_AGENT;
 use axum::serve::ListenerExt;
+use futures_util::FutureExt;
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 use socketioxide::adapter::LocalAdapter;
@@ -586,15 +586,11 @@ fn detach_request(mut req: axum::extract::Request) -> axum::extract::Request {
 /// Calls `make` and awaits its future, turning a panic in either into `Err`
 /// with the panic message.
 async fn guarded<T>(make: impl FnOnce() -> BoxFuture<'static, T>) -> Result<T, String> {
-    let mut fut = catch_unwind(AssertUnwindSafe(make)).map_err(|p| panic_message(p.as_ref()))?;
-    std::future::poll_fn(
-        move |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic_message(panic.as_ref()))),
-        },
-    )
-    .await
+    let fut = catch_unwind(AssertUnwindSafe(make)).map_err(|p| panic_message(p.as_ref()))?;
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|p| panic_message(p.as_ref()))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
