@@ -29,6 +29,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use diag::{Diagnostic, Diagnostics, Location};
+use handlebars::Context;
 use ir::ContractIr;
 use render::Templates;
 use serde_json::json;
@@ -273,24 +274,27 @@ fn emit_templates(ir: &ContractIr, templates: &Templates) -> Result<Vec<Generate
     let rust_dir = PathBuf::from("rust").join(&ir.name);
     let ts_dir = PathBuf::from("ts").join(&ir.name);
     let header = header(ir);
-    let whole = serde_json::to_value(ir).map_err(|e| e.to_string())?;
+    // The whole IR, converted once: lib.rs, index.ts and react.ts read it.
+    let whole = Context::from(json!({
+        "ir": serde_json::to_value(ir).map_err(|e| e.to_string())?,
+        "error_count": ir.errors.len(),
+    }));
+    let header_view = Context::from(json!({ "ir": header, "error_count": ir.errors.len() }));
 
     // Rust.
     for (template, file, view) in [
         ("rust/lib.rs", "src/lib.rs", &whole),
-        ("rust/errors.rs", "src/errors.rs", &header),
+        ("rust/errors.rs", "src/errors.rs", &header_view),
     ] {
-        let src = templates.render(
-            template,
-            &json!({ "ir": view, "error_count": ir.errors.len() }),
-        )?;
+        let src = templates.render_context(template, view)?;
         files.push(rust_file(
             rust_dir.join(file),
             rust::format_source(template, &src)?,
         ));
     }
     for ns in &ir.namespaces {
-        let src = templates.render("rust/namespace.rs", &json!({ "ir": header, "ns": ns }))?;
+        let view = Context::from(json!({ "ir": header, "ns": ns }));
+        let src = templates.render_context("rust/namespace.rs", &view)?;
         files.push(rust_file(
             rust_dir.join(format!("src/{}.rs", ns.module)),
             rust::format_source("rust/namespace.rs", &src)?,
@@ -322,30 +326,30 @@ fn emit_templates(ir: &ContractIr, templates: &Templates) -> Result<Vec<Generate
                 }
             }
         }
-        let view = json!({
+        let view = Context::from(json!({
             "ir": header,
             "ns": ns_view,
             "ns_doc": ts::doc_block(&ns.doc, 0),
             "path_literal": serde_json::to_string(&ns.path).unwrap_or_default(),
             "types": types,
-        });
+        }));
         files.push(GeneratedFile {
             path: ts_dir.join(format!("{}.ts", ns.module)),
-            contents: templates.render("ts/namespace.ts", &view)?,
+            contents: templates.render_context("ts/namespace.ts", &view)?,
         });
         files.push(GeneratedFile {
             path: ts_dir.join(format!("{}.client.ts", ns.module)),
-            contents: templates.render("ts/client.ts", &view)?,
+            contents: templates.render_context("ts/client.ts", &view)?,
         });
     }
     for (template, file, view) in [
         ("ts/index.ts", "index.ts", &whole),
-        ("ts/lib.ts", "lib.ts", &header),
+        ("ts/lib.ts", "lib.ts", &header_view),
         ("ts/react.ts", "react.ts", &whole),
     ] {
         files.push(GeneratedFile {
             path: ts_dir.join(file),
-            contents: templates.render(template, &json!({ "ir": view }))?,
+            contents: templates.render_context(template, view)?,
         });
     }
     Ok(files)

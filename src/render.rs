@@ -3,7 +3,7 @@
 //! Strict mode, so a template that reads a field the view does not have fails
 //! instead of printing nothing; no HTML escaping, since the output is code.
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde::Serialize;
 
 /// Every template, by name.
@@ -57,6 +57,15 @@ impl Templates {
     pub fn render(&self, name: &str, view: &impl Serialize) -> Result<String, String> {
         self.registry
             .render(name, view)
+            .map_err(|e| format!("template `{name}` failed: {e}"))
+    }
+
+    /// Renders `name` with a view already turned into a handlebars context:
+    /// for views rendered by several templates, or built as a JSON value
+    /// (`render` would convert the view to JSON again on every call).
+    pub fn render_context(&self, name: &str, view: &Context) -> Result<String, String> {
+        self.registry
+            .render_with_context(name, view)
             .map_err(|e| format!("template `{name}` failed: {e}"))
     }
 }
