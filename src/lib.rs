@@ -162,11 +162,19 @@ fn emit_diagnostic(file: &Path, text: &str, err: EmitError) -> Vec<Diagnostic> {
 fn at_pointer(file: &Path, text: &str, pointer: String, message: String) -> Diagnostic {
     Diagnostic {
         file: file.to_owned(),
-        position: (!validate::is_yaml(file))
-            .then(|| diag::locate(text, &pointer))
-            .flatten(),
+        position: position(file, text, &pointer),
         location: Location::Pointer(pointer),
         message,
+    }
+}
+
+/// Line and column of `pointer` in `text`; positions are found in JSON text
+/// only, YAML contracts get the pointer alone.
+fn position(file: &Path, text: &str, pointer: &str) -> Option<(usize, usize)> {
+    if validate::is_yaml(file) {
+        None
+    } else {
+        diag::locate(text, pointer)
     }
 }
 
@@ -181,12 +189,10 @@ fn internal(file: &Path, message: String) -> Vec<Diagnostic> {
 
 /// Validates one contract and builds its IR.
 pub fn load(file: &Path, text: &str) -> Result<ContractIr, Vec<Diagnostic>> {
-    // Positions are found in JSON text only; YAML contracts get the pointer.
-    let json = !validate::is_yaml(file);
     let with_positions = |mut diags: Vec<Diagnostic>| {
         for d in &mut diags {
-            if let (Location::Pointer(p), true) = (&d.location, json) {
-                d.position = diag::locate(text, p);
+            if let Location::Pointer(p) = &d.location {
+                d.position = position(file, text, p);
             }
         }
         diags

@@ -99,35 +99,26 @@ pub struct ValidContract {
 /// Parses and validates one contract. `file` is only used in messages.
 pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic>> {
     let mut sink = Sink::new(file);
-    let value = if is_yaml(file) {
-        match serde_norway::from_str::<Value>(text) {
-            Ok(v) => v,
-            Err(err) => {
-                let (line, col) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
-                // The location is reported in our own format instead.
-                let msg = err.to_string();
-                let msg = msg
-                    .rsplit_once(" at line ")
-                    .map_or(msg.as_str(), |(m, _)| m)
-                    .to_owned();
-                sink.error_at_line(line, col, format!("invalid YAML: {msg}"));
-                return Err(sink.diagnostics);
-            }
-        }
+    // A syntax error: the format, where, and the parser's message.
+    let parsed: Result<Value, (&str, usize, usize, String)> = if is_yaml(file) {
+        serde_norway::from_str(text).map_err(|err| {
+            let (line, col) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
+            ("YAML", line, col, err.to_string())
+        })
     } else {
-        match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(err) => {
-                // serde_json's message ends with " at line L column C"; keep the
-                // location in our own format instead.
-                let msg = err.to_string();
-                let msg = msg
-                    .rsplit_once(" at line ")
-                    .map_or(msg.as_str(), |(m, _)| m)
-                    .to_owned();
-                sink.error_at_line(err.line(), err.column(), format!("invalid JSON: {msg}"));
-                return Err(sink.diagnostics);
-            }
+        serde_json::from_str(text)
+            .map_err(|err| ("JSON", err.line(), err.column(), err.to_string()))
+    };
+    let value = match parsed {
+        Ok(v) => v,
+        Err((format, line, col, msg)) => {
+            // Both parsers end their message with " at line L column C"; keep
+            // the location in our own format instead.
+            let msg = msg
+                .rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(m, _)| m);
+            sink.error_at_line(line, col, format!("invalid {format}: {msg}"));
+            return Err(sink.diagnostics);
         }
     };
     // `$ref`s anywhere are checked against the definitions' names.
