@@ -6,8 +6,14 @@
 use handlebars::{Context, Handlebars};
 use serde::Serialize;
 
-/// Every template, by name.
-const TEMPLATES: [(&str, &str); 9] = [
+/// Every template, by name. `rust/doc` and `ts/error_code` are partials
+/// (`{{> rust/doc}}`), shared by other templates.
+const TEMPLATES: [(&str, &str); 11] = [
+    ("rust/doc", include_str!("../templates/rust/doc.rs.hbs")),
+    (
+        "ts/error_code",
+        include_str!("../templates/ts/error_code.ts.hbs"),
+    ),
     (
         "rust/Cargo.toml",
         include_str!("../templates/rust/Cargo.toml.hbs"),
