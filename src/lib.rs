@@ -222,11 +222,12 @@ pub fn emit(
     // and need nothing else: run them beside the templates.
     std::thread::scope(|scope| {
         let types = scope.spawn(|| rust::types_source(ir));
-        let mut files = emit_templates(ir, templates)?;
+        let rust_dir = PathBuf::from("rust").join(&ir.name);
+        let header = header(ir);
+        let mut files = emit_templates(ir, &header, &rust_dir, templates)?;
         let (types, deps) = types
             .join()
             .map_err(|_| "generating the Rust types panicked".to_owned())??;
-        let rust_dir = PathBuf::from("rust").join(&ir.name);
         files.push(rust_file(rust_dir.join("src/types.rs"), types));
         let description =
             ir.doc.first().cloned().unwrap_or_else(|| {
@@ -237,7 +238,7 @@ pub fn emit(
             contents: templates.render(
                 "rust/Cargo.toml",
                 &json!({
-                    "ir": header(ir),
+                    "ir": header,
                     "description": serde_json::to_string(&description).unwrap_or_default(),
                     "runtime_dep": options.runtime.toml(),
                     "deps": deps,
@@ -275,11 +276,14 @@ fn header(ir: &ContractIr) -> serde_json::Value {
 
 /// Every file rendered from templates, except the Cargo manifest (which
 /// needs to know what the typify output uses).
-fn emit_templates(ir: &ContractIr, templates: &Templates) -> Result<Vec<GeneratedFile>, String> {
+fn emit_templates(
+    ir: &ContractIr,
+    header: &serde_json::Value,
+    rust_dir: &Path,
+    templates: &Templates,
+) -> Result<Vec<GeneratedFile>, String> {
     let mut files = Vec::new();
-    let rust_dir = PathBuf::from("rust").join(&ir.name);
     let ts_dir = PathBuf::from("ts").join(&ir.name);
-    let header = header(ir);
     // The whole IR, converted once: lib.rs, index.ts and react.ts read it.
     let whole = Context::from(json!({
         "ir": serde_json::to_value(ir).map_err(|e| e.to_string())?,
