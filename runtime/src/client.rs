@@ -232,7 +232,6 @@ impl ClientBuilder {
         };
         let (shutdown, _) = watch::channel(false);
         let core = Arc::new(Core {
-            namespace: Arc::from(endpoint.namespace.as_str()),
             options,
             endpoint,
             runtime,
@@ -279,7 +278,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Core {
     options: ClientOptions,
     endpoint: Endpoint,
-    namespace: Arc<str>,
     runtime: tokio::runtime::Handle,
     channels: Channels,
     /// The current connection, `None` while there is none.
@@ -314,7 +312,7 @@ impl Core {
         let (shared, task) = connection::spawn(
             &self.runtime,
             established,
-            self.namespace.clone(),
+            self.endpoint.namespace.clone(),
             generation,
             ready,
             self.channels.events.clone(),
@@ -482,7 +480,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("url", &self.core().endpoint.url)
-            .field("namespace", &self.core().namespace)
+            .field("namespace", &self.core().endpoint.namespace)
             .field("state", &*self.core().channels.state.borrow())
             .finish()
     }
@@ -557,7 +555,7 @@ impl Client {
 
     /// The namespace this client joined.
     pub fn namespace(&self) -> &str {
-        &self.core().namespace
+        &self.core().endpoint.namespace
     }
 
     /// The socket.io session id of the current connection (it changes with

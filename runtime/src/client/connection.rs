@@ -66,22 +66,16 @@ pub(crate) async fn establish(
         .await
         .map_err(unreachable)?;
 
-    let open = loop {
-        match ws.next().await {
-            None | Some(Ok(Message::Close(_))) => return Err(closed_during_handshake()),
-            Some(Err(err)) => return Err(unreachable(err)),
-            Some(Ok(Message::Text(text))) => match protocol::decode_engine(&text) {
-                Ok(EnginePacket::Open(open)) => break open,
-                Ok(EnginePacket::Close) => return Err(closed_during_handshake()),
-                Ok(other) => {
-                    return Err(ConnectError::Protocol(format!(
-                        "expected the engine.io open packet, got {other:?}"
-                    )));
-                }
-                Err(err) => return Err(ConnectError::Protocol(err.to_string())),
-            },
-            Some(Ok(_)) => {}
+    let text = next_handshake_text(&mut ws).await?;
+    let open = match protocol::decode_engine(&text) {
+        Ok(EnginePacket::Open(open)) => open,
+        Ok(EnginePacket::Close) => return Err(closed_during_handshake()),
+        Ok(other) => {
+            return Err(ConnectError::Protocol(format!(
+                "expected the engine.io open packet, got {other:?}"
+            )));
         }
+        Err(err) => return Err(ConnectError::Protocol(err.to_string())),
     };
 
     let auth = token.map(|token| json!({ "token": token }));
@@ -89,36 +83,45 @@ pub(crate) async fn establish(
     ws.send(Message::text(connect)).await.map_err(unreachable)?;
 
     loop {
+        let text = next_handshake_text(&mut ws).await?;
+        match protocol::decode_engine(&text) {
+            Ok(EnginePacket::Ping(data)) => {
+                ws.send(Message::text(protocol::encode_pong(data)))
+                    .await
+                    .map_err(unreachable)?;
+            }
+            Ok(EnginePacket::Close) => return Err(closed_during_handshake()),
+            Ok(EnginePacket::Message(inner)) => match protocol::decode_socket(inner) {
+                Ok(SocketPacket::Connect { ns, data }) if *ns == *endpoint.namespace => {
+                    let sid = data
+                        .as_ref()
+                        .and_then(|d| d.get("sid"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    return Ok(Established { ws, open, sid });
+                }
+                Ok(SocketPacket::ConnectError { ns, data }) if *ns == *endpoint.namespace => {
+                    // The server keeps the engine.io session open after a
+                    // refusal; close it like socket.io-client does.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;
+                    return Err(ConnectError::from_connect_error(data));
+                }
+                // Other namespaces, or malformed packets: not ours to judge.
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// The next text frame of the handshake (other frames are skipped); the end
+/// of the stream or a Close frame means the server closed during it.
+async fn next_handshake_text(ws: &mut Ws) -> Result<tungstenite::Utf8Bytes, ConnectError> {
+    loop {
         match ws.next().await {
             None | Some(Ok(Message::Close(_))) => return Err(closed_during_handshake()),
             Some(Err(err)) => return Err(unreachable(err)),
-            Some(Ok(Message::Text(text))) => match protocol::decode_engine(&text) {
-                Ok(EnginePacket::Ping(data)) => {
-                    ws.send(Message::text(protocol::encode_pong(data)))
-                        .await
-                        .map_err(unreachable)?;
-                }
-                Ok(EnginePacket::Close) => return Err(closed_during_handshake()),
-                Ok(EnginePacket::Message(inner)) => match protocol::decode_socket(inner) {
-                    Ok(SocketPacket::Connect { ns, data }) if ns == endpoint.namespace => {
-                        let sid = data
-                            .as_ref()
-                            .and_then(|d| d.get("sid"))
-                            .and_then(Value::as_str)
-                            .map(str::to_owned);
-                        return Ok(Established { ws, open, sid });
-                    }
-                    Ok(SocketPacket::ConnectError { ns, data }) if ns == endpoint.namespace => {
-                        // The server keeps the engine.io session open after a
-                        // refusal; close it like socket.io-client does.
-                        let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;
-                        return Err(ConnectError::from_connect_error(data));
-                    }
-                    // Other namespaces, or malformed packets: not ours to judge.
-                    _ => {}
-                },
-                _ => {}
-            },
+            Some(Ok(Message::Text(text))) => return Ok(text),
             Some(Ok(_)) => {}
         }
     }

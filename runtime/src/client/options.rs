@@ -205,24 +205,26 @@ impl ClientOptions {
                 "has a path; set the namespace with `namespace` and the engine.io path with `path`",
             ));
         }
-        let mut path = self.path.clone();
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
+        let path = with_leading_slash(&self.path);
         let mut query = String::new();
         if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
             query.push_str(q);
             query.push('&');
         }
         query.push_str("EIO=4&transport=websocket");
-        let mut namespace = self.namespace.clone();
-        if !namespace.starts_with('/') {
-            namespace.insert(0, '/');
-        }
         Ok(Endpoint {
             url: format!("{scheme}://{authority}{path}?{query}"),
-            namespace,
+            namespace: Arc::from(with_leading_slash(&self.namespace)),
         })
+    }
+}
+
+/// `s` with a leading `/` (added when missing).
+fn with_leading_slash(s: &str) -> String {
+    if s.starts_with('/') {
+        s.to_owned()
+    } else {
+        format!("/{s}")
     }
 }
 
@@ -250,7 +252,7 @@ impl fmt::Debug for ClientOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
     pub(crate) url: String,
-    pub(crate) namespace: String,
+    pub(crate) namespace: Arc<str>,
 }
 
 #[cfg(test)]
@@ -267,13 +269,13 @@ mod tests {
             e.url,
             "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket"
         );
-        assert_eq!(e.namespace, "/chat");
+        assert_eq!(&*e.namespace, "/chat");
         let e = ClientOptions::new("wss://example.com/?v=2")
             .path("/io")
             .endpoint()
             .unwrap();
         assert_eq!(e.url, "wss://example.com/io?v=2&EIO=4&transport=websocket");
-        assert_eq!(e.namespace, "/");
+        assert_eq!(&*e.namespace, "/");
         for bad in ["ftp://x", "http://x/chat", "not a url", "/relative"] {
             assert!(matches!(
                 ClientOptions::new(bad).endpoint(),
