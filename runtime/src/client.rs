@@ -151,6 +151,22 @@ pub enum ConnectionState {
 type Handler = Arc<dyn Fn(ServerEvent) -> BoxFuture<()> + Send + Sync>;
 type ReconnectHook = Arc<dyn Fn(Client) -> BoxFuture<()> + Send + Sync>;
 
+fn boxed_handler<F, Fut>(f: F) -> Handler
+where
+    F: Fn(ServerEvent) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |ev| Box::pin(f(ev)))
+}
+
+fn boxed_hook<F, Fut>(f: F) -> ReconnectHook
+where
+    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |c| Box::pin(f(c)))
+}
+
 /// The channels that exist before the first connection, so that nothing the
 /// server sends right after accepting the connection is missed.
 struct Channels {
@@ -188,7 +204,7 @@ impl ClientBuilder {
     {
         let rx = self.channels.events.subscribe();
         self.handlers
-            .push((event.into(), rx, Arc::new(move |ev| Box::pin(handler(ev)))));
+            .push((event.into(), rx, boxed_handler(handler)));
         self
     }
 
@@ -200,7 +216,7 @@ impl ClientBuilder {
         F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        lock(&self.channels.hooks).push(Arc::new(move |c| Box::pin(hook(c))));
+        lock(&self.channels.hooks).push(boxed_hook(hook));
         self
     }
 
@@ -670,9 +686,13 @@ impl Client {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let rx = self.subscribe();
-        let handler: Handler = Arc::new(move |ev| Box::pin(handler(ev)));
         EventListener {
-            abort: spawn_handler(&self.core().runtime, event.into(), rx, handler),
+            abort: spawn_handler(
+                &self.core().runtime,
+                event.into(),
+                rx,
+                boxed_handler(handler),
+            ),
         }
     }
 
@@ -687,7 +707,7 @@ impl Client {
         F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        lock(&self.core().channels.hooks).push(Arc::new(move |c| Box::pin(hook(c))));
+        lock(&self.core().channels.hooks).push(boxed_hook(hook));
     }
 
     /// The connection state; `borrow()` reads it, `changed()` waits for the

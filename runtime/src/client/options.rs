@@ -86,28 +86,20 @@ impl ClientOptions {
     /// Sends this token in the handshake as `auth: {"token": …}` on every
     /// connection attempt.
     #[must_use]
-    pub fn token(mut self, token: impl Into<String>) -> Self {
+    pub fn token(self, token: impl Into<String>) -> Self {
         let token = token.into();
-        self.token = Some(Arc::new(move || {
-            let token = token.clone();
-            Box::pin(async move { Some(token) })
-        }));
-        self
+        self.token_fn(move || Some(token.clone()))
     }
 
     /// Calls `provider` on every connection attempt (the first one and each
     /// reconnection) and sends its token as `auth: {"token": …}`; `None`
     /// sends no auth payload. Use it to refresh expired tokens.
     #[must_use]
-    pub fn token_fn<F>(mut self, provider: F) -> Self
+    pub fn token_fn<F>(self, provider: F) -> Self
     where
         F: Fn() -> Option<String> + Send + Sync + 'static,
     {
-        self.token = Some(Arc::new(move || {
-            let token = provider();
-            Box::pin(async move { token })
-        }));
-        self
+        self.token_provider(move || std::future::ready(provider()))
     }
 
     /// Like [`token_fn`](Self::token_fn) with an async provider (for example
