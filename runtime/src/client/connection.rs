@@ -92,7 +92,7 @@ pub(crate) async fn establish(
             }
             Ok(EnginePacket::Close) => return Err(closed_during_handshake()),
             Ok(EnginePacket::Message(inner)) => match protocol::decode_socket(inner) {
-                Ok(SocketPacket::Connect { ns, data }) if *ns == *endpoint.namespace => {
+                Ok(SocketPacket::Connect { ns, data }) if ns == &*endpoint.namespace => {
                     let sid = data
                         .as_ref()
                         .and_then(|d| d.get("sid"))
@@ -100,7 +100,7 @@ pub(crate) async fn establish(
                         .map(str::to_owned);
                     return Ok(Established { ws, open, sid });
                 }
-                Ok(SocketPacket::ConnectError { ns, data }) if *ns == *endpoint.namespace => {
+                Ok(SocketPacket::ConnectError { ns, data }) if ns == &*endpoint.namespace => {
                     // The server keeps the engine.io session open after a
                     // refusal; close it like socket.io-client does.
                     let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;
@@ -356,21 +356,21 @@ async fn on_text(
         Ok(EnginePacket::Message(inner)) => {
             let ours = |ns: &str| ns == conn.namespace();
             match protocol::decode_socket(inner) {
-                Ok(SocketPacket::Event { ns, id, name, args }) if ours(&ns) => {
+                Ok(SocketPacket::Event { ns, id, name, args }) if ours(ns) => {
                     let ack = id.map(|id| AckResponder::new(conn, id));
                     // Never waits: a lagging subscriber loses its oldest
                     // events instead. No subscriber at all is fine too.
                     let _ = events.send(ServerEvent::new(name, args, ack));
                 }
-                Ok(SocketPacket::Ack { ns, id, args }) if ours(&ns) => conn.resolve(id, Ok(args)),
-                Ok(SocketPacket::BinaryAck { ns, id: Some(id) }) if ours(&ns) => conn.resolve(
+                Ok(SocketPacket::Ack { ns, id, args }) if ours(ns) => conn.resolve(id, Ok(args)),
+                Ok(SocketPacket::BinaryAck { ns, id: Some(id) }) if ours(ns) => conn.resolve(
                     id,
                     Err(ClientError::Decode(
                         "the server answered with binary attachments, which this client does not support"
                             .to_owned(),
                     )),
                 ),
-                Ok(SocketPacket::Disconnect { ns }) if ours(&ns) => {
+                Ok(SocketPacket::Disconnect { ns }) if ours(ns) => {
                     return Some(DisconnectReason::ServerDisconnect);
                 }
                 // Binary events (unsupported: their attachments arrive as

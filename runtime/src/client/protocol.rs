@@ -108,34 +108,34 @@ pub(crate) fn encode_pong(data: &str) -> String {
 
 /// A socket.io packet received by the client.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum SocketPacket {
+pub(crate) enum SocketPacket<'a> {
     /// `0`: the namespace accepted the connection (`{"sid": …}` in v5).
-    Connect { ns: String, data: Option<Value> },
+    Connect { ns: &'a str, data: Option<Value> },
     /// `1`: the server removed this client from the namespace.
-    Disconnect { ns: String },
+    Disconnect { ns: &'a str },
     /// `2`: a server event, with an ack id when the server waits for an answer.
     Event {
-        ns: String,
+        ns: &'a str,
         id: Option<u64>,
         name: String,
         args: Vec<Value>,
     },
     /// `3`: the answer to one of our acked emits.
     Ack {
-        ns: String,
+        ns: &'a str,
         id: u64,
         args: Vec<Value>,
     },
     /// `4`: the namespace refused the connection (`{"message": …, "data"?: …}`).
-    ConnectError { ns: String, data: Option<Value> },
+    ConnectError { ns: &'a str, data: Option<Value> },
     /// `5`: an event with binary attachments (not supported).
-    BinaryEvent { ns: String, id: Option<u64> },
+    BinaryEvent { ns: &'a str, id: Option<u64> },
     /// `6`: an ack with binary attachments (not supported).
-    BinaryAck { ns: String, id: Option<u64> },
+    BinaryAck { ns: &'a str, id: Option<u64> },
 }
 
 /// Decodes the socket.io packet carried by an engine.io message.
-pub(crate) fn decode_socket(text: &str) -> Result<SocketPacket, ProtocolError> {
+pub(crate) fn decode_socket(text: &str) -> Result<SocketPacket<'_>, ProtocolError> {
     let bytes = text.as_bytes();
     let Some(&kind) = bytes.first() else {
         return Err(err("empty socket.io packet"));
@@ -162,16 +162,16 @@ pub(crate) fn decode_socket(text: &str) -> Result<SocketPacket, ProtocolError> {
             Some(comma) => {
                 let ns = &text[pos..pos + comma];
                 pos += comma + 1;
-                ns.to_owned()
+                ns
             }
             None => {
                 let ns = &text[pos..];
                 pos = text.len();
-                ns.to_owned()
+                ns
             }
         }
     } else {
-        "/".to_owned()
+        "/"
     };
 
     let digits = count_digits(&bytes[pos..]);
@@ -333,38 +333,38 @@ mod tests {
         assert_eq!(
             decode_socket(r#"0{"sid":"x"}"#).unwrap(),
             SocketPacket::Connect {
-                ns: "/".into(),
+                ns: "/",
                 data: Some(json!({"sid": "x"}))
             }
         );
         assert_eq!(
             decode_socket(r#"0/chat,{"sid":"x"}"#).unwrap(),
             SocketPacket::Connect {
-                ns: "/chat".into(),
+                ns: "/chat",
                 data: Some(json!({"sid": "x"}))
             }
         );
         assert_eq!(
             decode_socket("0/chat").unwrap(),
             SocketPacket::Connect {
-                ns: "/chat".into(),
+                ns: "/chat",
                 data: None
             }
         );
         assert_eq!(
             decode_socket(r#"4/chat,{"message":"AUTH_REQUIRED"}"#).unwrap(),
             SocketPacket::ConnectError {
-                ns: "/chat".into(),
+                ns: "/chat",
                 data: Some(json!({"message": "AUTH_REQUIRED"}))
             }
         );
         assert_eq!(
             decode_socket("1/chat,").unwrap(),
-            SocketPacket::Disconnect { ns: "/chat".into() }
+            SocketPacket::Disconnect { ns: "/chat" }
         );
         assert_eq!(
             decode_socket("1").unwrap(),
-            SocketPacket::Disconnect { ns: "/".into() }
+            SocketPacket::Disconnect { ns: "/" }
         );
     }
 
@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(
             decode_socket(r#"2["hello",{"a":1},2]"#).unwrap(),
             SocketPacket::Event {
-                ns: "/".into(),
+                ns: "/",
                 id: None,
                 name: "hello".into(),
                 args: vec![json!({"a": 1}), json!(2)],
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(
             decode_socket(r#"2/chat,17["hello"]"#).unwrap(),
             SocketPacket::Event {
-                ns: "/chat".into(),
+                ns: "/chat",
                 id: Some(17),
                 name: "hello".into(),
                 args: vec![],
@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(
             decode_socket(r#"3/chat,12[{"success":true,"data":1}]"#).unwrap(),
             SocketPacket::Ack {
-                ns: "/chat".into(),
+                ns: "/chat",
                 id: 12,
                 args: vec![json!({"success": true, "data": 1})],
             }
@@ -399,14 +399,14 @@ mod tests {
         assert_eq!(
             decode_socket(r#"51-/chat,3["up",{"_placeholder":true,"num":0}]"#).unwrap(),
             SocketPacket::BinaryEvent {
-                ns: "/chat".into(),
+                ns: "/chat",
                 id: Some(3)
             }
         );
         assert_eq!(
             decode_socket(r#"61-4[{"_placeholder":true,"num":0}]"#).unwrap(),
             SocketPacket::BinaryAck {
-                ns: "/".into(),
+                ns: "/",
                 id: Some(4)
             }
         );
@@ -466,7 +466,7 @@ mod tests {
         assert_eq!(
             decode_socket(inner).unwrap(),
             SocketPacket::Event {
-                ns: "/chat".into(),
+                ns: "/chat",
                 id: Some(9),
                 name: "e".into(),
                 args: vec![json!([1, 2])],
