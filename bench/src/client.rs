@@ -233,7 +233,7 @@ async fn handshake(addr: SocketAddr, token: &str) -> Result<Ws, String> {
             Frame::Connect { ns } if ns == NS => return Ok(ws),
             Frame::ConnectError { body, .. } => return Err(format!("connect refused: {body}")),
             Frame::Ping(data) => ws
-                .send(Message::text(format!("3{data}")))
+                .send(Message::text(codec::pong_packet(data)))
                 .await
                 .map_err(|e| e.to_string())?,
             _ => {}
@@ -280,7 +280,7 @@ impl Conn {
                         }
                         Frame::Ack { id, body, .. } => probe.on_ack(id, body, at),
                         Frame::Ping(data) => {
-                            let pong = Message::text(format!("3{data}"));
+                            let pong = Message::text(codec::pong_packet(data));
                             if sink.lock().await.send(pong).await.is_err() {
                                 break;
                             }

@@ -94,6 +94,11 @@ fn event_name(body: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// `3<data>`: the engine.io pong answering a ping that carried `data`.
+pub(crate) fn pong_packet(data: &str) -> String {
+    format!("3{data}")
+}
+
 /// `40/ns,{"token":"…"}`: joins namespace `ns` with a token.
 pub(crate) fn connect_packet(ns: &str, token: &str) -> String {
     // Tokens are base64url and dots: nothing to escape.

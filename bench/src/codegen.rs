@@ -200,14 +200,11 @@ pub(crate) struct Launch {
 
 impl Launch {
     fn command(&self) -> Command {
-        match &self.cpus {
-            Some((taskset, list)) => {
-                let mut cmd = Command::new(taskset);
-                cmd.arg("-c").arg(list).arg(&self.evcontract);
-                cmd
-            }
-            None => Command::new(&self.evcontract),
-        }
+        let pin = self
+            .cpus
+            .as_ref()
+            .map(|(taskset, list)| (taskset.as_path(), list.as_str()));
+        sys::pinned_command(pin, &self.evcontract)
     }
 }
 

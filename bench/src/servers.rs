@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -100,14 +100,9 @@ impl Server {
             Kind::Raw => (programs.raw_server.clone(), vec![]),
             Kind::Node => (PathBuf::from("node"), vec![programs.node_script.clone()]),
         };
-        let mut cmd = match (&programs.taskset, programs.server_core) {
-            (Some(taskset), Some(core)) => {
-                let mut cmd = Command::new(taskset);
-                cmd.arg("-c").arg(core.to_string()).arg(&program);
-                cmd
-            }
-            _ => Command::new(&program),
-        };
+        let core = programs.server_core.map(|core| core.to_string());
+        let mut cmd =
+            sys::pinned_command(programs.taskset.as_deref().zip(core.as_deref()), &program);
         let log = log_dir.join(format!("{}-{tag}.log", kind.label()));
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;

@@ -165,3 +165,19 @@ pub(crate) fn loadavg() -> String {
 pub(crate) async fn sleep(d: Duration) {
     tokio::time::sleep(d).await;
 }
+
+/// A command running `program`, under `taskset -c <cpus>` when `pin` gives
+/// the taskset binary and the CPU list.
+pub(crate) fn pinned_command(
+    pin: Option<(&std::path::Path, &str)>,
+    program: &std::path::Path,
+) -> std::process::Command {
+    match pin {
+        Some((taskset, cpus)) => {
+            let mut cmd = std::process::Command::new(taskset);
+            cmd.arg("-c").arg(cpus).arg(program);
+            cmd
+        }
+        None => std::process::Command::new(program),
+    }
+}
