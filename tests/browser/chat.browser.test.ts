@@ -9,7 +9,7 @@
 // the chat-server binary (CHAT_SERVER_BIN, default target/debug/chat-server).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -25,7 +25,7 @@ const WAIT_MS = 10_000;
 
 let port = 0;
 let base = "";
-let server: ChildProcess | undefined;
+let server: ChatServer | undefined;
 let browser: Browser | undefined;
 let alice: Page;
 let bob: Page;
@@ -33,16 +33,13 @@ let bob: Page;
 const handshakes = new Map<Page, number>();
 
 async function startServer(): Promise<void> {
-  server = (await ChatServer.start(port, { WEB_DIR })).proc;
+  server = await ChatServer.start(port, { WEB_DIR });
 }
 
 async function stopServer(): Promise<void> {
-  const proc = server;
+  const running = server;
   server = undefined;
-  if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  proc.kill("SIGKILL");
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  await running?.stop("SIGKILL");
 }
 
 function viteBuild(outDir: string, env: NodeJS.ProcessEnv, extra: string[] = []): void {

@@ -48,7 +48,7 @@ before(async () => {
 
 after(() => {
   for (const c of clients) c.disconnect();
-  server?.proc.kill("SIGTERM");
+  return server?.stop();
 });
 
 const thread = (name: string) => `${name}-${process.pid}`;

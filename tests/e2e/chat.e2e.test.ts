@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { io, Socket } from "socket.io-client";
 import { chat, health } from "../../generated/ts/chat/index";
 import { ChatServer, freePort, token } from "../support/chat_server";
+import { assertSuccess, nextEvent } from "../support/sockets";
 
 const HEALTH_INTERVAL_MS = 300;
 
@@ -43,19 +44,7 @@ function connectError(ns: string, tok?: string): Promise<string> {
 }
 
 /** The next `event` on `s` (any server event of the namespace). */
-function next<T>(s: Socket, event: string, timeoutMs = 2000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      s.off(event, handler);
-      reject(new Error(`no ${event} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const handler = (payload: T) => {
-      clearTimeout(timer);
-      resolve(payload);
-    };
-    s.once(event, handler);
-  });
-}
+const next = <T>(s: Socket, event: string, timeoutMs = 2000) => nextEvent<T>(s, event, timeoutMs);
 
 /** Collects every `event` on `s` for `ms` milliseconds. */
 async function collect<T>(s: Socket, event: string, ms: number): Promise<T[]> {
@@ -77,11 +66,6 @@ function assertFailure<T>(res: chat.AckResponse<T> | health.AckResponse<T>, code
   return res;
 }
 
-function assertSuccess<T>(res: chat.AckResponse<T> | health.AckResponse<T>): T {
-  if (!res.success) throw new assert.AssertionError({ message: `expected success, got ${JSON.stringify(res)}` });
-  return res.data;
-}
-
 before(async () => {
   server = await ChatServer.start(await freePort(), { HEALTH_INTERVAL_MS: String(HEALTH_INTERVAL_MS) });
   url = server.url;
@@ -89,7 +73,7 @@ before(async () => {
 
 after(() => {
   for (const s of sockets) s.disconnect();
-  server?.proc.kill("SIGTERM");
+  return server?.stop();
 });
 
 describe("connection and auth", () => {

@@ -9,6 +9,7 @@ import readline from "node:readline";
 import { io } from "socket.io-client";
 import { chat } from "../../generated/ts/chat/index";
 import { ChatServer, ROOT, freePort, token } from "../support/chat_server";
+import { assertSuccess, nextEvent } from "../support/sockets";
 
 const CLIENT_BIN = process.env.CHAT_CLIENT_BIN ?? path.join(ROOT, "target/debug/chat-client");
 const WAIT_MS = 5000;
@@ -33,25 +34,8 @@ function connectChat(tok: string): Promise<chat.ChatSocket> {
 }
 
 /** The next `event` on `s`. */
-function next<T>(s: chat.ChatSocket, event: "joined" | "new_message", timeoutMs = WAIT_MS): Promise<T> {
-  const raw = s as unknown as { once(e: string, h: (p: T) => void): void; off(e: string, h: (p: T) => void): void };
-  return new Promise((resolve, reject) => {
-    const handler = (payload: T) => {
-      clearTimeout(timer);
-      resolve(payload);
-    };
-    const timer = setTimeout(() => {
-      raw.off(event, handler);
-      reject(new Error(`no ${event} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    raw.once(event, handler);
-  });
-}
-
-function assertSuccess<T>(res: chat.AckResponse<T>): T {
-  if (!res.success) throw new assert.AssertionError({ message: `expected success, got ${JSON.stringify(res)}` });
-  return res.data;
-}
+const next = <T>(s: chat.ChatSocket, event: "joined" | "new_message", timeoutMs = WAIT_MS) =>
+  nextEvent<T>(s, event, timeoutMs);
 
 /** The `chat-client` binary, with its stdout read as JSON lines. */
 class TerminalClient {
@@ -128,7 +112,7 @@ before(async () => {
 after(() => {
   for (const s of sockets) s.disconnect();
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  server?.proc.kill("SIGTERM");
+  return server?.stop();
 });
 
 test("the Rust terminal client and a socket.io-client socket in one thread see each other's messages", async () => {

@@ -59,4 +59,13 @@ export class ChatServer {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+
+  /** Sends `signal` and resolves once the process exited (5 s at most). */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const proc = this.proc;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    proc.kill(signal);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  }
 }
