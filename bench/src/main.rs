@@ -242,6 +242,23 @@ fn rotated(servers: &[Kind], round: usize) -> Vec<Kind> {
     order
 }
 
+/// Starts `kind` for one round, or records why it did not start.
+async fn start_or_record(
+    res: &mut Results,
+    kind: Kind,
+    programs: &Programs,
+    work: &Path,
+    tag: &str,
+) -> Option<Server> {
+    match Server::start(kind, programs, SECRET, work, tag).await {
+        Ok(server) => Some(server),
+        Err(e) => {
+            res.errors.push(format!("start {}: {e}", kind.label()));
+            None
+        }
+    }
+}
+
 /// Runs the network scenarios and codegen, filling `res`.
 async fn run_all(
     res: &mut Results,
@@ -257,12 +274,9 @@ async fn run_all(
         for round in 1..=sizes.rounds {
             for kind in rotated(servers, round) {
                 let tag = format!("traffic-{round}");
-                let mut server = match Server::start(kind, programs, SECRET, work, &tag).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        res.errors.push(format!("start {}: {e}", kind.label()));
-                        continue;
-                    }
+                let Some(mut server) = start_or_record(res, kind, programs, work, &tag).await
+                else {
+                    continue;
                 };
                 if wants("fanout") {
                     for &w in &sizes.windows {
@@ -314,12 +328,9 @@ async fn run_all(
         for round in 1..=sizes.rounds {
             for kind in rotated(servers, round) {
                 let tag = format!("idle-{round}");
-                let mut server = match Server::start(kind, programs, SECRET, work, &tag).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        res.errors.push(format!("start {}: {e}", kind.label()));
-                        continue;
-                    }
+                let Some(mut server) = start_or_record(res, kind, programs, work, &tag).await
+                else {
+                    continue;
                 };
                 match scenarios::idle(&mut server, SECRET, &sizes, round).await {
                     Ok(r) => {
