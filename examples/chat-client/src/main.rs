@@ -142,14 +142,15 @@ async fn session(
         .await
         .map_err(|e| format!("cannot join thread `{}`: {e}", *thread))?;
 
+    // One receiver serves both waits: each uses `wait_for`, which checks the
+    // current state first, and they never run at the same time.
     let mut state = client.state();
-    let mut closed = client.state();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let (mut number, mut failed) = (0_u64, 0_u64);
     loop {
         let line = tokio::select! {
             line = lines.next_line() => line.map_err(|e| format!("cannot read stdin: {e}"))?,
-            _ = closed.wait_for(|s| *s == ConnectionState::Disconnected) => {
+            _ = state.wait_for(|s| *s == ConnectionState::Disconnected) => {
                 return Err(ended_for_good(client));
             }
         };
