@@ -246,6 +246,13 @@ struct Packet {
     data: Option<Value>,
 }
 
+impl Packet {
+    /// Whether this is the server event `name` on `ns`.
+    fn is_event(&self, ns: &str, name: &str) -> bool {
+        self.kind == 2 && self.ns == ns && self.data.as_ref().map(|d| &d[0]) == Some(&json!(name))
+    }
+}
+
 fn parse_packet(text: &str) -> Option<Packet> {
     let rest = text.strip_prefix('4')?;
     let mut chars = rest.chars();
@@ -389,19 +396,13 @@ impl Client {
 
     /// The payload of the next server event `name` on `ns`.
     async fn event(&mut self, ns: &str, name: &str) -> Value {
-        let p = self
-            .wait_for(|p| {
-                p.kind == 2 && p.ns == ns && p.data.as_ref().map(|d| &d[0]) == Some(&json!(name))
-            })
-            .await;
+        let p = self.wait_for(|p| p.is_event(ns, name)).await;
         p.data.unwrap()[1].clone()
     }
 
     /// Asserts that no event named `name` arrives within `wait`.
     async fn no_event(&mut self, ns: &str, name: &str, wait: Duration) {
-        let matches = |p: &Packet| {
-            p.kind == 2 && p.ns == ns && p.data.as_ref().map(|d| &d[0]) == Some(&json!(name))
-        };
+        let matches = |p: &Packet| p.is_event(ns, name);
         assert!(!self.pending.iter().any(matches), "unexpected {name}");
         let deadline = tokio::time::Instant::now() + wait;
         while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
