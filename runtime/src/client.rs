@@ -62,6 +62,13 @@
 //!   answered: `Ok` after socket.io `CONNECT`, a typed [`ConnectError`] after
 //!   `CONNECT_ERROR` (`AUTH_REQUIRED`, `INVALID_TOKEN`, other refusals), an
 //!   unreachable server, or the connect timeout.
+//! - Several gateway nodes ([`ClientOptions::fallback_urls`]): an attempt
+//!   goes round the URLs, moving on at once from a node that is down
+//!   (unreachable, refusing, silent until the connect timeout) but not from
+//!   a refusal by the namespace, which every node would repeat. The first
+//!   connection starts with the first URL; a reconnection starts with the
+//!   URL after the node that was lost, so a dead node is tried last.
+//!   [`Client::current_url`] says which node the client is on.
 //! - Emits go through a bounded queue to the connection task, which alone
 //!   reads and writes the socket. [`Client::emit`] returns once the task has
 //!   the frame. Acked emits use a per-connection counter for ack ids
@@ -83,12 +90,13 @@
 //! - After an unexpected loss (transport closed or failed, ping timeout) the
 //!   client reconnects with exponential backoff and jitter like
 //!   socket.io-client (`reconnection_delay · 2^(attempt-1)`, ±50 %, capped at
-//!   `reconnection_delay_max`), calls the token provider again for every
-//!   attempt, then runs the [`Client::on_reconnect`] hooks (which may emit)
-//!   before normal emits are accepted again. A refused reconnection (for
-//!   example `INVALID_TOKEN`) is retried too, so that a provider can refresh
-//!   the token. Like socket.io-client, a socket.io `DISCONNECT` sent by the
-//!   server is final: no reconnection.
+//!   `reconnection_delay_max`; one round of the URLs is one attempt), calls
+//!   the token provider again for every URL tried, then runs the
+//!   [`Client::on_reconnect`] hooks (which may emit) before normal emits are
+//!   accepted again. A refused reconnection (for example `INVALID_TOKEN`) is
+//!   retried too, so that a provider can refresh the token. Like
+//!   socket.io-client, a socket.io `DISCONNECT` sent by the server is final:
+//!   no reconnection.
 //! - [`Client::disconnect`] sends socket.io `DISCONNECT`, closes the socket and
 //!   stops reconnection for good, also when called during a backoff delay.
 //!   Dropping every handle to the client does the same (handlers and hooks
@@ -125,7 +133,7 @@ pub use tokio::sync::{broadcast, watch};
 
 use crate::wire::AckResponse;
 use connection::{ConnShared, stop_requested};
-use options::{BoxFuture, Endpoint};
+use options::{BoxFuture, Endpoints};
 
 /// The connection state, observable through [`Client::state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,8 +245,8 @@ impl ClientBuilder {
             channels.state.send_replace(ConnectionState::Disconnected);
             err
         };
-        let endpoint = match options.endpoint() {
-            Ok(endpoint) => endpoint,
+        let endpoints = match options.endpoints() {
+            Ok(endpoints) => endpoints,
             Err(err) => return Err(fail(err)),
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -249,14 +257,14 @@ impl ClientBuilder {
         let (shutdown, _) = watch::channel(false);
         let core = Arc::new(Core {
             options,
-            endpoint,
+            endpoints,
             runtime,
             channels,
             conn: Mutex::new(None),
             shutdown,
             generation: AtomicU64::new(0),
         });
-        let first = match core.attempt(true).await {
+        let first = match core.attempt(0, true).await {
             Ok(first) => first,
             Err(err) => {
                 core.set_state(ConnectionState::Disconnected);
@@ -293,54 +301,96 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// State shared by every handle, the supervisor and the connection tasks.
 struct Core {
     options: ClientOptions,
-    endpoint: Endpoint,
+    endpoints: Endpoints,
     runtime: tokio::runtime::Handle,
     channels: Channels,
     /// The current connection, `None` while there is none.
-    conn: Mutex<Option<Arc<ConnShared>>>,
+    conn: Mutex<Option<Current>>,
     /// `true` once the client must stop for good.
     shutdown: watch::Sender<bool>,
     generation: AtomicU64,
 }
 
-/// A running connection: what emitters use, and its task.
+/// The current connection, and which node it is on.
+struct Current {
+    shared: Arc<ConnShared>,
+    /// The index of the node in [`Endpoints::nodes`].
+    node: usize,
+}
+
+/// A running connection: what emitters use, its task, and its node.
 struct Running {
     shared: Arc<ConnShared>,
     task: JoinHandle<DisconnectReason>,
+    /// The index of the node in [`Endpoints::nodes`].
+    node: usize,
 }
 
 impl Core {
-    /// One connection attempt, bounded by the connect timeout: token,
+    /// One connection attempt: the nodes in order from `start` (wrapping
+    /// around), each tried once, moving on when a node is down; a refusal
+    /// by the namespace ends the round. Returns the first connection made,
+    /// or the error of the last node tried.
+    async fn attempt(self: &Arc<Self>, start: usize, ready: bool) -> Result<Running, ConnectError> {
+        let nodes = self.endpoints.nodes.len().max(1);
+        let mut tried = 0;
+        loop {
+            let node = (start % nodes + tried) % nodes;
+            tried += 1;
+            match self.attempt_node(node, ready).await {
+                Ok(running) => return Ok(running),
+                Err(err) if err.is_node_failure() && tried < nodes => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One try of node `node`, bounded by the connect timeout: token,
     /// WebSocket, engine.io handshake, namespace. On success the connection
     /// task runs and the connection is current.
-    async fn attempt(self: &Arc<Self>, ready: bool) -> Result<Running, ConnectError> {
+    async fn attempt_node(
+        self: &Arc<Self>,
+        node: usize,
+        ready: bool,
+    ) -> Result<Running, ConnectError> {
+        let Some(target) = self.endpoints.nodes.get(node) else {
+            return Err(ConnectError::Config(format!("no URL number {}", node + 1)));
+        };
+        let namespace = &self.endpoints.namespace;
         let attempt = async {
             let token = match &self.options.token {
                 Some(provider) => provider().await,
                 None => None,
             };
-            connection::establish(&self.endpoint, token).await
+            connection::establish(target, namespace, token).await
         };
         let established = tokio::time::timeout(self.options.connect_timeout, attempt)
             .await
-            .map_err(|_| ConnectError::Timeout)??;
+            .map_err(|_| ConnectError::Timeout)?
+            .map_err(|err| err.at_url(&target.url))?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let (shared, task) = connection::spawn(
             &self.runtime,
             established,
-            self.endpoint.namespace.clone(),
+            namespace.clone(),
             generation,
             ready,
             self.channels.events.clone(),
             self.shutdown.subscribe(),
         );
-        *lock(&self.conn) = Some(shared.clone());
-        Ok(Running { shared, task })
+        *lock(&self.conn) = Some(Current {
+            shared: shared.clone(),
+            node,
+        });
+        Ok(Running { shared, task, node })
     }
 
     fn clear_conn(&self, generation: u64) {
         let mut conn = lock(&self.conn);
-        if conn.as_ref().is_some_and(|c| c.generation() == generation) {
+        if conn
+            .as_ref()
+            .is_some_and(|c| c.shared.generation() == generation)
+        {
             *conn = None;
         }
     }
@@ -360,6 +410,7 @@ async fn supervise(core: Arc<Core>, handle: Weak<Handle>, mut running: Running) 
     let mut shutdown = core.shutdown.subscribe();
     loop {
         let generation = running.shared.generation();
+        let lost_node = running.node;
         drop(running.shared);
         let reason = running.task.await.unwrap_or_else(|_| {
             DisconnectReason::TransportError(TransportError::msg("the connection task failed"))
@@ -376,7 +427,8 @@ async fn supervise(core: Arc<Core>, handle: Weak<Handle>, mut running: Running) 
         if final_loss {
             break;
         }
-        let Some(next) = reconnect(&core, &mut shutdown).await else {
+        // Round robin: the node just lost is likely down, try it last.
+        let Some(next) = reconnect(&core, &mut shutdown, lost_node + 1).await else {
             break;
         };
         running = next;
@@ -411,8 +463,13 @@ async fn supervise(core: Arc<Core>, handle: Weak<Handle>, mut running: Running) 
     core.set_state(ConnectionState::Disconnected);
 }
 
-/// Reconnection attempts with backoff; `None` when giving up or stopping.
-async fn reconnect(core: &Arc<Core>, shutdown: &mut watch::Receiver<bool>) -> Option<Running> {
+/// Reconnection attempts with backoff, each a round of the nodes from node
+/// `start`; `None` when giving up or stopping.
+async fn reconnect(
+    core: &Arc<Core>,
+    shutdown: &mut watch::Receiver<bool>,
+    start: usize,
+) -> Option<Running> {
     let opts = &core.options;
     let mut attempt: u32 = 0;
     loop {
@@ -433,7 +490,7 @@ async fn reconnect(core: &Arc<Core>, shutdown: &mut watch::Receiver<bool>) -> Op
             () = stop_requested(shutdown) => return None,
         }
         let result = tokio::select! {
-            result = core.attempt(false) => result,
+            result = core.attempt(start, false) => result,
             () = stop_requested(shutdown) => return None,
         };
         match result {
@@ -495,8 +552,8 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("url", &self.core().endpoint.url)
-            .field("namespace", &self.core().endpoint.namespace)
+            .field("url", &self.current_url())
+            .field("namespace", &self.namespace())
             .field("state", &*self.core().channels.state.borrow())
             .finish()
     }
@@ -529,8 +586,10 @@ impl Drop for PendingAck<'_> {
 
 impl Client {
     /// Connects to the namespace and returns once it accepted the
-    /// connection. One attempt, bounded by the connect timeout; reconnection
-    /// only applies to a connection that was established.
+    /// connection. One attempt: each URL in order until one accepts (see
+    /// [`ClientOptions::fallback_urls`]), each bounded by the connect
+    /// timeout; reconnection only applies to a connection that was
+    /// established.
     pub async fn connect(options: ClientOptions) -> Result<Self, ConnectError> {
         Self::builder(options).connect().await
     }
@@ -560,7 +619,8 @@ impl Client {
     /// The connection emits may use now.
     fn live_conn(&self) -> Result<Arc<ConnShared>, ClientError> {
         let conn = lock(&self.core().conn)
-            .clone()
+            .as_ref()
+            .map(|c| c.shared.clone())
             .ok_or(ClientError::Disconnected)?;
         if conn.is_ready() || self.restore_generation == Some(conn.generation()) {
             Ok(conn)
@@ -571,7 +631,7 @@ impl Client {
 
     /// The namespace this client joined.
     pub fn namespace(&self) -> &str {
-        &self.core().endpoint.namespace
+        &self.core().endpoints.namespace
     }
 
     /// The socket.io session id of the current connection (it changes with
@@ -579,7 +639,20 @@ impl Client {
     pub fn sid(&self) -> Option<String> {
         lock(&self.core().conn)
             .as_ref()
-            .and_then(|c| c.sid().map(str::to_owned))
+            .and_then(|c| c.shared.sid().map(str::to_owned))
+    }
+
+    /// The URL of the node the current connection is on, as given to
+    /// [`ClientOptions::new`] or [`ClientOptions::fallback_urls`]; `None`
+    /// while there is no connection. [`on_reconnect`](Self::on_reconnect)
+    /// hooks already see the new node.
+    pub fn current_url(&self) -> Option<&str> {
+        let node = lock(&self.core().conn).as_ref().map(|c| c.node)?;
+        self.core()
+            .endpoints
+            .nodes
+            .get(node)
+            .map(|n| n.url.as_str())
     }
 
     /// Emits `event` with `payload` as its single argument, without ack.

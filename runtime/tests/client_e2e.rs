@@ -684,3 +684,278 @@ async fn dead_server_is_detected_by_ping_timeout() {
     })
     .await;
 }
+
+// ------------------------------------------------------ several nodes
+
+/// A port nobody listens on (bound, then released).
+async fn dead_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Waits until the client is connected again on a new connection (another
+/// sid than `before`); does not depend on seeing `Reconnecting` go by.
+async fn wait_reconnected(client: &Client, before: Option<String>) {
+    let mut state = client.state();
+    wait_state(&mut state, |s| {
+        *s == ConnectionState::Connected && client.sid() != before
+    })
+    .await;
+}
+
+/// What a reconnect hook saw: the node it ran against, and its join.
+type HookRuns = Arc<Mutex<Vec<(Option<String>, Result<Value, ClientError>)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_next_node_when_its_node_dies() {
+    bounded(30, async {
+        let a = serve().await;
+        let b = serve().await;
+        let hook_runs: HookRuns = Arc::default();
+        let runs = hook_runs.clone();
+        let client = Client::builder(
+            options(a.addr)
+                .fallback_urls([url(b.addr)])
+                .namespace("/secure")
+                .token("good")
+                .reconnection_delay(Duration::from_millis(50))
+                .reconnection_delay_max(Duration::from_millis(100)),
+        )
+        .on_reconnect(move |client| {
+            let runs = runs.clone();
+            async move {
+                let joined = client.emit_with_ack::<Value, _>("join", &"room1").await;
+                let node = client.current_url().map(str::to_owned);
+                runs.lock().unwrap().push((node, joined));
+            }
+        })
+        .connect()
+        .await
+        .expect("connect to A");
+        assert_eq!(client.current_url(), Some(url(a.addr).as_str()));
+
+        // Node A dies: listener and every socket closed.
+        let before = client.sid();
+        a.stop().await;
+        wait_reconnected(&client, before).await;
+
+        assert_eq!(client.current_url(), Some(url(b.addr).as_str()));
+        assert_eq!(
+            *hook_runs.lock().unwrap(),
+            [(Some(url(b.addr)), Ok(Value::Null))],
+            "the hook runs once, against B"
+        );
+        // B knows this socket, and acks round-trip on it.
+        let sid = client.sid().expect("a sid on B");
+        let on_b = b.io.of("/secure").expect("namespace").sockets();
+        assert!(
+            on_b.iter().any(|s| s.id.to_string() == sid),
+            "B has no socket {sid}"
+        );
+        let v: String = bounded(5, client.emit_with_ack("echo", &"on b"))
+            .await
+            .unwrap();
+        assert_eq!(v, "on b");
+        // The hook's join happened on B: B's room reaches the client.
+        let mut events = client.subscribe();
+        b.io.of("/secure")
+            .expect("namespace")
+            .to("room1")
+            .emit("room_msg", &"from b")
+            .await
+            .unwrap();
+        assert_eq!(
+            bounded(5, next_named(&mut events, "room_msg")).await,
+            json!("from b")
+        );
+
+        client.disconnect().await;
+        assert_eq!(client.current_url(), None);
+        b.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnection_starts_after_the_lost_node() {
+    bounded(40, async {
+        let a = serve().await;
+        let b = serve().await;
+        let c = serve().await;
+        let a_addr = a.addr;
+        let client = Client::connect(
+            options(a.addr)
+                .fallback_urls([url(b.addr), url(c.addr)])
+                .reconnection_delay(Duration::from_millis(50))
+                .reconnection_delay_max(Duration::from_millis(100)),
+        )
+        .await
+        .expect("connect to A");
+        assert_eq!(client.current_url(), Some(url(a_addr).as_str()));
+
+        let before = client.sid();
+        a.stop().await;
+        wait_reconnected(&client, before).await;
+        assert_eq!(client.current_url(), Some(url(b.addr).as_str()));
+
+        // A is back up before B dies: starting over from the first URL would
+        // pick A; round robin picks C, the node after B.
+        let a = serve_on(TcpListener::bind(a_addr).await.unwrap(), None).await;
+        let before = client.sid();
+        b.stop().await;
+        wait_reconnected(&client, before).await;
+        assert_eq!(client.current_url(), Some(url(c.addr).as_str()));
+
+        // After the last node, round robin wraps around to the first.
+        let before = client.sid();
+        c.stop().await;
+        wait_reconnected(&client, before).await;
+        assert_eq!(client.current_url(), Some(url(a_addr).as_str()));
+        let v: u32 = bounded(5, client.emit_with_ack("echo", &3)).await.unwrap();
+        assert_eq!(v, 3);
+
+        client.disconnect().await;
+        a.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn first_connect_skips_nodes_that_are_down() {
+    bounded(20, async {
+        let server = serve().await;
+
+        // The first URL refuses TCP connections: the second one is tried at
+        // once, not after a backoff.
+        let dead = dead_port().await;
+        let started = Instant::now();
+        let client = Client::connect(options(dead).fallback_urls([url(server.addr)]))
+            .await
+            .expect("connect to the second URL");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(client.current_url(), Some(url(server.addr).as_str()));
+        let v: String = client.emit_with_ack("echo", &"second").await.unwrap();
+        assert_eq!(v, "second");
+        client.disconnect().await;
+
+        // The first URL accepts TCP and never answers: after its connect
+        // timeout, the next URL.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let client = Client::connect(
+            options(silent_addr)
+                .fallback_urls([url(server.addr)])
+                .connect_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .expect("connect after the silent node timed out");
+        assert_eq!(client.current_url(), Some(url(server.addr).as_str()));
+        client.disconnect().await;
+        hold.abort();
+
+        // Every node down: one error, naming the last node tried.
+        let (dead1, dead2) = (dead_port().await, dead_port().await);
+        let err = Client::connect(options(dead1).fallback_urls([url(dead2)]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::Unreachable(_)), "{err:?}");
+        assert!(err.to_string().contains(&url(dead2)), "{err}");
+
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refusal_does_not_fail_over() {
+    bounded(20, async {
+        let server = serve().await;
+        // A second node that records any connection attempt.
+        let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other_addr = other.local_addr().unwrap();
+
+        let err = Client::connect(
+            options(server.addr)
+                .fallback_urls([url(other_addr)])
+                .namespace("/secure")
+                .token("bad"),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ConnectError::InvalidToken { .. }), "{err:?}");
+        // connect() has returned: an attempt on the other node would already
+        // be in its accept queue.
+        let attempt = tokio::time::timeout(Duration::from_millis(200), other.accept()).await;
+        assert!(attempt.is_err(), "the other node was tried after a refusal");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_of_the_nodes_is_one_reconnection_attempt() {
+    bounded(20, async {
+        let a = serve().await;
+        let b = serve().await;
+        let tries = Arc::new(AtomicUsize::new(0));
+        let counter = tries.clone();
+        let client = Client::connect(
+            options(a.addr)
+                .fallback_urls([url(b.addr)])
+                // Called once per URL tried.
+                .token_fn(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    None
+                })
+                .reconnection_attempts(Some(2))
+                .reconnection_delay(Duration::from_millis(50))
+                .reconnection_delay_max(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap();
+        let mut state = client.state();
+        b.stop().await;
+        a.stop().await;
+        wait_state(&mut state, |s| *s == ConnectionState::Disconnected).await;
+        // The first connection, then two attempts of both nodes each (were
+        // each URL an attempt, it would give up after 1 + 2 tries).
+        assert_eq!(tries.load(Ordering::SeqCst), 1 + 2 * 2);
+        assert!(matches!(
+            *client.last_error().borrow(),
+            Some(ConnectionError::Connect(ConnectError::Unreachable(_)))
+        ));
+        assert_eq!(client.current_url(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_fallback_url_is_a_config_error() {
+    let err = Client::connect(
+        ClientOptions::new("http://127.0.0.1:1")
+            .fallback_urls(["http://127.0.0.1:2", "ftp://gw-3"]),
+    )
+    .await
+    .unwrap_err();
+    let ConnectError::Config(message) = &err else {
+        panic!("expected a Config error, got {err:?}");
+    };
+    assert!(message.contains("`ftp://gw-3`"), "{message}");
+}

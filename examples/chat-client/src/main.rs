@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! chat-client --url http://127.0.0.1:3000 --token <jwt> --thread <id>
+//! chat-client --url http://gw-1:3000 --url http://gw-2:3000 --token <jwt> --thread <id>
 //! ```
 //!
+//! - `--url` may be given several times, for the nodes of one deployment:
+//!   the first connection tries them in that order, and after a lost
+//!   connection the client fails over to the next node
+//!   ([`ClientOptions::fallback_urls`]).
 //! - Joins the thread, and joins it again after every reconnection (the
 //!   server forgets rooms with the old connection).
 //! - Sends every non-blank line read from stdin as a message, one at a time,
@@ -56,9 +61,11 @@ const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// The server, e.g. `http://127.0.0.1:3000` (no path).
-    #[arg(long)]
-    url: String,
+    /// The server, e.g. `http://127.0.0.1:3000` (no path). Repeat it for
+    /// several nodes of one deployment: they are tried in that order, and a
+    /// lost connection fails over to the next one.
+    #[arg(long = "url", value_name = "URL", required = true)]
+    urls: Vec<String>,
     /// The JWT sent in the handshake (`chat-server token <user>` prints one).
     #[arg(long)]
     token: String,
@@ -84,35 +91,48 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let Args { url, token, thread } = args;
+    let Args {
+        urls,
+        token,
+        thread,
+    } = args;
     let send_thread = SendMessageThreadId::try_from(thread.as_str())
         .map_err(|e| format!("invalid thread id: {e}"))?;
+    // clap requires one `--url`; checked again rather than trusted.
+    let Some((first, fallbacks)) = urls.split_first() else {
+        return Err("no --url given".to_owned());
+    };
+    let options = ClientOptions::new(first.as_str())
+        .fallback_urls(fallbacks.iter().cloned())
+        .token(token);
 
     let rejoin = thread.clone();
-    let builder = ChatClient::builder(ClientOptions::new(url.as_str()).token(token)).on_reconnect(
-        move |client| {
-            let thread = rejoin.clone();
-            async move {
-                match client
-                    .join_thread(JoinThread {
-                        thread_id: thread.clone(),
-                    })
-                    .await
-                {
-                    Ok(_) => eprintln!("reconnected; joined thread `{}` again", *thread),
-                    Err(e) => {
-                        eprintln!("error: reconnected, but joining `{}` failed: {e}", *thread)
-                    }
+    let builder = ChatClient::builder(options).on_reconnect(move |client| {
+        let thread = rejoin.clone();
+        async move {
+            let node = client.raw().current_url().unwrap_or("?").to_owned();
+            match client
+                .join_thread(JoinThread {
+                    thread_id: thread.clone(),
+                })
+                .await
+            {
+                Ok(_) => eprintln!("reconnected to {node}; joined thread `{}` again", *thread),
+                Err(e) => {
+                    eprintln!(
+                        "error: reconnected to {node}, but joining `{}` failed: {e}",
+                        *thread
+                    )
                 }
             }
-        },
-    );
+        }
+    });
     // Subscribed before connecting, so that nothing the server sends is missed.
     let events = builder.events();
     let client = builder
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        .map_err(|e| format!("cannot connect to {}: {e}", urls.join(", ")))?;
     let printer = tokio::spawn(print_events(events));
     let status = tokio::spawn(report_connection(client.last_error()));
 
@@ -359,6 +379,25 @@ mod tests {
             MAX_RETRY_AFTER
         );
         assert_eq!(retry_after(None), Duration::from_millis(1010));
+    }
+
+    #[test]
+    fn url_may_be_repeated_and_keeps_its_order() {
+        let args = Args::try_parse_from([
+            "chat-client",
+            "--url",
+            "http://gw-1:3000",
+            "--token",
+            "jwt",
+            "--url",
+            "http://gw-2:3000",
+            "--thread",
+            "t1",
+        ])
+        .unwrap();
+        assert_eq!(args.urls, ["http://gw-1:3000", "http://gw-2:3000"]);
+        let missing = Args::try_parse_from(["chat-client", "--token", "jwt", "--thread", "t1"]);
+        assert!(missing.is_err(), "--url is required");
     }
 
     #[test]

@@ -703,16 +703,16 @@ struct Cli {
 
 impl Cli {
     async fn start(server: &Server, user: &str, thread: &str) -> Self {
+        Self::start_urls(&[server.url()], user, thread).await
+    }
+
+    /// `chat-client` with one `--url` per entry of `urls`, in that order.
+    async fn start_urls(urls: &[String], user: &str, thread: &str) -> Self {
         let token = token(user).await;
+        let mut args: Vec<&str> = urls.iter().flat_map(|u| ["--url", u.as_str()]).collect();
+        args.extend(["--token", &token, "--thread", thread]);
         let mut child = Command::new(client_bin())
-            .args([
-                "--url",
-                &server.url(),
-                "--token",
-                &token,
-                "--thread",
-                thread,
-            ])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -900,6 +900,49 @@ async fn the_binary_prints_joined_left_typing_and_new_message_of_others() {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_eq!(rest.len(), 1, "{rest:#?}");
     assert_eq!(rest[0]["message"]["content"], "bye");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_fails_over_between_its_urls() {
+    let a = Server::start().await;
+    let b = Server::start().await;
+    let (a_url, b_url) = (a.url(), b.url());
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    // The first URL is down: the binary connects to the second, A.
+    let mut cli = Cli::start_urls(&[nobody, a_url.clone(), b_url.clone()], "cli", "fo").await;
+    assert_eq!(
+        cli.line().await,
+        json!({"type": "joined", "threadId": "fo", "userId": "cli"})
+    );
+    let watcher = connect(&b, "watcher").await;
+    join(&watcher, "fo").await;
+    let mut seen = watcher.events();
+
+    // A dies: the binary moves on to the URL after A, B, and joins again there.
+    a.kill().await;
+    next_event(&mut seen, "cli joining on B", |e| match e {
+        ChatServerEvent::Joined(j) if j.user_id == "cli" => Some(j),
+        _ => None,
+    })
+    .await;
+    cli.type_line("after failover").await;
+    let got = next_event(&mut seen, "cli's message on B", |e| match e {
+        ChatServerEvent::NewMessage(m) if m.message.user_id == "cli" => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got.message.content, "after failover");
+
+    let (status, _rest, stderr) = cli.finish().await;
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("reconnected to {b_url}; joined thread `fo` again")),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("reconnected to {a_url}")),
+        "stderr:\n{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::error::{ClientError, ConnectError, DisconnectReason, TransportError};
 use super::event::{AckResponder, ServerEvent};
-use super::options::Endpoint;
+use super::options::Node;
 use super::protocol::{self, EnginePacket, OpenInfo, SocketPacket};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -56,13 +56,15 @@ fn closed_during_handshake() -> ConnectError {
     ))
 }
 
-/// Opens the WebSocket, reads the engine.io handshake, asks to join the
-/// namespace and waits for its answer. No timeout here: the caller bounds it.
+/// Opens the WebSocket to `node`, reads the engine.io handshake, asks to
+/// join `namespace` and waits for its answer. No timeout here: the caller
+/// bounds it.
 pub(crate) async fn establish(
-    endpoint: &Endpoint,
+    node: &Node,
+    namespace: &str,
     token: Option<String>,
 ) -> Result<Established, ConnectError> {
-    let (mut ws, _response) = tokio_tungstenite::connect_async(endpoint.url.as_str())
+    let (mut ws, _response) = tokio_tungstenite::connect_async(node.ws_url.as_str())
         .await
         .map_err(unreachable)?;
 
@@ -79,7 +81,7 @@ pub(crate) async fn establish(
     };
 
     let auth = token.map(|token| json!({ "token": token }));
-    let connect = protocol::encode_connect(&endpoint.namespace, auth.as_ref());
+    let connect = protocol::encode_connect(namespace, auth.as_ref());
     ws.send(Message::text(connect)).await.map_err(unreachable)?;
 
     loop {
@@ -92,7 +94,7 @@ pub(crate) async fn establish(
             }
             Ok(EnginePacket::Close) => return Err(closed_during_handshake()),
             Ok(EnginePacket::Message(inner)) => match protocol::decode_socket(inner) {
-                Ok(SocketPacket::Connect { ns, data }) if ns == &*endpoint.namespace => {
+                Ok(SocketPacket::Connect { ns, data }) if ns == namespace => {
                     let sid = data
                         .as_ref()
                         .and_then(|d| d.get("sid"))
@@ -100,7 +102,7 @@ pub(crate) async fn establish(
                         .map(str::to_owned);
                     return Ok(Established { ws, open, sid });
                 }
-                Ok(SocketPacket::ConnectError { ns, data }) if ns == &*endpoint.namespace => {
+                Ok(SocketPacket::ConnectError { ns, data }) if ns == namespace => {
                     // The server keeps the engine.io session open after a
                     // refusal; close it like socket.io-client does.
                     let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;

@@ -22,6 +22,36 @@ impl TransportError {
     pub(crate) fn msg(msg: impl Into<String>) -> Self {
         Self(Arc::new(Message(msg.into())))
     }
+
+    /// The same error, saying which node it happened on (with several URLs,
+    /// "connection refused" alone does not say which node is down).
+    pub(crate) fn at_url(self, url: &str) -> Self {
+        Self(Arc::new(AtUrl {
+            url: url.to_owned(),
+            inner: self,
+        }))
+    }
+}
+
+/// A transport error on the node at `url`.
+#[derive(Debug)]
+struct AtUrl {
+    url: String,
+    inner: TransportError,
+}
+
+impl fmt::Display for AtUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.url, self.inner)
+    }
+}
+
+impl std::error::Error for AtUrl {
+    // Like `TransportError`: the inner error's text is already in ours, so
+    // the chain goes on with its source.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.inner)
+    }
 }
 
 #[derive(Debug)]
@@ -97,6 +127,26 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// Whether the failure is the node's (down, silent, not speaking
+    /// socket.io), so that another node of the deployment may do better. A
+    /// refusal is the application's answer, the same on every node.
+    pub(crate) fn is_node_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable(_) | Self::Timeout | Self::Protocol(_)
+        )
+    }
+
+    /// The same error, naming the node (`url`) where that helps: transport
+    /// and protocol failures.
+    pub(crate) fn at_url(self, url: &str) -> Self {
+        match self {
+            Self::Unreachable(err) => Self::Unreachable(err.at_url(url)),
+            Self::Protocol(message) => Self::Protocol(format!("`{url}`: {message}")),
+            other => other,
+        }
+    }
+
     /// Maps the data of a socket.io `CONNECT_ERROR` packet.
     ///
     /// socket.io v5 sends `{"message": …, "data"?: …}`; a bare string (v4
@@ -245,5 +295,28 @@ mod tests {
         );
         let e = ConnectError::from_connect_error(None);
         assert!(matches!(e, ConnectError::Refused { .. }));
+    }
+
+    #[test]
+    fn node_failures_name_the_node() {
+        let e = ConnectError::Unreachable(TransportError::msg("refused")).at_url("http://a:1");
+        assert!(e.is_node_failure());
+        assert_eq!(e.to_string(), "server unreachable: `http://a:1`: refused");
+        let e = ConnectError::Protocol("garbage".to_owned()).at_url("http://a:1");
+        assert_eq!(
+            e.to_string(),
+            "protocol error during connect: `http://a:1`: garbage"
+        );
+        assert!(ConnectError::Timeout.is_node_failure());
+        let refusal = ConnectError::InvalidToken {
+            message: "INVALID_TOKEN".to_owned(),
+        };
+        assert!(!refusal.is_node_failure());
+        assert!(
+            !refusal
+                .at_url("http://a:1")
+                .to_string()
+                .contains("http://a:1")
+        );
     }
 }

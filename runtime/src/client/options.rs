@@ -26,9 +26,14 @@ type TokenFn = dyn Fn() -> BoxFuture<Option<String>> + Send + Sync;
 ///     .token_provider(|| async { Some("fresh-jwt".to_owned()) })
 ///     .reconnection_delay_max(Duration::from_secs(10));
 /// ```
+///
+/// Several gateway nodes: give the others with
+/// [`fallback_urls`](Self::fallback_urls); the client fails over between
+/// them.
 #[derive(Clone)]
 pub struct ClientOptions {
     pub(crate) url: String,
+    pub(crate) fallback_urls: Vec<String>,
     pub(crate) path: String,
     pub(crate) namespace: String,
     pub(crate) token: Option<Arc<TokenFn>>,
@@ -54,6 +59,7 @@ impl ClientOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
             path: "/socket.io/".to_owned(),
             namespace: "/".to_owned(),
             token: None,
@@ -66,6 +72,44 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(20),
             event_buffer: 1024,
         }
+    }
+
+    /// Other nodes of the same deployment, tried after the URL given to
+    /// [`new`](Self::new), in this order (replaces any list set before).
+    /// Each is written and validated like that URL; they share the
+    /// namespace, the engine.io path and every other option.
+    ///
+    /// - [`Client::connect`](super::Client::connect) tries the URLs in
+    ///   order and moves on to the next one at once when a node is down:
+    ///   unreachable, refusing TCP or the WebSocket handshake, closing during
+    ///   the handshake, not speaking engine.io, or silent for
+    ///   [`connect_timeout`](Self::connect_timeout) (which bounds each URL's
+    ///   try). The error of the last URL is returned when none answered.
+    /// - A refusal by the namespace (`AUTH_REQUIRED`, `INVALID_TOKEN`, a
+    ///   middleware error) is the application's answer, the same on every
+    ///   node: it is not a reason to try another one.
+    /// - After a lost connection, each reconnection attempt goes round the
+    ///   URLs once, starting with the one *after* the node that was lost, so
+    ///   that a dead node is tried last. One round counts as one attempt for
+    ///   the backoff and [`reconnection_attempts`](Self::reconnection_attempts).
+    ///
+    /// [`Client::current_url`](super::Client::current_url) tells which node
+    /// the client is on.
+    ///
+    /// ```
+    /// # use evcontract_runtime::client::ClientOptions;
+    /// let options = ClientOptions::new("http://gw-1.internal:3000")
+    ///     .fallback_urls(["http://gw-2.internal:3000", "http://gw-3.internal:3000"])
+    ///     .namespace("/chat");
+    /// ```
+    #[must_use]
+    pub fn fallback_urls<I>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.fallback_urls = urls.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The engine.io path on the server (default `/socket.io/`).
@@ -123,7 +167,8 @@ impl ClientOptions {
     }
 
     /// How many reconnection attempts in a row before giving up (default
-    /// `None`: never give up).
+    /// `None`: never give up). One attempt tries every URL once (see
+    /// [`fallback_urls`](Self::fallback_urls)).
     #[must_use]
     pub fn reconnection_attempts(mut self, attempts: Option<u32>) -> Self {
         self.reconnection_attempts = attempts;
@@ -165,8 +210,10 @@ impl ClientOptions {
         self
     }
 
-    /// How long one connection attempt may take, from calling the token
-    /// provider to the namespace's answer (default 20 s).
+    /// How long one connection attempt to one URL may take, from calling the
+    /// token provider to the namespace's answer (default 20 s). With
+    /// [`fallback_urls`](Self::fallback_urls), a node that times out is
+    /// followed by the next URL, each with this timeout of its own.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -182,10 +229,24 @@ impl ClientOptions {
         self
     }
 
-    /// The WebSocket URL and the normalized namespace.
-    pub(crate) fn endpoint(&self) -> Result<Endpoint, ConnectError> {
-        let bad = |why: &str| ConnectError::Config(format!("URL `{}`: {why}", self.url));
-        let uri: Uri = self.url.parse().map_err(|_| bad("not a valid URL"))?;
+    /// The WebSocket URL of every node, in order, and the normalized
+    /// namespace; the first invalid URL is a [`ConnectError::Config`] naming
+    /// it.
+    pub(crate) fn endpoints(&self) -> Result<Endpoints, ConnectError> {
+        let nodes = std::iter::once(&self.url)
+            .chain(&self.fallback_urls)
+            .map(|url| self.node(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Endpoints {
+            namespace: Arc::from(with_leading_slash(&self.namespace)),
+            nodes,
+        })
+    }
+
+    /// One node's WebSocket URL.
+    fn node(&self, url: &str) -> Result<Node, ConnectError> {
+        let bad = |why: &str| ConnectError::Config(format!("URL `{url}`: {why}"));
+        let uri: Uri = url.parse().map_err(|_| bad("not a valid URL"))?;
         let scheme = match uri.scheme_str() {
             Some("http" | "ws") => "ws",
             Some("https" | "wss") => "wss",
@@ -204,9 +265,9 @@ impl ClientOptions {
             query.push('&');
         }
         query.push_str("EIO=4&transport=websocket");
-        Ok(Endpoint {
-            url: format!("{scheme}://{authority}{path}?{query}"),
-            namespace: Arc::from(with_leading_slash(&self.namespace)),
+        Ok(Node {
+            url: url.to_owned(),
+            ws_url: format!("{scheme}://{authority}{path}?{query}"),
         })
     }
 }
@@ -224,6 +285,7 @@ impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientOptions")
             .field("url", &self.url)
+            .field("fallback_urls", &self.fallback_urls)
             .field("path", &self.path)
             .field("namespace", &self.namespace)
             // Never print a token.
@@ -242,9 +304,21 @@ impl fmt::Debug for ClientOptions {
 
 /// Where to connect, computed from the options.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Endpoint {
-    pub(crate) url: String,
+pub(crate) struct Endpoints {
     pub(crate) namespace: Arc<str>,
+    /// The URL given to [`ClientOptions::new`], then the fallbacks; never
+    /// empty.
+    pub(crate) nodes: Vec<Node>,
+}
+
+/// One gateway node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    /// As the user wrote it: what errors and
+    /// [`Client::current_url`](super::Client::current_url) show.
+    pub(crate) url: String,
+    /// The WebSocket URL, with engine.io's query.
+    pub(crate) ws_url: String,
 }
 
 #[cfg(test)]
@@ -255,30 +329,80 @@ mod tests {
     fn endpoints() {
         let e = ClientOptions::new("http://127.0.0.1:3000")
             .namespace("chat")
-            .endpoint()
+            .endpoints()
             .unwrap();
+        assert_eq!(e.nodes.len(), 1);
+        assert_eq!(e.nodes[0].url, "http://127.0.0.1:3000");
         assert_eq!(
-            e.url,
+            e.nodes[0].ws_url,
             "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket"
         );
         assert_eq!(&*e.namespace, "/chat");
         let e = ClientOptions::new("wss://example.com/?v=2")
             .path("/io")
-            .endpoint()
+            .endpoints()
             .unwrap();
-        assert_eq!(e.url, "wss://example.com/io?v=2&EIO=4&transport=websocket");
+        assert_eq!(
+            e.nodes[0].ws_url,
+            "wss://example.com/io?v=2&EIO=4&transport=websocket"
+        );
         assert_eq!(&*e.namespace, "/");
         for bad in ["ftp://x", "http://x/chat", "not a url", "/relative"] {
             assert!(matches!(
-                ClientOptions::new(bad).endpoint(),
+                ClientOptions::new(bad).endpoints(),
                 Err(ConnectError::Config(_))
             ));
         }
     }
 
     #[test]
+    fn fallback_urls_keep_their_order_and_the_options() {
+        let e = ClientOptions::new("http://a:1")
+            .fallback_urls(["ws://b:2", "https://c"])
+            .path("io")
+            .endpoints()
+            .unwrap();
+        let urls: Vec<_> = e.nodes.iter().map(|n| n.url.as_str()).collect();
+        assert_eq!(urls, ["http://a:1", "ws://b:2", "https://c"]);
+        let ws: Vec<_> = e.nodes.iter().map(|n| n.ws_url.as_str()).collect();
+        assert_eq!(
+            ws,
+            [
+                "ws://a:1/io?EIO=4&transport=websocket",
+                "ws://b:2/io?EIO=4&transport=websocket",
+                "wss://c/io?EIO=4&transport=websocket",
+            ]
+        );
+        // A second call replaces the list.
+        let e = ClientOptions::new("http://a:1")
+            .fallback_urls(["http://b:2"])
+            .fallback_urls(Vec::<String>::new())
+            .endpoints()
+            .unwrap();
+        assert_eq!(e.nodes.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_fallback_url_is_a_config_error_naming_it() {
+        for bad in ["ftp://b", "http://b:2/chat", "not a url", ""] {
+            let err = ClientOptions::new("http://a:1")
+                .fallback_urls(["http://ok:2", bad])
+                .endpoints()
+                .unwrap_err();
+            let ConnectError::Config(message) = &err else {
+                panic!("expected a Config error for {bad:?}, got {err:?}");
+            };
+            assert!(message.contains(&format!("`{bad}`")), "{message}");
+        }
+    }
+
+    #[test]
     fn debug_hides_token() {
-        let o = ClientOptions::new("http://x").token("secret");
-        assert!(!format!("{o:?}").contains("secret"));
+        let o = ClientOptions::new("http://x")
+            .fallback_urls(["http://y"])
+            .token("secret");
+        let debug = format!("{o:?}");
+        assert!(!debug.contains("secret"));
+        assert!(debug.contains("http://y"), "{debug}");
     }
 }
