@@ -36,38 +36,72 @@
 //!   the runtime. A handler added with `ctx.socket().on(…)` (escape hatch)
 //!   takes precedence for its event and bypasses auth, rate limits and
 //!   validation; do not replace the fallback handler.
-//! - Single-socket emits are synchronous; room / broadcast emits are async
-//!   ([`Emitter::emit`] is async for all targets).
+//! - Single-socket emits to a socket of this node are synchronous; room /
+//!   broadcast emits are async ([`Emitter::emit`] is async for all targets).
 //! - The runtime's per-socket state lives in the socket's extensions, so it
 //!   goes away exactly when socketioxide drops the socket (after
 //!   [`Dispatch::on_disconnect`] returns).
 //!
 //! # Several nodes
 //!
-//! Only socketioxide's in-process `LocalAdapter` is used today. Multi-node
-//! fan-out would plug in socketioxide's Redis adapter
-//! (`socketioxide-redis`): build the `SocketIo` with
-//! `.with_adapter::<RedisAdapter<_>>(…)` in [`Gateway::new`] and make the
-//! gateway generic over the adapter; room and user emits already go through
-//! the adapter's async broadcast. Metadata queries ([`Gateway::clients`],
-//! [`Emitter::room_members`]) would stay node-local.
+//! With feature `redis` and [`ServerConfig::redis`], [`Gateway::build`]
+//! connects to Redis (or Valkey) 7+ and runs on socketioxide's Redis adapter
+//! (`socketioxide-redis`, fred driver): several gateway nodes behind a load
+//! balancer share rooms and broadcasts. Generated glue, generated emitters
+//! and user handlers are the same code on one node and on many.
+//!
+//! - Every [`Target`] reaches the matching sockets of every node (each
+//!   socket joins its own room so that other nodes can address it by id);
+//!   [`Target::local`] narrows a target to this node's sockets, for pushes
+//!   that every node makes on its own (periodic status).
+//! - Cluster-wide queries are async and fallible ([`ClusterError`]):
+//!   [`Emitter::room_users`], [`Emitter::room_sockets`],
+//!   [`Emitter::cluster_connected_count`], [`Gateway::cluster_total_connected`];
+//!   each is one request answered by every node, bounded by the adapter's
+//!   request timeout. [`Emitter::connected_count`], [`Emitter::clients`],
+//!   [`Emitter::room_members`] and [`Emitter::client_metadata`] stay local:
+//!   client metadata never leaves the node that holds the socket.
+//! - [`SocketContext::join`] and [`SocketContext::leave`] act on the socket's
+//!   own node and are immediate.
+//! - Rate limits are kept and enforced on the node that holds the socket.
+//! - Redis lost while running: no socket is disconnected, broadcasts are
+//!   delivered to this node's sockets at once and return
+//!   [`EmitError::NodeOnly`], cluster-wide queries fail fast, and one warning
+//!   is logged per outage (and one line when Redis is back). The adapter's
+//!   channels are subscribed again on reconnection, so cross-node delivery
+//!   resumes by itself. Pub/sub is at most once: what was published across
+//!   nodes during the outage is lost.
+//! - Redis unreachable at start: [`Gateway::build`] fails with
+//!   [`ServerError::Cluster`] naming the URL (without its password).
+//! - socketioxide has no connection-state recovery: a client that
+//!   reconnects (to any node) starts a new session and re-joins its rooms.
+//! - HTTP long-polling needs sticky sessions at the load balancer (every
+//!   request of one engine.io session must reach the same node); clients
+//!   that cannot have them connect with WebSocket only.
 
+mod adapter;
 mod auth;
 mod config;
 mod context;
 mod emitter;
 mod gateway;
+mod log_throttle;
 mod rate_limit;
 mod spec;
 
+#[cfg(feature = "redis")]
+pub use adapter::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig};
+pub use adapter::{RawIo, RawSocket};
 pub use auth::{AuthConfig, AuthError, DEFAULT_USER_ID_CLAIM, sign_hs256, sign_hs256_claims};
 pub use config::{
     CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_WS_READ_BUFFER_SIZE,
     ServerConfig,
 };
 pub use context::{ClientMetadata, SocketContext};
-pub use emitter::{AUTHENTICATED_ROOM, EmitError, EmitStats, Emitter, Target, user_room};
-pub use gateway::Gateway;
+pub use emitter::{
+    AUTHENTICATED_ROOM, ClusterError, EmitError, EmitStats, Emitter, RoomSocket, Target, user_room,
+};
+pub use gateway::{Gateway, RawLayer};
 pub use spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit};
 
 /// socketioxide, re-exported for escape hatches.
@@ -98,6 +132,11 @@ pub enum ServerError {
     /// Invalid or duplicate namespace / event.
     #[error("namespace: {0}")]
     Namespace(String),
+    /// The cluster adapter could not be set up: Redis unreachable or
+    /// refusing (the message names the URL, without its password, and the
+    /// reason).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Binding or serving failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) ack_timeout: Duration,
     pub(crate) req_path: String,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<super::RedisConfig>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,8 @@ impl Default for ServerConfig {
             connect_timeout: Duration::from_secs(45),
             ack_timeout: Duration::from_secs(5),
             req_path: "/socket.io".to_owned(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -143,6 +147,17 @@ impl ServerConfig {
     #[must_use]
     pub fn req_path(mut self, path: impl Into<String>) -> Self {
         self.req_path = path.into();
+        self
+    }
+
+    /// Runs the gateway as one node of several, sharing rooms and
+    /// broadcasts through Redis (feature `redis`; build the gateway with
+    /// [`Gateway::build`](super::Gateway::build), which connects). Without
+    /// it, the gateway is one node with its rooms in memory.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis(mut self, redis: super::RedisConfig) -> Self {
+        self.redis = Some(redis);
         self
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 
+use super::adapter::{GatewayAdapter, RawSocket, with_adapter};
 use super::emitter::{EmitError, Emitter};
 use super::rate_limit::ClientLimits;
 use crate::wire::EventError;
@@ -51,7 +52,7 @@ pub(crate) struct ClientState {
 }
 
 /// The rooms `socket` is in, as owned names.
-fn owned_rooms(socket: &SocketRef) -> Vec<String> {
+fn owned_rooms<A: GatewayAdapter>(socket: &SocketRef<A>) -> Vec<String> {
     socket.rooms().into_iter().map(|r| r.into_owned()).collect()
 }
 
@@ -88,7 +89,7 @@ impl ClientState {
         UNIX_EPOCH + Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn metadata(&self, socket: &SocketRef) -> ClientMetadata {
+    pub(crate) fn metadata<A: GatewayAdapter>(&self, socket: &SocketRef<A>) -> ClientMetadata {
         ClientMetadata {
             socket_id: socket.id.to_string(),
             namespace: self.namespace.to_owned(),
@@ -107,7 +108,7 @@ impl ClientState {
 /// methods. Cheap to clone.
 #[derive(Clone)]
 pub struct SocketContext {
-    socket: SocketRef,
+    socket: RawSocket,
     state: Arc<ClientState>,
     emitter: Emitter,
 }
@@ -123,7 +124,7 @@ impl std::fmt::Debug for SocketContext {
 }
 
 impl SocketContext {
-    pub(crate) fn new(socket: SocketRef, state: Arc<ClientState>, emitter: Emitter) -> Self {
+    pub(crate) fn new(socket: RawSocket, state: Arc<ClientState>, emitter: Emitter) -> Self {
         Self {
             socket,
             state,
@@ -133,7 +134,7 @@ impl SocketContext {
 
     /// Socket id of this connection.
     pub fn socket_id(&self) -> &str {
-        self.socket.id.as_str()
+        with_adapter!(RawSocket, &self.socket, socket => socket.id.as_str())
     }
 
     /// Namespace path.
@@ -158,27 +159,31 @@ impl SocketContext {
 
     /// A snapshot of this connection's metadata.
     pub fn metadata(&self) -> ClientMetadata {
-        self.state.metadata(&self.socket)
+        with_adapter!(RawSocket, &self.socket, socket => self.state.metadata(socket))
     }
 
-    /// Joins a room of this namespace.
+    /// Joins a room of this namespace. The socket's own membership lives on
+    /// the node that holds it, so this is immediate on any adapter; with the
+    /// Redis adapter, broadcasts from every node reach the room's members.
     pub fn join(&self, room: impl Into<String>) {
-        self.socket.join(room.into());
+        let room = room.into();
+        with_adapter!(RawSocket, &self.socket, socket => socket.join(room));
     }
 
-    /// Leaves a room of this namespace.
+    /// Leaves a room of this namespace (immediate, like [`join`](Self::join)).
     pub fn leave(&self, room: impl Into<String>) {
-        self.socket.leave(room.into());
+        let room = room.into();
+        with_adapter!(RawSocket, &self.socket, socket => socket.leave(room));
     }
 
     /// Rooms this socket is in.
     pub fn rooms(&self) -> Vec<String> {
-        owned_rooms(&self.socket)
+        with_adapter!(RawSocket, &self.socket, socket => owned_rooms(socket))
     }
 
     /// Whether this socket is in `room`.
     pub fn in_room(&self, room: &str) -> bool {
-        self.socket.rooms().iter().any(|r| r == room)
+        with_adapter!(RawSocket, &self.socket, socket => socket.rooms().iter().any(|r| r == room))
     }
 
     /// The emitter of this namespace.
@@ -206,14 +211,16 @@ impl SocketContext {
         self.state.limits.action_wait(key)
     }
 
-    /// The raw socketioxide socket, for escape hatches.
-    pub fn socket(&self) -> &SocketRef {
+    /// The raw socketioxide socket, on the gateway's adapter, for escape
+    /// hatches.
+    pub fn socket(&self) -> &RawSocket {
         &self.socket
     }
 
     /// Closes this socket's namespace connection.
     pub fn disconnect(&self) {
-        if let Err(err) = self.socket.clone().disconnect() {
+        let res = with_adapter!(RawSocket, &self.socket, socket => socket.clone().disconnect());
+        if let Err(err) = res {
             tracing::debug!(socket = self.socket_id(), %err, "disconnect failed");
         }
     }

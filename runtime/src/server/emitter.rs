@@ -1,5 +1,6 @@
 //! Server-to-client emits of one namespace, with every failure logged and counted.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,20 +10,29 @@ use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use socketioxide::{BroadcastError, SendError, SocketIo};
 
+use super::adapter::{Cluster, GatewayAdapter, RawIo, RawSocket, socket_room, with_adapter};
 use super::context::{ClientMetadata, ClientState};
+use super::log_throttle::LogThrottle;
 
 /// Room every authenticated socket joins (for [`Target::Authenticated`]).
 pub const AUTHENTICATED_ROOM: &str = "evcontract:authenticated";
 
 /// Name of the room of one user: every socket authenticated as `user_id` joins it.
 pub fn user_room(user_id: &str) -> String {
-    format!("user:{user_id}")
+    format!("{USER_ROOM_PREFIX}{user_id}")
 }
 
+/// What [`user_room`] puts before the user id.
+const USER_ROOM_PREFIX: &str = "user:";
+
 /// Who receives an emit (always within the emitter's namespace).
+///
+/// On several nodes (the Redis adapter) every target reaches the matching
+/// sockets of every node; [`Target::local`] narrows any target to this
+/// node's sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// One socket, by id.
+    /// One socket, by id (on any node).
     Socket(String),
     /// Every socket in a room, optionally except one socket (typically the
     /// sender, for "not back to the sender").
@@ -38,6 +48,10 @@ pub enum Target {
     Authenticated,
     /// Every socket of one user (room `user:{id}`).
     User(String),
+    /// The inner target's sockets on this node only (socket.io's `local`):
+    /// for pushes that every node makes on its own, such as a periodic
+    /// status, which would otherwise reach each client once per node.
+    Local(Box<Target>),
 }
 
 impl Target {
@@ -66,16 +80,35 @@ impl Target {
     pub fn user(id: impl Into<String>) -> Self {
         Self::User(id.into())
     }
+
+    /// This target's sockets on this node only ([`Target::Local`]).
+    #[must_use]
+    pub fn local(self) -> Self {
+        match self {
+            local @ Self::Local(_) => local,
+            other => Self::Local(Box::new(other)),
+        }
+    }
+
+    /// The target without its [`Target::Local`] wrappers, and whether there was one.
+    fn split_local(self) -> (Self, bool) {
+        match self {
+            Self::Local(inner) => (inner.split_local().0, true),
+            other => (other, false),
+        }
+    }
 }
 
-/// Why an emit failed. Every failure is also logged (`tracing`) and counted
-/// in [`EmitStats`].
+/// Why an emit failed. Every failure is also counted in [`EmitStats`] and
+/// logged (`tracing`, aggregated: one line per kind and interval).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitError {
     /// The namespace is not registered on this gateway.
     #[error("namespace `{0}` is not registered")]
     UnknownNamespace(String),
-    /// The target socket is not connected to the namespace.
+    /// The target socket is not connected to the namespace (on this node;
+    /// with the Redis adapter, a socket on another node is reached through
+    /// Redis and never reported missing).
     #[error("socket `{0}` is not connected")]
     SocketNotFound(String),
     /// The payload could not be serialized.
@@ -90,6 +123,27 @@ pub enum EmitError {
         /// First underlying error.
         message: String,
     },
+    /// The emit reached this node's sockets, but not the other nodes: the
+    /// cluster adapter (Redis) could not be reached. Pub/sub keeps nothing,
+    /// so the other nodes' sockets missed it for good.
+    #[error("delivered on this node only: the other nodes could not be reached ({reason})")]
+    NodeOnly {
+        /// Why the other nodes were not reached.
+        reason: String,
+    },
+}
+
+/// Why a cluster-wide query ([`Emitter::room_users`],
+/// [`Emitter::room_sockets`], [`Emitter::cluster_connected_count`]) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The namespace is not registered on this gateway.
+    #[error("namespace `{0}` is not registered")]
+    UnknownNamespace(String),
+    /// The other nodes could not be asked (Redis unreachable, or the request
+    /// failed); nothing partial is returned.
+    #[error("cluster request failed: {0}")]
+    Unavailable(String),
 }
 
 /// Emit counters of a gateway.
@@ -102,6 +156,9 @@ pub struct EmitStats {
     pub failed_emits: u64,
     /// Recipients that missed a packet (a broadcast may miss several).
     pub failed_deliveries: u64,
+    /// Broadcasts that reached this node's sockets only because the cluster
+    /// adapter was unreachable (also counted in `failed_emits`).
+    pub node_only_emits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +166,11 @@ pub(crate) struct StatsInner {
     emits: AtomicU64,
     failed_emits: AtomicU64,
     failed_deliveries: AtomicU64,
+    node_only_emits: AtomicU64,
+    /// Failed emits are logged once per interval, with their count.
+    failure_log: LogThrottle,
+    /// Likewise for broadcasts that stayed on this node.
+    node_only_log: LogThrottle,
 }
 
 impl StatsInner {
@@ -117,6 +179,7 @@ impl StatsInner {
             emits: self.emits.load(Ordering::Relaxed),
             failed_emits: self.failed_emits.load(Ordering::Relaxed),
             failed_deliveries: self.failed_deliveries.load(Ordering::Relaxed),
+            node_only_emits: self.node_only_emits.load(Ordering::Relaxed),
         }
     }
 
@@ -134,7 +197,22 @@ impl StatsInner {
         self.failed_emits.fetch_add(1, Ordering::Relaxed);
         self.failed_deliveries
             .fetch_add(deliveries, Ordering::Relaxed);
-        tracing::warn!(namespace = ns, event, error = %err, "emit failed");
+        let throttle = if matches!(err, EmitError::NodeOnly { .. }) {
+            self.node_only_emits.fetch_add(1, Ordering::Relaxed);
+            &self.node_only_log
+        } else {
+            &self.failure_log
+        };
+        match throttle.hit() {
+            Some(count) => tracing::warn!(
+                namespace = ns,
+                event,
+                error = %err,
+                count,
+                "emit failed ({count} like it since the last line)"
+            ),
+            None => tracing::debug!(namespace = ns, event, error = %err, "emit failed"),
+        }
         err
     }
 }
@@ -156,19 +234,41 @@ fn from_broadcast_error(err: BroadcastError) -> EmitError {
             failed: errs.len(),
             message: errs.first().map(ToString::to_string).unwrap_or_default(),
         },
-        BroadcastError::Adapter(e) => EmitError::Send {
-            failed: 0,
-            message: e.to_string(),
+        BroadcastError::Adapter(e) => EmitError::NodeOnly {
+            reason: e.to_string(),
         },
     }
 }
 
-/// Emits to the clients of one namespace. Cheap to clone.
+/// One socket in a room, from a cluster-wide listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSocket {
+    /// Socket id.
+    pub socket_id: String,
+    /// Whether the socket is connected to this node (its metadata can then
+    /// be read with [`Emitter::client_metadata`]; the metadata of sockets on
+    /// other nodes stays on their node).
+    pub on_this_node: bool,
+}
+
+/// Emits to the clients of one namespace, and answers who is connected.
+/// Cheap to clone.
+///
+/// What is local and what is cluster-wide: emits reach every node;
+/// [`connected_count`](Self::connected_count), [`clients`](Self::clients),
+/// [`room_members`](Self::room_members) and
+/// [`client_metadata`](Self::client_metadata) read this node's sockets
+/// (metadata never leaves the node that holds the socket);
+/// [`room_users`](Self::room_users), [`room_sockets`](Self::room_sockets) and
+/// [`cluster_connected_count`](Self::cluster_connected_count) ask every
+/// node (one request through Redis, answered by each node, at most the
+/// adapter's request timeout). On one node both kinds give the same answer.
 #[derive(Clone)]
 pub struct Emitter {
-    io: SocketIo,
+    io: RawIo,
     ns: Arc<str>,
     stats: Arc<StatsInner>,
+    cluster: Cluster,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -179,18 +279,23 @@ impl std::fmt::Debug for Emitter {
     }
 }
 
-/// The socket `id` of the namespace behind `op`.
-fn find_socket(op: &BroadcastOperators, id: &str) -> Option<SocketRef> {
+/// The socket `id` of the namespace behind `op`, on this node.
+fn find_socket<A: GatewayAdapter>(op: &BroadcastOperators<A>, id: &str) -> Option<SocketRef<A>> {
     op.get_socket(id.parse::<Sid>().ok()?)
 }
 
-pub(crate) fn client_state(socket: &SocketRef) -> Option<Arc<ClientState>> {
+pub(crate) fn client_state<A: GatewayAdapter>(socket: &SocketRef<A>) -> Option<Arc<ClientState>> {
     socket.extensions.get::<Arc<ClientState>>()
 }
 
 impl Emitter {
-    pub(crate) fn new(io: SocketIo, ns: Arc<str>, stats: Arc<StatsInner>) -> Self {
-        Self { io, ns, stats }
+    pub(crate) fn new(io: RawIo, ns: Arc<str>, stats: Arc<StatsInner>, cluster: Cluster) -> Self {
+        Self {
+            io,
+            ns,
+            stats,
+            cluster,
+        }
     }
 
     /// Namespace path.
@@ -201,8 +306,14 @@ impl Emitter {
     /// Sends `event` with `payload` to `target`.
     ///
     /// Room / user / broadcast emits are async in socketioxide 0.18 (the
-    /// adapter may be remote); a single-socket emit completes immediately.
-    /// A target with no member is a success. Errors are logged and counted.
+    /// adapter may be remote); a single-socket emit to a socket of this node
+    /// completes immediately. A target with no member is a success. Errors
+    /// are counted and logged.
+    ///
+    /// With the Redis adapter, a broadcast is published to the other nodes
+    /// and delivered to this node's sockets; while Redis is unreachable it
+    /// is delivered to this node's sockets at once and returns
+    /// [`EmitError::NodeOnly`] (what the other nodes missed is lost).
     pub async fn emit<T: Serialize + ?Sized>(
         &self,
         target: Target,
@@ -210,45 +321,93 @@ impl Emitter {
         payload: &T,
     ) -> Result<(), EmitError> {
         self.stats.attempt();
-        let Some(op) = self.io.of(&*self.ns) else {
+        with_adapter!(RawIo, &self.io, io => self.emit_on(io, target, event, payload).await)
+    }
+
+    async fn emit_on<A: GatewayAdapter, T: Serialize + ?Sized>(
+        &self,
+        io: &SocketIo<A>,
+        target: Target,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
+        let Some(op) = io.of(&*self.ns) else {
             return Err(self.fail(event, EmitError::UnknownNamespace(self.ns.to_string())));
         };
-        let res = match target {
-            Target::Socket(id) => {
-                return match find_socket(&op, &id) {
-                    Some(socket) => self.send_to(&socket, event, payload),
-                    None => Err(self.fail(event, EmitError::SocketNotFound(id))),
-                };
+        let (target, local) = target.split_local();
+        if let Target::Socket(id) = &target {
+            if let Some(socket) = find_socket(&op, id) {
+                return self.send_to(&socket, event, payload);
             }
-            Target::Room { room, except } => {
-                let sender = except.as_deref().and_then(|id| find_socket(&op, id));
-                match sender {
-                    // `socket.to(room)` broadcasts to the room without the socket itself.
-                    Some(sender) => sender.to(room).emit(event, payload).await,
-                    None => op.to(room).emit(event, payload).await,
-                }
+            if local || !self.cluster.is_remote() {
+                return Err(self.fail(event, EmitError::SocketNotFound(id.clone())));
             }
-            Target::All => op.emit(event, payload).await,
-            Target::Authenticated => op.to(AUTHENTICATED_ROOM).emit(event, payload).await,
-            Target::User(id) => op.to(user_room(&id)).emit(event, payload).await,
+        }
+        // While Redis is known to be down, do not wait for a publish that
+        // cannot succeed: this node's sockets get the packet now.
+        let degraded = !local && !self.cluster.available();
+        let res = self
+            .operator(&op, &target, local || degraded)
+            .emit(event, payload)
+            .await;
+        let reason = match res {
+            Ok(()) if degraded => format!("{} is unreachable", self.cluster.describe()),
+            Ok(()) => return Ok(()),
+            // The publish failed before anything was delivered here.
+            Err(BroadcastError::Adapter(err)) => {
+                self.operator(&op, &target, true)
+                    .emit(event, payload)
+                    .await
+                    .map_err(|e| self.fail(event, from_broadcast_error(e)))?;
+                err.to_string()
+            }
+            Err(err) => return Err(self.fail(event, from_broadcast_error(err))),
         };
-        res.map_err(|e| self.fail(event, from_broadcast_error(e)))
+        self.cluster.record_node_only();
+        Err(self.fail(event, EmitError::NodeOnly { reason }))
+    }
+
+    /// The broadcast operator for `target` (never [`Target::Local`]).
+    fn operator<A: GatewayAdapter>(
+        &self,
+        op: &BroadcastOperators<A>,
+        target: &Target,
+        local: bool,
+    ) -> BroadcastOperators<A> {
+        let op = op.clone();
+        let op = match target {
+            // Only sockets of other nodes get here (see `emit_on`).
+            Target::Socket(id) => op.to(socket_room(id)),
+            Target::Room { room, except } => match except {
+                None => op.to(room.clone()),
+                Some(id) => match find_socket(&op, id) {
+                    // `socket.to(room)` broadcasts to the room without the socket itself.
+                    Some(sender) => sender.to(room.clone()),
+                    None if self.cluster.is_remote() => op.to(room.clone()).except(socket_room(id)),
+                    None => op.to(room.clone()),
+                },
+            },
+            Target::All | Target::Local(_) => op,
+            Target::Authenticated => op.to(AUTHENTICATED_ROOM),
+            Target::User(id) => op.to(user_room(id)),
+        };
+        if local { op.local() } else { op }
     }
 
     /// Emits to one socket we already hold (sync in socketioxide).
     pub(crate) fn emit_socket_ref<T: Serialize + ?Sized>(
         &self,
-        socket: &SocketRef,
+        socket: &RawSocket,
         event: &str,
         payload: &T,
     ) -> Result<(), EmitError> {
         self.stats.attempt();
-        self.send_to(socket, event, payload)
+        with_adapter!(RawSocket, socket, socket => self.send_to(socket, event, payload))
     }
 
-    fn send_to<T: Serialize + ?Sized>(
+    fn send_to<A: GatewayAdapter, T: Serialize + ?Sized>(
         &self,
-        socket: &SocketRef,
+        socket: &SocketRef<A>,
         event: &str,
         payload: &T,
     ) -> Result<(), EmitError> {
@@ -271,43 +430,116 @@ impl Emitter {
         self.stats.fail(&self.ns, event, err)
     }
 
-    /// Number of sockets connected to the namespace (sockets being
-    /// disconnected are not counted).
+    /// Number of sockets connected to the namespace on this node (sockets
+    /// being disconnected are not counted). For the whole cluster, see
+    /// [`cluster_connected_count`](Self::cluster_connected_count).
     pub fn connected_count(&self) -> usize {
-        self.io.of(&*self.ns).map_or(0, |op| {
+        with_adapter!(RawIo, &self.io, io => io.of(&*self.ns).map_or(0, |op| {
             op.sockets().iter().filter(|s| s.connected()).count()
+        }))
+    }
+
+    /// Metadata of every connected socket of the namespace on this node.
+    pub fn clients(&self) -> Vec<ClientMetadata> {
+        with_adapter!(RawIo, &self.io, io => io
+            .of(&*self.ns)
+            .map(|op| metadata_of(op.sockets()))
+            .unwrap_or_default())
+    }
+
+    /// Metadata of the connected sockets in `room` on this node. For the
+    /// whole cluster, see [`room_users`](Self::room_users) and
+    /// [`room_sockets`](Self::room_sockets).
+    pub fn room_members(&self, room: &str) -> Vec<ClientMetadata> {
+        with_adapter!(RawIo, &self.io, io => io
+            .of(&*self.ns)
+            .map(|op| metadata_of(op.within(room.to_owned()).sockets()))
+            .unwrap_or_default())
+    }
+
+    /// Metadata of one socket of this node, while it is connected (and
+    /// during its `on_disconnect`).
+    pub fn client_metadata(&self, socket_id: &str) -> Option<ClientMetadata> {
+        with_adapter!(RawIo, &self.io, io => {
+            let socket = find_socket(&io.of(&*self.ns)?, socket_id)?;
+            client_state(&socket).map(|state| state.metadata(&socket))
         })
     }
 
-    /// Metadata of every connected socket of the namespace.
-    pub fn clients(&self) -> Vec<ClientMetadata> {
-        self.io
+    /// The distinct user ids of the authenticated sockets in `room`, on every
+    /// node, sorted. One request to every node (see [`Emitter`]).
+    pub async fn room_users(&self, room: &str) -> Result<Vec<String>, ClusterError> {
+        let rooms = with_adapter!(RawIo, &self.io, io => {
+            let op = self.cluster_op(io)?;
+            op.within(room.to_owned()).rooms().await.map_err(|e| self.cluster_failed(e))?
+        });
+        // The rooms of the room's sockets: each authenticated one is in its
+        // user's room, so those name the users.
+        let users: BTreeSet<String> = rooms
+            .iter()
+            .filter_map(|r| r.strip_prefix(USER_ROOM_PREFIX))
+            .map(str::to_owned)
+            .collect();
+        Ok(users.into_iter().collect())
+    }
+
+    /// The sockets in `room`, on every node. One request to every node (see
+    /// [`Emitter`]).
+    pub async fn room_sockets(&self, room: &str) -> Result<Vec<RoomSocket>, ClusterError> {
+        with_adapter!(RawIo, &self.io, io => {
+            let op = self.cluster_op(io)?;
+            let here = io.config().server_id;
+            let sockets = op
+                .within(room.to_owned())
+                .fetch_sockets()
+                .await
+                .map_err(|e| self.cluster_failed(e))?;
+            Ok(sockets
+                .into_iter()
+                .map(|s| RoomSocket {
+                    socket_id: s.data().id.to_string(),
+                    on_this_node: s.data().server_id == here,
+                })
+                .collect())
+        })
+    }
+
+    /// Number of sockets connected to the namespace on every node. One
+    /// request to every node, each answering with its socket list: meant for
+    /// periodic reports, not for every event.
+    pub async fn cluster_connected_count(&self) -> Result<usize, ClusterError> {
+        if !self.cluster.is_remote() {
+            return Ok(self.connected_count());
+        }
+        with_adapter!(RawIo, &self.io, io => {
+            let op = self.cluster_op(io)?;
+            let sockets = op.fetch_sockets().await.map_err(|e| self.cluster_failed(e))?;
+            Ok(sockets.len())
+        })
+    }
+
+    /// The namespace's operator for a cluster-wide query, or why it cannot
+    /// be made now.
+    fn cluster_op<A: GatewayAdapter>(
+        &self,
+        io: &SocketIo<A>,
+    ) -> Result<BroadcastOperators<A>, ClusterError> {
+        let op = io
             .of(&*self.ns)
-            .map(|op| Self::metadata_of(op.sockets()))
-            .unwrap_or_default()
+            .ok_or_else(|| ClusterError::UnknownNamespace(self.ns.to_string()))?;
+        if !self.cluster.available() {
+            self.cluster.record_refused_request();
+            return Err(ClusterError::Unavailable(format!(
+                "{} is unreachable",
+                self.cluster.describe()
+            )));
+        }
+        Ok(op)
     }
 
-    /// Metadata of the connected sockets in `room`.
-    pub fn room_members(&self, room: &str) -> Vec<ClientMetadata> {
-        self.io
-            .of(&*self.ns)
-            .map(|op| Self::metadata_of(op.within(room.to_owned()).sockets()))
-            .unwrap_or_default()
-    }
-
-    /// Metadata of one socket, while it is connected (and during its
-    /// `on_disconnect`).
-    pub fn client_metadata(&self, socket_id: &str) -> Option<ClientMetadata> {
-        let socket = find_socket(&self.io.of(&*self.ns)?, socket_id)?;
-        client_state(&socket).map(|state| state.metadata(&socket))
-    }
-
-    fn metadata_of(sockets: Vec<SocketRef>) -> Vec<ClientMetadata> {
-        sockets
-            .into_iter()
-            .filter(|s| s.connected())
-            .filter_map(|s| client_state(&s).map(|state| state.metadata(&s)))
-            .collect()
+    fn cluster_failed(&self, err: impl std::fmt::Display) -> ClusterError {
+        self.cluster.record_refused_request();
+        ClusterError::Unavailable(err.to_string())
     }
 
     /// Emit counters of the whole gateway.
@@ -315,8 +547,29 @@ impl Emitter {
         self.stats.snapshot()
     }
 
-    /// The socketioxide handle, for escape hatches.
-    pub fn io(&self) -> &SocketIo {
+    /// The socketioxide server, for escape hatches.
+    pub fn io(&self) -> &RawIo {
         &self.io
+    }
+}
+
+fn metadata_of<A: GatewayAdapter>(sockets: Vec<SocketRef<A>>) -> Vec<ClientMetadata> {
+    sockets
+        .into_iter()
+        .filter(|s| s.connected())
+        .filter_map(|s| client_state(&s).map(|state| state.metadata(&s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_wraps_once_and_unwraps() {
+        let t = Target::room("r").local().local();
+        assert_eq!(t, Target::Local(Box::new(Target::room("r"))));
+        assert_eq!(t.split_local(), (Target::room("r"), true));
+        assert_eq!(Target::All.split_local(), (Target::All, false));
     }
 }

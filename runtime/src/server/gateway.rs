@@ -22,16 +22,20 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
-use socketioxide::{ParserConfig, SocketIo};
+use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder};
 use socketioxide::{SendError, SocketError};
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
 use super::ServerError;
+use super::adapter::{Cluster, GatewayAdapter, RawIo, socket_room, with_adapter};
 use super::auth::{AuthConfig, extract_token};
 use super::config::ServerConfig;
 use super::context::{ClientMetadata, ClientState, SocketContext};
-use super::emitter::{AUTHENTICATED_ROOM, EmitStats, Emitter, StatsInner, client_state, user_room};
+use super::emitter::{
+    AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
+};
 use super::rate_limit::ceil_millis;
 use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec};
 use crate::wire::{AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes};
@@ -55,8 +59,9 @@ pub struct Gateway {
 }
 
 struct Inner {
-    io: SocketIo,
-    layer: SocketIoLayer,
+    io: RawIo,
+    layer: RawLayer,
+    cluster: Cluster,
     cors: Option<CorsLayer>,
     auth: Option<Arc<AuthConfig>>,
     stats: Arc<StatsInner>,
@@ -76,41 +81,76 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Builds the socketioxide server. Mount the returned layer in your own
-    /// axum `Router` (with [`Gateway::cors_layer`] if CORS is configured), or
-    /// use [`Gateway::attach`] / [`Gateway::router`] / the serve helpers,
-    /// which do both.
+    /// Builds a one-node gateway (socketioxide's in-process adapter). Mount
+    /// the returned layer in your own axum `Router` (with
+    /// [`Gateway::cors_layer`] if CORS is configured), or use
+    /// [`Gateway::attach`] / [`Gateway::router`] / the serve helpers, which do
+    /// both.
+    ///
+    /// A configuration with a Redis adapter is refused here: it needs a
+    /// connection, made by [`Gateway::build`].
     pub fn new(config: ServerConfig) -> Result<(Self, SocketIoLayer), ServerError> {
+        #[cfg(feature = "redis")]
+        if config.redis.is_some() {
+            return Err(ServerError::Config(
+                "a Redis adapter is configured: build the gateway with `Gateway::build(config).await`, which connects to Redis".to_owned(),
+            ));
+        }
         let cors = config.cors.as_ref().map(|c| c.build()).transpose()?;
-        let max = config.max_payload_bytes;
-        let parser = ParserConfig::common()
-            .max_incoming_binary_buf_size(max)
-            .max_incoming_binaries(64);
-        let (layer, io) = SocketIo::builder()
-            .req_path(config.req_path.clone())
-            .ping_interval(config.ping_interval)
-            .ping_timeout(config.ping_timeout)
-            .connect_timeout(config.connect_timeout)
-            .ack_timeout(config.ack_timeout)
-            .max_buffer_size(config.buffer_size)
-            .ws_read_buffer_size(config.ws_read_buffer_size)
-            .max_payload(u64::try_from(max).unwrap_or(u64::MAX))
-            .ws_max_message_size(max)
-            .ws_max_frame_size(max)
-            .with_parser(parser)
-            .build_layer();
-        let gateway = Self {
+        let (layer, io) = socketio_builder(&config).build_layer();
+        let gateway = Self::from_parts(
+            &config,
+            cors,
+            RawIo::Local(io),
+            RawLayer::Local(layer.clone()),
+            Cluster::default(),
+        );
+        Ok((gateway, layer))
+    }
+
+    /// Builds the gateway on the adapter `config` names: with
+    /// [`ServerConfig::redis`] (feature `redis`) it connects to Redis first
+    /// and fails with [`ServerError::Cluster`] (the URL and the reason) when
+    /// Redis cannot be reached; without, it is [`Gateway::new`]. Mount it
+    /// with [`Gateway::attach`] or the serve helpers.
+    pub async fn build(config: ServerConfig) -> Result<Self, ServerError> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &config.redis {
+            let cors = config.cors.as_ref().map(|c| c.build()).transpose()?;
+            let (link, state) = super::adapter::ClusterLink::connect(redis).await?;
+            let (layer, io) = socketio_builder(&config)
+                .with_adapter::<super::adapter::RedisAdapter>(state)
+                .build_layer();
+            return Ok(Self::from_parts(
+                &config,
+                cors,
+                RawIo::Redis(io),
+                RawLayer::Redis(layer),
+                Cluster::redis(link),
+            ));
+        }
+        Self::new(config).map(|(gateway, _layer)| gateway)
+    }
+
+    fn from_parts(
+        config: &ServerConfig,
+        cors: Option<CorsLayer>,
+        io: RawIo,
+        layer: RawLayer,
+        cluster: Cluster,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 io,
-                layer: layer.clone(),
+                layer,
+                cluster,
                 cors,
-                auth: config.auth.map(Arc::new),
+                auth: config.auth.clone().map(Arc::new),
                 stats: Arc::new(StatsInner::default()),
                 namespaces: RwLock::new(HashSet::new()),
                 req_path: Arc::from(config.req_path.as_str()),
             }),
-        };
-        Ok((gateway, layer))
+        }
     }
 
     /// Mounts a contract namespace: compiles every event schema once, wires
@@ -152,6 +192,7 @@ impl Gateway {
             dispatch: Box::new(dispatch),
             auth: self.inner.auth.clone(),
             emitter: self.emitter(spec.path),
+            own_socket_room: self.inner.cluster.is_remote(),
         });
         {
             let mut map = self
@@ -166,7 +207,26 @@ impl Gateway {
                 )));
             }
         }
-        mount(&self.inner.io, rt.clone());
+        match &self.inner.io {
+            RawIo::Local(io) => mount(io, rt.clone()),
+            #[cfg(feature = "redis")]
+            RawIo::Redis(io) => {
+                // The adapter subscribes to the namespace's Redis channels.
+                if let Err(err) = mount(io, rt.clone()).await {
+                    self.inner
+                        .namespaces
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(spec.path);
+                    io.delete_ns(spec.path);
+                    return Err(ServerError::Cluster(format!(
+                        "namespace `{}`: cannot subscribe through {}: {err}",
+                        spec.path,
+                        self.inner.cluster.describe()
+                    )));
+                }
+            }
+        }
         let emitter = rt.emitter.clone();
         let init = emitter.clone();
         if let Err(panic) = guarded(|| rt.dispatch.after_init(init)).await {
@@ -182,16 +242,17 @@ impl Gateway {
             self.inner.io.clone(),
             Arc::from(ns),
             self.inner.stats.clone(),
+            self.inner.cluster.clone(),
         )
     }
 
-    /// Sockets connected to namespace `ns`.
+    /// Sockets connected to namespace `ns` on this node.
     pub fn connected_count(&self, ns: &str) -> usize {
         self.emitter(ns).connected_count()
     }
 
-    /// Sockets connected over every registered namespace (one client joined
-    /// to two namespaces counts twice).
+    /// Sockets connected to this node over every registered namespace (one
+    /// client joined to two namespaces counts twice).
     pub fn total_connected(&self) -> usize {
         self.namespace_paths()
             .into_iter()
@@ -199,12 +260,31 @@ impl Gateway {
             .sum()
     }
 
-    /// Metadata of socket `socket_id` in namespace `ns`, while it is connected.
+    /// Sockets connected to every node over every registered namespace: one
+    /// cluster request per namespace (see [`Emitter::cluster_connected_count`]);
+    /// on one node, [`Gateway::total_connected`].
+    pub async fn cluster_total_connected(&self) -> Result<usize, ClusterError> {
+        let mut total = 0;
+        for ns in self.namespace_paths() {
+            total += self.emitter(ns).cluster_connected_count().await?;
+        }
+        Ok(total)
+    }
+
+    /// Whether this gateway shares its rooms with other nodes (the Redis
+    /// adapter).
+    pub fn is_clustered(&self) -> bool {
+        self.inner.cluster.is_remote()
+    }
+
+    /// Metadata of socket `socket_id` in namespace `ns`, while it is
+    /// connected to this node (metadata stays on the node that holds the
+    /// socket).
     pub fn client_metadata(&self, ns: &str, socket_id: &str) -> Option<ClientMetadata> {
         self.emitter(ns).client_metadata(socket_id)
     }
 
-    /// Metadata of every socket connected to namespace `ns`.
+    /// Metadata of every socket connected to namespace `ns` on this node.
     pub fn clients(&self, ns: &str) -> Vec<ClientMetadata> {
         self.emitter(ns).clients()
     }
@@ -225,13 +305,14 @@ impl Gateway {
         self.inner.stats.snapshot()
     }
 
-    /// The socketioxide handle, for escape hatches.
-    pub fn io(&self) -> &SocketIo {
+    /// The socketioxide server, on the gateway's adapter, for escape hatches.
+    pub fn io(&self) -> &RawIo {
         &self.inner.io
     }
 
-    /// The socketioxide layer (the same as the one [`Gateway::new`] returned).
-    pub fn layer(&self) -> SocketIoLayer {
+    /// The socketioxide layer, on the gateway's adapter (the one
+    /// [`Gateway::new`] returned, for a one-node gateway).
+    pub fn layer(&self) -> RawLayer {
         self.inner.layer.clone()
     }
 
@@ -243,16 +324,19 @@ impl Gateway {
     /// Adds the Socket.IO endpoint (and CORS, when configured) to `router`.
     pub fn attach(&self, router: Router) -> Router {
         let req_path = self.inner.req_path.clone();
-        let router = router
-            .layer(self.layer())
-            .layer(axum::middleware::map_request(
-                move |req: axum::extract::Request| {
-                    // Only Socket.IO requests: the application's own routes
-                    // keep their request head as hyper parsed it.
-                    let ours = req.uri().path().starts_with(&*req_path);
-                    async move { if ours { detach_request(req) } else { req } }
-                },
-            ));
+        let router = match self.layer() {
+            RawLayer::Local(layer) => router.layer(layer),
+            #[cfg(feature = "redis")]
+            RawLayer::Redis(layer) => router.layer(layer),
+        };
+        let router = router.layer(axum::middleware::map_request(
+            move |req: axum::extract::Request| {
+                // Only Socket.IO requests: the application's own routes
+                // keep their request head as hyper parsed it.
+                let ours = req.uri().path().starts_with(&*req_path);
+                async move { if ours { detach_request(req) } else { req } }
+            },
+        ));
         match self.cors_layer() {
             Some(cors) => router.layer(cors),
             None => router,
@@ -293,12 +377,12 @@ impl Gateway {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let io = self.inner.io.clone();
+        let gateway = self.clone();
         let signal = async move {
             shutdown.await;
             // Upgraded WebSocket connections are not tracked by the HTTP
             // server's graceful shutdown: close them explicitly.
-            io.close().await;
+            gateway.close().await;
         };
         let listener = listener.tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
@@ -316,8 +400,50 @@ impl Gateway {
 
     /// Disconnects every socket of every namespace.
     pub async fn close(&self) {
-        self.inner.io.close().await;
+        with_adapter!(RawIo, &self.inner.io, io => io.close().await);
     }
+}
+
+/// The socketioxide layer of a gateway, on its adapter.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum RawLayer {
+    /// One node.
+    Local(SocketIoLayer<LocalAdapter>),
+    /// The Redis adapter.
+    #[cfg(feature = "redis")]
+    Redis(SocketIoLayer<super::adapter::RedisAdapter>),
+}
+
+impl std::fmt::Debug for RawLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(_) => f.write_str("RawLayer::Local"),
+            #[cfg(feature = "redis")]
+            Self::Redis(_) => f.write_str("RawLayer::Redis"),
+        }
+    }
+}
+
+/// socketioxide's builder with the gateway's settings (before the adapter
+/// is chosen).
+fn socketio_builder(config: &ServerConfig) -> SocketIoBuilder {
+    let max = config.max_payload_bytes;
+    let parser = ParserConfig::common()
+        .max_incoming_binary_buf_size(max)
+        .max_incoming_binaries(64);
+    SocketIo::builder()
+        .req_path(config.req_path.clone())
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        .connect_timeout(config.connect_timeout)
+        .ack_timeout(config.ack_timeout)
+        .max_buffer_size(config.buffer_size)
+        .ws_read_buffer_size(config.ws_read_buffer_size)
+        .max_payload(u64::try_from(max).unwrap_or(u64::MAX))
+        .ws_max_message_size(max)
+        .ws_max_frame_size(max)
+        .with_parser(parser)
 }
 
 fn compile_schema(ns: &str, event: &EventSpec) -> Result<jsonschema::Validator, ServerError> {
@@ -342,29 +468,39 @@ struct NamespaceRuntime {
     dispatch: Box<dyn Dispatch>,
     auth: Option<Arc<AuthConfig>>,
     emitter: Emitter,
+    /// Whether each socket joins its own room ([`socket_room`]), so that
+    /// other nodes can address it by id (the Redis adapter only).
+    own_socket_room: bool,
 }
 
-fn mount(io: &SocketIo, rt: Arc<NamespaceRuntime>) {
+fn mount<A: GatewayAdapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    rt: Arc<NamespaceRuntime>,
+) -> A::InitRes {
     let path = rt.spec.path;
     let on_connect = {
         let rt = rt.clone();
-        move |socket: SocketRef| {
+        move |socket: SocketRef<A>| {
             let rt = rt.clone();
             async move { rt.connected(socket).await }
         }
     };
-    let admit = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+    let admit = move |socket: SocketRef<A>, TryData(auth): TryData<Value>| {
         let rt = rt.clone();
         async move { rt.admit(socket, auth.ok()) }
     };
-    io.ns(path, on_connect.with(admit));
+    io.ns(path, on_connect.with(admit))
 }
 
 impl NamespaceRuntime {
     /// Connect middleware: runs before the socket is connected, so a refusal
     /// becomes a `connect_error` and the event handlers are in place before
     /// the client can send anything.
-    fn admit(self: &Arc<Self>, socket: SocketRef, auth: Option<Value>) -> Result<(), &'static str> {
+    fn admit<A: GatewayAdapter>(
+        self: &Arc<Self>,
+        socket: SocketRef<A>,
+        auth: Option<Value>,
+    ) -> Result<(), &'static str> {
         let parts = socket.req_parts();
         let user_id = match extract_token(auth.as_ref(), &parts.headers) {
             None => None,
@@ -406,6 +542,9 @@ impl NamespaceRuntime {
                 Cow::Borrowed(AUTHENTICATED_ROOM),
             ]);
         }
+        if self.own_socket_room {
+            socket.join(socket_room(socket.id.as_str()));
+        }
         let state = Arc::new(ClientState::new(
             self.spec.path,
             user_id,
@@ -417,23 +556,27 @@ impl NamespaceRuntime {
         socket.extensions.insert(state.clone());
 
         let (rt, st) = (self.clone(), state.clone());
-        socket.on_fallback(move |socket: SocketRef, event: IncomingEvent| {
+        socket.on_fallback(move |socket: SocketRef<A>, event: IncomingEvent<A>| {
             let (rt, st) = (rt.clone(), st.clone());
             async move { rt.handle_event(socket, st, event).await }
         });
         let rt = self.clone();
-        socket.on_disconnect(move |socket: SocketRef| {
+        socket.on_disconnect(move |socket: SocketRef<A>| {
             let (rt, st) = (rt.clone(), state.clone());
             async move { rt.disconnected(socket, st).await }
         });
         Ok(())
     }
 
-    fn context(&self, socket: &SocketRef, state: Arc<ClientState>) -> SocketContext {
-        SocketContext::new(socket.clone(), state, self.emitter.clone())
+    fn context<A: GatewayAdapter>(
+        &self,
+        socket: &SocketRef<A>,
+        state: Arc<ClientState>,
+    ) -> SocketContext {
+        SocketContext::new(A::raw_socket(socket.clone()), state, self.emitter.clone())
     }
 
-    async fn connected(&self, socket: SocketRef) {
+    async fn connected<A: GatewayAdapter>(&self, socket: SocketRef<A>) {
         // The connect handler is the namespace's: the state comes from the
         // socket's extensions, where `admit` put it.
         let Some(state) = client_state(&socket) else {
@@ -445,7 +588,7 @@ impl NamespaceRuntime {
         }
     }
 
-    async fn disconnected(&self, socket: SocketRef, state: Arc<ClientState>) {
+    async fn disconnected<A: GatewayAdapter>(&self, socket: SocketRef<A>, state: Arc<ClientState>) {
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_disconnect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_disconnect panicked");
@@ -454,11 +597,11 @@ impl NamespaceRuntime {
         // its extensions) right after this handler returns.
     }
 
-    async fn handle_event(
+    async fn handle_event<A: GatewayAdapter>(
         &self,
-        socket: SocketRef,
+        socket: SocketRef<A>,
         state: Arc<ClientState>,
-        mut event: IncomingEvent,
+        mut event: IncomingEvent<A>,
     ) {
         state.touch();
         let compiled = self.events.get(event.name.as_str());
@@ -483,14 +626,16 @@ impl NamespaceRuntime {
             (Err(err), false) => {
                 let payload = ErrorEvent::new(event.name, err);
                 // Failures are logged and counted by the emitter.
-                let _ = self.emitter.emit_socket_ref(&socket, ERROR_EVENT, &payload);
+                let _ = self
+                    .emitter
+                    .emit_socket_ref(&A::raw_socket(socket), ERROR_EVENT, &payload);
             }
         }
     }
 
-    async fn run(
+    async fn run<A: GatewayAdapter>(
         &self,
-        socket: &SocketRef,
+        socket: &SocketRef<A>,
         state: &Arc<ClientState>,
         compiled: &CompiledEvent,
         payload: Result<Value, String>,
@@ -512,7 +657,7 @@ impl NamespaceRuntime {
                 err.masked().to_string(),
             ));
         }
-        let ctx = SocketContext::new(socket.clone(), state.clone(), self.emitter.clone());
+        let ctx = self.context(socket, state.clone());
         match guarded(|| self.dispatch.dispatch(ctx, spec, payload)).await {
             Ok(result) => result,
             Err(panic) => {
@@ -535,7 +680,11 @@ impl NamespaceRuntime {
     ///
     /// The first attempt is synchronous; the retry loop (with its timer) is
     /// a separate boxed future, so the per-event task stays small.
-    async fn send_ack(&self, event: &IncomingEvent, response: &AckResponse<AckData>) {
+    async fn send_ack<A: GatewayAdapter>(
+        &self,
+        event: &IncomingEvent<A>,
+        response: &AckResponse<AckData>,
+    ) {
         match event.ack_sender().send(response) {
             Ok(()) => self.emitter.record_send_success(),
             Err(SendError::Socket(SocketError::InternalChannelFull))
@@ -547,7 +696,11 @@ impl NamespaceRuntime {
         }
     }
 
-    async fn retry_ack(&self, event: &IncomingEvent, response: &AckResponse<AckData>) {
+    async fn retry_ack<A: GatewayAdapter>(
+        &self,
+        event: &IncomingEvent<A>,
+        response: &AckResponse<AckData>,
+    ) {
         let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
         loop {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -608,20 +761,20 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 ///
 /// Deliberately not socketioxide's `Data<T>`, which drops events whose payload
 /// fails to deserialize without answering.
-struct IncomingEvent {
+struct IncomingEvent<A: GatewayAdapter> {
     name: String,
     payload: Result<Value, String>,
     /// Kept to build an [`AckSender`] per send attempt (it is consumed by a
     /// send, also a failed one).
-    socket: Arc<Socket<LocalAdapter>>,
+    socket: Arc<Socket<A>>,
     ack_id: Option<i64>,
 }
 
 /// How long a refused ack is retried while the socket's buffer is full.
 const ACK_RETRY_FOR: Duration = Duration::from_secs(5);
 
-impl IncomingEvent {
-    fn ack_sender(&self) -> AckSender {
+impl<A: GatewayAdapter> IncomingEvent<A> {
+    fn ack_sender(&self) -> AckSender<A> {
         // The value argument is not read by `AckSender`'s extractor.
         let mut unused = SioValue::Str("".into(), None);
         match AckSender::from_message_parts(&self.socket, &mut unused, &self.ack_id) {
@@ -631,11 +784,11 @@ impl IncomingEvent {
     }
 }
 
-impl FromMessageParts<LocalAdapter> for IncomingEvent {
+impl<A: GatewayAdapter> FromMessageParts<A> for IncomingEvent<A> {
     type Error = Infallible;
 
     fn from_message_parts(
-        socket: &Arc<Socket<LocalAdapter>>,
+        socket: &Arc<Socket<A>>,
         value: &mut SioValue,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {

@@ -1,0 +1,463 @@
+//! Which socketioxide adapter a gateway runs on: the in-process
+//! `LocalAdapter` (one node), or socketioxide's Redis adapter
+//! (`socketioxide-redis` on the fred driver, feature `redis`) shared by
+//! several nodes.
+//!
+//! socketioxide types its server, sockets and operators by adapter
+//! (`SocketIo<A>`, `SocketRef<A>`). The runtime keeps one public API for
+//! both: [`RawIo`] and [`RawSocket`] hold either kind, and the code that
+//! touches socketioxide is written once, generic over the adapter, and
+//! entered through [`with_adapter!`].
+
+use std::fmt;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, LocalAdapter};
+use socketioxide::extract::SocketRef;
+
+#[cfg(feature = "redis")]
+pub(crate) use self::redis::{ClusterLink, RedisAdapter};
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig};
+
+/// Runs `$body` with `$bind` bound to the socketioxide value inside a
+/// [`RawIo`] or [`RawSocket`], whichever adapter it is on.
+macro_rules! with_adapter {
+    ($kind:ident, $value:expr, $bind:ident => $body:expr) => {
+        match $value {
+            $crate::server::$kind::Local($bind) => $body,
+            #[cfg(feature = "redis")]
+            $crate::server::$kind::Redis($bind) => $body,
+        }
+    };
+}
+pub(crate) use with_adapter;
+
+/// The socketioxide server behind a gateway, on the adapter it was built
+/// with (escape hatch: most code never needs it).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum RawIo {
+    /// One node, rooms in memory.
+    Local(SocketIo<LocalAdapter>),
+    /// Several nodes sharing rooms and broadcasts through Redis.
+    #[cfg(feature = "redis")]
+    Redis(SocketIo<RedisAdapter>),
+}
+
+impl fmt::Debug for RawIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        with_adapter!(RawIo, self, io => io.fmt(f))
+    }
+}
+
+/// One socketioxide socket, on the adapter of its gateway (escape hatch).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum RawSocket {
+    /// A socket of a one-node gateway.
+    Local(SocketRef<LocalAdapter>),
+    /// A socket of a gateway on the Redis adapter.
+    #[cfg(feature = "redis")]
+    Redis(SocketRef<RedisAdapter>),
+}
+
+impl fmt::Debug for RawSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        with_adapter!(RawSocket, self, socket => socket.fmt(f))
+    }
+}
+
+/// An adapter the gateway can run on.
+pub(crate) trait GatewayAdapter: Adapter {
+    /// Wraps a socket of this adapter for the adapter-independent API.
+    fn raw_socket(socket: SocketRef<Self>) -> RawSocket;
+}
+
+impl GatewayAdapter for LocalAdapter {
+    fn raw_socket(socket: SocketRef<Self>) -> RawSocket {
+        RawSocket::Local(socket)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl GatewayAdapter for RedisAdapter {
+    fn raw_socket(socket: SocketRef<Self>) -> RawSocket {
+        RawSocket::Redis(socket)
+    }
+}
+
+/// The gateway's link to the other nodes: none on the local adapter.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cluster {
+    #[cfg(feature = "redis")]
+    link: Option<std::sync::Arc<ClusterLink>>,
+}
+
+impl Cluster {
+    /// The link of a gateway on the Redis adapter.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(link: std::sync::Arc<ClusterLink>) -> Self {
+        Self { link: Some(link) }
+    }
+
+    /// Whether other nodes may exist (a remote adapter is in use).
+    pub(crate) fn is_remote(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.link.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
+    }
+
+    /// Whether the other nodes can be reached now (always, on one node).
+    pub(crate) fn available(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.link.as_ref().is_none_or(|link| link.available());
+        #[cfg(not(feature = "redis"))]
+        true
+    }
+
+    /// Counts a broadcast that reached this node's sockets only.
+    pub(crate) fn record_node_only(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            link.record_node_only();
+        }
+    }
+
+    /// Counts a cluster-wide request that could not be made.
+    pub(crate) fn record_refused_request(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            link.record_refused_request();
+        }
+    }
+
+    /// Where the other nodes are reached, for messages.
+    pub(crate) fn describe(&self) -> String {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            return format!("Redis at {}", link.url());
+        }
+        "no cluster adapter".to_owned()
+    }
+}
+
+/// Name of the room of one socket. On the Redis adapter every socket joins
+/// it (as in socket.io), so that a socket on another node can be addressed
+/// by id; a one-node gateway finds its sockets directly and does not.
+pub(crate) fn socket_room(socket_id: &str) -> String {
+    format!("evcontract:socket:{socket_id}")
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    //! The Redis adapter: configuration, connection, and the state of the
+    //! link to Redis (what an outage does, logged once per outage).
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use fred::interfaces::PubsubInterface;
+    use fred::prelude::{ClientLike, EventInterface, ReconnectPolicy};
+    use fred::types::RespVersion;
+    use fred::types::config::Config as FredConfig;
+    use socketioxide_redis::drivers::fred::FredDriver;
+    use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
+
+    use crate::server::ServerError;
+
+    /// The Redis adapter on the fred driver, as the gateway uses it.
+    pub(crate) type RedisAdapter = socketioxide_redis::FredAdapter<socketioxide::adapter::Emitter>;
+
+    /// Default prefix of the adapter's Redis channels.
+    pub const DEFAULT_REDIS_PREFIX: &str = "evcontract";
+
+    /// Default time a cluster-wide request (room listings, fetched sockets,
+    /// cluster counts) waits for the other nodes' answers: 5 s.
+    pub const DEFAULT_REDIS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Default delay between two attempts to reach Redis again after the
+    /// connection was lost: 500 ms.
+    const DEFAULT_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+    /// Several gateway nodes sharing rooms and broadcasts through Redis (or
+    /// Valkey) 7 or newer, with socketioxide's Redis adapter.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use evcontract_runtime::server::{RedisConfig, ServerConfig};
+    /// let config = ServerConfig::new().redis(
+    ///     RedisConfig::new("redis://10.0.0.5:6379")
+    ///         .prefix("chat-prod")
+    ///         .request_timeout(Duration::from_secs(2)),
+    /// );
+    /// ```
+    ///
+    /// The URL is written as operators write it (`redis://host:port`,
+    /// optionally `redis://:password@host:port/db`); the runtime speaks
+    /// RESP3 itself, which the adapter needs.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RedisConfig {
+        pub(crate) url: String,
+        pub(crate) prefix: String,
+        pub(crate) request_timeout: Duration,
+        pub(crate) reconnect_delay: Duration,
+    }
+
+    impl RedisConfig {
+        /// Redis at `url`, with the defaults: prefix [`DEFAULT_REDIS_PREFIX`],
+        /// request timeout [`DEFAULT_REDIS_REQUEST_TIMEOUT`], a new attempt to
+        /// reach a lost Redis every 500 ms.
+        pub fn new(url: impl Into<String>) -> Self {
+            Self {
+                url: url.into(),
+                prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+                request_timeout: DEFAULT_REDIS_REQUEST_TIMEOUT,
+                reconnect_delay: DEFAULT_RECONNECT_DELAY,
+            }
+        }
+
+        /// Prefix of every Redis channel the adapter uses (default
+        /// [`DEFAULT_REDIS_PREFIX`]). Give each application sharing one Redis
+        /// its own prefix; nodes of one application must use the same one.
+        #[must_use]
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.prefix = prefix.into();
+            self
+        }
+
+        /// How long a cluster-wide request waits for the other nodes (default
+        /// 5 s). A node that does not answer in time is left out of the
+        /// answer; also the longest a publish to Redis may take.
+        #[must_use]
+        pub fn request_timeout(mut self, timeout: Duration) -> Self {
+            self.request_timeout = timeout.max(Duration::from_millis(1));
+            self
+        }
+
+        /// Delay between two attempts to reach Redis again after the
+        /// connection was lost (default 500 ms).
+        #[must_use]
+        pub fn reconnect_delay(mut self, delay: Duration) -> Self {
+            self.reconnect_delay = delay;
+            self
+        }
+
+        /// The URL without its password, for messages.
+        pub(crate) fn redacted_url(&self) -> String {
+            match url_password_span(&self.url) {
+                Some((start, end)) => format!("{}***{}", &self.url[..start], &self.url[end..]),
+                None => self.url.clone(),
+            }
+        }
+    }
+
+    /// Byte range of the password in `scheme://user:password@host…`.
+    fn url_password_span(url: &str) -> Option<(usize, usize)> {
+        let after_scheme = url.find("://")? + 3;
+        let authority_end = url[after_scheme..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| after_scheme + i);
+        let at = url[after_scheme..authority_end].rfind('@')? + after_scheme;
+        let colon = url[after_scheme..at].find(':')? + after_scheme;
+        Some((colon + 1, at))
+    }
+
+    /// The connection to Redis shared by every namespace of a gateway, and
+    /// what the emitters need to know of it.
+    #[derive(Debug)]
+    pub(crate) struct ClusterLink {
+        client: fred::clients::SubscriberClient,
+        url: String,
+        /// Set while Redis is unreachable (from the first error to the next
+        /// reconnection).
+        down: AtomicBool,
+        /// Broadcasts delivered to this node's sockets only because Redis was
+        /// unreachable.
+        node_only: AtomicU64,
+        /// Cluster-wide requests refused because Redis was unreachable.
+        refused_requests: AtomicU64,
+    }
+
+    impl ClusterLink {
+        /// Connects to Redis and builds the adapter's state. Fails with the
+        /// URL and the reason when Redis cannot be reached now.
+        pub(crate) async fn connect(
+            config: &RedisConfig,
+        ) -> Result<(Arc<Self>, RedisAdapterCtr<FredDriver>), ServerError> {
+            let url = config.redacted_url();
+            let fail = |what: &str, err: &dyn std::fmt::Display| {
+                ServerError::Cluster(format!("{what} Redis at {url}: {err}"))
+            };
+            let mut fred_config = FredConfig::from_url(&without_query(&config.url))
+                .map_err(|e| fail("bad URL for", &e))?;
+            // socketioxide-redis's drivers need RESP3; fred does not read a
+            // `protocol` query parameter, so it is set here and operators
+            // can write the plain URL.
+            fred_config.version = RespVersion::RESP3;
+            // An unreachable Redis at start is an error, not a silent retry
+            // loop.
+            fred_config.fail_fast = true;
+            let delay_ms = u32::try_from(config.reconnect_delay.as_millis()).unwrap_or(u32::MAX);
+            let client = fred::types::Builder::from_config(fred_config)
+                .with_performance_config(|perf| {
+                    // A publish never waits longer than a request may: a
+                    // broadcast stuck on a half-open connection falls back
+                    // to this node's sockets after that.
+                    perf.default_command_timeout = config.request_timeout;
+                })
+                .with_connection_config(|conn| {
+                    conn.connection_timeout = config.request_timeout;
+                    conn.internal_command_timeout = config.request_timeout;
+                })
+                .set_policy(ReconnectPolicy::new_constant(0, delay_ms.max(1)))
+                .build_subscriber_client()
+                .map_err(|e| fail("cannot configure", &e))?;
+            let adapter_config = RedisAdapterConfig::new()
+                .with_prefix(config.prefix.clone())
+                .with_request_timeout(config.request_timeout);
+            let ctr = RedisAdapterCtr::new_with_fred_config(client.clone(), adapter_config)
+                .await
+                .map_err(|e| fail("cannot reach", &e))?;
+            let link = Arc::new(Self {
+                client,
+                url,
+                down: AtomicBool::new(false),
+                node_only: AtomicU64::new(0),
+                refused_requests: AtomicU64::new(0),
+            });
+            link.clone().watch();
+            Ok((link, ctr))
+        }
+
+        /// Logs the outage once when the connection is lost and once when it
+        /// is back (with what was not shared meanwhile), never per message.
+        fn watch(self: Arc<Self>) {
+            let mut errors = self.client.error_rx();
+            let mut reconnects = self.client.reconnect_rx();
+            tokio::spawn(async move {
+                let mut since: Option<Instant> = None;
+                loop {
+                    tokio::select! {
+                        err = errors.recv() => match err {
+                            Ok((err, _)) => {
+                                if since.is_none() {
+                                    since = Some(Instant::now());
+                                    self.down.store(true, Ordering::SeqCst);
+                                    tracing::warn!(
+                                        redis = %self.url,
+                                        error = %err,
+                                        "Redis unreachable: broadcasts reach this node's sockets only \
+                                         and cluster-wide queries fail until it is back; what other \
+                                         nodes publish meanwhile is lost"
+                                    );
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                        ok = reconnects.recv() => match ok {
+                            Ok(_) => {
+                                self.resubscribe().await;
+                                self.down.store(false, Ordering::SeqCst);
+                                if let Some(start) = since.take() {
+                                    tracing::warn!(
+                                        redis = %self.url,
+                                        outage_ms = start.elapsed().as_millis() as u64,
+                                        node_only_broadcasts = self.node_only.load(Ordering::Relaxed),
+                                        refused_requests = self.refused_requests.load(Ordering::Relaxed),
+                                        "Redis reachable again: cross-node delivery resumes"
+                                    );
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                    }
+                }
+            });
+        }
+
+        /// Subscribes again to every channel the adapter subscribed to: a
+        /// new connection to Redis starts with none, and cross-node delivery
+        /// only resumes once they are back.
+        ///
+        /// fred's own `SubscriberClient::manage_subscriptions` cannot be
+        /// used: its `resubscribe_all` sends `SUBSCRIBE` with no channel
+        /// first (the adapter only uses sharded channels), Redis answers
+        /// with an error, and it returns before restoring the sharded ones.
+        /// The `redis` crate's driver is worse off: its one multiplexed
+        /// connection is never re-established.
+        async fn resubscribe(&self) {
+            for channel in self.client.tracked_shard_channels() {
+                if let Err(err) = self.client.ssubscribe(channel.to_string()).await {
+                    tracing::warn!(
+                        redis = %self.url,
+                        channel = %channel,
+                        error = %err,
+                        "cannot subscribe again after reconnecting to Redis"
+                    );
+                }
+            }
+        }
+
+        /// Whether cluster traffic can go through Redis now. While it cannot,
+        /// broadcasts go to this node's sockets directly instead of waiting
+        /// for a publish that cannot succeed.
+        pub(crate) fn available(&self) -> bool {
+            !self.down.load(Ordering::SeqCst) && self.client.is_connected()
+        }
+
+        /// Counts a broadcast that reached this node's sockets only.
+        pub(crate) fn record_node_only(&self) {
+            self.node_only.fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// Counts a cluster-wide request that could not be made.
+        pub(crate) fn record_refused_request(&self) {
+            self.refused_requests.fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// The URL, without its password.
+        pub(crate) fn url(&self) -> &str {
+            &self.url
+        }
+    }
+
+    /// `url` without its query string: fred refuses parameters it does not
+    /// know (such as the `protocol=resp3` other Redis clients take).
+    fn without_query(url: &str) -> String {
+        url.split_once('?').map_or(url, |(base, _)| base).to_owned()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn passwords_are_redacted() {
+            let c = |u: &str| RedisConfig::new(u).redacted_url();
+            assert_eq!(c("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+            assert_eq!(
+                c("redis://:hunter2@redis.internal:6379/0"),
+                "redis://:***@redis.internal:6379/0"
+            );
+            assert_eq!(
+                c("redis://app:s3cr@t@host:1?protocol=resp3"),
+                "redis://app:***@host:1?protocol=resp3"
+            );
+            assert_eq!(c("redis://user@host"), "redis://user@host");
+        }
+
+        #[test]
+        fn query_is_dropped_for_fred() {
+            assert_eq!(
+                without_query("redis://h:1?protocol=resp3"),
+                "redis://h:1".to_owned()
+            );
+            assert_eq!(without_query("redis://h:1"), "redis://h:1".to_owned());
+        }
+    }
+}
