@@ -173,3 +173,39 @@ test("connectChat returns the typed socket on /chat, also from a URL that names 
     socket.disconnect();
   }
 });
+
+test('transports: ["websocket"] opens on WebSocket, with no long-polling at all', async () => {
+  /** The transport the connection opened on, and whether it was upgraded later. */
+  const openedOn = async (c: ChatClient): Promise<{ first: string; upgraded: boolean }> => {
+    const first = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no connection within ${WAIT_MS} ms`)), WAIT_MS);
+      // The manager's `open` comes once the engine.io handshake is done,
+      // before any upgrade.
+      c.socket.io.once("open", () => {
+        clearTimeout(timer);
+        resolve(c.socket.io.engine.transport.name);
+      });
+    });
+    let upgraded = false;
+    c.socket.io.engine.once("upgrade", () => {
+      upgraded = true;
+    });
+    await until("connect", () => c.connected);
+    return { first, upgraded };
+  };
+  // The default: the handshake goes over long-polling first (so the check
+  // below can tell the difference).
+  const byDefault = ChatClient.connect({ url: base, token: token("gina"), reconnection: false });
+  clients.push(byDefault);
+  assert.equal((await openedOn(byDefault)).first, "polling");
+
+  const wsOnly = ChatClient.connect({ url: base, token: token("gina"), transports: ["websocket"], reconnection: false });
+  clients.push(wsOnly);
+  const opened = await openedOn(wsOnly);
+  assert.equal(opened.first, "websocket");
+  assert.equal(opened.upgraded, false);
+  assert.equal(wsOnly.socket.io.engine.transport.name, "websocket");
+  // The connection is usable: an acked call round-trips.
+  const t = thread("ws-only");
+  assert.deepEqual(await wsOnly.joinThread({ threadId: t }), { threadId: t, members: ["gina"] });
+});

@@ -12,6 +12,7 @@ import {
   type ErrorCode,
   type JoinThreadAck,
   type Message,
+  type Transport,
 } from "../../generated/ts/chat/chat.client";
 import { HealthClient } from "../../generated/ts/chat/health.client";
 import { useChatSocket, useHealthSocket, type ConnectionStatus } from "../../generated/ts/chat/react";
@@ -35,6 +36,16 @@ connectChat({ token: null, io: { path: "/socket.io", withCredentials: true } });
 connectChat({ url, token: 42 });
 // @ts-expect-error reconnection is a boolean
 connectChat({ url, reconnection: "yes" });
+// Transports, passed to io(): WebSocket only for several nodes without
+// sticky sessions, or socket.io-client's own order.
+connectChat({ url, transports: ["websocket"] });
+connectChat({ url, transports: ["polling", "websocket"] });
+const wsOnly: Transport[] = ["websocket"];
+ChatClient.connect({ url, transports: wsOnly });
+// @ts-expect-error not a transport name (socket.io-client's own type would take any string)
+connectChat({ url, transports: ["websockets"] });
+// @ts-expect-error a list of transports, not one
+connectChat({ url, transports: "websocket" });
 
 export async function acked(chat: ChatClient): Promise<void> {
   // Acked events resolve with the ack's data.
@@ -139,5 +150,9 @@ export function useChatStatus(token: string | null): string {
   void wrongClient;
   // @ts-expect-error reconnectionDelay is a number
   useChatSocket({ reconnectionDelay: "1s" });
+  // The hook takes the transports too (a change reconnects, like any option).
+  useChatSocket({ url, transports: ["websocket"] });
+  // @ts-expect-error not a transport name
+  useChatSocket({ url, transports: ["long-polling"] });
   return connected ? "Connected" : (error?.message ?? "Disconnected");
 }

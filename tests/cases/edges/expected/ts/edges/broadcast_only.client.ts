@@ -13,7 +13,7 @@ import * as lib from "./lib";
 
 export * from "./broadcast_only";
 export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib";
-export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource } from "./lib";
+export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib";
 
 /**
  * Opens a socket.io-client socket on `/broadcast-only`, typed by the contract; the

@@ -84,6 +84,13 @@ export type Token = string | null | undefined;
  */
 export type TokenSource = Token | (() => Token | Promise<Token>);
 
+/**
+ * A socket.io-client transport. socket.io-client's own `TransportName` also
+ * admits any string (and is not exported by `socket.io-client`), so a typo
+ * like `"websockets"` would only fail at run time; this union rejects it.
+ */
+export type Transport = "polling" | "websocket" | "webtransport";
+
 /** Options of the typed connect helpers (the brief's `useWebSocket` options). */
 export interface ConnectOptions {
   /**
@@ -104,8 +111,18 @@ export interface ConnectOptions {
   reconnectionDelayMax?: number | undefined;
   /** Connection timeout, in ms (default 20000). */
   timeout?: number | undefined;
-  /** Transports, in order (default: long-polling, then upgrade to WebSocket). */
-  transports?: ("polling" | "websocket" | "webtransport")[] | undefined;
+  /**
+   * Transports, in the order tried (default `["polling", "websocket"]`:
+   * HTTP long-polling first, then an upgrade to WebSocket).
+   *
+   * With several server nodes behind a load balancer, long-polling needs
+   * sticky sessions: every HTTP request of a session must reach the node
+   * that holds it, and another node refuses it as an unknown session. Without
+   * sticky sessions use `["websocket"]`: one WebSocket connection stays on
+   * one node for its whole life (the price: no fallback where WebSocket is
+   * blocked). A reconnection may land on another node.
+   */
+  transports?: Transport[] | undefined;
   /** Connect now (default `true`); else call `socket.connect()`. */
   autoConnect?: boolean | undefined;
   /** How long an acked call waits, in ms (default 10000; `0` or `Infinity`: forever). */
