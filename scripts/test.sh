@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# What the tests need from the system: Node.js with npm, and Debian's Chromium
-# for the browser test. Installed here (as root, with apt) so that this one
-# command works on a fresh machine; .ci/run only calls this script.
+# What the tests need from the system: Node.js with npm, Debian's Chromium
+# for the browser test and Debian's redis-server for the several-node tests.
+# Installed here (as root, with apt) so that this one command works on a
+# fresh machine; .ci/run only calls this script.
 need_apt=()
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${EVCONTRACT_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)
 fi
@@ -27,6 +29,27 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+
+# One Redis for the tests that run several gateway nodes, started here on a
+# free loopback port without persistence and stopped when this script ends
+# (the tests that stop and restart Redis start their own).
+step "redis-server on a free loopback port (several-node tests)"
+REDIS_SERVER_BIN="$(command -v redis-server)"
+redis_port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+redis_dir="$(mktemp -d)"
+"$REDIS_SERVER_BIN" --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$redis_dir" --logfile "$redis_dir/redis.log" &
+redis_pid=$!
+stop_redis() { kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; rm -rf "$redis_dir"; }
+trap stop_redis EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null || { echo "error: redis-server did not start:" >&2; cat "$redis_dir/redis.log" >&2; exit 1; }
+export REDIS_SERVER_BIN
+export EVCONTRACT_REDIS_URL="redis://127.0.0.1:$redis_port"
+echo "Redis at $EVCONTRACT_REDIS_URL"
 
 step "npm ci (typescript, socket.io-client, react, vite, playwright-core)"
 npm ci --no-audit --no-fund --loglevel=error
@@ -54,7 +77,7 @@ export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
 step "cargo test"
 cargo test --workspace --all-features --locked
 
-step "end-to-end: examples/chat-server driven by socket.io-client and examples/chat-client (node --test)"
+step "end-to-end: examples/chat-server (one node, and several on Redis) driven by socket.io-client and examples/chat-client (node --test)"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
 node --test target/e2e-js/tests/e2e/

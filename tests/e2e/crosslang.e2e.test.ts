@@ -3,21 +3,17 @@
 // the generated typings) in the same thread of the example server.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, spawn } from "node:child_process";
-import path from "node:path";
-import readline from "node:readline";
 import { io } from "socket.io-client";
 import { chat } from "../../generated/ts/chat/index";
-import { ChatServer, ROOT, freePort, token } from "../support/chat_server";
+import { ChatServer, freePort, token } from "../support/chat_server";
 import { assertSuccess, nextEvent } from "../support/sockets";
+import { TerminalClient, children } from "../support/terminal_client";
 
-const CLIENT_BIN = process.env.CHAT_CLIENT_BIN ?? path.join(ROOT, "target/debug/chat-client");
 const WAIT_MS = 5000;
 
 let server: ChatServer;
 let url: string;
 const sockets: chat.ChatSocket[] = [];
-const children: ChildProcess[] = [];
 
 function connectChat(tok: string): Promise<chat.ChatSocket> {
   const s: chat.ChatSocket = io(`${url}${chat.NAMESPACE}`, {
@@ -37,73 +33,6 @@ function connectChat(tok: string): Promise<chat.ChatSocket> {
 const next = <T>(s: chat.ChatSocket, event: "joined" | "new_message", timeoutMs = WAIT_MS) =>
   nextEvent<T>(s, event, timeoutMs);
 
-/** The `chat-client` binary, with its stdout read as JSON lines. */
-class TerminalClient {
-  private readonly child: ChildProcess;
-  private readonly lines: unknown[] = [];
-  private readonly waiting: ((line: unknown) => void)[] = [];
-  private stderr = "";
-  private readonly exited: Promise<number | null>;
-
-  constructor(tok: string, thread: string) {
-    this.child = spawn(CLIENT_BIN, ["--url", url, "--token", tok, "--thread", thread], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    children.push(this.child);
-    this.child.stderr?.on("data", (d) => (this.stderr += d));
-    this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
-    const rl = readline.createInterface({ input: this.child.stdout! });
-    rl.on("line", (text) => {
-      let line: unknown;
-      try {
-        line = JSON.parse(text);
-      } catch {
-        line = { notJson: text };
-      }
-      const waiter = this.waiting.shift();
-      if (waiter) waiter(line);
-      else this.lines.push(line);
-    });
-  }
-
-  /** The next JSON line the client printed. */
-  nextLine(timeoutMs = WAIT_MS): Promise<unknown> {
-    const ready = this.lines.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(waiter), 1);
-        reject(new Error(`chat-client printed nothing within ${timeoutMs} ms; stderr:\n${this.stderr}`));
-      }, timeoutMs);
-      const waiter = (line: unknown) => {
-        clearTimeout(timer);
-        resolve(line);
-      };
-      this.waiting.push(waiter);
-    });
-  }
-
-  /** Types a line, as a user would. */
-  type(line: string): void {
-    this.child.stdin!.write(`${line}\n`);
-  }
-
-  /** Ends the input; resolves with the exit code. */
-  async end(timeoutMs = WAIT_MS): Promise<{ code: number | null; stderr: string; rest: unknown[] }> {
-    this.child.stdin!.end();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`chat-client did not exit; stderr:\n${this.stderr}`)), timeoutMs);
-    });
-    try {
-      const code = await Promise.race([this.exited, timeout]);
-      return { code, stderr: this.stderr, rest: this.lines.splice(0) };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
 before(async () => {
   server = await ChatServer.start(await freePort());
   url = server.url;
@@ -121,7 +50,7 @@ test("the Rust terminal client and a socket.io-client socket in one thread see e
   assertSuccess(await node.emitWithAck("join_thread", { threadId: thread }));
 
   const nodeSeesRust = next<chat.Joined>(node, "joined");
-  const rust = new TerminalClient(token("rusty"), thread);
+  const rust = new TerminalClient(token("rusty"), thread, url);
   assert.deepEqual(await rust.nextLine(), { type: "joined", threadId: thread, userId: "rusty" });
   assert.deepEqual(await nodeSeesRust, { threadId: thread, userId: "rusty" });
 

@@ -33,6 +33,8 @@ export class ChatServer {
   private constructor(
     readonly proc: ChildProcess,
     readonly url: string,
+    /** What `start` added to the environment (to restart it alike). */
+    readonly env: Record<string, string>,
   ) {}
 
   /**
@@ -44,7 +46,7 @@ export class ChatServer {
       env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const server = new ChatServer(proc, `http://127.0.0.1:${port}`);
+    const server = new ChatServer(proc, `http://127.0.0.1:${port}`, env);
     proc.stdout?.on("data", (d) => (server.log += d));
     proc.stderr?.on("data", (d) => (server.log += d));
     const end = Date.now() + 15_000;

@@ -8,7 +8,10 @@
 //!
 //! Environment: `JWT_SECRET` (default `dev-secret`, with a loud warning; the
 //! `GET /dev/token?user=…` route exists only then), `HEALTH_INTERVAL_MS`
-//! (default 5000), `WEB_DIR` (a built web app to serve at `/`), `RUST_LOG`.
+//! (default 5000), `WEB_DIR` (a built web app to serve at `/`), `RUST_LOG`,
+//! `REDIS_URL` (`redis://host:port`: run as one node of several sharing
+//! rooms and broadcasts through Redis; unset, one node in memory) and
+//! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ use chat_contract::{
 };
 use evcontract_runtime::EventError;
 use evcontract_runtime::server::{
-    AuthConfig, Gateway, ServerConfig, SocketContext, Target, sign_hs256,
+    AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, sign_hs256,
 };
 
 const DEV_SECRET: &str = "dev-secret";
@@ -83,16 +86,22 @@ impl ChatHandler for Chat {
             .joined(Target::room(room.clone()), &joined)
             .await
             .unwrap_or_else(delivered_partly);
-        let members: BTreeSet<String> = emitter
-            .raw()
-            .room_members(&room)
-            .into_iter()
-            .filter_map(|m| m.user_id)
-            .collect();
-        Ok(JoinThreadAck {
-            thread_id,
-            members: members.into_iter().collect(),
-        })
+        // Members on every node; while the other nodes cannot be asked
+        // (Redis down), this node's members, rather than no answer.
+        let members = match emitter.raw().room_users(&room).await {
+            Ok(users) => users,
+            Err(err) => {
+                tracing::debug!(%err, "members of this node only");
+                let local: BTreeSet<String> = emitter
+                    .raw()
+                    .room_members(&room)
+                    .into_iter()
+                    .filter_map(|m| m.user_id)
+                    .collect();
+                local.into_iter().collect()
+            }
+        };
+        Ok(JoinThreadAck { thread_id, members })
     }
 
     async fn leave_thread(
@@ -192,11 +201,20 @@ struct HealthState {
 }
 
 impl HealthState {
-    fn status(&self) -> HealthStatus {
+    async fn status(&self) -> HealthStatus {
+        // The whole cluster's clients (one request to every node); this
+        // node's while the others cannot be asked.
+        let connected = match self.gateway.cluster_total_connected().await {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::debug!(%err, "connected clients of this node only");
+                self.gateway.total_connected()
+            }
+        };
         HealthStatus {
             status: HealthStatusStatus::Ok,
             uptime_seconds: self.started.elapsed().as_secs(),
-            connected_clients: self.gateway.total_connected() as u64,
+            connected_clients: connected as u64,
             checked_at: chrono::Utc::now(),
         }
     }
@@ -239,7 +257,7 @@ impl HealthHandler for Health {
         _ctx: &SocketContext,
         _p: RequestRefresh,
     ) -> Result<HealthStatus, EventError> {
-        Ok(self.0.status())
+        Ok(self.0.status().await)
     }
 
     async fn after_init(&self, emitter: HealthEmitter) {
@@ -249,14 +267,16 @@ impl HealthHandler for Health {
             tick.tick().await; // the first tick is immediate; on-connect covers that
             loop {
                 tick.tick().await;
+                // Every node runs this loop: each one pushes to its own
+                // sockets only, so no client gets a push once per node.
                 if let Err(e) = emitter
-                    .health_status(Target::Authenticated, &this.status())
+                    .health_status(Target::Authenticated.local(), &this.status().await)
                     .await
                 {
                     tracing::warn!(%e, "health_status broadcast failed");
                 }
                 if let Some(vps) = vps_data()
-                    && let Err(e) = emitter.vps_update(Target::All, &vps).await
+                    && let Err(e) = emitter.vps_update(Target::All.local(), &vps).await
                 {
                     tracing::warn!(%e, "vps_update broadcast failed");
                 }
@@ -268,7 +288,7 @@ impl HealthHandler for Health {
         if ctx.is_authenticated() {
             let emitter = HealthEmitter::of(ctx);
             if let Err(e) = emitter
-                .health_status(Target::socket(ctx.socket_id()), &self.0.status())
+                .health_status(Target::socket(ctx.socket_id()), &self.0.status().await)
                 .await
             {
                 tracing::warn!(%e, "initial health_status failed");
@@ -319,8 +339,18 @@ async fn run() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("bad HEALTH_INTERVAL_MS: {e}"))?;
 
-    let config = ServerConfig::new().auth(AuthConfig::hs256(secret.as_bytes()));
-    let (gateway, _layer) = Gateway::new(config).map_err(|e| e.to_string())?;
+    let mut config = ServerConfig::new().auth(AuthConfig::hs256(secret.as_bytes()));
+    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        let mut redis = RedisConfig::new(url);
+        if let Ok(prefix) = std::env::var("REDIS_PREFIX") {
+            redis = redis.prefix(prefix);
+        }
+        config = config.redis(redis);
+    }
+    let gateway = Gateway::build(config).await.map_err(|e| e.to_string())?;
+    if gateway.is_clustered() {
+        tracing::info!("one node of several: rooms and broadcasts shared through Redis");
+    }
     chat_contract::chat::server::register(
         &gateway,
         Chat {
