@@ -85,6 +85,7 @@ mod config;
 mod context;
 mod emitter;
 mod gateway;
+mod http;
 mod log_throttle;
 mod rate_limit;
 mod spec;
@@ -102,6 +103,10 @@ pub use emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitError, EmitStats, Emitter, RoomSocket, Target, user_room,
 };
 pub use gateway::{Gateway, RawLayer};
+pub use http::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
+};
 pub use spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit};
 
 /// socketioxide, re-exported for escape hatches.

@@ -57,7 +57,7 @@ const fn ev(name: &'static str, acked: bool, schema: &'static str) -> EventSpec 
     }
 }
 
-static CHAT_EVENTS: [EventSpec; 10] = [
+static CHAT_EVENTS: [EventSpec; 11] = [
     ev("echo", true, ECHO_SCHEMA),
     ev("nested", true, NESTED_SCHEMA),
     ev("notify", false, ECHO_SCHEMA),
@@ -80,6 +80,7 @@ static CHAT_EVENTS: [EventSpec; 10] = [
     ev("boom_noack", false, ANY),
     ev("join", true, ROOM_SCHEMA),
     ev("say", true, ROOM_SCHEMA),
+    ev("flood", true, ANY),
 ];
 
 static CHAT: NamespaceSpec = NamespaceSpec {
@@ -148,6 +149,25 @@ impl Dispatch for TestDispatch {
                         .collect();
                     members.sort();
                     Ok(json!(members))
+                }
+                "flood" => {
+                    // `count` messages of `size` bytes to `room`, as fast
+                    // as the emitter takes them.
+                    let room = payload["room"].as_str().unwrap_or_default();
+                    let filler = "x".repeat(payload["size"].as_u64().unwrap_or(0) as usize);
+                    let mut failed = 0;
+                    for seq in 0..payload["count"].as_u64().unwrap_or(0) {
+                        let msg = json!({"seq": seq, "filler": filler});
+                        if ctx
+                            .emitter()
+                            .emit(Target::room(room), "said", &msg)
+                            .await
+                            .is_err()
+                        {
+                            failed += 1;
+                        }
+                    }
+                    Ok(json!(failed))
                 }
                 other => Err(EventError::internal(format!("unexpected {other}"))),
             }?;
@@ -295,6 +315,28 @@ struct Client {
 impl Client {
     async fn open(addr: SocketAddr) -> Self {
         Self::open_with_header(addr, None).await
+    }
+
+    /// A client whose socket has a small receive buffer (so that a client
+    /// that stops reading fills it quickly).
+    async fn open_small_buffer(addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = timeout(
+            STEP,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("ws connect timed out")
+        .expect("ws connect failed");
+        let mut client = Self {
+            ws,
+            pending: Vec::new(),
+        };
+        assert!(client.next_text().await.starts_with("0{"));
+        client
     }
 
     async fn open_with_header(addr: SocketAddr, bearer: Option<&str>) -> Self {
@@ -915,4 +957,165 @@ async fn graceful_shutdown_closes_sockets() {
     .await;
     assert!(end.is_ok(), "client connection still open");
     assert_eq!(srv.gateway.connected_count("/chat"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_healthy_ones_lose_nothing() {
+    const COUNT: u64 = 300;
+    let timeout_after = Duration::from_secs(1);
+    let srv = start_with(ServerConfig::new().slow_consumer_timeout(timeout_after)).await;
+    let mut slow = Client::open_small_buffer(srv.addr).await;
+    let slow_id = slow.connect("/chat", None).await.unwrap();
+    assert_eq!(
+        slow.call("/chat", 1, "join", Some(json!({"room": "big"})))
+            .await["success"],
+        json!(true)
+    );
+    let mut healthy = Client::open(srv.addr).await;
+    healthy.connect("/chat", None).await.unwrap();
+    healthy
+        .call("/chat", 1, "join", Some(json!({"room": "big"})))
+        .await;
+    let mut sender = Client::open(srv.addr).await;
+    sender.connect("/chat", None).await.unwrap();
+
+    // 300 messages of 64 KiB (19 MiB): far more than the slow client's
+    // kernel buffers. It reads nothing from here on.
+    let started = tokio::time::Instant::now();
+    sender
+        .emit(
+            "/chat",
+            "flood",
+            Some(json!({"room": "big", "count": COUNT, "size": 65_536})),
+            Some(7),
+        )
+        .await;
+    // The healthy receiver gets every message, in order.
+    for seq in 0..COUNT {
+        let said = healthy.event("/chat", "said").await;
+        assert_eq!(said["seq"], json!(seq));
+    }
+    // The slow one is disconnected for real: gone from the namespace, its
+    // disconnect hook ran, its rooms and metadata are gone.
+    let gw = srv.gateway.clone();
+    let id = slow_id.clone();
+    let deadline = tokio::time::Instant::now() + timeout_after + STEP;
+    while gw.client_metadata("/chat", &id).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow client is still connected: {:?}",
+            gw.http_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        srv.log
+            .lock()
+            .unwrap()
+            .disconnects
+            .iter()
+            .any(|(d, _)| *d == slow_id),
+        "on_disconnect did not run"
+    );
+    assert!(gw.http_stats().slow_consumers >= 1, "{:?}", gw.http_stats());
+    assert!(
+        !gw.emitter("/chat")
+            .room_members("big")
+            .iter()
+            .any(|m| m.socket_id == slow_id)
+    );
+    println!(
+        "slow consumer disconnected {} ms after the flood started",
+        took.as_millis()
+    );
+    drop(slow);
+}
+
+/// Opens a TCP connection from `source` (any 127.0.0.0/8 address reaches
+/// the loopback listener) to `addr`.
+async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Everything the server sends on `stream` until it closes it (`STEP` at most).
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    timeout(STEP, stream.read_to_end(&mut out))
+        .await
+        .expect("the server did not close the connection")
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn connections_over_the_limits_are_refused_with_an_http_status() {
+    let srv = start_with(
+        ServerConfig::new()
+            .max_connections(5)
+            .max_connections_per_ip(3),
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tcp_from("127.0.0.1", srv.addr).await);
+    }
+    // A fourth from the same IP: 429 before any Socket.IO work.
+    let mut over_ip = tcp_from("127.0.0.1", srv.addr).await;
+    let answer = read_to_close(&mut over_ip).await;
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    assert!(answer.ends_with("TOO_MANY_CONNECTIONS_PER_IP"), "{answer}");
+    // Two more from another IP fill the node; the next one gets 503.
+    for _ in 0..2 {
+        held.push(tcp_from("127.0.0.2", srv.addr).await);
+    }
+    let gw = srv.gateway.clone();
+    eventually("5 open", || gw.http_stats().open_connections == 5).await;
+    let mut over_node = tcp_from("127.0.0.3", srv.addr).await;
+    let answer = read_to_close(&mut over_node).await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.ends_with("TOO_MANY_CONNECTIONS"), "{answer}");
+    let stats = gw.http_stats();
+    assert_eq!((stats.refused_ip_limit, stats.refused_node_limit), (1, 1));
+    // Slots come back when connections close.
+    held.clear();
+    eventually("0 open", || gw.http_stats().open_connections == 0).await;
+    let mut c = Client::open(srv.addr).await;
+    assert!(c.connect("/chat", None).await.is_ok());
+}
+
+#[tokio::test]
+async fn silent_half_sent_and_idle_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let srv = start_with(ServerConfig::new().header_read_timeout(Duration::from_millis(300))).await;
+    let started = tokio::time::Instant::now();
+    // Sends nothing.
+    let mut silent = tcp_from("127.0.0.1", srv.addr).await;
+    // Half a request line.
+    let mut half = tcp_from("127.0.0.1", srv.addr).await;
+    half.write_all(b"GET /socket.io/?EIO=4&tra").await.unwrap();
+    // A complete request on a keep-alive connection, then nothing.
+    let mut idle = tcp_from("127.0.0.1", srv.addr).await;
+    idle.write_all(b"GET /nothing-here HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_to_close(&mut silent).await;
+    read_to_close(&mut half).await;
+    let answer = read_to_close(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    let gw = srv.gateway.clone();
+    eventually("descriptors released", || {
+        gw.http_stats().open_connections == 0
+    })
+    .await;
+    assert!(
+        gw.http_stats().header_timeouts >= 2,
+        "{:?}",
+        gw.http_stats()
+    );
 }

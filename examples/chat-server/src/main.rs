@@ -10,8 +10,11 @@
 //! `GET /dev/token?user=…` route exists only then), `HEALTH_INTERVAL_MS`
 //! (default 5000), `WEB_DIR` (a built web app to serve at `/`), `RUST_LOG`,
 //! `REDIS_URL` (`redis://host:port`: run as one node of several sharing
-//! rooms and broadcasts through Redis; unset, one node in memory) and
-//! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`).
+//! rooms and broadcasts through Redis; unset, one node in memory),
+//! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`), and the
+//! HTTP limits `MAX_CONNECTIONS` (default 100000), `MAX_CONNECTIONS_PER_IP`
+//! (1000), `HEADER_READ_TIMEOUT_MS` (10000) and `SLOW_CONSUMER_TIMEOUT_MS`
+//! (5000).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -306,6 +309,37 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// The number in environment variable `name`, if set.
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("bad {name} `{v}`: {e}")),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The runtime's limits, with what the environment overrides.
+fn with_limits(mut config: ServerConfig) -> Result<ServerConfig, String> {
+    if let Some(n) = env_number("MAX_CONNECTIONS")? {
+        config = config.max_connections(n);
+    }
+    if let Some(n) = env_number("MAX_CONNECTIONS_PER_IP")? {
+        config = config.max_connections_per_ip(n);
+    }
+    if let Some(ms) = env_number("HEADER_READ_TIMEOUT_MS")? {
+        config = config.header_read_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = env_number("SLOW_CONSUMER_TIMEOUT_MS")? {
+        config = config.slow_consumer_timeout(Duration::from_millis(ms));
+    }
+    Ok(config)
+}
+
 async fn run() -> Result<(), String> {
     let secret = std::env::var("JWT_SECRET").ok();
     let dev_mode = secret.is_none();
@@ -339,7 +373,7 @@ async fn run() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("bad HEALTH_INTERVAL_MS: {e}"))?;
 
-    let mut config = ServerConfig::new().auth(AuthConfig::hs256(secret.as_bytes()));
+    let mut config = with_limits(ServerConfig::new().auth(AuthConfig::hs256(secret.as_bytes())))?;
     if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
         let mut redis = RedisConfig::new(url);
         if let Ok(prefix) = std::env::var("REDIS_PREFIX") {

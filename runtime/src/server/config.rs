@@ -7,6 +7,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::ServerError;
 use super::auth::AuthConfig;
+use super::http::HttpLimits;
 
 /// Default maximum size of one incoming message / payload: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -40,6 +41,7 @@ pub struct ServerConfig {
     pub(crate) req_path: String,
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<super::RedisConfig>,
+    pub(crate) http: HttpLimits,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             req_path: "/socket.io".to_owned(),
             #[cfg(feature = "redis")]
             redis: None,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -140,6 +143,49 @@ impl ServerConfig {
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may take to send a complete HTTP request head
+    /// (default 10 s, [`DEFAULT_HEADER_READ_TIMEOUT`](super::DEFAULT_HEADER_READ_TIMEOUT)).
+    /// The timer runs whenever the server waits for a request head, so it
+    /// also closes silent connections and idle keep-alive connections.
+    /// Applies to the serve helpers ([`Gateway::serve_with`](super::Gateway::serve_with)).
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.http.header_read_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a write to a client may stay blocked before the connection
+    /// is closed (default 5 s, [`DEFAULT_SLOW_CONSUMER_TIMEOUT`](super::DEFAULT_SLOW_CONSUMER_TIMEOUT)):
+    /// a client that stops reading is disconnected (rooms left, metadata
+    /// removed, `on_disconnect` run) instead of pinning its buffers
+    /// forever. Applies to the serve helpers.
+    #[must_use]
+    pub fn slow_consumer_timeout(mut self, timeout: Duration) -> Self {
+        self.http.slow_consumer_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Most TCP connections open at once on this node (default 100,000,
+    /// [`DEFAULT_MAX_CONNECTIONS`](super::DEFAULT_MAX_CONNECTIONS)); one more
+    /// is answered `503` with body `TOO_MANY_CONNECTIONS` and closed before
+    /// any Socket.IO work. Applies to the serve helpers.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.http.max_connections = max.max(1);
+        self
+    }
+
+    /// Most TCP connections open at once from one IP address (default
+    /// 1,000, [`DEFAULT_MAX_CONNECTIONS_PER_IP`](super::DEFAULT_MAX_CONNECTIONS_PER_IP));
+    /// one more is answered `429` with body `TOO_MANY_CONNECTIONS_PER_IP`
+    /// and closed. Behind a proxy every client has the proxy's address:
+    /// raise it there. Applies to the serve helpers.
+    #[must_use]
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.http.max_connections_per_ip = max.max(1);
         self
     }
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::header::USER_AGENT;
-use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
@@ -36,6 +35,7 @@ use super::context::{ClientMetadata, ClientState, SocketContext};
 use super::emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
 };
+use super::http::{HttpCounters, HttpLimits, HttpStats};
 use super::rate_limit::ceil_millis;
 use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec};
 use crate::wire::{AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes};
@@ -70,6 +70,8 @@ struct Inner {
     namespaces: RwLock<HashSet<&'static str>>,
     /// Where Socket.IO requests arrive (`ServerConfig::req_path`).
     req_path: Arc<str>,
+    http_limits: HttpLimits,
+    http: Arc<HttpCounters>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -149,6 +151,8 @@ impl Gateway {
                 stats: Arc::new(StatsInner::default()),
                 namespaces: RwLock::new(HashSet::new()),
                 req_path: Arc::from(config.req_path.as_str()),
+                http_limits: config.http,
+                http: Arc::new(HttpCounters::default()),
             }),
         }
     }
@@ -369,8 +373,13 @@ impl Gateway {
     }
 
     /// Serves a router of your own (built with [`Gateway::attach`], so it has
-    /// your routes too) with TCP_NODELAY and peer addresses recorded. When
+    /// your routes too) with TCP_NODELAY, peer addresses recorded and the
+    /// configured HTTP limits (connections per node and per IP, header-read
+    /// timeout, slow-consumer timeout: see [`ServerConfig`]). When
     /// `shutdown` resolves, every socket is closed and the server drains.
+    ///
+    /// Mounting the gateway in a server of your own
+    /// ([`Gateway::attach`]) gives none of these limits: apply your own.
     pub async fn serve_with(
         &self,
         listener: TcpListener,
@@ -378,24 +387,25 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let gateway = self.clone();
-        let signal = async move {
-            shutdown.await;
-            // Upgraded WebSocket connections are not tracked by the HTTP
-            // server's graceful shutdown: close them explicitly.
-            gateway.close().await;
-        };
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(
+        // Upgraded WebSocket connections are not tracked by the HTTP
+        // server's graceful shutdown: close them explicitly.
+        let close = async move { gateway.close().await };
+        super::http::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            self.inner.http_limits,
+            self.inner.http.clone(),
+            shutdown,
+            close,
         )
-        .with_graceful_shutdown(signal)
         .await?;
         Ok(())
+    }
+
+    /// Connection counters of the serve helpers' HTTP server (open,
+    /// accepted, refused by each limit, closed by each timeout).
+    pub fn http_stats(&self) -> HttpStats {
+        self.inner.http.snapshot()
     }
 
     /// Disconnects every socket of every namespace.

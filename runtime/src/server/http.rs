@@ -1,0 +1,423 @@
+//! The HTTP server behind [`Gateway::serve_with`](super::Gateway::serve_with):
+//! hyper's HTTP/1.1 connection loop with the limits a public endpoint needs,
+//! applied before any Socket.IO work.
+//!
+//! - **Connection limits**, per node and per client IP: a connection over a
+//!   limit is answered with a complete HTTP response (`503` / `429`) and
+//!   closed, without reaching the router.
+//! - **Header-read timeout**: a connection that does not send a complete
+//!   request head within the timeout is closed. hyper starts this timer
+//!   whenever it waits for a request head, so it bounds silent connections,
+//!   half-sent request lines and idle keep-alive connections alike.
+//! - **Slow consumers**: a write to the connection that stays blocked for
+//!   the slow-consumer timeout (the client stopped reading and the kernel
+//!   buffers are full) fails, which ends the connection: engine.io closes
+//!   the session, socketioxide disconnects its sockets (rooms left, metadata
+//!   gone, disconnect hooks run). Without it, engine.io's writer waits on the
+//!   full socket forever and the heartbeat's close waits for the writer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+use tower::ServiceExt;
+
+use super::log_throttle::LogThrottle;
+
+/// Default header-read timeout: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default slow-consumer timeout (longest a write may stay blocked): 5 s.
+pub const DEFAULT_SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default maximum of concurrent connections per node: 100,000.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+/// Default maximum of concurrent connections per client IP: 1,000.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+
+/// How long the refusal of a connection over a limit may take to write.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long open connections may take to finish after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The HTTP limits of a gateway (see [`ServerConfig`](super::ServerConfig)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HttpLimits {
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) slow_consumer_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            slow_consumer_timeout: DEFAULT_SLOW_CONSUMER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+        }
+    }
+}
+
+/// Connection counters of a gateway's HTTP server
+/// ([`Gateway::http_stats`](super::Gateway::http_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// TCP connections open now.
+    pub open_connections: u64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Connections refused because the node had `max_connections` open
+    /// (answered `503 Service Unavailable`).
+    pub refused_node_limit: u64,
+    /// Connections refused because their IP had `max_connections_per_ip`
+    /// open (answered `429 Too Many Requests`).
+    pub refused_ip_limit: u64,
+    /// Connections closed because no complete request head arrived within
+    /// the header-read timeout.
+    pub header_timeouts: u64,
+    /// Connections closed because a write stayed blocked for the
+    /// slow-consumer timeout.
+    pub slow_consumers: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct HttpCounters {
+    open: AtomicUsize,
+    accepted: AtomicU64,
+    refused_node: AtomicU64,
+    refused_ip: AtomicU64,
+    header_timeouts: AtomicU64,
+    slow_consumers: AtomicU64,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    refusal_log: LogThrottle,
+    slow_log: LogThrottle,
+}
+
+impl HttpCounters {
+    pub(crate) fn snapshot(&self) -> HttpStats {
+        HttpStats {
+            open_connections: self.open.load(Ordering::Relaxed) as u64,
+            accepted: self.accepted.load(Ordering::Relaxed),
+            refused_node_limit: self.refused_node.load(Ordering::Relaxed),
+            refused_ip_limit: self.refused_ip.load(Ordering::Relaxed),
+            header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+            slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes a connection slot for `ip`, or says which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &HttpLimits) -> Result<Slot, Refusal> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.open.load(Ordering::Relaxed) >= limits.max_connections {
+            self.refused_node.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Node);
+        }
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= limits.max_connections_per_ip {
+            self.refused_ip.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Ip);
+        }
+        *count += 1;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            counters: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection's place in the counters, given back on drop (the
+/// per-IP map only holds IPs with open connections, so it stays bounded).
+struct Slot {
+    counters: Arc<HttpCounters>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .counters
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Node,
+    Ip,
+}
+
+impl Refusal {
+    /// The complete HTTP response that refuses the connection.
+    fn response(self) -> &'static [u8] {
+        match self {
+            Refusal::Node => {
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 20\r\n\r\nTOO_MANY_CONNECTIONS"
+            }
+            Refusal::Ip => {
+                b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 27\r\n\r\nTOO_MANY_CONNECTIONS_PER_IP"
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` with `limits` until `shutdown` resolves;
+/// then `close` runs (closing the upgraded WebSockets, which hyper does not
+/// track), and open connections get [`SHUTDOWN_GRACE`] to finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    counters: Arc<HttpCounters>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    close: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    // Each connection holds a receiver: `closed()` tells when all are gone.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    // Out of descriptors and the like: wait instead of
+                    // spinning (what axum::serve does too).
+                    tracing::debug!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let slot = match counters.admit(peer.ip(), &limits) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                refuse(stream, peer, refusal, &counters);
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+        // The slot lives in the IO: an upgraded WebSocket outlives hyper's
+        // connection future and still counts as open.
+        let io = DeadlineIo::new(stream, limits.slow_consumer_timeout, slot, peer);
+        let service = router
+            .clone()
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+            .with_upgrades();
+        let counters = counters.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let res = tokio::select! {
+                res = conn.as_mut() => res,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            drop(stop);
+            if let Err(err) = res {
+                if err.is_timeout() {
+                    counters.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "no complete request head in time: connection closed");
+                } else {
+                    tracing::debug!(%peer, %err, "connection ended with an error");
+                }
+            }
+        });
+    }
+    drop(listener);
+    close.await;
+    drop(stop_rx);
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(SHUTDOWN_GRACE, stop_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::debug!("connections still open after the shutdown grace period");
+    }
+    Ok(())
+}
+
+/// Answers a connection over a limit with a complete HTTP response and
+/// closes it (in its own task, bounded, so accepting goes on).
+fn refuse(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal, counters: &HttpCounters) {
+    if let Some(count) = counters.refusal_log.hit() {
+        tracing::warn!(
+            %peer,
+            limit = ?refusal,
+            count,
+            "connection refused: over the connection limit ({count} refused since the last line)"
+        );
+    }
+    tokio::spawn(async move {
+        let write = async {
+            stream.write_all(refusal.response()).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
+    });
+}
+
+/// A TCP stream whose writes fail once one stayed blocked for `timeout`
+/// (and every write after that).
+struct DeadlineIo {
+    inner: TcpStream,
+    timeout: Duration,
+    /// Armed while a write is blocked.
+    blocked: Option<Pin<Box<Sleep>>>,
+    failed: bool,
+    /// The reader waiting for data, woken when the deadline fails the
+    /// connection: engine.io's WebSocket writer only logs write errors, its
+    /// reader is what ends the session, so the failure must reach it.
+    read_waker: Option<std::task::Waker>,
+    /// This connection's place in the counters.
+    slot: Slot,
+    peer: SocketAddr,
+}
+
+impl DeadlineIo {
+    fn new(inner: TcpStream, timeout: Duration, slot: Slot, peer: SocketAddr) -> Self {
+        Self {
+            inner,
+            timeout,
+            blocked: None,
+            failed: false,
+            read_waker: None,
+            slot,
+            peer,
+        }
+    }
+
+    fn timed_out(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "a write was blocked for {} ms: the client does not read (slow consumer)",
+                self.timeout.as_millis()
+            ),
+        )
+    }
+
+    /// `res` of a write-side poll, with the deadline applied.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if self.failed {
+            return Poll::Ready(Err(self.timed_out()));
+        }
+        match res {
+            Poll::Ready(res) => {
+                self.blocked = None;
+                Poll::Ready(res)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .blocked
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                self.failed = true;
+                if let Some(reader) = self.read_waker.take() {
+                    reader.wake();
+                }
+                let counters = &self.slot.counters;
+                counters.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                if let Some(count) = counters.slow_log.hit() {
+                    tracing::warn!(
+                        peer = %self.peer,
+                        count,
+                        "slow consumer disconnected: a write was blocked for {} ms ({count} since the last line)",
+                        timeout.as_millis()
+                    );
+                }
+                Poll::Ready(Err(self.timed_out()))
+            }
+        }
+    }
+}
+
+impl AsyncRead for DeadlineIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(Err(this.timed_out()));
+        }
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if res.is_pending() {
+            this.read_waker = Some(cx.waker().clone());
+        }
+        res
+    }
+}
+
+impl AsyncWrite for DeadlineIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, res)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, res)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, res)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
