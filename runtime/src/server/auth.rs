@@ -139,6 +139,7 @@ impl AuthConfig {
 
     /// Verifies `token` and returns the user id.
     pub fn verify(&self, token: &str) -> Result<String, AuthError> {
+        refuse_critical_extensions(token)?;
         let validation = self.validation();
         // The token is client-controlled: a panic deep in a crypto backend must
         // not take the connection task down.
@@ -159,6 +160,26 @@ impl AuthConfig {
                 self.user_id_claim
             ))),
         }
+    }
+}
+
+/// RFC 7515 §4.1.11: a token whose header lists `crit` extensions must be
+/// refused by a verifier that does not understand them, and this one
+/// understands none (jsonwebtoken ignores the parameter).
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine as _;
+    let Some((header, _)) = token.split_once('.') else {
+        // Malformed: jsonwebtoken says so.
+        return Ok(());
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return Ok(());
+    };
+    match serde_json::from_slice::<Map<String, Value>>(&bytes) {
+        Ok(header) if header.contains_key("crit") => Err(AuthError(
+            "the token's `crit` header names extensions this server does not understand".to_owned(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -254,6 +275,29 @@ mod tests {
 
     fn err(cfg: &AuthConfig, token: &str) -> String {
         cfg.verify(token).unwrap_err().0
+    }
+
+    #[test]
+    fn a_crit_header_is_refused() {
+        use base64::Engine as _;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = json!({"sub": "alice", "exp": later()});
+        let signed = |header: &Value| {
+            let input = format!("{}.{}", b64(header), b64(&claims));
+            let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
+            let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+            format!("{input}.{sig}")
+        };
+        let cfg = AuthConfig::hs256(SECRET);
+        // The same token without `crit` is valid: only the header differs.
+        assert_eq!(
+            cfg.verify(&signed(&json!({"alg": "HS256", "typ": "JWT"})))
+                .unwrap(),
+            "alice"
+        );
+        let crit = json!({"alg": "HS256", "typ": "JWT", "crit": ["x-policy"], "x-policy": 1});
+        assert!(err(&cfg, &signed(&crit)).contains("`crit`"));
     }
 
     #[test]
