@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, Pointer, Sink};
-use crate::model::{AuthMode, Contract};
+use crate::model::{AuthMode, Contract, RateScope};
 use crate::schema_ir::SchemaNode;
 use crate::validate::{namespace_module, room_params, schema_node};
 
@@ -152,6 +152,8 @@ pub struct ClientEventIr {
     pub auth_required: bool,
     /// The rate limit, if any.
     pub rate_limit: Option<RateLimitIr>,
+    /// The payload size limit in bytes, if any.
+    pub max_payload_bytes: Option<u64>,
     /// Doc lines.
     pub doc: Vec<String>,
     /// The payload's self-contained JSON Schema, as a Rust string literal
@@ -166,6 +168,10 @@ pub struct RateLimitIr {
     pub max: u32,
     /// Window in milliseconds.
     pub window_ms: u64,
+    /// The runtime's `RateScope` variant (`User`, `Connection`, `Ip`).
+    pub scope_variant: &'static str,
+    /// Who it counts, for docs: `user`, `connection`, `IP address`.
+    pub scope_doc: &'static str,
 }
 
 /// A server-to-client event.
@@ -497,10 +503,20 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                     pascal: name.to_pascal_case(),
                     ack_type: a.as_ref().map(resolve),
                     auth_required: auth_required(ev.auth.unwrap_or(ns.auth)),
-                    rate_limit: ev.rate_limit.map(|r| RateLimitIr {
-                        max: r.max,
-                        window_ms: r.window_ms,
+                    rate_limit: ev.rate_limit.map(|r| {
+                        let (scope_variant, scope_doc) = match r.per.unwrap_or(RateScope::User) {
+                            RateScope::User => ("User", "user"),
+                            RateScope::Connection => ("Connection", "connection"),
+                            RateScope::Ip => ("Ip", "IP address"),
+                        };
+                        RateLimitIr {
+                            max: r.max,
+                            window_ms: r.window_ms,
+                            scope_variant,
+                            scope_doc,
+                        }
                     }),
+                    max_payload_bytes: ev.max_payload_bytes,
                     doc: doc_lines(ev.description.as_deref()),
                     schema_literal: format!(
                         "{:?}",

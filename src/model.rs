@@ -122,9 +122,15 @@ pub struct ClientEvent {
     /// `required` or `optional`; default: the namespace's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthMode>,
-    /// Per-client rate limit, enforced before the handler runs.
+    /// Rate limit, enforced before the handler runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Largest payload accepted, in bytes of JSON text, checked before the
+    /// payload is parsed (`PAYLOAD_TOO_LARGE`); default: the server's
+    /// message size limit only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_payload_bytes: Option<u64>,
 }
 
 /// An event from server to client.
@@ -139,7 +145,7 @@ pub struct ServerEvent {
     pub payload: Value,
 }
 
-/// At most `max` events per client within `windowMs` milliseconds.
+/// At most `max` events within `windowMs` milliseconds, per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimit {
@@ -149,6 +155,23 @@ pub struct RateLimit {
     /// Window length in milliseconds (at least 1).
     #[schemars(range(min = 1))]
     pub window_ms: u64,
+    /// Who the limit counts: `user` (default: every connection of one
+    /// authenticated user together, and an anonymous connection by its IP
+    /// address, so that reconnecting never resets it), `connection`, or `ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<RateScope>,
+}
+
+/// Who a rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RateScope {
+    /// All connections of one user (anonymous ones: of one IP address).
+    User,
+    /// Each connection on its own.
+    Connection,
+    /// All connections from one IP address.
+    Ip,
 }
 
 /// The supported subset of JSON Schema draft-07, for payloads.

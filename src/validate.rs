@@ -547,9 +547,24 @@ impl Walker<'_> {
                 o,
                 at,
                 what,
-                &["description", "payload", "ack", "auth", "rateLimit"],
+                &[
+                    "description",
+                    "payload",
+                    "ack",
+                    "auth",
+                    "rateLimit",
+                    "maxPayloadBytes",
+                ],
                 &["payload"],
             );
+            if let Some(n) = o.get("maxPayloadBytes")
+                && !matches!(n.as_u64(), Some(1..))
+            {
+                self.sink.error(
+                    &at.join("maxPayloadBytes"),
+                    format!("`maxPayloadBytes` must be a positive integer, found {n}"),
+                );
+            }
             self.auth(o, at);
             if let Some(ack) = o.get("ack") {
                 self.schema(ack, &at.join("ack"));
@@ -561,9 +576,19 @@ impl Walker<'_> {
                         r,
                         &rl_at,
                         "`rateLimit`",
-                        &["max", "windowMs"],
+                        &["max", "windowMs", "per"],
                         &["max", "windowMs"],
                     );
+                    if let Some(per) = r.get("per")
+                        && !matches!(per.as_str(), Some("user" | "connection" | "ip"))
+                    {
+                        self.sink.error(
+                            &rl_at.join("per"),
+                            format!(
+                                "`per` must be \"user\", \"connection\" or \"ip\", found {per}"
+                            ),
+                        );
+                    }
                     for key in ["max", "windowMs"] {
                         let Some(n) = r.get(key) else { continue };
                         let limit = if key == "max" {

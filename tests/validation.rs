@@ -345,6 +345,33 @@ fn rate_limits_of_zero() {
 }
 
 #[test]
+fn rate_limit_scope_and_payload_budget() {
+    let ev = "/namespaces/~1items/clientEvents/add_item";
+    for per in ["user", "connection", "ip"] {
+        let mut c = base();
+        set(&mut c, &format!("{ev}/rateLimit/per"), json!(per));
+        set(&mut c, &format!("{ev}/maxPayloadBytes"), json!(4096));
+        assert_eq!(errors(&c), Vec::new(), "per {per}");
+    }
+    let mut c = base();
+    set(&mut c, &format!("{ev}/rateLimit/per"), json!("socket"));
+    assert_one(
+        &c,
+        &format!("{ev}/rateLimit/per"),
+        "`per` must be \"user\", \"connection\" or \"ip\"",
+    );
+    for bad in [json!(0), json!(-1), json!("4k"), json!(1.5)] {
+        let mut c = base();
+        set(&mut c, &format!("{ev}/maxPayloadBytes"), bad.clone());
+        assert_one(
+            &c,
+            &format!("{ev}/maxPayloadBytes"),
+            "`maxPayloadBytes` must be a positive integer",
+        );
+    }
+}
+
+#[test]
 fn unsupported_schema_keywords_are_refused_before_typify() {
     let cases = [
         (

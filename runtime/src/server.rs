@@ -95,8 +95,8 @@ pub use adapter::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConf
 pub use adapter::{RawIo, RawSocket};
 pub use auth::{AuthConfig, AuthError, DEFAULT_USER_ID_CLAIM, sign_hs256, sign_hs256_claims};
 pub use config::{
-    CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_WS_READ_BUFFER_SIZE,
-    ServerConfig,
+    CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_ROOMS_PER_SOCKET,
+    DEFAULT_WS_READ_BUFFER_SIZE, ServerConfig,
 };
 pub use context::{ClientMetadata, SocketContext};
 pub use emitter::{
@@ -107,7 +107,7 @@ pub use http::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
 };
-pub use spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit};
+pub use spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
 
 /// socketioxide, re-exported for escape hatches.
 pub use socketioxide;

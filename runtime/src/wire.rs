@@ -30,9 +30,15 @@ pub mod codes {
     pub const UNKNOWN_EVENT: &str = "UNKNOWN_EVENT";
     /// The server failed while handling the event.
     pub const INTERNAL: &str = "INTERNAL";
+    /// The payload is larger than the event's `maxPayloadBytes`; details
+    /// `{maxBytes, bytes}`.
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    /// The connection is in as many rooms as the server allows; details
+    /// `{maxRooms}`.
+    pub const TOO_MANY_ROOMS: &str = "TOO_MANY_ROOMS";
 
     /// Every built-in code, in a stable order.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 9] = [
         AUTH_REQUIRED,
         INVALID_TOKEN,
         ACCESS_DENIED,
@@ -40,6 +46,8 @@ pub mod codes {
         INVALID_PAYLOAD,
         UNKNOWN_EVENT,
         INTERNAL,
+        PAYLOAD_TOO_LARGE,
+        TOO_MANY_ROOMS,
     ];
 }
 
@@ -116,14 +124,48 @@ impl EventError {
         .with_details(serde_json::json!({ "path": path, "reason": reason }))
     }
 
-    /// `UNKNOWN_EVENT`.
+    /// `UNKNOWN_EVENT`. The name is quoted in the message cut to
+    /// [`ECHOED_NAME_CHARS`] characters: a client can send any name, and the
+    /// answer must not grow with it.
     pub fn unknown_event(event: &str) -> Self {
-        Self::new(codes::UNKNOWN_EVENT, format!("unknown event `{event}`"))
+        Self::new(
+            codes::UNKNOWN_EVENT,
+            format!("unknown event `{}`", truncate_name(event)),
+        )
+    }
+
+    /// `PAYLOAD_TOO_LARGE`, with `{maxBytes, bytes}` in the details.
+    pub fn payload_too_large(max_bytes: usize, bytes: usize) -> Self {
+        Self::new(
+            codes::PAYLOAD_TOO_LARGE,
+            format!("payload of {bytes} bytes; this event takes at most {max_bytes}"),
+        )
+        .with_details(serde_json::json!({ "maxBytes": max_bytes, "bytes": bytes }))
+    }
+
+    /// `TOO_MANY_ROOMS`, with `{maxRooms}` in the details.
+    pub fn too_many_rooms(max_rooms: usize) -> Self {
+        Self::new(
+            codes::TOO_MANY_ROOMS,
+            format!("this connection is already in {max_rooms} rooms, the most allowed"),
+        )
+        .with_details(serde_json::json!({ "maxRooms": max_rooms }))
     }
 
     /// `INTERNAL`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(codes::INTERNAL, message)
+    }
+}
+
+/// How many characters of a client-chosen event name an answer echoes.
+pub const ECHOED_NAME_CHARS: usize = 64;
+
+/// `name` cut to [`ECHOED_NAME_CHARS`] characters (with `…` when cut).
+pub fn truncate_name(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(ECHOED_NAME_CHARS) {
+        None => std::borrow::Cow::Borrowed(name),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &name[..end])),
     }
 }
 

@@ -33,6 +33,7 @@ const fn ev(name: &'static str) -> EventSpec {
         name,
         auth: AuthMode::Optional,
         rate_limit: None,
+        max_payload_bytes: None,
         acked: true,
         schema: "{}",
     }
@@ -78,7 +79,7 @@ impl Dispatch for TestDispatch {
             let emitter = ctx.emitter();
             let ack = match event.name {
                 "join" => {
-                    ctx.join(p["room"].as_str().unwrap_or_default());
+                    ctx.join(p["room"].as_str().unwrap_or_default())?;
                     json!(null)
                 }
                 "emit" => {

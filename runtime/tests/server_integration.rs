@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use evcontract_runtime::server::{
     AuthConfig, AuthMode, BoxFuture, ClientMetadata, Dispatch, Emitter, EventSpec, Gateway,
-    NamespaceSpec, RateLimit, ServerConfig, SocketContext, Target, sign_hs256,
+    NamespaceSpec, RateLimit, RateScope, ServerConfig, SocketContext, Target, sign_hs256,
 };
 use evcontract_runtime::wire::{AckData, EventError, encode_ack};
 use futures_util::{SinkExt, StreamExt};
@@ -52,12 +52,13 @@ const fn ev(name: &'static str, acked: bool, schema: &'static str) -> EventSpec 
         name,
         auth: AuthMode::Optional,
         rate_limit: None,
+        max_payload_bytes: None,
         acked,
         schema,
     }
 }
 
-static CHAT_EVENTS: [EventSpec; 11] = [
+static CHAT_EVENTS: [EventSpec; 13] = [
     ev("echo", true, ECHO_SCHEMA),
     ev("nested", true, NESTED_SCHEMA),
     ev("notify", false, ECHO_SCHEMA),
@@ -73,6 +74,7 @@ static CHAT_EVENTS: [EventSpec; 11] = [
         rate_limit: Some(RateLimit {
             max: 2,
             window_ms: 60_000,
+            per: RateScope::Connection,
         }),
         ..ev("limited", true, ANY)
     },
@@ -81,6 +83,18 @@ static CHAT_EVENTS: [EventSpec; 11] = [
     ev("join", true, ROOM_SCHEMA),
     ev("say", true, ROOM_SCHEMA),
     ev("flood", true, ANY),
+    EventSpec {
+        rate_limit: Some(RateLimit {
+            max: 3,
+            window_ms: 60_000,
+            per: RateScope::User,
+        }),
+        ..ev("limited_user", true, ANY)
+    },
+    EventSpec {
+        max_payload_bytes: Some(64),
+        ..ev("small", true, ANY)
+    },
 ];
 
 static CHAT: NamespaceSpec = NamespaceSpec {
@@ -122,11 +136,11 @@ impl Dispatch for TestDispatch {
             let ack: Value = match event.name {
                 "echo" | "nested" => Ok(payload),
                 "whoami" => Ok(json!(ctx.require_auth()?)),
-                "limited" | "notify" | "whoami_noack" => Ok(Value::Null),
+                "limited" | "limited_user" | "small" | "notify" | "whoami_noack" => Ok(Value::Null),
                 "boom" | "boom_noack" => panic!("handler exploded"),
                 "join" => {
                     let room = payload["room"].as_str().unwrap_or_default().to_owned();
-                    ctx.join(room);
+                    ctx.join(room)?;
                     let mut rooms = ctx.rooms();
                     rooms.sort();
                     Ok(json!(rooms))
@@ -1117,5 +1131,131 @@ async fn silent_half_sent_and_idle_connections_are_closed_after_the_header_timeo
         gw.http_stats().header_timeouts >= 2,
         "{:?}",
         gw.http_stats()
+    );
+}
+
+/// The `code` of an ack envelope.
+fn code(ack: &Value) -> &str {
+    ack["code"].as_str().unwrap_or("<success>")
+}
+
+#[tokio::test]
+async fn user_limits_hold_across_connections_and_reconnects_anonymous_ones_per_ip() {
+    let srv = start().await;
+    let ns = "/chat";
+    let alice = token("alice");
+    let mut a1 = Client::open(srv.addr).await;
+    a1.connect(ns, Some(&alice)).await.unwrap();
+    let mut a2 = Client::open(srv.addr).await;
+    a2.connect(ns, Some(&alice)).await.unwrap();
+    // Three per user: two on one connection, one on the other.
+    assert_eq!(
+        a1.call(ns, 1, "limited_user", None).await["success"],
+        json!(true)
+    );
+    assert_eq!(
+        a1.call(ns, 2, "limited_user", None).await["success"],
+        json!(true)
+    );
+    assert_eq!(
+        a2.call(ns, 1, "limited_user", None).await["success"],
+        json!(true)
+    );
+    assert_eq!(
+        code(&a2.call(ns, 2, "limited_user", None).await),
+        "RATE_LIMITED"
+    );
+    // Reconnecting does not reset it.
+    a1.close().await;
+    let mut a3 = Client::open(srv.addr).await;
+    a3.connect(ns, Some(&alice)).await.unwrap();
+    assert_eq!(
+        code(&a3.call(ns, 1, "limited_user", None).await),
+        "RATE_LIMITED"
+    );
+    // Another user has a budget of its own.
+    let mut b = Client::open(srv.addr).await;
+    b.connect(ns, Some(&token("bob"))).await.unwrap();
+    assert_eq!(
+        b.call(ns, 1, "limited_user", None).await["success"],
+        json!(true)
+    );
+    // Anonymous connections share the budget of their IP address.
+    let mut anon = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::open(srv.addr).await;
+        c.connect(ns, None).await.unwrap();
+        anon.push(c);
+    }
+    for c in anon.iter_mut().take(3) {
+        assert_eq!(
+            c.call(ns, 1, "limited_user", None).await["success"],
+            json!(true)
+        );
+    }
+    assert_eq!(
+        code(&anon[3].call(ns, 1, "limited_user", None).await),
+        "RATE_LIMITED"
+    );
+    // `per: connection` limits stay per connection.
+    assert_eq!(
+        anon[3].call(ns, 2, "limited", None).await["success"],
+        json!(true)
+    );
+}
+
+#[tokio::test]
+async fn payload_budgets_unparsable_numbers_and_long_unknown_names() {
+    let srv = start().await;
+    let ns = "/chat";
+    let mut c = Client::open(srv.addr).await;
+    c.connect(ns, None).await.unwrap();
+    // Over the event's budget: refused before parsing, with the sizes.
+    let big = json!({"text": "x".repeat(100)});
+    let ack = c.call(ns, 1, "small", Some(big)).await;
+    assert_eq!(code(&ack), "PAYLOAD_TOO_LARGE", "{ack}");
+    assert_eq!(ack["details"]["maxBytes"], json!(64));
+    assert!(ack["details"]["bytes"].as_u64().unwrap() > 64);
+    assert_eq!(
+        c.call(ns, 2, "small", Some(json!({}))).await["success"],
+        json!(true)
+    );
+    // A number JSON can write but f64 cannot hold: INVALID_PAYLOAD of that
+    // event (it was UNKNOWN_EVENT with an empty name).
+    c.send(format!("42{ns},3[\"echo\",{{\"text\":1e999}}]"))
+        .await;
+    let p = c.wait_for(|p| p.kind == 3 && p.id == Some(3)).await;
+    let ack = &p.data.unwrap()[0];
+    assert_eq!(code(ack), "INVALID_PAYLOAD", "{ack}");
+    // Without ack, the `error` event names the event.
+    c.send(format!("42{ns},[\"notify\",{{\"text\":-1e999}}]"))
+        .await;
+    let err = c.event(ns, "error").await;
+    assert_eq!(
+        (err["event"].as_str(), code(&err)),
+        (Some("notify"), "INVALID_PAYLOAD")
+    );
+    // A 100 kB event name is answered with a bounded echo.
+    let name = "n".repeat(100_000);
+    c.send(format!("42{ns},4[\"{name}\"]")).await;
+    let p = c.wait_for(|p| p.kind == 3 && p.id == Some(4)).await;
+    let ack = p.data.unwrap()[0].clone();
+    assert_eq!(code(&ack), "UNKNOWN_EVENT");
+    assert!(
+        ack.to_string().len() < 300,
+        "{} bytes echoed",
+        ack.to_string().len()
+    );
+    c.send(format!("42{ns},[\"{name}\"]")).await;
+    let err = c.event(ns, "error").await;
+    assert!(
+        err.to_string().len() < 400,
+        "{} bytes echoed",
+        err.to_string().len()
+    );
+    // The connection is still up.
+    assert_eq!(
+        c.call(ns, 5, "echo", Some(json!({"text": "ok"}))).await["success"],
+        json!(true)
     );
 }

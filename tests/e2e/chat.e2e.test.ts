@@ -298,3 +298,50 @@ describe("/health", () => {
     assert.equal(n, 1);
   });
 });
+
+describe("limits", () => {
+  test("send_message's limit counts every connection of one user, and reconnecting does not reset it", async () => {
+    const thread = newThread();
+    const tok = token("erin");
+    const first = await connectChat(tok);
+    const second = await connectChat(tok);
+    for (const s of [first, second]) assertSuccess(await s.emitWithAck("join_thread", { threadId: thread }));
+    for (let i = 0; i < 20; i++) {
+      const s = i % 2 === 0 ? first : second;
+      assertSuccess(await s.emitWithAck("send_message", { threadId: thread, content: `m${i}` }));
+    }
+    assertFailure(await second.emitWithAck("send_message", { threadId: thread, content: "m20" }), "RATE_LIMITED");
+    first.disconnect();
+    const third = await connectChat(tok);
+    assertSuccess(await third.emitWithAck("join_thread", { threadId: thread }));
+    assertFailure(await third.emitWithAck("send_message", { threadId: thread, content: "again" }), "RATE_LIMITED");
+  });
+
+  test("typing and mark_read are rate limited; mark_read takes at most 100 ids; payloads over their budget are refused before parsing", async () => {
+    const thread = newThread();
+    const fay = await connectChat(token("fay"));
+    assertSuccess(await fay.emitWithAck("join_thread", { threadId: thread }));
+    for (let i = 0; i < 10; i++) fay.emit("typing", { threadId: thread, isTyping: i % 2 === 0 });
+    const limited = next<{ event: string; code: string }>(fay, "error");
+    fay.emit("typing", { threadId: thread, isTyping: true });
+    assert.deepEqual(
+      (({ event, code }) => ({ event, code }))(await limited),
+      { event: "typing", code: "RATE_LIMITED" },
+    );
+
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
+    const tooMany = next<{ event: string; code: string; details: { path: string } }>(fay, "error");
+    fay.emit("mark_read", { threadId: thread, messageIds: ids(101) });
+    const err = await tooMany;
+    assert.equal(err.code, "INVALID_PAYLOAD");
+    assert.equal(err.details.path, "/messageIds");
+
+    const big = assertFailure(
+      await fay.emitWithAck("send_message", { threadId: thread, content: "é".repeat(2000) + "\u0000".repeat(3000) } as never),
+      "PAYLOAD_TOO_LARGE",
+    );
+    assert.deepEqual((big.details as { maxBytes: number }).maxBytes, 16384);
+    // The connection is still up and within its limits.
+    assertSuccess(await fay.emitWithAck("send_message", { threadId: thread, content: "still here" }));
+  });
+});

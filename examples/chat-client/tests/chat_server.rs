@@ -491,7 +491,8 @@ async fn the_21st_send_within_10_s_is_rate_limited() {
 
 /// 1,000 acked requests on one connection, polled together so that they are
 /// all queued before their answers are collected; returns `(thread id, the
-/// ack's thread id)` per request, in order.
+/// ack's thread id)` per request, in order. The requests name 100 threads,
+/// ten times each (a connection may be in 100 rooms).
 async fn thousand_in_flight<F, A>(
     request: impl Fn(&str) -> F,
     echoed: impl Fn(&A) -> &str,
@@ -499,7 +500,7 @@ async fn thousand_in_flight<F, A>(
 where
     F: Future<Output = Result<A, ClientError>>,
 {
-    let ids: Vec<String> = (0..1000).map(|i| format!("thread-{i}")).collect();
+    let ids: Vec<String> = (0..1000).map(|i| format!("thread-{}", i % 100)).collect();
     let acks = within(
         Duration::from_secs(30),
         "1,000 acks",
@@ -573,6 +574,45 @@ async fn a_thousand_join_threads_in_flight_get_their_own_acks() {
     for (asked, echoed) in &answers {
         assert_eq!(asked, echoed, "each ack answers its own request");
     }
+}
+
+/// One connection may be in 100 rooms (`ServerConfig::max_rooms_per_socket`):
+/// the 101st thread is refused with `TOO_MANY_ROOMS`, joining a thread again
+/// is not counted, and leaving one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_joins_at_most_100_threads() {
+    let server = Server::start().await;
+    let lee = connect(&server, "lee").await;
+    let join = |id: String| {
+        lee.join_thread(JoinThread {
+            thread_id: id.as_str().try_into().unwrap(),
+        })
+    };
+    for i in 0..100 {
+        within(WAIT, "join", join(format!("t{i}")))
+            .await
+            .unwrap_or_else(|e| panic!("thread {i} of 100: {e}"));
+    }
+    let details = assert_code(
+        within(WAIT, "join", join("t100".to_owned())).await,
+        ErrorCode::TooManyRooms,
+    );
+    assert_eq!(details["maxRooms"], 100);
+    within(WAIT, "join again", join("t5".to_owned()))
+        .await
+        .expect("a thread already joined is not counted again");
+    within(
+        WAIT,
+        "leave",
+        lee.leave_thread(LeaveThread {
+            thread_id: "t0".try_into().unwrap(),
+        }),
+    )
+    .await
+    .expect("leave");
+    within(WAIT, "join after leaving", join("t100".to_owned()))
+        .await
+        .expect("leaving a thread makes room");
 }
 
 // ---------------------------------------------------------- reconnection

@@ -13,10 +13,10 @@
 //! rooms and broadcasts through Redis; unset, one node in memory),
 //! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`), and the
 //! HTTP limits `MAX_CONNECTIONS` (default 100000), `MAX_CONNECTIONS_PER_IP`
-//! (1000), `HEADER_READ_TIMEOUT_MS` (10000) and `SLOW_CONSUMER_TIMEOUT_MS`
-//! (5000).
+//! (1000), `HEADER_READ_TIMEOUT_MS` (10000), `SLOW_CONSUMER_TIMEOUT_MS`
+//! (5000) and `MAX_ROOMS_PER_SOCKET` (100).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,10 +40,46 @@ use evcontract_runtime::server::{
 const DEV_SECRET: &str = "dev-secret";
 const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// The `/chat` namespace: threads kept in memory.
+/// The `/chat` namespace: threads kept in memory, bounded: the newest
+/// [`HISTORY_PER_THREAD`] messages of the newest [`MAX_THREADS`] threads.
 struct Chat {
-    /// Messages per thread id.
-    threads: Mutex<HashMap<String, Vec<Message>>>,
+    threads: Mutex<History>,
+}
+
+/// Messages kept per thread (older ones are dropped first).
+const HISTORY_PER_THREAD: usize = 200;
+/// Threads kept (the thread written to least recently is dropped first).
+const MAX_THREADS: usize = 10_000;
+
+/// The recent messages of the recently active threads.
+#[derive(Default)]
+struct History {
+    /// Messages per thread id, oldest first.
+    threads: HashMap<String, VecDeque<Message>>,
+    /// Thread ids, least recently written first.
+    order: VecDeque<String>,
+}
+
+impl History {
+    fn record(&mut self, thread_id: &str, message: Message) {
+        if let Some(pos) = self.order.iter().position(|t| t == thread_id) {
+            if let Some(t) = self.order.remove(pos) {
+                self.order.push_back(t);
+            }
+        } else {
+            if self.order.len() >= MAX_THREADS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.threads.remove(&oldest);
+            }
+            self.order.push_back(thread_id.to_owned());
+        }
+        let messages = self.threads.entry(thread_id.to_owned()).or_default();
+        if messages.len() >= HISTORY_PER_THREAD {
+            messages.pop_front();
+        }
+        messages.push_back(message);
+    }
 }
 
 /// Internal errors (a poisoned lock, an id that fails its own schema) are
@@ -79,7 +115,7 @@ impl ChatHandler for Chat {
         let user = ctx.require_auth()?.to_owned();
         let thread_id = p.thread_id.to_string();
         let room = rooms::thread(&thread_id);
-        ctx.join(room.clone());
+        ctx.join(room.clone())?;
         let emitter = ChatEmitter::of(ctx);
         let joined = Joined {
             thread_id: thread_id.clone(),
@@ -148,9 +184,7 @@ impl ChatHandler for Chat {
         self.threads
             .lock()
             .map_err(internal)?
-            .entry(thread_id.clone())
-            .or_default()
-            .push(message.clone());
+            .record(&thread_id, message.clone());
         let event = NewMessage { thread_id, message };
         ChatEmitter::of(ctx)
             .new_message(Target::room(room), &event)
@@ -183,7 +217,7 @@ impl ChatHandler for Chat {
         let event = MessageRead {
             thread_id,
             user_id: user,
-            message_ids: p.message_ids,
+            message_ids: p.message_ids.into_iter().map(|id| id.to_string()).collect(),
         };
         ChatEmitter::of(ctx)
             .message_read(Target::room_except(room, ctx.socket_id()), &event)
@@ -333,6 +367,9 @@ fn with_limits(mut config: ServerConfig) -> Result<ServerConfig, String> {
     }
     if let Some(ms) = env_number("HEADER_READ_TIMEOUT_MS")? {
         config = config.header_read_timeout(Duration::from_millis(ms));
+    }
+    if let Some(n) = env_number("MAX_ROOMS_PER_SOCKET")? {
+        config = config.max_rooms_per_socket(n);
     }
     if let Some(ms) = env_number("SLOW_CONSUMER_TIMEOUT_MS")? {
         config = config.slow_consumer_timeout(Duration::from_millis(ms));

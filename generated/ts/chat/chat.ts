@@ -122,6 +122,8 @@ export type ErrorCode =
   | "INVALID_PAYLOAD"
   | "UNKNOWN_EVENT"
   | "INTERNAL"
+  | "PAYLOAD_TOO_LARGE"
+  | "TOO_MANY_ROOMS"
   | "THREAD_NOT_FOUND";
 
 /** The answer to an acked event. */

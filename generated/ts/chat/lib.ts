@@ -15,6 +15,8 @@ export type ErrorCode =
   | "INVALID_PAYLOAD"
   | "UNKNOWN_EVENT"
   | "INTERNAL"
+  | "PAYLOAD_TOO_LARGE"
+  | "TOO_MANY_ROOMS"
   | "THREAD_NOT_FOUND";
 
 /** Every error code, in contract order (built-in ones first). */
@@ -26,6 +28,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "INVALID_PAYLOAD",
   "UNKNOWN_EVENT",
   "INTERNAL",
+  "PAYLOAD_TOO_LARGE",
+  "TOO_MANY_ROOMS",
   "THREAD_NOT_FOUND",
 ];
 

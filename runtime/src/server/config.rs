@@ -12,6 +12,10 @@ use super::http::HttpLimits;
 /// Default maximum size of one incoming message / payload: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
+/// Default maximum of rooms one socket may join through
+/// `SocketContext::join`: 100.
+pub const DEFAULT_MAX_ROOMS_PER_SOCKET: usize = 100;
+
 /// Default number of outgoing packets buffered per connection.
 pub const DEFAULT_BUFFER_SIZE: usize = 1024;
 
@@ -42,6 +46,7 @@ pub struct ServerConfig {
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<super::RedisConfig>,
     pub(crate) http: HttpLimits,
+    pub(crate) max_rooms_per_socket: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
             #[cfg(feature = "redis")]
             redis: None,
             http: HttpLimits::default(),
+            max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
         }
     }
 }
@@ -186,6 +192,17 @@ impl ServerConfig {
     #[must_use]
     pub fn max_connections_per_ip(mut self, max: usize) -> Self {
         self.http.max_connections_per_ip = max.max(1);
+        self
+    }
+
+    /// Most rooms one socket may join through
+    /// [`SocketContext::join`](super::SocketContext::join) (default 100,
+    /// [`DEFAULT_MAX_ROOMS_PER_SOCKET`]); one more is refused with
+    /// `TOO_MANY_ROOMS`. The runtime's own rooms (user, authenticated) do
+    /// not count.
+    #[must_use]
+    pub fn max_rooms_per_socket(mut self, max: usize) -> Self {
+        self.max_rooms_per_socket = max;
         self
     }
 

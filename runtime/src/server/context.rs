@@ -1,8 +1,9 @@
 //! Per-connection state: [`ClientMetadata`] and the [`SocketContext`] handed to handlers.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -49,6 +50,15 @@ pub(crate) struct ClientState {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) user_agent: Option<String>,
     pub(crate) limits: ClientLimits,
+    /// The rooms this socket is in, as the runtime and [`SocketContext`]
+    /// joined them: membership tests are one hash lookup, with no copy of
+    /// socketioxide's room set.
+    rooms: Mutex<HashSet<String>>,
+    /// How many of `rooms` the runtime joined itself (not counted against
+    /// `max_rooms`).
+    runtime_rooms: usize,
+    /// Most rooms a handler may join for this socket.
+    max_rooms: usize,
 }
 
 /// The rooms `socket` is in, as owned names.
@@ -67,8 +77,11 @@ impl ClientState {
         user_id: Option<String>,
         remote_addr: Option<SocketAddr>,
         user_agent: Option<String>,
+        runtime_rooms: Vec<String>,
+        max_rooms: usize,
     ) -> Self {
         let now = SystemTime::now();
+        let runtime_count = runtime_rooms.len();
         Self {
             namespace,
             user_id,
@@ -77,7 +90,14 @@ impl ClientState {
             remote_addr,
             user_agent,
             limits: ClientLimits::default(),
+            rooms: Mutex::new(runtime_rooms.into_iter().collect()),
+            runtime_rooms: runtime_count,
+            max_rooms,
         }
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn touch(&self) {
@@ -162,17 +182,32 @@ impl SocketContext {
         with_adapter!(RawSocket, &self.socket, socket => self.state.metadata(socket))
     }
 
-    /// Joins a room of this namespace. The socket's own membership lives on
-    /// the node that holds it, so this is immediate on any adapter; with the
-    /// Redis adapter, broadcasts from every node reach the room's members.
-    pub fn join(&self, room: impl Into<String>) {
+    /// Joins a room of this namespace; joining a room the socket is in is a
+    /// success. Refused with `TOO_MANY_ROOMS` when the socket is in
+    /// `ServerConfig::max_rooms_per_socket` rooms (the runtime's own rooms
+    /// not counted). The socket's own membership lives on the node that
+    /// holds it, so this is immediate on any adapter; with the Redis
+    /// adapter, broadcasts from every node reach the room's members.
+    pub fn join(&self, room: impl Into<String>) -> Result<(), EventError> {
         let room = room.into();
+        {
+            let mut rooms = self.state.rooms();
+            if rooms.contains(&room) {
+                return Ok(());
+            }
+            if rooms.len() - self.state.runtime_rooms >= self.state.max_rooms {
+                return Err(EventError::too_many_rooms(self.state.max_rooms));
+            }
+            rooms.insert(room.clone());
+        }
         with_adapter!(RawSocket, &self.socket, socket => socket.join(room));
+        Ok(())
     }
 
     /// Leaves a room of this namespace (immediate, like [`join`](Self::join)).
     pub fn leave(&self, room: impl Into<String>) {
         let room = room.into();
+        self.state.rooms().remove(&room);
         with_adapter!(RawSocket, &self.socket, socket => socket.leave(room));
     }
 
@@ -181,9 +216,11 @@ impl SocketContext {
         with_adapter!(RawSocket, &self.socket, socket => owned_rooms(socket))
     }
 
-    /// Whether this socket is in `room`.
+    /// Whether this socket is in `room` (one hash lookup). Rooms joined
+    /// through the raw socketioxide socket instead of
+    /// [`join`](Self::join) are not seen here.
     pub fn in_room(&self, room: &str) -> bool {
-        with_adapter!(RawSocket, &self.socket, socket => socket.rooms().iter().any(|r| r == room))
+        self.state.rooms().contains(room)
     }
 
     /// The emitter of this namespace.

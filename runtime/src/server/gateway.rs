@@ -16,6 +16,7 @@ use axum::http::header::USER_AGENT;
 use futures_util::FutureExt;
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
@@ -36,9 +37,13 @@ use super::emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
 };
 use super::http::{HttpCounters, HttpLimits, HttpStats};
-use super::rate_limit::ceil_millis;
-use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec};
-use crate::wire::{AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes};
+use super::rate_limit::{Holder, SharedLimits, ceil_millis};
+use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
+use crate::wire::{
+    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes, truncate_name,
+};
+use socketioxide_core::Str;
+use std::ops::Range;
 
 /// The Socket.IO server of a contract. Cheap to clone (an `Arc` inside).
 ///
@@ -72,6 +77,8 @@ struct Inner {
     req_path: Arc<str>,
     http_limits: HttpLimits,
     http: Arc<HttpCounters>,
+    /// `ServerConfig::max_rooms_per_socket`.
+    max_rooms: usize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -152,6 +159,7 @@ impl Gateway {
                 namespaces: RwLock::new(HashSet::new()),
                 req_path: Arc::from(config.req_path.as_str()),
                 http_limits: config.http,
+                max_rooms: config.max_rooms_per_socket,
                 http: Arc::new(HttpCounters::default()),
             }),
         }
@@ -197,6 +205,8 @@ impl Gateway {
             auth: self.inner.auth.clone(),
             emitter: self.emitter(spec.path),
             own_socket_room: self.inner.cluster.is_remote(),
+            shared_limits: SharedLimits::default(),
+            max_rooms: self.inner.max_rooms,
         });
         {
             let mut map = self
@@ -481,6 +491,10 @@ struct NamespaceRuntime {
     /// Whether each socket joins its own room ([`socket_room`]), so that
     /// other nodes can address it by id (the Redis adapter only).
     own_socket_room: bool,
+    /// Contract limits counted per user or per IP address.
+    shared_limits: SharedLimits,
+    /// `ServerConfig::max_rooms_per_socket`.
+    max_rooms: usize,
 }
 
 fn mount<A: GatewayAdapter + DefinedAdapter>(
@@ -543,23 +557,31 @@ impl NamespaceRuntime {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let mut runtime_rooms = Vec::new();
         if let Some(user_id) = &user_id {
             // The shared room's name is borrowed: every socket's room set
             // (cloned by socketioxide on each `rooms()` call) then holds one
             // owned string fewer.
+            let own = user_room(user_id);
             socket.join(vec![
-                Cow::Owned(user_room(user_id)),
+                Cow::Owned(own.clone()),
                 Cow::Borrowed(AUTHENTICATED_ROOM),
             ]);
+            runtime_rooms.push(own);
+            runtime_rooms.push(AUTHENTICATED_ROOM.to_owned());
         }
         if self.own_socket_room {
-            socket.join(socket_room(socket.id.as_str()));
+            let own = socket_room(socket.id.as_str());
+            socket.join(own.clone());
+            runtime_rooms.push(own);
         }
         let state = Arc::new(ClientState::new(
             self.spec.path,
             user_id,
             remote_addr,
             user_agent,
+            runtime_rooms,
+            self.max_rooms,
         ));
         // In the extensions for metadata queries; the socket's own handlers
         // hold it directly, so no event has to look it up.
@@ -617,12 +639,16 @@ impl NamespaceRuntime {
         let compiled = self.events.get(event.name.as_str());
         // Unknown events: answer through the ack when the client asked for one.
         let via_ack = event.ack_id.is_some() && compiled.is_none_or(|c| c.spec.acked);
-        let result = match compiled {
-            None => Err(EventError::unknown_event(&event.name)),
-            Some(compiled) => {
-                let payload = std::mem::replace(&mut event.payload, Ok(Value::Null));
-                self.run(&socket, &state, compiled, payload).await
+        let result = match (compiled, &event.payload) {
+            (_, RawPayload::Unreadable(reason)) => {
+                Err(EventError::invalid_payload("", reason.clone()))
             }
+            (None, _) => {
+                // The name is the client's: the answer echoes a bounded part.
+                event.name = truncate_name(&event.name).into_owned();
+                Err(EventError::unknown_event(&event.name))
+            }
+            (Some(compiled), payload) => self.run(&socket, &state, compiled, payload).await,
         };
         match (result, via_ack) {
             (Ok(data), true) => {
@@ -648,19 +674,22 @@ impl NamespaceRuntime {
         socket: &SocketRef<A>,
         state: &Arc<ClientState>,
         compiled: &CompiledEvent,
-        payload: Result<Value, String>,
+        payload: &RawPayload,
     ) -> Result<AckData, EventError> {
         let spec = compiled.spec;
         if spec.auth == AuthMode::Required && state.user_id.is_none() {
             return Err(EventError::auth_required());
         }
         if let Some(limit) = spec.rate_limit {
-            state
-                .limits
-                .check_event(spec.name, limit.max, Duration::from_millis(limit.window_ms))
+            self.check_rate(state, spec.name, limit)
                 .map_err(|wait| EventError::rate_limited(ceil_millis(wait)))?;
         }
-        let payload = payload.map_err(|reason| EventError::invalid_payload("", reason))?;
+        if let Some(max) = spec.max_payload_bytes
+            && payload.len() > max
+        {
+            return Err(EventError::payload_too_large(max, payload.len()));
+        }
+        let payload = payload.parse()?;
         if let Err(err) = compiled.validator.validate(&payload) {
             return Err(EventError::invalid_payload(
                 err.instance_path().as_str(),
@@ -679,6 +708,29 @@ impl NamespaceRuntime {
                 );
                 Err(EventError::internal("internal error"))
             }
+        }
+    }
+
+    /// The contract limit of `event` for this connection, counted per its
+    /// [`RateScope`]: `Err(wait)` when refused.
+    fn check_rate(
+        &self,
+        state: &ClientState,
+        event: &'static str,
+        limit: RateLimit,
+    ) -> Result<(), Duration> {
+        let window = Duration::from_millis(limit.window_ms);
+        let holder = match (limit.per, &state.user_id, state.remote_addr) {
+            (RateScope::Connection, _, _) => None,
+            (RateScope::User, Some(user), _) => Some(Holder::User(user.clone())),
+            (RateScope::User | RateScope::Ip, _, Some(addr)) => Some(Holder::Ip(addr.ip())),
+            // No peer address (a server of the application's own without
+            // connect info): the connection is all that can be counted.
+            (RateScope::User | RateScope::Ip, _, None) => None,
+        };
+        match holder {
+            Some(holder) => self.shared_limits.check(holder, event, limit.max, window),
+            None => state.limits.check_event(event, limit.max, window),
         }
     }
 
@@ -773,7 +825,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// fails to deserialize without answering.
 struct IncomingEvent<A: GatewayAdapter> {
     name: String,
-    payload: Result<Value, String>,
+    payload: RawPayload,
     /// Kept to build an [`AckSender`] per send attempt (it is consumed by a
     /// send, also a failed one).
     socket: Arc<Socket<A>>,
@@ -803,13 +855,20 @@ impl<A: GatewayAdapter> FromMessageParts<A> for IncomingEvent<A> {
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
         let (name, payload) = match value {
-            SioValue::Str(data, _) => match serde_json::from_str::<EventArray>(data.as_str()) {
-                Ok(EventArray(name, payload)) => (name, Ok(payload)),
-                Err(err) => (String::new(), Err(err.to_string())),
+            SioValue::Str(data, _) => match serde_json::from_str::<EventHead<'_>>(data) {
+                Ok(EventHead(name, None)) => (name, RawPayload::Missing),
+                Ok(EventHead(name, Some(raw))) => {
+                    // `raw` is a slice of `data`: keep its place, not a copy.
+                    let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
+                    let range = start..start + raw.get().len();
+                    let text = data.clone();
+                    (name, RawPayload::Text { text, range })
+                }
+                Err(err) => (String::new(), RawPayload::Unreadable(err.to_string())),
             },
             SioValue::Bytes(_) => (
                 String::new(),
-                Err("binary packets are not supported".to_owned()),
+                RawPayload::Unreadable("binary packets are not supported".to_owned()),
             ),
         };
         Ok(Self {
@@ -821,24 +880,58 @@ impl<A: GatewayAdapter> FromMessageParts<A> for IncomingEvent<A> {
     }
 }
 
-/// `["event", payload?, ...ignored]`.
-struct EventArray(String, Value);
+/// The payload of an incoming event, still as text.
+enum RawPayload {
+    /// No payload argument: `null`.
+    Missing,
+    /// The payload's JSON text, `text[range]` (the frame is shared, not copied).
+    Text { text: Str, range: Range<usize> },
+    /// The frame is not an event array.
+    Unreadable(String),
+}
 
-impl<'de> de::Deserialize<'de> for EventArray {
+impl RawPayload {
+    /// Size of the payload's JSON text in bytes.
+    fn len(&self) -> usize {
+        match self {
+            Self::Text { range, .. } => range.len(),
+            Self::Missing | Self::Unreadable(_) => 0,
+        }
+    }
+
+    /// The payload as a JSON value, or `INVALID_PAYLOAD` (for example a
+    /// number out of range: `1e999`).
+    fn parse(&self) -> Result<Value, EventError> {
+        match self {
+            Self::Missing => Ok(Value::Null),
+            Self::Text { text, range } => serde_json::from_str(&text[range.clone()])
+                .map_err(|e| EventError::invalid_payload("", e.to_string())),
+            Self::Unreadable(reason) => Err(EventError::invalid_payload("", reason.clone())),
+        }
+    }
+}
+
+/// `["event", payload?, ...ignored]`, the payload left as raw JSON text
+/// (borrowed from the frame): its size is checked against the event's
+/// budget before it is parsed, and a payload that fails to parse is an
+/// `INVALID_PAYLOAD` of that event, not an unreadable frame.
+struct EventHead<'a>(String, Option<&'a RawValue>);
+
+impl<'de> de::Deserialize<'de> for EventHead<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = EventArray;
+            type Value = EventHead<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an event array [name, payload?]")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventArray, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventHead<'de>, A::Error> {
                 let name: String = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("missing event name"))?;
-                let payload: Value = seq.next_element()?.unwrap_or(Value::Null);
+                let payload: Option<&'de RawValue> = seq.next_element()?;
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(EventArray(name, payload))
+                Ok(EventHead(name, payload))
             }
         }
         deserializer.deserialize_seq(V)
@@ -850,17 +943,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_array_parsing() {
-        let EventArray(name, payload) = serde_json::from_str(r#"["ev"]"#).unwrap();
-        assert_eq!((name.as_str(), payload), ("ev", Value::Null));
-        let EventArray(name, payload) =
-            serde_json::from_str(r#"["ev", {"a": 1}, 2, [3]]"#).unwrap();
+    fn event_head_parsing() {
+        let EventHead(name, payload) = serde_json::from_str(r#"["ev"]"#).unwrap();
+        assert_eq!((name.as_str(), payload.map(RawValue::get)), ("ev", None));
+        let EventHead(name, payload) = serde_json::from_str(r#"["ev", {"a": 1}, 2, [3]]"#).unwrap();
         assert_eq!(
-            (name.as_str(), payload),
-            ("ev", serde_json::json!({"a": 1}))
+            (name.as_str(), payload.map(RawValue::get)),
+            ("ev", Some(r#"{"a": 1}"#))
         );
-        assert!(serde_json::from_str::<EventArray>("[]").is_err());
-        assert!(serde_json::from_str::<EventArray>("[1]").is_err());
+        // A number out of f64's range is still read as text: the event is
+        // known, its payload is the one that is invalid.
+        let EventHead(name, payload) =
+            serde_json::from_str(r#"["send", {"threadId": 1e999}]"#).unwrap();
+        assert_eq!(name, "send");
+        assert!(serde_json::from_str::<Value>(payload.unwrap().get()).is_err());
+        assert!(serde_json::from_str::<EventHead<'_>>("[]").is_err());
+        assert!(serde_json::from_str::<EventHead<'_>>("[1]").is_err());
     }
 
     #[tokio::test]
@@ -880,6 +978,7 @@ mod tests {
             name: "x",
             auth: AuthMode::Optional,
             rate_limit: None,
+            max_payload_bytes: None,
             acked: false,
             schema: r#"{"type": 5}"#,
         };

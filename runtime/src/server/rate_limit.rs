@@ -4,6 +4,7 @@
 //! paused clock instead of sleeping.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -174,10 +175,108 @@ impl ClientLimits {
     }
 }
 
+/// Whom a shared limit counts: a user, or (anonymous connections, and
+/// `per: ip` limits) an IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Holder {
+    User(String),
+    Ip(IpAddr),
+}
+
+/// Contract limits shared by the connections of one user or one IP address
+/// on this node, so that several connections, or reconnecting, never give
+/// more than the limit.
+///
+/// Memory is bounded by the active holders: when the map doubles, entries
+/// whose window is empty (no hit within the window) are dropped.
+#[derive(Debug)]
+pub(crate) struct SharedLimits {
+    windows: Mutex<SharedMap>,
+}
+
+#[derive(Debug)]
+struct SharedMap {
+    map: HashMap<(Holder, &'static str), SlidingWindow>,
+    /// Size at which idle entries are pruned next.
+    prune_at: usize,
+}
+
+impl Default for SharedLimits {
+    fn default() -> Self {
+        Self {
+            windows: Mutex::new(SharedMap {
+                map: HashMap::new(),
+                prune_at: PRUNE_AT,
+            }),
+        }
+    }
+}
+
+impl SharedLimits {
+    /// Contract limit of `event` for `holder`: `Err(wait)` when refused.
+    pub(crate) fn check(
+        &self,
+        holder: Holder,
+        event: &'static str,
+        max: u32,
+        window: Duration,
+    ) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut shared = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        if shared.map.len() >= shared.prune_at {
+            shared.map.retain(|_, w| !w.is_idle(now));
+            shared.prune_at = (shared.map.len() * 2).max(PRUNE_AT);
+        }
+        shared
+            .map
+            .entry((holder, event))
+            .or_insert_with(|| SlidingWindow::new(max, window))
+            .check(now)
+    }
+
+    /// Entries kept now (for tests of the memory bound).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::time::advance;
+
+    #[tokio::test(start_paused = true)]
+    async fn shared_limits_count_every_connection_of_a_holder_and_forget_idle_ones() {
+        let shared = SharedLimits::default();
+        let window = Duration::from_secs(10);
+        let alice = || Holder::User("alice".to_owned());
+        for _ in 0..5 {
+            assert!(shared.check(alice(), "send", 5, window).is_ok());
+        }
+        // Whatever connection asks next, alice is over her limit.
+        assert!(shared.check(alice(), "send", 5, window).is_err());
+        assert!(shared.check(alice(), "other", 5, window).is_ok());
+        assert!(
+            shared
+                .check(Holder::User("bob".to_owned()), "send", 5, window)
+                .is_ok()
+        );
+        // 10,000 one-off holders, each idle after the window: the map is
+        // pruned as it grows and never holds them all.
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            assert!(shared.check(Holder::Ip(ip), "send", 5, window).is_ok());
+            if i % 100 == 99 {
+                advance(Duration::from_secs(1)).await;
+            }
+        }
+        assert!(shared.len() < 3_000, "{} entries kept", shared.len());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn exactly_max_in_window_then_retry_after() {

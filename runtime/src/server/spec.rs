@@ -25,13 +25,30 @@ pub enum AuthMode {
 }
 
 /// A contract rate limit: at most `max` events in any sliding window of
-/// `window_ms` milliseconds, per client (socket) and event.
+/// `window_ms` milliseconds, per event and per [`RateScope`], on the node
+/// that holds the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateLimit {
     /// Events allowed in one window.
     pub max: u32,
     /// Window length in milliseconds.
     pub window_ms: u64,
+    /// Who the limit counts.
+    pub per: RateScope,
+}
+
+/// Who a [`RateLimit`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RateScope {
+    /// Every connection of one authenticated user together; an anonymous
+    /// connection counts with the other anonymous connections of its IP
+    /// address. Reconnecting never resets it. The default.
+    #[default]
+    User,
+    /// Each connection on its own (reset by reconnecting).
+    Connection,
+    /// Every connection from one IP address together.
+    Ip,
 }
 
 /// One client-to-server event of a namespace.
@@ -41,8 +58,11 @@ pub struct EventSpec {
     pub name: &'static str,
     /// Whether this event needs an authenticated connection.
     pub auth: AuthMode,
-    /// Optional rate limit per client.
+    /// Optional rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// Largest payload accepted, in bytes of JSON text, checked before it is
+    /// parsed (`PAYLOAD_TOO_LARGE`).
+    pub max_payload_bytes: Option<usize>,
     /// Whether the event answers through an ack callback.
     pub acked: bool,
     /// Self-contained JSON Schema (draft-07, with its own "definitions") of the payload.

@@ -80,6 +80,7 @@ pub mod server {
                 name: super::client_events::JOIN_THREAD,
                 auth: rt::AuthMode::Required,
                 rate_limit: ::core::option::Option::None,
+                max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
             },
@@ -87,6 +88,7 @@ pub mod server {
                 name: super::client_events::LEAVE_THREAD,
                 auth: rt::AuthMode::Required,
                 rate_limit: ::core::option::Option::None,
+                max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
             },
@@ -96,23 +98,35 @@ pub mod server {
                 rate_limit: ::core::option::Option::Some(rt::RateLimit {
                     max: 20,
                     window_ms: 10000,
+                    per: rt::RateScope::User,
                 }),
+                max_payload_bytes: ::core::option::Option::Some(16384),
                 acked: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"content\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2000}},\"required\":[\"threadId\",\"content\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
                 name: super::client_events::TYPING,
                 auth: rt::AuthMode::Required,
-                rate_limit: ::core::option::Option::None,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 10,
+                    window_ms: 5000,
+                    per: rt::RateScope::User,
+                }),
+                max_payload_bytes: ::core::option::Option::Some(1024),
                 acked: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"isTyping\":{\"type\":\"boolean\"}},\"required\":[\"threadId\",\"isTyping\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
                 name: super::client_events::MARK_READ,
                 auth: rt::AuthMode::Required,
-                rate_limit: ::core::option::Option::None,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 20,
+                    window_ms: 10000,
+                    per: rt::RateScope::User,
+                }),
+                max_payload_bytes: ::core::option::Option::Some(8192),
                 acked: false,
-                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"messageIds\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"threadId\",\"messageIds\"],\"additionalProperties\":false}",
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"messageIds\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":64},\"maxItems\":100}},\"required\":[\"threadId\",\"messageIds\"],\"additionalProperties\":false}",
             },
         ],
         server_events: super::server_events::ALL,
@@ -143,7 +157,7 @@ pub mod server {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<crate::LeaveThreadAck, EventError>,
         > + ::core::marker::Send;
-        /// `send_message` (authentication required), at most 20 per 10000 ms per client.
+        /// `send_message` (authentication required), at most 20 per 10000 ms per user, payloads up to 16384 bytes.
         ///
         /// Post a message to a thread the sender has joined; the whole room gets `new_message`.
         fn send_message(
@@ -153,7 +167,7 @@ pub mod server {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<crate::Message, EventError>,
         > + ::core::marker::Send;
-        /// `typing` (authentication required).
+        /// `typing` (authentication required), at most 10 per 5000 ms per user, payloads up to 1024 bytes.
         ///
         /// Typing started or stopped; the rest of the room gets `typing_indicator`.
         fn typing(
@@ -163,7 +177,7 @@ pub mod server {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
-        /// `mark_read` (authentication required).
+        /// `mark_read` (authentication required), at most 20 per 10000 ms per user, payloads up to 8192 bytes.
         ///
         /// Mark messages as read; the rest of the room gets `message_read`.
         fn mark_read(

@@ -37,13 +37,19 @@ pub enum ErrorCode {
     /// The server failed while handling the event.
     #[serde(rename = "INTERNAL")]
     Internal,
+    /// The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.
+    #[serde(rename = "PAYLOAD_TOO_LARGE")]
+    PayloadTooLarge,
+    /// The connection is in as many rooms as the server allows; details `{maxRooms}`.
+    #[serde(rename = "TOO_MANY_ROOMS")]
+    TooManyRooms,
     /// The thread does not exist.
     #[serde(rename = "THREAD_NOT_FOUND")]
     ThreadNotFound,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -51,6 +57,8 @@ impl ErrorCode {
         ErrorCode::InvalidPayload,
         ErrorCode::UnknownEvent,
         ErrorCode::Internal,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::TooManyRooms,
         ErrorCode::ThreadNotFound,
     ];
     /// The code as sent on the wire.
@@ -63,6 +71,8 @@ impl ErrorCode {
             ErrorCode::InvalidPayload => "INVALID_PAYLOAD",
             ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::ThreadNotFound => "THREAD_NOT_FOUND",
         }
     }

@@ -49,7 +49,9 @@ pub mod server {
                 rate_limit: ::core::option::Option::Some(rt::RateLimit {
                     max: 5,
                     window_ms: 60000,
+                    per: rt::RateScope::User,
                 }),
+                max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
             },
@@ -62,7 +64,7 @@ pub mod server {
     /// (or `()` for events without ack), or an [`EventError`] that is sent to
     /// the client.
     pub trait HealthHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
-        /// `request_refresh` (authentication required), at most 5 per 60000 ms per client.
+        /// `request_refresh` (authentication required), at most 5 per 60000 ms per user.
         ///
         /// Ask for the current health status now.
         fn request_refresh(

@@ -239,9 +239,63 @@ pub struct Left {
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     #[serde(rename = "messageIds")]
-    pub message_ids: ::std::vec::Vec<::std::string::String>,
+    pub message_ids: ::std::vec::Vec<MarkReadMessageIdsItem>,
     #[serde(rename = "threadId")]
     pub thread_id: MarkReadThreadId,
+}
+///`MarkReadMessageIdsItem`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct MarkReadMessageIdsItem(::std::string::String);
+impl ::std::ops::Deref for MarkReadMessageIdsItem {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<MarkReadMessageIdsItem> for ::std::string::String {
+    fn from(value: MarkReadMessageIdsItem) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for MarkReadMessageIdsItem {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 64usize {
+            return Err("longer than 64 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for MarkReadMessageIdsItem {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for MarkReadMessageIdsItem {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for MarkReadMessageIdsItem {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
 }
 ///`MarkReadThreadId`
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]

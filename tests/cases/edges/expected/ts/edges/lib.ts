@@ -14,7 +14,9 @@ export type ErrorCode =
   | "RATE_LIMITED"
   | "INVALID_PAYLOAD"
   | "UNKNOWN_EVENT"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "PAYLOAD_TOO_LARGE"
+  | "TOO_MANY_ROOMS";
 
 /** Every error code, in contract order (built-in ones first). */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -25,6 +27,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "INVALID_PAYLOAD",
   "UNKNOWN_EVENT",
   "INTERNAL",
+  "PAYLOAD_TOO_LARGE",
+  "TOO_MANY_ROOMS",
 ];
 
 /**

@@ -15,6 +15,8 @@ export type ErrorCode =
   | "INVALID_PAYLOAD"
   | "UNKNOWN_EVENT"
   | "INTERNAL"
+  | "PAYLOAD_TOO_LARGE"
+  | "TOO_MANY_ROOMS"
   | "NOT_FOUND"
   | "QUOTA_EXCEEDED";
 
@@ -27,6 +29,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "INVALID_PAYLOAD",
   "UNKNOWN_EVENT",
   "INTERNAL",
+  "PAYLOAD_TOO_LARGE",
+  "TOO_MANY_ROOMS",
   "NOT_FOUND",
   "QUOTA_EXCEEDED",
 ];

@@ -88,6 +88,8 @@ export type ErrorCode =
   | "INVALID_PAYLOAD"
   | "UNKNOWN_EVENT"
   | "INTERNAL"
+  | "PAYLOAD_TOO_LARGE"
+  | "TOO_MANY_ROOMS"
   | "NOT_FOUND"
   | "QUOTA_EXCEEDED";
 

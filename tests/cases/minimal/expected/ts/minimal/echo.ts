@@ -22,7 +22,9 @@ export type ErrorCode =
   | "RATE_LIMITED"
   | "INVALID_PAYLOAD"
   | "UNKNOWN_EVENT"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "PAYLOAD_TOO_LARGE"
+  | "TOO_MANY_ROOMS";
 
 /** The answer to an acked event. */
 export type AckResponse<T> =

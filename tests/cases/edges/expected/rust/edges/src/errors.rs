@@ -37,10 +37,16 @@ pub enum ErrorCode {
     /// The server failed while handling the event.
     #[serde(rename = "INTERNAL")]
     Internal,
+    /// The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.
+    #[serde(rename = "PAYLOAD_TOO_LARGE")]
+    PayloadTooLarge,
+    /// The connection is in as many rooms as the server allows; details `{maxRooms}`.
+    #[serde(rename = "TOO_MANY_ROOMS")]
+    TooManyRooms,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -48,6 +54,8 @@ impl ErrorCode {
         ErrorCode::InvalidPayload,
         ErrorCode::UnknownEvent,
         ErrorCode::Internal,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::TooManyRooms,
     ];
     /// The code as sent on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +67,8 @@ impl ErrorCode {
             ErrorCode::InvalidPayload => "INVALID_PAYLOAD",
             ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
         }
     }
     /// The code for a wire string, if it is one of this contract's.

@@ -45,7 +45,9 @@ pub mod server {
                 rate_limit: ::core::option::Option::Some(rt::RateLimit {
                     max: 1,
                     window_ms: 1000,
+                    per: rt::RateScope::Connection,
                 }),
+                max_payload_bytes: ::core::option::Option::Some(256),
                 acked: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"nonce\":{\"type\":[\"integer\",\"null\"]}}}",
             },
@@ -58,7 +60,7 @@ pub mod server {
     /// (or `()` for events without ack), or an [`EventError`] that is sent to
     /// the client.
     pub trait AdminPanelHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
-        /// `ping`, at most 1 per 1000 ms per client.
+        /// `ping`, at most 1 per 1000 ms per connection, payloads up to 256 bytes.
         fn ping(
             &self,
             ctx: &rt::SocketContext,

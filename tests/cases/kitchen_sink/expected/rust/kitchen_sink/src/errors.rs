@@ -37,6 +37,12 @@ pub enum ErrorCode {
     /// The server failed while handling the event.
     #[serde(rename = "INTERNAL")]
     Internal,
+    /// The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.
+    #[serde(rename = "PAYLOAD_TOO_LARGE")]
+    PayloadTooLarge,
+    /// The connection is in as many rooms as the server allows; details `{maxRooms}`.
+    #[serde(rename = "TOO_MANY_ROOMS")]
+    TooManyRooms,
     /// Nothing there.
     #[serde(rename = "NOT_FOUND")]
     NotFound,
@@ -45,7 +51,7 @@ pub enum ErrorCode {
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -53,6 +59,8 @@ impl ErrorCode {
         ErrorCode::InvalidPayload,
         ErrorCode::UnknownEvent,
         ErrorCode::Internal,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::TooManyRooms,
         ErrorCode::NotFound,
         ErrorCode::QuotaExceeded,
     ];
@@ -66,6 +74,8 @@ impl ErrorCode {
             ErrorCode::InvalidPayload => "INVALID_PAYLOAD",
             ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
         }

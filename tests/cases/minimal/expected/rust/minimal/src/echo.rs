@@ -43,6 +43,7 @@ pub mod server {
                 name: super::client_events::SAY,
                 auth: rt::AuthMode::Optional,
                 rate_limit: ::core::option::Option::None,
+                max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 schema: "{\"type\":\"string\"}",
             },
