@@ -337,23 +337,20 @@ impl Client {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let stream = socket.connect(addr).await.unwrap();
-        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = timeout(
-            STEP,
-            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)),
-        )
-        .await
-        .expect("ws connect timed out")
-        .expect("ws connect failed");
-        let mut client = Self {
-            ws,
-            pending: Vec::new(),
-        };
-        assert!(client.next_text().await.starts_with("0{"));
-        client
+        Self::handshake(addr, None, MaybeTlsStream::Plain(stream)).await
     }
 
     async fn open_with_header(addr: SocketAddr, bearer: Option<&str>) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Self::handshake(addr, bearer, MaybeTlsStream::Plain(stream)).await
+    }
+
+    /// The WebSocket handshake on `stream`, then engine.io's open packet.
+    async fn handshake(
+        addr: SocketAddr,
+        bearer: Option<&str>,
+        stream: MaybeTlsStream<TcpStream>,
+    ) -> Self {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         let mut request = url.into_client_request().unwrap();
         request
@@ -364,7 +361,7 @@ impl Client {
                 .headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
-        let (ws, _) = timeout(STEP, tokio_tungstenite::connect_async(request))
+        let (ws, _) = timeout(STEP, tokio_tungstenite::client_async(request, stream))
             .await
             .expect("ws connect timed out")
             .expect("ws connect failed");

@@ -3,10 +3,10 @@
 // Every acceptance scenario of the server issue is here.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { io, Socket } from "socket.io-client";
+import type { Socket } from "socket.io-client";
 import { chat, health } from "../../generated/ts/chat/index";
 import { ChatServer, freePort, token } from "../support/chat_server";
-import { assertSuccess, nextEvent } from "../support/sockets";
+import { assertSuccess, connected, nextEvent, openSocket } from "../support/sockets";
 
 const HEALTH_INTERVAL_MS = 300;
 
@@ -14,23 +14,7 @@ let server: ChatServer;
 let url: string;
 const sockets: Socket[] = [];
 
-function open<S extends Socket>(ns: string, tok?: string): S {
-  const s = io(`${url}${ns}`, {
-    auth: tok === undefined ? {} : { token: tok },
-    transports: ["websocket"],
-    reconnection: false,
-    forceNew: true,
-  }) as S;
-  sockets.push(s);
-  return s;
-}
-
-function connected<S extends Socket>(s: S): Promise<S> {
-  return new Promise((resolve, reject) => {
-    s.once("connect", () => resolve(s));
-    s.once("connect_error", (e) => reject(e));
-  });
-}
+const open = <S extends Socket>(ns: string, tok?: string): S => openSocket<S>(sockets, url, ns, tok);
 
 const connectChat = (tok?: string) => connected(open<chat.ChatSocket>(chat.NAMESPACE, tok));
 const connectHealth = (tok?: string) => connected(open<health.HealthSocket>(health.NAMESPACE, tok));

@@ -6,11 +6,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { io, Socket } from "socket.io-client";
+import type { Socket } from "socket.io-client";
 import { chat, health } from "../../generated/ts/chat/index";
 import { ChatServer, SERVER_BIN, freePort, token } from "../support/chat_server";
 import { RedisServer, sharedRedis } from "../support/redis";
-import { assertSuccess, nextEvent } from "../support/sockets";
+import { assertSuccess, connected, nextEvent, openSocket } from "../support/sockets";
 import { TerminalClient, children } from "../support/terminal_client";
 
 const WAIT_MS = 5000;
@@ -52,25 +52,8 @@ async function restart(node: ChatServer): Promise<ChatServer> {
   return again;
 }
 
-function open<S extends Socket>(base: string, ns: string, tok?: string, reconnect = false): S {
-  const s = io(`${base}${ns}`, {
-    auth: tok === undefined ? {} : { token: tok },
-    transports: ["websocket"],
-    reconnection: reconnect,
-    reconnectionDelay: 100,
-    reconnectionDelayMax: 300,
-    forceNew: true,
-  }) as S;
-  sockets.push(s);
-  return s;
-}
-
-function connected<S extends Socket>(s: S): Promise<S> {
-  return new Promise((resolve, reject) => {
-    s.once("connect", () => resolve(s));
-    s.once("connect_error", (e) => reject(e));
-  });
-}
+const open = <S extends Socket>(base: string, ns: string, tok?: string, reconnect = false): S =>
+  openSocket<S>(sockets, base, ns, tok, reconnect);
 
 const chatOn = (node: ChatServer, tok?: string) => connected(open<chat.ChatSocket>(node.url, chat.NAMESPACE, tok));
 const healthOn = (node: ChatServer, tok?: string) => connected(open<health.HealthSocket>(node.url, health.NAMESPACE, tok));
