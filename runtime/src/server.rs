@@ -91,7 +91,9 @@ mod rate_limit;
 mod spec;
 
 #[cfg(feature = "redis")]
-pub use adapter::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig};
+pub use adapter::{
+    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig,
+};
 pub use adapter::{RawIo, RawSocket};
 pub use auth::{AuthConfig, AuthError, DEFAULT_USER_ID_CLAIM, sign_hs256, sign_hs256_claims};
 pub use config::{

@@ -18,7 +18,9 @@ use socketioxide::extract::SocketRef;
 #[cfg(feature = "redis")]
 pub(crate) use self::redis::{ClusterLink, RedisAdapter};
 #[cfg(feature = "redis")]
-pub use self::redis::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig};
+pub use self::redis::{
+    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig,
+};
 
 /// Runs `$body` with `$bind` bound to the socketioxide value inside a
 /// [`RawIo`] or [`RawSocket`], whichever adapter it is on.
@@ -182,6 +184,10 @@ mod redis {
     /// connection was lost: 500 ms.
     const DEFAULT_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
+    /// Default number of messages from other nodes buffered before the
+    /// oldest is dropped: 16,384.
+    pub const DEFAULT_REDIS_BUFFER: usize = 16_384;
+
     /// Several gateway nodes sharing rooms and broadcasts through Redis (or
     /// Valkey) 7 or newer, with socketioxide's Redis adapter.
     ///
@@ -204,6 +210,7 @@ mod redis {
         pub(crate) prefix: String,
         pub(crate) request_timeout: Duration,
         pub(crate) reconnect_delay: Duration,
+        pub(crate) buffer: usize,
     }
 
     impl RedisConfig {
@@ -216,7 +223,19 @@ mod redis {
                 prefix: DEFAULT_REDIS_PREFIX.to_owned(),
                 request_timeout: DEFAULT_REDIS_REQUEST_TIMEOUT,
                 reconnect_delay: DEFAULT_RECONNECT_DELAY,
+                buffer: DEFAULT_REDIS_BUFFER,
             }
+        }
+
+        /// How many messages from the other nodes (broadcasts, requests)
+        /// wait to be handled before the oldest are dropped (default
+        /// [`DEFAULT_REDIS_BUFFER`]); a burst larger than this is lost for
+        /// this node's sockets, with a warning from the adapter. fred's
+        /// own default (32) loses messages under ordinary fan-out load.
+        #[must_use]
+        pub fn buffer(mut self, messages: usize) -> Self {
+            self.buffer = messages.max(1);
+            self
         }
 
         /// Prefix of every Redis channel the adapter uses (default
@@ -307,6 +326,10 @@ mod redis {
                     // broadcast stuck on a half-open connection falls back
                     // to this node's sockets after that.
                     perf.default_command_timeout = config.request_timeout;
+                    // Every message from Redis goes through this channel
+                    // to the adapter's dispatcher; a lagging receiver loses
+                    // what overflowed.
+                    perf.broadcast_channel_capacity = config.buffer;
                 })
                 .with_connection_config(|conn| {
                     conn.connection_timeout = config.request_timeout;
@@ -317,7 +340,8 @@ mod redis {
                 .map_err(|e| fail("cannot configure", &e))?;
             let adapter_config = RedisAdapterConfig::new()
                 .with_prefix(config.prefix.clone())
-                .with_request_timeout(config.request_timeout);
+                .with_request_timeout(config.request_timeout)
+                .with_stream_buffer(config.buffer);
             let ctr = RedisAdapterCtr::new_with_fred_config(client.clone(), adapter_config)
                 .await
                 .map_err(|e| fail("cannot reach", &e))?;
