@@ -4,7 +4,9 @@
 // limit or per-user rooms, like the raw socketioxide server.
 //
 // Environment: PORT (default 3000), HOST (default 127.0.0.1), JWT_SECRET
-// (default dev-secret).
+// (default dev-secret), REDIS_URL (e.g. redis://127.0.0.1:6379: several
+// servers share rooms and broadcasts through @socket.io/redis-adapter;
+// unset: one server, socket.io's in-memory adapter).
 "use strict";
 
 const http = require("node:http");
@@ -15,6 +17,7 @@ const jwt = require("jsonwebtoken");
 const secret = process.env.JWT_SECRET || "dev-secret";
 const port = Number(process.env.PORT || 3000);
 const host = process.env.HOST || "127.0.0.1";
+const redisUrl = process.env.REDIS_URL;
 
 const httpServer = http.createServer((req, res) => {
   if (req.url === "/healthz") {
@@ -107,6 +110,29 @@ chat.on("connection", (socket) => {
   });
 });
 
-httpServer.listen(port, host, () => {
-  console.error(`bench node server listening on http://${host}:${port}`);
-});
+// With REDIS_URL, listen only once both Redis connections are up, so a
+// server that accepts connections already reaches the other nodes.
+async function useRedis(url) {
+  const { createClient } = require("redis");
+  const { createAdapter } = require("@socket.io/redis-adapter");
+  const pub = createClient({ url });
+  const sub = pub.duplicate();
+  for (const client of [pub, sub]) {
+    client.on("error", (e) => console.error(`redis: ${e.message}`));
+  }
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+}
+
+(redisUrl ? useRedis(redisUrl) : Promise.resolve()).then(
+  () => {
+    httpServer.listen(port, host, () => {
+      const adapter = redisUrl ? ` (redis adapter, ${redisUrl})` : "";
+      console.error(`bench node server listening on http://${host}:${port}${adapter}`);
+    });
+  },
+  (e) => {
+    console.error(`cannot connect to ${redisUrl}: ${e.message}`);
+    process.exit(1);
+  },
+);

@@ -349,9 +349,11 @@ impl Conn {
 }
 
 /// Connects `tokens.len()` clients, at most `parallel` handshakes at a time,
-/// in index order (client `i` is receiver `i` of `probe`).
+/// in index order (client `i` is receiver `i` of `probe`), split evenly and
+/// in order over `nodes` (the first `tokens.len() / nodes.len()`, rounded
+/// up, to `nodes[0]`, …; see [`node_of`]).
 pub(crate) async fn connect_all(
-    addr: SocketAddr,
+    nodes: &[SocketAddr],
     tokens: &[String],
     probe: &Arc<Probe>,
     parallel: usize,
@@ -359,6 +361,7 @@ pub(crate) async fn connect_all(
     let results: Vec<Result<Conn, String>> =
         futures_util::stream::iter(tokens.iter().enumerate().map(|(i, token)| {
             let probe = probe.clone();
+            let addr = nodes[node_of(i, tokens.len(), nodes.len())];
             async move { Conn::connect(addr, token, i, probe).await }
         }))
         .buffered(parallel.max(1))
@@ -367,9 +370,30 @@ pub(crate) async fn connect_all(
     results.into_iter().collect()
 }
 
+/// The node (index into `nodes` of [`connect_all`]) of client `i` of `clients`.
+pub(crate) fn node_of(i: usize, clients: usize, nodes: usize) -> usize {
+    i * nodes.max(1) / clients.max(1)
+}
+
 /// Closes every connection.
 pub(crate) fn close_all(conns: Vec<Conn>) {
     for conn in conns {
         conn.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_of;
+
+    #[test]
+    fn clients_split_in_order_first_node_rounded_up() {
+        let split = |clients, nodes| -> Vec<usize> {
+            (0..clients).map(|i| node_of(i, clients, nodes)).collect()
+        };
+        assert_eq!(split(4, 1), [0, 0, 0, 0]);
+        assert_eq!(split(4, 2), [0, 0, 1, 1]);
+        assert_eq!(split(5, 2), [0, 0, 0, 1, 1]);
+        assert_eq!(split(200, 2).iter().filter(|&&n| n == 0).count(), 100);
     }
 }

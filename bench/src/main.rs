@@ -1,6 +1,8 @@
 //! Benchmarks: the generated gateway (`examples/chat-server`) against the
 //! same `/chat` behaviour on raw socketioxide (`bench-raw-server`) and on
-//! Node socket.io (`bench/node/server.js`), side by side, plus codegen time.
+//! Node socket.io (`bench/node/server.js`), side by side, plus codegen time,
+//! and fan-out over two nodes sharing rooms through Redis (a redis-server
+//! the benchmark starts itself).
 //!
 //! ```text
 //! cargo run --release -p evcontract-bench -- all     # full run: writes BENCHMARKS.md and bench/results.json
@@ -16,12 +18,13 @@
 //! the chat-server it built).
 //!
 //! Options: `--rounds N`, `--servers generated,raw,node`,
-//! `--scenarios fanout,reqack,idle,codegen`, `--out DIR` (where
+//! `--scenarios fanout,fanout2,reqack,idle,codegen`, `--out DIR` (where
 //! BENCHMARKS.md and results.json go), `--no-build`, `--no-npm`.
 
 mod client;
 mod codec;
 mod codegen;
+mod redis;
 mod report;
 mod scenarios;
 mod servers;
@@ -33,13 +36,16 @@ use std::time::{Duration, Instant};
 
 use report::{Load, Machine, Results, Versions};
 use scenarios::Sizes;
-use servers::{Kind, Programs, Server};
+use servers::{Kind, Programs, Server, Setup};
 
 /// The secret every server verifies tokens with.
 const SECRET: &str = "evcontract-bench-secret";
 
 const USAGE: &str = "usage: evcontract-bench (all | smoke | report [JSON] | contract [EVENTS [TYPES]]) [--rounds N] [--servers generated,raw,node] \
-[--scenarios fanout,reqack,idle,codegen] [--out DIR] [--no-build] [--no-npm]";
+[--scenarios fanout,fanout2,reqack,idle,codegen] [--out DIR] [--no-build] [--no-npm]";
+
+/// Every scenario (`--scenarios` picks among them).
+const SCENARIOS: [&str; 5] = ["fanout", "fanout2", "reqack", "idle", "codegen"];
 
 /// Parsed command line.
 struct Options {
@@ -62,9 +68,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         mode,
         rounds: None,
         servers: Kind::ALL.to_vec(),
-        scenarios: ["fanout", "reqack", "idle", "codegen"]
-            .map(String::from)
-            .to_vec(),
+        scenarios: SCENARIOS.map(String::from).to_vec(),
         out: None,
         build: true,
         npm: true,
@@ -86,7 +90,16 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
-            "--scenarios" => o.scenarios = value()?.split(',').map(String::from).collect(),
+            "--scenarios" => {
+                o.scenarios = value()?.split(',').map(String::from).collect();
+                if let Some(bad) = o
+                    .scenarios
+                    .iter()
+                    .find(|s| !SCENARIOS.contains(&s.as_str()))
+                {
+                    return Err(format!("unknown scenario `{bad}`\n{USAGE}"));
+                }
+            }
             "--out" => o.out = Some(PathBuf::from(value()?)),
             "--no-build" => o.build = false,
             "--no-npm" => o.npm = false,
@@ -157,19 +170,19 @@ fn run_step(what: &str, cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Builds the server programs and `evcontract` with the profile of this
-/// binary (one cargo call per package, as the test script builds them, so
-/// nothing is rebuilt with other features).
-fn build(release: bool, chat_server_given: bool) -> Result<(), String> {
+/// Builds the server programs and (for the codegen scenario) `evcontract`
+/// with the profile of this binary (one cargo call per package, as the test
+/// script builds them, so nothing is rebuilt with other features).
+fn build(release: bool, chat_server_given: bool, codegen: bool) -> Result<(), String> {
     let Ok(cargo) = std::env::var("CARGO") else {
         eprintln!("bench: not started by cargo; using the programs next to this binary");
         return Ok(());
     };
     let root = repo_root();
-    let mut builds: Vec<&[&str]> = vec![
-        &["-p", "evcontract", "--bin", "evcontract"],
-        &["-p", "evcontract-bench", "--bin", "bench-raw-server"],
-    ];
+    let mut builds: Vec<&[&str]> = vec![&["-p", "evcontract-bench", "--bin", "bench-raw-server"]];
+    if codegen {
+        builds.insert(0, &["-p", "evcontract", "--bin", "evcontract"]);
+    }
     if !chat_server_given {
         builds.insert(0, &["-p", "chat-server"]);
     }
@@ -229,11 +242,11 @@ fn log(line: &str) {
     eprintln!("bench: {line}");
 }
 
-/// The servers in round `round`'s order: A B C, then B C A, then C A B, …
-/// Every server takes every position, so none always runs right after the
-/// same other one (a saturating Node run just before measurably slowed the
-/// next server in a fixed A B C order).
-fn rotated(servers: &[Kind], round: usize) -> Vec<Kind> {
+/// The servers (or setups) in round `round`'s order: A B C, then B C A,
+/// then C A B, … Every server takes every position, so none always runs
+/// right after the same other one (a saturating Node run just before
+/// measurably slowed the next server in a fixed A B C order).
+fn rotated<T: Copy>(servers: &[T], round: usize) -> Vec<T> {
     let mut order = servers.to_vec();
     if !order.is_empty() {
         let by = (round - 1) % order.len();
@@ -259,12 +272,121 @@ async fn start_or_record(
     }
 }
 
+/// The two-node fan-out configurations `servers` selects: the generated
+/// ones with `generated`, Node's with `node`.
+fn setups(servers: &[Kind]) -> Vec<Setup> {
+    Setup::ALL
+        .into_iter()
+        .filter(|s| servers.contains(&s.kind()))
+        .collect()
+}
+
+/// Starts the nodes of `setup` for one round (with `REDIS_URL` where it uses
+/// Redis), or records why they did not start (stopping those that did).
+async fn start_nodes(
+    res: &mut Results,
+    setup: Setup,
+    programs: &Programs,
+    redis: &redis::Redis,
+    work: &Path,
+    round: usize,
+) -> Option<Vec<Server>> {
+    let url = redis.url();
+    let env: &[(&str, &str)] = if setup.uses_redis() {
+        &[("REDIS_URL", &url)]
+    } else {
+        &[]
+    };
+    let mut nodes = Vec::new();
+    for i in 1..=setup.nodes() {
+        let count = if setup.uses_redis() { "two" } else { "one" };
+        let tag = format!("fanout2-{count}-node-{round}-{i}");
+        match Server::start_with(setup.kind(), programs, SECRET, work, &tag, env).await {
+            Ok(server) => nodes.push(server),
+            Err(e) => {
+                res.errors
+                    .push(format!("start {} node {i}: {e}", setup.label()));
+                for node in nodes {
+                    node.stop().await;
+                }
+                return None;
+            }
+        }
+    }
+    Some(nodes)
+}
+
+/// Two-node fan-out: one redis-server for the whole scenario (flushed
+/// before every configuration's round, stopped when dropped), the setups
+/// alternating like the servers of the other scenarios.
+async fn run_fanout2(
+    res: &mut Results,
+    servers: &[Kind],
+    programs: &Programs,
+    redis_program: &Path,
+    work: &Path,
+) {
+    let sizes = res.sizes.clone();
+    let mut redis = match redis::Redis::start(redis_program, programs, work).await {
+        Ok(redis) => redis,
+        Err(e) => {
+            res.errors.push(format!("start redis-server: {e}"));
+            return;
+        }
+    };
+    let setups = setups(servers);
+    for round in 1..=sizes.rounds {
+        for setup in rotated(&setups, round) {
+            if let Err(e) = redis.flush().await {
+                res.errors
+                    .push(format!("{} round {round}: {e}", setup.label()));
+                continue;
+            }
+            let Some(mut nodes) = start_nodes(res, setup, programs, &redis, work, round).await
+            else {
+                continue;
+            };
+            for &w in &sizes.windows {
+                let run =
+                    scenarios::fanout2(setup, &mut nodes, &mut redis, SECRET, &sizes, w, round)
+                        .await;
+                match run {
+                    Ok(r) => {
+                        log(&format!(
+                            "fan-out over nodes {:18} round {round} window {w:3}: {:>9.0} deliveries/s, p99 {:.3} ms, {:.3} µs CPU/delivery (nodes {:.3} s, redis {:.3} s), lost {}, duplicates {}, generator CPU {:.0}%",
+                            setup.label(),
+                            r.run.deliveries_per_s,
+                            r.run.p99_ms,
+                            r.run.cpu_us_per_delivery,
+                            r.nodes_cpu_s,
+                            r.redis_cpu_s,
+                            r.run.lost,
+                            r.run.duplicates,
+                            r.run.generator_cpu_share * 100.0
+                        ));
+                        res.fanout2.push(r);
+                    }
+                    Err(e) => res.errors.push(format!(
+                        "two-node fan-out {} round {round} window {w}: {e}",
+                        setup.label()
+                    )),
+                }
+                sys::sleep(Duration::from_millis(300)).await;
+            }
+            for node in nodes {
+                node.stop().await;
+            }
+        }
+    }
+}
+
 /// Runs the network scenarios and codegen, filling `res`.
 async fn run_all(
     res: &mut Results,
     servers: &[Kind],
     scenarios: &[String],
     programs: &Programs,
+    redis_program: Option<&Path>,
     codegen: &codegen::Launch,
     work: &Path,
 ) {
@@ -323,6 +445,9 @@ async fn run_all(
                 server.stop().await;
             }
         }
+    }
+    if let Some(redis_program) = redis_program.filter(|_| wants("fanout2")) {
+        run_fanout2(res, servers, programs, redis_program, work).await;
     }
     if wants("idle") {
         for round in 1..=sizes.rounds {
@@ -396,8 +521,17 @@ fn run(o: Options) -> Result<bool, String> {
     let chat_server_env = std::env::var_os("CHAT_SERVER_BIN")
         .filter(|_| o.mode == "smoke")
         .map(PathBuf::from);
+    let codegen_wanted = o.scenarios.iter().any(|s| s == "codegen");
+    // Fail before building or measuring anything when the two-node
+    // scenario cannot run.
+    let fanout2 = o.scenarios.iter().any(|s| s == "fanout2") && !setups(&o.servers).is_empty();
+    let redis_program = if fanout2 {
+        Some(redis::program()?)
+    } else {
+        None
+    };
     if o.build {
-        build(release, chat_server_env.is_some())?;
+        build(release, chat_server_env.is_some(), codegen_wanted)?;
     }
     let node_dir = root.join("bench").join("node");
     if o.servers.contains(&Kind::Node) && o.npm {
@@ -421,7 +555,10 @@ fn run(o: Options) -> Result<bool, String> {
         (Some(_), true) => match sys::pin_self(1) {
             Ok(()) => (
                 Some(0),
-                "servers pinned to CPU 0 with taskset, the load generator to CPU 1; evcontract (codegen) on all CPUs".to_owned(),
+                format!(
+                    "servers{} pinned to CPU 0 with taskset, the load generator to CPU 1; evcontract (codegen) on all CPUs",
+                    if fanout2 { " and redis-server" } else { "" }
+                ),
             ),
             Err(e) => (None, format!("not pinned (sched_setaffinity: {e})")),
         },
@@ -443,7 +580,11 @@ fn run(o: Options) -> Result<bool, String> {
             _ => None,
         },
     };
-    for p in [&programs.chat_server, &programs.raw_server, &evcontract] {
+    let mut needed = vec![&programs.chat_server, &programs.raw_server];
+    if codegen_wanted {
+        needed.push(&evcontract);
+    }
+    for p in needed {
         if !p.exists() {
             return Err(format!(
                 "{} is missing (build it, or drop --no-build)",
@@ -462,6 +603,9 @@ fn run(o: Options) -> Result<bool, String> {
     if o.servers != Kind::ALL {
         let names: Vec<&str> = o.servers.iter().map(|k| k.label()).collect();
         extra.push(format!("--servers {}", names.join(",")));
+    }
+    if o.scenarios != SCENARIOS {
+        extra.push(format!("--scenarios {}", o.scenarios.join(",")));
     }
     let command = format!(
         "cargo run{profile} -p evcontract-bench -- {}{}",
@@ -491,6 +635,14 @@ fn run(o: Options) -> Result<bool, String> {
             tokio_tungstenite: cargo_lock_version(&root, "tokio-tungstenite"),
             socket_io: npm_version(&node_dir, "socket.io"),
             jsonwebtoken_npm: npm_version(&node_dir, "jsonwebtoken"),
+            redis_server: redis_program
+                .as_deref()
+                .map(redis::version)
+                .unwrap_or_default(),
+            socketioxide_redis: cargo_lock_version(&root, "socketioxide-redis"),
+            fred: cargo_lock_version(&root, "fred"),
+            socket_io_redis_adapter: npm_version(&node_dir, "@socket.io/redis-adapter"),
+            redis_npm: npm_version(&node_dir, "redis"),
         },
         load: Load {
             loadavg_before: sys::loadavg(),
@@ -499,6 +651,7 @@ fn run(o: Options) -> Result<bool, String> {
         },
         sizes,
         fanout: Vec::new(),
+        fanout2: Vec::new(),
         reqack: Vec::new(),
         idle: Vec::new(),
         codegen: Vec::new(),
@@ -518,6 +671,7 @@ fn run(o: Options) -> Result<bool, String> {
         &o.servers,
         &o.scenarios,
         &programs,
+        redis_program.as_deref(),
         &launch,
         &work,
     ));
@@ -571,9 +725,11 @@ fn run(o: Options) -> Result<bool, String> {
     }
     if o.mode == "smoke" && problems.is_empty() {
         println!(
-            "smoke: {} fan-out, {} request/ack, {} idle and {} codegen runs; no lost delivery, \
-             every ack a success, every idle client connected, no-op regeneration wrote nothing",
+            "smoke: {} fan-out, {} two-node fan-out, {} request/ack, {} idle and {} codegen runs; \
+             no lost or duplicated delivery, every ack a success, every idle client connected, \
+             no-op regeneration wrote nothing",
             res.fanout.len(),
+            res.fanout2.len(),
             res.reqack.len(),
             res.idle.len(),
             res.codegen.len()
@@ -605,6 +761,7 @@ fn rerender(json: Option<PathBuf>) -> Result<(), String> {
         .fanout
         .iter()
         .map(|r| r.server)
+        .chain(res.fanout2.iter().map(|r| r.run.server))
         .chain(res.reqack.iter().map(|r| r.server))
         .chain(res.idle.iter().map(|r| r.server));
     for kind in seen {

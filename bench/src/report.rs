@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::codegen::CodegenRun;
-use crate::scenarios::{FanoutRun, IdleRun, ReqAckRun, Sizes};
-use crate::servers::Kind;
+use crate::scenarios::{Fanout2Run, FanoutRun, IdleRun, ReqAckRun, Sizes};
+use crate::servers::{Kind, Setup};
 
 /// The machine the benchmark ran on.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -41,6 +41,21 @@ pub(crate) struct Versions {
     pub(crate) socket_io: String,
     /// jsonwebtoken (npm), from bench/node/node_modules.
     pub(crate) jsonwebtoken_npm: String,
+    /// redis-server (two-node fan-out), from `redis-server --version`.
+    #[serde(default)]
+    pub(crate) redis_server: String,
+    /// socketioxide-redis, from Cargo.lock.
+    #[serde(default)]
+    pub(crate) socketioxide_redis: String,
+    /// fred (socketioxide-redis's driver), from Cargo.lock.
+    #[serde(default)]
+    pub(crate) fred: String,
+    /// @socket.io/redis-adapter, from bench/node/node_modules.
+    #[serde(default)]
+    pub(crate) socket_io_redis_adapter: String,
+    /// redis (npm client), from bench/node/node_modules.
+    #[serde(default)]
+    pub(crate) redis_npm: String,
 }
 
 /// Other load on the machine around the run.
@@ -77,6 +92,9 @@ pub(crate) struct Results {
     pub(crate) sizes: Sizes,
     /// Fan-out runs.
     pub(crate) fanout: Vec<FanoutRun>,
+    /// Two-node fan-out runs (absent from results of before that scenario).
+    #[serde(default)]
+    pub(crate) fanout2: Vec<Fanout2Run>,
     /// Request/ack runs.
     pub(crate) reqack: Vec<ReqAckRun>,
     /// Idle-memory runs.
@@ -192,6 +210,8 @@ type OwnedFigure<R> = (String, Fmt, Box<dyn Fn(&R) -> f64>);
 /// A codegen figure.
 type CodegenFigure = (&'static str, Fmt, fn(&CodegenRun) -> f64);
 
+/// A table of one scenario: a column per server, then the ratios of the
+/// generated server's medians to raw socketioxide's and to Node's.
 fn table<R>(
     out: &mut String,
     runs: &[R],
@@ -199,28 +219,47 @@ fn table<R>(
     rows: &[Figure<'_, R>],
     servers: &[Kind],
 ) {
+    let columns: Vec<(Kind, &str)> = servers.iter().map(|&k| (k, k.title())).collect();
+    let ratios = [
+        ("generated/raw", Kind::Generated, Kind::Raw),
+        ("generated/Node", Kind::Generated, Kind::Node),
+    ];
+    columns_table(out, runs, server_of, &columns, &ratios, rows);
+}
+
+/// A table with a column (median and range over rounds) per value of
+/// `column_of` in `columns`, then `ratios`: (title, numerator, denominator)
+/// of medians.
+fn columns_table<R, C: Copy + PartialEq>(
+    out: &mut String,
+    runs: &[R],
+    column_of: impl Fn(&R) -> C,
+    columns: &[(C, &str)],
+    ratios: &[(&str, C, C)],
+    rows: &[Figure<'_, R>],
+) {
     let _ = write!(out, "| figure (median, range over rounds) |");
-    for k in servers {
-        let _ = write!(out, " {} |", k.title());
+    for (_, title) in columns {
+        let _ = write!(out, " {title} |");
     }
-    let _ = writeln!(out, " generated/raw | generated/Node |");
-    let _ = write!(out, "|---|");
-    for _ in servers {
+    for (title, _, _) in ratios {
+        let _ = write!(out, " {title} |");
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in columns.iter().map(|_| ()).chain(ratios.iter().map(|_| ())) {
         let _ = write!(out, "---:|");
     }
-    let _ = writeln!(out, "---:|---:|");
+    let _ = writeln!(out);
     for (name, f, get) in rows {
-        let stat = |k: Kind| Stat::of(runs.iter().filter(|r| server_of(r) == k).map(get));
+        let stat = |c: C| Stat::of(runs.iter().filter(|r| column_of(r) == c).map(get));
         let _ = write!(out, "| {name} |");
-        for &k in servers {
-            let _ = write!(out, " {} |", cell(stat(k), *f));
+        for &(c, _) in columns {
+            let _ = write!(out, " {} |", cell(stat(c), *f));
         }
-        let _ = writeln!(
-            out,
-            " {} | {} |",
-            ratio_cell(ratio(stat(Kind::Generated), stat(Kind::Raw))),
-            ratio_cell(ratio(stat(Kind::Generated), stat(Kind::Node)))
-        );
+        for &(_, a, b) in ratios {
+            let _ = write!(out, " {} |", ratio_cell(ratio(stat(a), stat(b))));
+        }
+        let _ = writeln!(out);
     }
 }
 
@@ -245,6 +284,20 @@ fn fanout_stat(
         res.fanout
             .iter()
             .filter(|r| r.server == kind && r.window == window)
+            .map(get),
+    )
+}
+
+fn fanout2_stat(
+    res: &Results,
+    setup: Setup,
+    window: usize,
+    get: impl Fn(&Fanout2Run) -> f64,
+) -> Option<Stat> {
+    Stat::of(
+        res.fanout2
+            .iter()
+            .filter(|r| r.setup == setup && r.run.window == window)
             .map(get),
     )
 }
@@ -307,6 +360,32 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
             &|r| r <= 0.2,
         );
     }
+    for &w in &res.sizes.windows {
+        let cpu = |s| fanout2_stat(res, s, w, |r| r.run.cpu_us_per_delivery);
+        let r = ratio(cpu(Setup::GeneratedCluster), cpu(Setup::GeneratedSingle));
+        check(
+            format!(
+                "two-node fan-out, {w} in flight: adapter cost, generated two-node/one-node CPU \
+                 per delivery (nodes + Redis) ≤ 1.5"
+            ),
+            r,
+            ratio_cell(r),
+            &|r| r <= 1.5,
+        );
+    }
+    if let Some(&w) = res.sizes.windows.iter().max() {
+        let dps = |s| fanout2_stat(res, s, w, |r| r.run.deliveries_per_s);
+        let r = ratio(dps(Setup::GeneratedCluster), dps(Setup::NodeCluster));
+        check(
+            format!(
+                "two-node fan-out, {w} in flight: generated/Node deliveries/s, both two nodes + \
+                 Redis, ≥ 10"
+            ),
+            r,
+            ratio_cell(r),
+            &|r| r >= 10.0,
+        );
+    }
     if let Some(&top) = res.sizes.idle_levels.iter().max() {
         let per = Stat::of(
             res.idle
@@ -346,6 +425,7 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
     let lost: u64 = res
         .fanout
         .iter()
+        .chain(res.fanout2.iter().map(|r| &r.run))
         .map(|r| r.lost + r.duplicates)
         .sum::<u64>()
         + res.reqack.iter().map(|r| r.lost).sum::<u64>();
@@ -373,6 +453,21 @@ pub(crate) fn problems(res: &Results) -> Vec<String> {
                 r.duplicates,
                 r.ack_failures,
                 r.first_failure.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    for r in &res.fanout2 {
+        let f = &r.run;
+        if f.lost > 0 || f.duplicates > 0 || f.ack_failures > 0 {
+            out.push(format!(
+                "two-node fan-out {} round {} window {}: lost {}, duplicates {}, failed acks {} ({})",
+                r.setup.label(),
+                f.round,
+                f.window,
+                f.lost,
+                f.duplicates,
+                f.ack_failures,
+                f.first_failure.as_deref().unwrap_or("-")
             ));
         }
     }
@@ -499,6 +594,8 @@ pub(crate) fn markdown(res: &Results, servers: &[Kind], notes: Option<&str>) -> 
         let _ = writeln!(out);
     }
 
+    fanout2_section(&mut out, res);
+
     let _ = writeln!(
         out,
         "## Request/ack\n\n{} clients, each in its own thread, each sending {} acked \
@@ -617,6 +714,14 @@ pub(crate) fn markdown(res: &Results, servers: &[Kind], notes: Option<&str>) -> 
          the generator's tokio-tungstenite {}.",
         v.rustc, v.node, v.socketioxide, v.socket_io, v.jsonwebtoken_npm, v.tokio_tungstenite
     );
+    if !v.redis_server.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Two-node fan-out: redis-server {}; socketioxide-redis {} (fred {}); \
+             @socket.io/redis-adapter {} (redis {} on npm).",
+            v.redis_server, v.socketioxide_redis, v.fred, v.socket_io_redis_adapter, v.redis_npm
+        );
+    }
     let _ = writeln!(
         out,
         "- Command: `{}` ({} rounds; every round runs each server once, in the order {} rotated by one per round).",
@@ -642,12 +747,95 @@ pub(crate) fn markdown(res: &Results, servers: &[Kind], notes: Option<&str>) -> 
         .replace("{PER}", &s.messages.div_ceil(s.receivers).to_string())
         .replace("{C}", &s.reqack_clients.to_string())
         .replace("{K}", &s.reqack_per_client.to_string())
-        .replace("{TOTAL}", &thousands((s.messages * s.receivers) as f64));
+        .replace("{TOTAL}", &thousands((s.messages * s.receivers) as f64))
+        .replace("{S2}", &s.fanout2_senders().to_string())
+        .replace("{R2}", &(s.receivers - s.fanout2_senders()).to_string());
     let _ = writeln!(out, "## Method\n\n{method}");
     if let Some(notes) = notes {
         let _ = writeln!(out, "\n{}", notes.trim_end());
     }
     out
+}
+
+/// The two-node fan-out tables, one per in-flight window.
+fn fanout2_section(out: &mut String, res: &Results) {
+    let s = &res.sizes;
+    let setups: Vec<(Setup, &str)> = Setup::ALL
+        .into_iter()
+        .filter(|&setup| res.fanout2.iter().any(|r| r.setup == setup))
+        .map(|setup| (setup, setup.title()))
+        .collect();
+    let ratios = [
+        (
+            "generated two-node/one-node",
+            Setup::GeneratedCluster,
+            Setup::GeneratedSingle,
+        ),
+        (
+            "generated/Node, two nodes",
+            Setup::GeneratedCluster,
+            Setup::NodeCluster,
+        ),
+    ];
+    for &w in &s.windows {
+        let runs: Vec<Fanout2Run> = res
+            .fanout2
+            .iter()
+            .filter(|r| r.run.window == w)
+            .cloned()
+            .collect();
+        let _ = writeln!(
+            out,
+            "## Fan-out over two nodes, {w} in flight\n\n{} receivers in one thread, split over \
+             two nodes ({} on node 1, {} on node 2) that share rooms through one redis-server; {} \
+             acked `send_message` with {w} in flight, sent in turn by the {} receivers on node 1; \
+             each message reaches all {} receivers, exactly once each. The one-node \
+             configuration runs the same senders with every receiver on its one node and no \
+             Redis. Server CPU counts every node and redis-server together.\n",
+            s.receivers,
+            s.fanout2_senders(),
+            s.receivers - s.fanout2_senders(),
+            thousands(s.messages as f64),
+            s.fanout2_senders(),
+            s.receivers
+        );
+        let rows: Vec<Figure<'_, Fanout2Run>> = vec![
+            ("deliveries/s", Fmt::Count, &|r| r.run.deliveries_per_s),
+            ("send→receive p50 (ms)", Fmt::Float, &|r| r.run.p50_ms),
+            ("send→receive p99 (ms)", Fmt::Float, &|r| r.run.p99_ms),
+            ("send→ack p99 (ms)", Fmt::Float, &|r| r.run.ack_p99_ms),
+            (
+                "server CPU, /proc stat, nodes + Redis (s)",
+                Fmt::Float,
+                &|r| r.run.server_cpu_s,
+            ),
+            (
+                "server CPU, schedstat, nodes + Redis (s)",
+                Fmt::Float,
+                &|r| r.run.server_cpu_precise_s,
+            ),
+            ("of which the nodes (s)", Fmt::Float, &|r| r.nodes_cpu_s),
+            ("of which redis-server (s)", Fmt::Float, &|r| r.redis_cpu_s),
+            (
+                "server CPU per delivery, nodes + Redis (µs)",
+                Fmt::Float,
+                &|r| r.run.cpu_us_per_delivery,
+            ),
+            ("server CPU use (1 core = 100%)", Fmt::Percent, &|r| {
+                r.run.server_cpu_share
+            }),
+            ("load generator CPU use", Fmt::Percent, &|r| {
+                r.run.generator_cpu_share
+            }),
+            ("lost deliveries", Fmt::Count, &|r| r.run.lost as f64),
+            ("duplicated deliveries", Fmt::Count, &|r| {
+                r.run.duplicates as f64
+            }),
+            ("wall time (s)", Fmt::Float, &|r| r.run.seconds),
+        ];
+        columns_table(out, &runs, |r| r.setup, &setups, &ratios, &rows);
+        let _ = writeln!(out);
+    }
 }
 
 const METHOD: &str = "\
@@ -656,7 +844,8 @@ const METHOD: &str = "\
 itself on a free loopback port with `JWT_SECRET` set, and stops it after its runs. Every \
 network run and every wait is bounded in time; only 127.0.0.1 is contacted.
 - Servers: (A) `target/release/chat-server`, the generated gateway (`HEALTH_INTERVAL_MS` set \
-to one hour: the `/health` timer has no subscriber here); (B) `bench-raw-server`, the same \
+to one hour: the `/health` timer has no subscriber here; `MAX_CONNECTIONS_PER_IP` raised to \
+1,000,000: every client of the benchmark comes from 127.0.0.1); (B) `bench-raw-server`, the same \
 behaviour hand-written on socketioxide 0.18 with the runtime's socketioxide settings (1 MiB \
 payloads, 1024-packet buffers, 1 KiB WebSocket read buffers, same ping and timeouts) and HS256 \
 verification with `jsonwebtoken`, but no schema validation, rate limit, per-user rooms, \
@@ -685,6 +874,15 @@ time from `/proc/<pid>/task/*/schedstat`: the stat figure comes in 10 ms ticks, 
 runs well under a second, so CPU per delivery (and per ack, and CPU use) = the schedstat \
 figure / deliveries (both are in the tables and in results.json). Lost = expected deliveries not received within the time limit \
 (duplicates are counted separately).
+- Two-node fan-out: one redis-server (Debian's, started by the benchmark on a free loopback \
+port with `--save '' --appendonly no`, pinned with the servers, flushed before every \
+configuration's round, stopped at the end) serves three configurations, alternating like the \
+servers: two `chat-server` processes with `REDIS_URL` (socketioxide's Redis adapter on fred), one \
+`chat-server` without Redis, and two `bench/node/server.js` processes with \
+`@socket.io/redis-adapter`. The receivers are split in order, {S2} to node 1 and {R2} to node 2; \
+the {S2} on node 1 take turns sending, in every configuration. Server CPU is the sum over every \
+node and redis-server (where the nodes use it) of the same /proc figures; each receiver must get \
+each message exactly once (a second copy counts as a duplicate).
 - Idle memory: a fresh server per round; VmRSS from `/proc/<pid>/status`, sampled until two \
 readings 250 ms apart agree within 0.5%. The generator raises its file-descriptor limit to \
 the hard limit (what `ulimit -n` would do), which the servers inherit.
@@ -730,5 +928,52 @@ mod tests {
         assert_eq!(sig3(1.5), "1.50");
         assert_eq!(fmt(2048.0, Fmt::Bytes), "2.00 KiB");
         assert_eq!(fmt(0.5, Fmt::Percent), "50%");
+    }
+
+    #[test]
+    fn two_node_runs_read_back_and_old_results_have_none() {
+        let run = serde_json::json!({
+            "setup": "generated-two-node", "nodes": 2, "senders": 5,
+            "nodes_cpu_s": 0.05, "redis_cpu_s": 0.002,
+            "server": "generated", "round": 1, "window": 1, "receivers": 10,
+            "messages": 40, "deliveries": 400, "lost": 0, "duplicates": 0,
+            "ack_failures": 0, "first_failure": null, "seconds": 0.06,
+            "deliveries_per_s": 6600.0, "p50_ms": 1.2, "p99_ms": 2.5,
+            "ack_p50_ms": 1.4, "ack_p99_ms": 2.4, "server_cpu_s": 0.07,
+            "server_cpu_precise_s": 0.052, "cpu_us_per_delivery": 130.0,
+            "server_cpu_share": 0.9, "generator_cpu_share": 0.24
+        });
+        let parsed: Fanout2Run = serde_json::from_value(run.clone()).unwrap();
+        assert_eq!(parsed.setup, Setup::GeneratedCluster);
+        assert_eq!(parsed.run.server, Kind::Generated);
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), run);
+
+        let sizes = crate::scenarios::Sizes {
+            rounds: 1,
+            receivers: 10,
+            messages: 40,
+            windows: vec![1],
+            reqack_clients: 1,
+            reqack_per_client: 1,
+            idle_levels: vec![],
+            codegen_events: 1,
+            codegen_types: 1,
+            run_timeout: std::time::Duration::ZERO,
+        };
+        let mut old = serde_json::json!({
+            "mode": "smoke", "command": "", "started_at": "", "seconds": 0.0,
+            "machine": Machine::default(), "load": Load::default(),
+            "sizes": sizes, "fanout": [], "reqack": [], "idle": [], "codegen": [],
+            "errors": [],
+            "versions": {"rustc": "", "node": "", "socketioxide": "",
+                "tokio_tungstenite": "", "socket_io": "", "jsonwebtoken_npm": ""}
+        });
+        let res: Results = serde_json::from_value(old.clone()).unwrap();
+        assert!(res.fanout2.is_empty());
+        old["fanout2"] = serde_json::json!([run]);
+        let res: Results = serde_json::from_value(old).unwrap();
+        let md = markdown(&res, &[Kind::Generated], None);
+        assert!(md.contains("## Fan-out over two nodes, 1 in flight"));
+        assert!(md.contains("| deliveries/s | 6,600 |"));
     }
 }

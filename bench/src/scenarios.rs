@@ -1,5 +1,7 @@
-//! The network scenarios: fan-out, request/ack and idle memory.
+//! The network scenarios: fan-out (on one node, and on two nodes sharing
+//! rooms through Redis), request/ack and idle memory.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -8,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{self, Conn, NS, Probe};
 use crate::codec;
-use crate::servers::{Kind, Server};
+use crate::redis::Redis;
+use crate::servers::{Kind, Server, Setup};
 use crate::sys;
 
 /// The contract's `send_message` rate limit: at most this many per client
@@ -26,7 +29,8 @@ const CONNECT_PARALLEL: usize = 64;
 pub(crate) struct Sizes {
     /// Rounds of A B C per scenario.
     pub(crate) rounds: usize,
-    /// Fan-out: receivers in the thread (they also take turns sending).
+    /// Fan-out: receivers in the thread (they also take turns sending; in
+    /// the two-node scenario, those on the first node do).
     pub(crate) receivers: usize,
     /// Fan-out: acked `send_message` per run.
     pub(crate) messages: usize,
@@ -53,11 +57,13 @@ impl Sizes {
         if self.receivers == 0 || self.reqack_clients == 0 || self.rounds == 0 {
             return Err("receivers, clients and rounds must be at least 1".into());
         }
-        if self.messages.div_ceil(self.receivers) > RATE_LIMIT_MAX {
-            return Err(format!(
-                "{} messages over {} senders is more than {RATE_LIMIT_MAX} per sender",
-                self.messages, self.receivers
-            ));
+        for senders in [self.receivers, self.fanout2_senders()] {
+            if self.messages.div_ceil(senders) > RATE_LIMIT_MAX {
+                return Err(format!(
+                    "{} messages over {senders} senders is more than {RATE_LIMIT_MAX} per sender",
+                    self.messages
+                ));
+            }
         }
         if self.reqack_per_client > RATE_LIMIT_MAX {
             return Err(format!(
@@ -66,6 +72,12 @@ impl Sizes {
             ));
         }
         Ok(())
+    }
+
+    /// Two-node fan-out: the senders, the receivers on the first node (the
+    /// first half, rounded up, as [`client::connect_all`] splits them).
+    pub(crate) fn fanout2_senders(&self) -> usize {
+        self.receivers.div_ceil(2)
     }
 }
 
@@ -128,33 +140,62 @@ async fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
     true
 }
 
-/// CPU seconds of the server (`/proc` stat ticks and schedstat run time)
-/// and of the generator itself, and the time.
+/// A process whose CPU a run counts: its pid and a label for errors.
+type Proc<'a> = (u32, &'a str);
+
+/// The one process of a single server.
+fn server_proc(server: &Server) -> Proc<'static> {
+    (server.pid, server.kind.label())
+}
+
+/// CPU seconds of the counted processes (`/proc` stat ticks and schedstat
+/// run time, each) and of the generator itself, and the time.
 struct CpuMark {
-    server: f64,
-    server_run: Option<f64>,
+    procs: Vec<(f64, Option<f64>)>,
     generator: f64,
     at: Instant,
 }
 
 impl CpuMark {
-    fn take(server: &Server) -> Result<Self, String> {
+    fn take(procs: &[Proc<'_>]) -> Result<Self, String> {
+        let procs = procs
+            .iter()
+            .map(|&(pid, label)| {
+                let stat = sys::cpu_seconds(pid).map_err(|e| format!("{label} cpu: {e}"))?;
+                Ok((stat, sys::run_time_seconds(pid)))
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Self {
-            server: server.cpu_seconds()?,
-            server_run: server.run_time_seconds(),
+            procs,
             generator: sys::self_cpu_seconds(),
             at: Instant::now(),
         })
     }
 
-    /// Server CPU seconds since `start`: (stat, the figure per-item costs use).
-    fn server_since(&self, start: &CpuMark) -> (f64, f64) {
-        let stat = self.server - start.server;
-        let precise = match (start.server_run, self.server_run) {
-            (Some(a), Some(b)) if b >= a => b - a,
-            _ => stat,
-        };
-        (stat, precise)
+    /// Each process's CPU seconds since `start`: (stat, the figure per-item
+    /// costs use: schedstat where there is one).
+    fn since(&self, start: &CpuMark) -> Vec<(f64, f64)> {
+        self.procs
+            .iter()
+            .zip(&start.procs)
+            .map(|(&(stat1, run1), &(stat0, run0))| {
+                let stat = stat1 - stat0;
+                let precise = match (run0, run1) {
+                    (Some(a), Some(b)) if b >= a => b - a,
+                    _ => stat,
+                };
+                (stat, precise)
+            })
+            .collect()
+    }
+
+    /// All processes' CPU seconds since `start`: (stat, precise).
+    fn total_since(&self, start: &CpuMark) -> (f64, f64) {
+        self.since(start)
+            .into_iter()
+            .fold((0.0, 0.0), |(s, p), (stat, precise)| {
+                (s + stat, p + precise)
+            })
     }
 }
 
@@ -193,7 +234,8 @@ pub(crate) struct FanoutRun {
     pub(crate) ack_p50_ms: f64,
     /// Send-to-ack latency, 99th percentile (ms).
     pub(crate) ack_p99_ms: f64,
-    /// Server CPU seconds during the run (utime+stime of `/proc/<pid>/stat`).
+    /// Server CPU seconds during the run (utime+stime of `/proc/<pid>/stat`;
+    /// two-node scenario: of every node and redis-server together).
     pub(crate) server_cpu_s: f64,
     /// The same from schedstat run time (ns resolution; = `server_cpu_s` without schedstat).
     pub(crate) server_cpu_precise_s: f64,
@@ -203,6 +245,20 @@ pub(crate) struct FanoutRun {
     pub(crate) server_cpu_share: f64,
     /// Load-generator CPU use over the run (1.0 = one core busy).
     pub(crate) generator_cpu_share: f64,
+}
+
+/// Where a fan-out run connects, who sends, and whose CPU it counts.
+struct Fleet<'a> {
+    /// The server program of every node.
+    kind: Kind,
+    /// The nodes: the receivers are split evenly over them, in order.
+    nodes: &'a [SocketAddr],
+    /// Receivers `0..senders` take turns sending.
+    senders: usize,
+    /// Processes whose CPU counts.
+    procs: &'a [Proc<'a>],
+    /// The thread (room) every receiver joins.
+    thread: &'a str,
 }
 
 /// Fan-out: `receivers` clients join one thread; `messages` acked
@@ -217,13 +273,98 @@ pub(crate) async fn fanout(
     window: usize,
     round: usize,
 ) -> Result<FanoutRun, String> {
+    let fleet = Fleet {
+        kind: server.kind,
+        nodes: &[server.addr],
+        senders: sizes.receivers,
+        procs: &[server_proc(server)],
+        thread: &format!("fan-{round}-{window}-{}", server.pid),
+    };
+    let (run, _) = fanout_on(&fleet, secret, sizes, window, round).await?;
+    server.check_alive()?;
+    Ok(run)
+}
+
+/// One run of the two-node fan-out scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Fanout2Run {
+    /// Which configuration.
+    pub(crate) setup: Setup,
+    /// Server processes.
+    pub(crate) nodes: usize,
+    /// Senders (the receivers on the first node).
+    pub(crate) senders: usize,
+    /// CPU seconds (schedstat) of the server processes alone.
+    pub(crate) nodes_cpu_s: f64,
+    /// CPU seconds (schedstat) of redis-server (0 where the nodes do not use it).
+    pub(crate) redis_cpu_s: f64,
+    /// The fan-out figures; its server CPU counts every node and redis-server.
+    #[serde(flatten)]
+    pub(crate) run: FanoutRun,
+}
+
+/// Two-node fan-out: the fan-out flow with the receivers split evenly over
+/// `nodes` (in order) and the receivers on the first node taking turns
+/// sending, so half the deliveries (with two nodes) cross Redis. The
+/// one-node configuration runs the same senders with every receiver on its
+/// one node. CPU counts every node, and `redis` where the setup uses it.
+pub(crate) async fn fanout2(
+    setup: Setup,
+    nodes: &mut [Server],
+    redis: &mut Redis,
+    secret: &str,
+    sizes: &Sizes,
+    window: usize,
+    round: usize,
+) -> Result<Fanout2Run, String> {
+    let first = nodes.first().ok_or("no node")?;
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let mut procs: Vec<Proc<'_>> = nodes.iter().map(server_proc).collect();
+    if setup.uses_redis() {
+        procs.push((redis.pid, "redis-server"));
+    }
+    let fleet = Fleet {
+        kind: first.kind,
+        nodes: &addrs,
+        senders: sizes.fanout2_senders(),
+        procs: &procs,
+        thread: &format!("fan2-{round}-{window}-{}", first.pid),
+    };
+    let (run, cpu) = fanout_on(&fleet, secret, sizes, window, round).await?;
+    for node in nodes.iter_mut() {
+        node.check_alive()?;
+    }
+    redis.check_alive()?;
+    // (A float sum of nothing is -0.0: start from 0.0.)
+    let (node_cpu, redis_cpu) = cpu.split_at(nodes.len());
+    let sum = |s: &[f64]| s.iter().fold(0.0, |a, b| a + b);
+    Ok(Fanout2Run {
+        setup,
+        nodes: nodes.len(),
+        senders: fleet.senders,
+        nodes_cpu_s: sum(node_cpu),
+        redis_cpu_s: sum(redis_cpu),
+        run,
+    })
+}
+
+/// The fan-out flow on `fleet`: returns the run and each counted process's
+/// CPU seconds (schedstat where there is one).
+async fn fanout_on(
+    fleet: &Fleet<'_>,
+    secret: &str,
+    sizes: &Sizes,
+    window: usize,
+    round: usize,
+) -> Result<(FanoutRun, Vec<f64>), String> {
     let (r, n) = (sizes.receivers, sizes.messages);
-    let thread = format!("fan-{round}-{window}-{}", server.pid);
+    let senders = fleet.senders.clamp(1, r);
+    let thread = fleet.thread;
     let probe = Probe::new(r, n, window);
     let tokens = tokens(secret, "fan", 0..r)?;
-    let conns = client::connect_all(server.addr, &tokens, &probe, CONNECT_PARALLEL).await?;
+    let conns = client::connect_all(fleet.nodes, &tokens, &probe, CONNECT_PARALLEL).await?;
     for conn in &conns {
-        join(conn, &thread).await?;
+        join(conn, thread).await?;
     }
     // Join i is announced to the i members present: wait for all of them.
     let joined = (r * (r + 1) / 2) as u64;
@@ -233,7 +374,7 @@ pub(crate) async fn fanout(
     .await;
     sys::sleep(Duration::from_millis(200)).await;
 
-    let start = CpuMark::take(server)?;
+    let start = CpuMark::take(fleet.procs)?;
     let t0 = probe.now_ns();
     let deadline = tokio::time::Instant::now() + sizes.run_timeout;
     let mut error = None;
@@ -245,9 +386,9 @@ pub(crate) async fn fanout(
                 break;
             }
         }
-        let conn = &conns[seq % r];
+        let conn = &conns[seq % senders];
         let id = probe.mark_sent(seq);
-        let packet = codec::event_packet(NS, id, "send_message", &send_payload(&thread, seq));
+        let packet = codec::event_packet(NS, id, "send_message", &send_payload(thread, seq));
         if let Err(e) = conn.send(packet).await {
             error = Some(e);
             break;
@@ -261,10 +402,9 @@ pub(crate) async fn fanout(
             && probe.deliveries.load(Ordering::Relaxed) >= expected
     })
     .await;
-    let end = CpuMark::take(server)?;
+    let end = CpuMark::take(fleet.procs)?;
     let wall = end.at.duration_since(start.at).as_secs_f64();
     client::close_all(conns);
-    server.check_alive()?;
 
     let deliveries = probe.deliveries.load(Ordering::Relaxed);
     let acks = probe.acks_ok.load(Ordering::Relaxed);
@@ -274,9 +414,10 @@ pub(crate) async fn fanout(
     let (mut lat, mut ack_lat) = probe.take_latencies();
     lat.sort_unstable();
     ack_lat.sort_unstable();
-    let (server_cpu_s, precise) = end.server_since(&start);
-    Ok(FanoutRun {
-        server: server.kind,
+    let (server_cpu_s, precise) = end.total_since(&start);
+    let per_proc = end.since(&start).into_iter().map(|(_, p)| p).collect();
+    let run = FanoutRun {
+        server: fleet.kind,
         round,
         window,
         receivers: r,
@@ -297,7 +438,8 @@ pub(crate) async fn fanout(
         cpu_us_per_delivery: precise * 1e6 / (deliveries.max(1) as f64),
         server_cpu_share: precise / wall.max(1e-9),
         generator_cpu_share: (end.generator - start.generator) / wall.max(1e-9),
-    })
+    };
+    Ok((run, per_proc))
 }
 
 /// One request/ack run.
@@ -350,7 +492,7 @@ pub(crate) async fn reqack(
     let total = c * k;
     let probe = Probe::new(c, total, 0);
     let tokens = tokens(secret, "ra", 0..c)?;
-    let conns = client::connect_all(server.addr, &tokens, &probe, CONNECT_PARALLEL).await?;
+    let conns = client::connect_all(&[server.addr], &tokens, &probe, CONNECT_PARALLEL).await?;
     let threads: Vec<String> = (0..c)
         .map(|i| format!("ra-{round}-{}-{i}", server.pid))
         .collect();
@@ -359,7 +501,8 @@ pub(crate) async fn reqack(
     }
     sys::sleep(Duration::from_millis(200)).await;
 
-    let start = CpuMark::take(server)?;
+    let procs = [server_proc(server)];
+    let start = CpuMark::take(&procs)?;
     let t0 = probe.now_ns();
     let timeout = sizes.run_timeout;
     let bursts = conns
@@ -389,7 +532,7 @@ pub(crate) async fn reqack(
         probe.deliveries.load(Ordering::Relaxed) >= total as u64
     })
     .await;
-    let end = CpuMark::take(server)?;
+    let end = CpuMark::take(&procs)?;
     let wall = end.at.duration_since(start.at).as_secs_f64();
     client::close_all(conns);
     server.check_alive()?;
@@ -399,7 +542,7 @@ pub(crate) async fn reqack(
     let seconds = acked_at.saturating_sub(t0) as f64 / 1e9;
     let (_, mut lat) = probe.take_latencies();
     lat.sort_unstable();
-    let (server_cpu_s, precise) = end.server_since(&start);
+    let (server_cpu_s, precise) = end.total_since(&start);
     Ok(ReqAckRun {
         server: server.kind,
         round,
@@ -487,7 +630,8 @@ pub(crate) async fn idle(
                     client::close_all(conns);
                     return Err(format!("connecting {level} clients took too long"));
                 }
-                let more = client::connect_all(server.addr, chunk, &probe, CONNECT_PARALLEL).await;
+                let more =
+                    client::connect_all(&[server.addr], chunk, &probe, CONNECT_PARALLEL).await;
                 match more {
                     Ok(more) => conns.extend(more),
                     Err(e) => {

@@ -45,6 +45,69 @@ impl Kind {
     }
 }
 
+/// A configuration of the two-node fan-out scenario: which server, how many
+/// nodes, and whether they share rooms through Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Setup {
+    /// Two `chat-server` processes with `REDIS_URL` on one redis-server.
+    #[serde(rename = "generated-two-node")]
+    GeneratedCluster,
+    /// One `chat-server`, no Redis.
+    #[serde(rename = "generated-one-node")]
+    GeneratedSingle,
+    /// Two `bench/node/server.js` processes with `@socket.io/redis-adapter`.
+    #[serde(rename = "node-two-node")]
+    NodeCluster,
+}
+
+impl Setup {
+    /// In the order the rounds alternate.
+    pub(crate) const ALL: [Setup; 3] = [
+        Setup::GeneratedCluster,
+        Setup::GeneratedSingle,
+        Setup::NodeCluster,
+    ];
+
+    /// Short label (JSON, log lines).
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Setup::GeneratedCluster => "generated-two-node",
+            Setup::GeneratedSingle => "generated-one-node",
+            Setup::NodeCluster => "node-two-node",
+        }
+    }
+
+    /// Column title in BENCHMARKS.md.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Setup::GeneratedCluster => "generated, two nodes + Redis",
+            Setup::GeneratedSingle => "generated, one node",
+            Setup::NodeCluster => "Node socket.io, two nodes + Redis",
+        }
+    }
+
+    /// The server program of every node.
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Setup::GeneratedCluster | Setup::GeneratedSingle => Kind::Generated,
+            Setup::NodeCluster => Kind::Node,
+        }
+    }
+
+    /// Server processes.
+    pub(crate) fn nodes(self) -> usize {
+        match self {
+            Setup::GeneratedSingle => 1,
+            Setup::GeneratedCluster | Setup::NodeCluster => 2,
+        }
+    }
+
+    /// Whether the nodes get `REDIS_URL` (and redis-server's CPU counts).
+    pub(crate) fn uses_redis(self) -> bool {
+        self.nodes() > 1
+    }
+}
+
 /// Where the server programs are.
 #[derive(Debug, Clone)]
 pub(crate) struct Programs {
@@ -72,7 +135,7 @@ pub(crate) struct Server {
     log: PathBuf,
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -92,6 +155,18 @@ impl Server {
         secret: &str,
         log_dir: &Path,
         tag: &str,
+    ) -> Result<Self, String> {
+        Self::start_with(kind, programs, secret, log_dir, tag, &[]).await
+    }
+
+    /// [`Server::start`] with more environment variables (`REDIS_URL`).
+    pub(crate) async fn start_with(
+        kind: Kind,
+        programs: &Programs,
+        secret: &str,
+        log_dir: &Path,
+        tag: &str,
+        env: &[(&str, &str)],
     ) -> Result<Self, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -113,8 +188,13 @@ impl Server {
             // The example's /health broadcast has no subscriber in the
             // benchmark; keep its timer out of the measurements.
             .env("HEALTH_INTERVAL_MS", "3600000")
+            // Every client of the benchmark connects from 127.0.0.1: lift
+            // chat-server's per-address connection limit (1,000 by default)
+            // above the idle scenario's 10,000.
+            .env("MAX_CONNECTIONS_PER_IP", "1000000")
             .env("RUST_LOG", "warn")
             .env("NODE_ENV", "production")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -157,16 +237,6 @@ impl Server {
         }
     }
 
-    /// CPU seconds the server has used so far.
-    pub(crate) fn cpu_seconds(&self) -> Result<f64, String> {
-        sys::cpu_seconds(self.pid).map_err(|e| format!("{} cpu: {e}", self.kind.label()))
-    }
-
-    /// CPU seconds with nanosecond resolution (schedstat), when available.
-    pub(crate) fn run_time_seconds(&self) -> Option<f64> {
-        sys::run_time_seconds(self.pid)
-    }
-
     /// The server's resident set size in bytes.
     pub(crate) fn rss_bytes(&self) -> Result<u64, String> {
         sys::rss_bytes(self.pid).map_err(|e| format!("{} rss: {e}", self.kind.label()))
@@ -197,5 +267,15 @@ impl Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server left running on an error path (or a panic) is killed.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
