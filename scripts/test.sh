@@ -108,5 +108,60 @@ else
   timeout 600 node --test --test-timeout=240000 target/browser-js/tests/browser/chat.browser.test.js
 fi
 
+step "fuzz: each cargo-fuzz target (fuzz/) for ${EVCONTRACT_FUZZ_SECONDS:-60} s from its committed corpus, fixed seed"
+# libFuzzer on nightly, built once with `--sanitizer none` (safe Rust; with
+# AddressSanitizer the cold build took ~8 min instead of ~5 on 2 cores) and
+# optimized (`-O`, cargo fuzz's default). cargo-fuzz is installed when
+# missing; without nightly or cargo-fuzz the committed corpora are replayed
+# as plain tests instead, and that is said loudly. A crash fails the step
+# and leaves its input in fuzz/artifacts/<target>/. EVCONTRACT_FUZZ_SECONDS
+# changes the time per target.
+fuzz_started=$SECONDS
+fuzz_target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
+fuzz_targets=(contract_text contract_structured gateway_inbound)
+can_fuzz=0
+if cargo +nightly --version >/dev/null 2>&1; then
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "cargo install cargo-fuzz --locked"
+    cargo install cargo-fuzz --locked --quiet || echo "warning: cargo-fuzz did not install" >&2
+  fi
+  cargo +nightly fuzz --version >/dev/null 2>&1 && can_fuzz=1
+fi
+if [ "$can_fuzz" = "1" ]; then
+  cargo +nightly fuzz build -O --sanitizer none --target-dir "$fuzz_target_dir"
+  for target in "${fuzz_targets[@]}"; do
+    # New inputs go to a scratch corpus (first directory), not into the
+    # committed seeds.
+    fuzz_scratch="$(mktemp -d)"
+    fuzz_log="$fuzz_scratch.log"
+    echo "--- $target"
+    if cargo +nightly fuzz run -O --sanitizer none --target-dir "$fuzz_target_dir" \
+      "$target" "$fuzz_scratch" "fuzz/corpus/$target" -- \
+      -max_total_time="${EVCONTRACT_FUZZ_SECONDS:-60}" -seed=20240601 -timeout=30 \
+      -print_final_stats=1 >"$fuzz_log" 2>&1; then
+      status=0
+    else
+      status=$?
+    fi
+    grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$fuzz_log" || true
+    rm -rf "$fuzz_scratch"
+    if [ "$status" != "0" ]; then
+      tail -n 80 "$fuzz_log" >&2
+      echo "error: fuzz target $target failed (exit $status); the input is in fuzz/artifacts/$target/." >&2
+      echo "       Reproduce: cargo +nightly fuzz run -O --sanitizer none $target fuzz/artifacts/$target/<file>" >&2
+      exit 1
+    fi
+    rm -f "$fuzz_log"
+  done
+else
+  printf '\n%s\n%s\n%s\n\n' \
+    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
+    '!!! NOT FUZZED: no `cargo +nightly` or cargo-fuzz; fuzz/corpus/ replayed as plain tests !!!' \
+    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
+  cargo test --manifest-path fuzz/Cargo.toml --no-default-features --lib \
+    --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
+fi
+echo "fuzz step: $((SECONDS - fuzz_started)) s"
+
 step "benchmark smoke run: generated vs raw socketioxide vs Node socket.io, tiny sizes (bench/)"
 cargo run --locked --quiet -p evcontract-bench -- smoke
