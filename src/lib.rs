@@ -214,6 +214,9 @@ pub fn generate_contract(
     emit(&ir, options, templates).map_err(|e| emit_diagnostic(file, text, e))
 }
 
+/// Stack of the thread that runs typify (see [`emit`]).
+const TYPIFY_STACK_BYTES: usize = 64 << 20;
+
 /// Emits every file of a contract's IR.
 pub fn emit(
     ir: &ContractIr,
@@ -223,7 +226,15 @@ pub fn emit(
     // typify and the pretty-printing of its output are a third of the work
     // and need nothing else: run them beside the templates.
     std::thread::scope(|scope| {
-        let types = scope.spawn(|| rust::types_source(ir));
+        // typify recurses once per schema level (and more on defaults); the
+        // default 2 MiB of a spawned thread is not enough for schemas near
+        // `validate::MAX_SCHEMA_DEPTH` in debug builds. The stack is only
+        // reserved, not touched, unless it is needed.
+        let types = std::thread::Builder::new()
+            .name("evcontract-typify".to_owned())
+            .stack_size(TYPIFY_STACK_BYTES)
+            .spawn_scoped(scope, || rust::types_source(ir))
+            .map_err(|e| format!("could not start the type generator thread: {e}"))?;
         let rust_dir = PathBuf::from("rust").join(&ir.name);
         let header = header(ir);
         let mut files = emit_templates(ir, &header, &rust_dir, templates)?;

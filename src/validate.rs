@@ -127,7 +127,11 @@ pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic
         .get("definitions")
         .and_then(Value::as_object)
         .unwrap_or(&no_definitions);
-    let mut walker = Walker { sink, definitions };
+    let mut walker = Walker {
+        sink,
+        definitions,
+        depth: 0,
+    };
     walker.contract(&value);
     let mut sink = walker.sink;
     if !sink.is_clean() {
@@ -161,6 +165,7 @@ pub fn schema_node(value: &Value, definitions: &Map<String, Value>) -> SchemaNod
     let mut walker = Walker {
         sink: Sink::new(Path::new("")),
         definitions,
+        depth: 0,
     };
     walker
         .schema(value, &Pointer::root())
@@ -175,7 +180,15 @@ struct Walker<'a> {
     /// Raw definitions by name, for `$ref` checks and union variants
     /// (borrowed: copying them per schema made large contracts quadratic).
     definitions: &'a Map<String, Value>,
+    /// How many schemas enclose the one being walked (see [`MAX_SCHEMA_DEPTH`]).
+    depth: usize,
 }
+
+/// How deeply payload schemas may nest (objects in objects, items of arrays,
+/// union variants). typify and the generated (de)serializers recurse once per
+/// level; a limit keeps a contract from exhausting the generator's stack,
+/// and no real payload comes close to it.
+pub const MAX_SCHEMA_DEPTH: usize = 32;
 
 /// Words of `letter` characters (and digits) joined by single `_`, starting
 /// with a `letter`: snake_case for lowercase, SCREAMING_SNAKE for uppercase.
@@ -351,6 +364,7 @@ impl Walker<'_> {
                 }
                 self.schema(schema, &def_at);
             }
+            self.alias_cycles(defs, &defs_at);
         }
 
         let errors_at = at.join("errors");
@@ -622,6 +636,21 @@ impl Walker<'_> {
     /// Validates one payload schema and returns its typed form (None when it
     /// has errors, which are recorded).
     fn schema(&mut self, v: &Value, at: &Pointer) -> Option<SchemaNode> {
+        if self.depth >= MAX_SCHEMA_DEPTH {
+            self.sink.error(
+                at,
+                format!("schema nested more than {MAX_SCHEMA_DEPTH} levels deep; move inner parts into `definitions` and refer to them with `$ref`"),
+            );
+            return None;
+        }
+        self.depth += 1;
+        let node = self.schema_level(v, at);
+        self.depth -= 1;
+        node
+    }
+
+    /// [`Self::schema`] for one level.
+    fn schema_level(&mut self, v: &Value, at: &Pointer) -> Option<SchemaNode> {
         let o = match v {
             Value::Bool(b) => {
                 // `true` means "any value" in JSON Schema; one spelling keeps
@@ -1037,6 +1066,43 @@ impl Walker<'_> {
             }
         }
         Some(SchemaKind::Object { properties, closed })
+    }
+
+    /// Refuses definitions that are nothing but a `$ref` to themselves,
+    /// directly or through other such definitions (`A` is `$ref` `B`, `B` is
+    /// `$ref` `A`): no value has such a type, and typify recurses on it until
+    /// the stack overflows. Recursion through a property or an array item is
+    /// fine and stays allowed.
+    fn alias_cycles(&mut self, defs: &Map<String, Value>, defs_at: &Pointer) {
+        let alias_of = |name: &str| -> Option<&str> {
+            defs.get(name)?
+                .get("$ref")?
+                .as_str()?
+                .strip_prefix("#/definitions/")
+        };
+        for start in defs.keys() {
+            let mut chain = vec![start.as_str()];
+            let mut next = alias_of(start);
+            while let Some(name) = next {
+                if name == start {
+                    chain.push(name);
+                    self.sink.error(
+                        &defs_at.join(start).join("$ref"),
+                        format!(
+                            "definition `{start}` is only a `$ref` to itself ({}); give it a type",
+                            chain.join(" → ")
+                        ),
+                    );
+                    break;
+                }
+                // A cycle not through `start` is reported from its own members.
+                if chain.contains(&name) || !defs.contains_key(name) {
+                    break;
+                }
+                chain.push(name);
+                next = alias_of(name);
+            }
+        }
     }
 
     fn reference(&mut self, r: &Value, at: &Pointer) -> Option<String> {

@@ -666,3 +666,95 @@ fn yaml_contracts_are_read_like_json() {
         err[0].message
     );
 }
+
+#[test]
+fn definitions_that_only_refer_to_themselves() {
+    // Found by the `contract_text` fuzz target: typify recursed on it until
+    // the stack overflowed.
+    let mut c = base();
+    set(
+        &mut c,
+        "/definitions/Loop",
+        json!({ "$ref": "#/definitions/Loop" }),
+    );
+    assert_one(
+        &c,
+        "/definitions/Loop/$ref",
+        "definition `Loop` is only a `$ref` to itself (Loop → Loop)",
+    );
+
+    // Through another definition: both are reported, each from its own place.
+    let mut c = base();
+    set(
+        &mut c,
+        "/definitions/A",
+        json!({ "$ref": "#/definitions/B" }),
+    );
+    set(
+        &mut c,
+        "/definitions/B",
+        json!({ "$ref": "#/definitions/A" }),
+    );
+    let errs = errors(&c);
+    assert_eq!(
+        errs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["/definitions/A/$ref", "/definitions/B/$ref"],
+        "{errs:#?}"
+    );
+    assert!(errs[0].1.contains("(A → B → A)"), "{errs:#?}");
+
+    // Recursion through a property is a real type and stays allowed.
+    let mut c = base();
+    set(
+        &mut c,
+        "/definitions/Tree",
+        json!({ "type": "object", "properties": { "children": { "type": "array", "items": { "$ref": "#/definitions/Tree" } } } }),
+    );
+    assert_eq!(errors(&c), Vec::new());
+}
+
+/// An object schema nested `levels` deep (each level one property `n`).
+fn nested(levels: usize) -> Value {
+    let mut schema = json!({ "type": "string" });
+    for _ in 1..levels {
+        schema = json!({ "type": "object", "properties": { "n": schema } });
+    }
+    schema
+}
+
+#[test]
+fn schemas_nest_at_most_32_levels() {
+    let mut c = base();
+    set(
+        &mut c,
+        "/namespaces/~1items/serverEvents/item_added/payload",
+        nested(evcontract::validate::MAX_SCHEMA_DEPTH + 1),
+    );
+    let deepest = format!(
+        "/namespaces/~1items/serverEvents/item_added/payload{}",
+        "/properties/n".repeat(evcontract::validate::MAX_SCHEMA_DEPTH)
+    );
+    assert_one(&c, &deepest, "schema nested more than 32 levels deep");
+}
+
+#[test]
+fn a_schema_at_the_depth_limit_generates() {
+    // In a debug build on a test thread: the generator must not run out of
+    // stack on the deepest schema the validator accepts (41 levels did).
+    let mut c = base();
+    set(
+        &mut c,
+        "/namespaces/~1items/serverEvents/item_added/payload",
+        nested(evcontract::validate::MAX_SCHEMA_DEPTH),
+    );
+    let text = serde_json::to_string(&c).unwrap();
+    let templates = evcontract::render::Templates::new().unwrap();
+    let files = evcontract::generate_contract(
+        Path::new("demo.contract.json"),
+        &text,
+        &evcontract::Options::default(),
+        &templates,
+    )
+    .unwrap();
+    assert!(files.iter().any(|f| f.path.ends_with("types.rs")));
+}
