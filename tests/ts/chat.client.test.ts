@@ -19,7 +19,7 @@ import { useChatSocket, useHealthSocket, type ConnectionStatus } from "../../gen
 
 declare const url: string;
 
-// The connect helper takes the brief's options and returns the typed socket.
+// The connect helper takes the usual `useWebSocket` options and returns the typed socket.
 const socket: ChatSocket = connectChat({
   url,
   token: "t",
@@ -130,7 +130,7 @@ export async function health(): Promise<number> {
   return status.uptimeSeconds;
 }
 
-// The hook: the brief's `useWebSocket` result, typed.
+// The hook: a typed `useWebSocket` result.
 export function useChatStatus(token: string | null): string {
   const { socket, client, connected, error, status } = useChatSocket({
     url: "wss://example.com",

@@ -36,7 +36,7 @@ socket.on("error", (e) => {
   void failed;
 });
 
-// The brief's style: payload types by event name.
+// A common style: payload types by event name.
 const payload: chat.ClientEvents["send_message"] = { threadId: "t", content: "c" };
 const ackData: chat.ClientEventAcks["send_message"] | undefined = undefined;
 void payload;

@@ -97,7 +97,7 @@ export type TokenSource = Token | (() => Token | Promise<Token>);
  */
 export type Transport = "polling" | "websocket" | "webtransport";
 
-/** Options of the typed connect helpers (the brief's `useWebSocket` options). */
+/** Options of the typed connect helpers (the usual `useWebSocket` options). */
 export interface ConnectOptions {
   /**
    * The server (`https://api.example.com`), optionally followed by the

@@ -2,8 +2,8 @@
 // Source: chat.contract.json (contract `chat` 1.0.0).
 /**
  * React hooks, one per namespace: `use<Namespace>Socket(options)` connects on
- * mount and returns `{socket, client, connected, status, error}` (the brief's
- * `useWebSocket`, typed). The only generated module that imports `react`
+ * mount and returns `{socket, client, connected, status, error}` (a typed
+ * `useWebSocket`). The only generated module that imports `react`
  * (a peer dependency, 18 or 19).
  */
 import { useEffect, useRef, useState } from "react";
