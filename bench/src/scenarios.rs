@@ -361,7 +361,10 @@ async fn fanout_on(
     let senders = fleet.senders.clamp(1, r);
     let thread = fleet.thread;
     let probe = Probe::new(r, n, window);
-    let tokens = tokens(secret, "fan", 0..r)?;
+    // Users of their own per run: rate limits count per user across
+    // connections and reconnects, so two windows of one round must not
+    // share a user's budget.
+    let tokens = tokens(secret, &format!("{thread}-u"), 0..r)?;
     let conns = client::connect_all(fleet.nodes, &tokens, &probe, CONNECT_PARALLEL).await?;
     for conn in &conns {
         join(conn, thread).await?;
@@ -491,7 +494,8 @@ pub(crate) async fn reqack(
     let (c, k) = (sizes.reqack_clients, sizes.reqack_per_client);
     let total = c * k;
     let probe = Probe::new(c, total, 0);
-    let tokens = tokens(secret, "ra", 0..c)?;
+    // Users of their own per run (rate limits count per user).
+    let tokens = tokens(secret, &format!("ra-{round}-{}-u", server.pid), 0..c)?;
     let conns = client::connect_all(&[server.addr], &tokens, &probe, CONNECT_PARALLEL).await?;
     let threads: Vec<String> = (0..c)
         .map(|i| format!("ra-{round}-{}-{i}", server.pid))
