@@ -108,6 +108,8 @@ mod error;
 mod event;
 mod options;
 mod protocol;
+#[cfg(feature = "tls")]
+mod tls;
 mod typed;
 
 use std::future::Future;
@@ -124,7 +126,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 pub use error::{ClientError, ConnectError, ConnectionError, DisconnectReason, TransportError};
 pub use event::{AckResponder, ServerEvent};
-pub use options::ClientOptions;
+pub use options::{ClientOptions, TlsRoots};
 pub use typed::{DecodeEvent, Events};
 
 /// tokio's channels, re-exported: [`Client::subscribe`] and [`Client::state`]
@@ -134,6 +136,14 @@ pub use tokio::sync::{broadcast, watch};
 use crate::wire::AckResponse;
 use connection::{ConnShared, stop_requested};
 use options::{BoxFuture, Endpoints};
+
+/// How `wss://` nodes are reached (feature `tls`).
+#[cfg(feature = "tls")]
+type Connector = tokio_tungstenite::Connector;
+/// Without the `tls` feature there is no TLS connector.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+enum Connector {}
 
 /// The connection state, observable through [`Client::state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +259,10 @@ impl ClientBuilder {
             Ok(endpoints) => endpoints,
             Err(err) => return Err(fail(err)),
         };
+        let connector = match connector(&options, &endpoints) {
+            Ok(connector) => connector,
+            Err(err) => return Err(fail(err)),
+        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(fail(ConnectError::Config(
                 "the client needs a Tokio runtime".to_owned(),
@@ -258,6 +272,7 @@ impl ClientBuilder {
         let core = Arc::new(Core {
             options,
             endpoints,
+            connector,
             runtime,
             channels,
             conn: Mutex::new(None),
@@ -294,6 +309,33 @@ impl std::fmt::Debug for ClientBuilder {
     }
 }
 
+/// The TLS connector for the `wss://` nodes, built once per client (so a bad
+/// CA PEM is reported by `connect`, before any network work).
+#[cfg(feature = "tls")]
+fn connector(
+    options: &ClientOptions,
+    endpoints: &Endpoints,
+) -> Result<Option<Connector>, ConnectError> {
+    if !ClientOptions::uses_tls(endpoints) {
+        return Ok(None);
+    }
+    tls::connector(options.tls_roots, &options.root_ca_pems).map(Some)
+}
+
+/// Without the `tls` feature, a `wss://` node is a configuration error.
+#[cfg(not(feature = "tls"))]
+fn connector(
+    _options: &ClientOptions,
+    endpoints: &Endpoints,
+) -> Result<Option<Connector>, ConnectError> {
+    if ClientOptions::uses_tls(endpoints) {
+        return Err(ConnectError::Config(
+            "`https`/`wss` URLs need the `tls` feature of evcontract-runtime".to_owned(),
+        ));
+    }
+    Ok(None)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -302,6 +344,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Core {
     options: ClientOptions,
     endpoints: Endpoints,
+    /// How `wss://` nodes are reached; `None` when every node is `ws://`.
+    connector: Option<Connector>,
     runtime: tokio::runtime::Handle,
     channels: Channels,
     /// The current connection, `None` while there is none.
@@ -362,7 +406,7 @@ impl Core {
                 Some(provider) => provider().await,
                 None => None,
             };
-            connection::establish(target, namespace, token).await
+            connection::establish(target, namespace, token, self.connector.clone()).await
         };
         let established = tokio::time::timeout(self.options.connect_timeout, attempt)
             .await

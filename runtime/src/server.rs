@@ -89,6 +89,8 @@ mod http;
 mod log_throttle;
 mod rate_limit;
 mod spec;
+#[cfg(feature = "tls")]
+mod tls;
 
 #[cfg(feature = "redis")]
 pub use adapter::{
@@ -110,6 +112,8 @@ pub use http::{
     DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
 };
 pub use spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 /// socketioxide, re-exported for escape hatches.
 pub use socketioxide;

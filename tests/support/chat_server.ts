@@ -21,6 +21,18 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether a TCP connection to 127.0.0.1:`port` is accepted. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1");
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+}
+
 /** A valid token for `user`, from `chat-server token <user>`. */
 export function token(user: string): string {
   return execFileSync(SERVER_BIN, ["token", user]).toString().trim();
@@ -39,21 +51,24 @@ export class ChatServer {
 
   /**
    * Starts chat-server on `port` with `env` added, and resolves once
-   * `/healthz` answers (15 s at most).
+   * `/healthz` answers (15 s at most). With `TLS_CERT` in `env` the server
+   * speaks HTTPS: `url` is `https://…` and readiness is an accepted TCP
+   * connection (the server listens only once it is ready).
    */
   static async start(port: number, env: Record<string, string> = {}): Promise<ChatServer> {
     const proc = spawn(SERVER_BIN, [], {
       env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const server = new ChatServer(proc, `http://127.0.0.1:${port}`, env);
+    const tls = env.TLS_CERT !== undefined;
+    const server = new ChatServer(proc, `${tls ? "https" : "http"}://127.0.0.1:${port}`, env);
     proc.stdout?.on("data", (d) => (server.log += d));
     proc.stderr?.on("data", (d) => (server.log += d));
     const end = Date.now() + 15_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`chat-server exited with ${proc.exitCode}:\n${server.log}`);
       try {
-        if ((await fetch(`${server.url}/healthz`)).ok) return server;
+        if (tls ? await accepts(port) : (await fetch(`${server.url}/healthz`)).ok) return server;
       } catch {
         // not listening yet
       }

@@ -7,6 +7,8 @@
 //! chat-client --url http://gw-1:3000 --url http://gw-2:3000 --token <jwt> --thread <id>
 //! ```
 //!
+//! - `https://` URLs use TLS, checked against the system's roots; `--ca
+//!   <pem>` trusts a private CA besides them.
 //! - `--url` may be given several times, for the nodes of one deployment:
 //!   the first connection tries them in that order, and after a lost
 //!   connection the client fails over to the next node
@@ -72,6 +74,10 @@ struct Args {
     /// The thread to join and post to (1 to 200 characters).
     #[arg(long, value_parser = parse_thread)]
     thread: JoinThreadThreadId,
+    /// A PEM file of CA certificates to trust for `https://` URLs, besides
+    /// the system's (a private deployment's own CA).
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
 }
 
 fn parse_thread(s: &str) -> Result<JoinThreadThreadId, String> {
@@ -95,6 +101,7 @@ async fn run(args: Args) -> Result<(), String> {
         urls,
         token,
         thread,
+        ca,
     } = args;
     let send_thread = SendMessageThreadId::try_from(thread.as_str())
         .map_err(|e| format!("invalid thread id: {e}"))?;
@@ -102,9 +109,14 @@ async fn run(args: Args) -> Result<(), String> {
     let Some((first, fallbacks)) = urls.split_first() else {
         return Err("no --url given".to_owned());
     };
-    let options = ClientOptions::new(first.as_str())
+    let mut options = ClientOptions::new(first.as_str())
         .fallback_urls(fallbacks.iter().cloned())
         .token(token);
+    if let Some(ca) = ca {
+        let pem =
+            std::fs::read(&ca).map_err(|e| format!("cannot read --ca `{}`: {e}", ca.display()))?;
+        options = options.add_root_certificate_pem(pem);
+    }
 
     let rejoin = thread.clone();
     let builder = ChatClient::builder(options).on_reconnect(move |client| {

@@ -2,15 +2,10 @@
 //! real `chat-server` binary.
 //!
 //! Every test starts its own server on a free port (so rate limits, rooms
-//! and connection counts never leak between tests) and bounds every wait.
-//! The server binary is `$CHAT_SERVER_BIN`, or `chat-server` next to the
-//! `chat-client` binary cargo built for these tests (the same target
-//! directory, so `CARGO_TARGET_DIR` is honoured); build it first with
-//! `cargo build -p chat-server` (scripts/test.sh does).
+//! and connection counts never leak between tests) and bounds every wait
+//! (the server binary: see `support`).
 
 use std::future::Future;
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,137 +32,18 @@ const GRACE: Duration = Duration::from_millis(500);
 /// The bound of ordinary waits (an event, an ack, a process start).
 const WAIT: Duration = Duration::from_secs(10);
 
-// ---------------------------------------------------------------- helpers
+mod support;
+use support::{Server, Spec, free_port, token_signed_with, within};
 
-fn server_bin() -> PathBuf {
-    let bin = match std::env::var_os("CHAT_SERVER_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_chat-client"))
-            .with_file_name(format!("chat-server{}", std::env::consts::EXE_SUFFIX)),
-    };
-    assert!(
-        bin.is_file(),
-        "the chat-server binary is not at {}: run `cargo build -p chat-server` first \
-         (scripts/test.sh does), or point CHAT_SERVER_BIN at it",
-        bin.display()
-    );
-    bin
-}
+// ---------------------------------------------------------------- helpers
 
 fn client_bin() -> &'static str {
     env!("CARGO_BIN_EXE_chat-client")
 }
 
-/// Awaits `fut`, failing the test if it takes longer than `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(value) => value,
-        Err(_) => panic!("timed out after {limit:?}: {what}"),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A `chat-server` process, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    /// A server on a free port (retried if another process takes the port
-    /// between picking and binding it).
-    async fn start() -> Self {
-        let mut last = String::new();
-        for _ in 0..3 {
-            match Self::start_on(free_port()).await {
-                Ok(server) => return server,
-                Err(e) => last = e,
-            }
-        }
-        panic!("chat-server did not start: {last}");
-    }
-
-    /// A server on `port`, once it answers `GET /healthz`.
-    async fn start_on(port: u16) -> Result<Self, String> {
-        let child = Command::new(server_bin())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("HEALTH_INTERVAL_MS", "100")
-            .env("JWT_SECRET", SECRET)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", server_bin().display()))?;
-        let mut server = Self { child, port };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("chat-server exited with {status} (port {port})"));
-            }
-            if healthz(port).await {
-                return Ok(server);
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(format!(
-                    "chat-server did not answer on port {port} within 15 s"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the process (SIGKILL: no goodbye to the clients) and reaps it.
-    async fn kill(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-/// Whether a chat-server answers `GET /healthz` on `port`.
-async fn healthz(port: u16) -> bool {
-    let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response.starts_with("HTTP/1.") && response.ends_with("ok"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), probe).await,
-        Ok(Ok(true))
-    )
-}
-
-/// A token for `user`, signed by `chat-server token` with `secret`.
-async fn token_signed_with(user: &str, secret: &str) -> String {
-    let out = within(
-        WAIT,
-        "chat-server token",
-        Command::new(server_bin())
-            .args(["token", user])
-            .env("JWT_SECRET", secret)
-            .output(),
-    )
-    .await
-    .expect("chat-server token runs");
-    assert!(out.status.success(), "chat-server token failed: {out:?}");
-    String::from_utf8(out.stdout)
-        .expect("a UTF-8 token")
-        .trim()
-        .to_owned()
+/// The servers of these tests: quiet, verifying tokens with [`SECRET`].
+fn spec() -> Spec {
+    Spec::new(SECRET)
 }
 
 async fn token(user: &str) -> String {
@@ -288,7 +164,7 @@ async fn wait_state(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_bad_token_refused_anonymous_needs_auth_valid_token_works() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
 
     // Not a JWT, and a JWT signed with another secret.
     for bad in [
@@ -356,7 +232,7 @@ async fn auth_bad_token_refused_anonymous_needs_auth_valid_token_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_message_acks_the_typed_message_and_only_room_members_get_it() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let alice = connect(&server, "alice").await;
     let bob = connect(&server, "bob").await;
     let eve = connect(&server, "eve").await;
@@ -403,7 +279,7 @@ async fn send_message_acks_the_typed_message_and_only_room_members_get_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_code_a_client_can_provoke() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let carl = connect(&server, "carl").await;
     join(&carl, "mine").await;
     let mut events = carl.events();
@@ -465,7 +341,7 @@ async fn every_error_code_a_client_can_provoke() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_21st_send_within_10_s_is_rate_limited() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let dan = connect(&server, "dan").await;
     join(&dan, "t").await;
     for i in 1..=20 {
@@ -529,7 +405,7 @@ where
 /// server's per-connection buffer of 1,024.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_acked_emits_in_flight_on_one_connection_get_their_own_acks() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let kim = connect(&server, "kim").await;
     let mut events = kim.events();
     let answers = thousand_in_flight(
@@ -560,7 +436,7 @@ async fn a_thousand_acked_emits_in_flight_on_one_connection_get_their_own_acks()
 /// connected, so every request still gets its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_join_threads_in_flight_get_their_own_acks() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let kim = connect(&server, "kim").await;
     let answers = thousand_in_flight(
         |id| {
@@ -581,7 +457,7 @@ async fn a_thousand_join_threads_in_flight_get_their_own_acks() {
 /// is not counted, and leaving one makes room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_joins_at_most_100_threads() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let lee = connect(&server, "lee").await;
     let join = |id: String| {
         lee.join_thread(JoinThread {
@@ -619,7 +495,7 @@ async fn a_connection_joins_at_most_100_threads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_a_server_restart_and_the_hook_rejoins_the_thread() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let port = server.port;
     let rejoined = Arc::new(AtomicUsize::new(0));
     let hook_count = rejoined.clone();
@@ -650,7 +526,7 @@ async fn reconnects_after_a_server_restart_and_the_hook_rejoins_the_thread() {
         matches!(s, ConnectionState::Reconnecting { .. })
     })
     .await;
-    let server = Server::start_on(port)
+    let server = Server::start_on(port, &spec())
         .await
         .expect("the server starts again on the same port");
     wait_state(&mut state, Duration::from_secs(15), "reconnected", |s| {
@@ -685,7 +561,7 @@ async fn reconnects_after_a_server_restart_and_the_hook_rejoins_the_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_during_backoff_stops_every_attempt() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let port = server.port;
     let client = connect(&server, "zoe").await;
     let mut state = client.state();
@@ -698,7 +574,7 @@ async fn disconnect_during_backoff_stops_every_attempt() {
     within(WAIT, "disconnect()", client.disconnect()).await;
     assert_eq!(*state.borrow_and_update(), ConnectionState::Disconnected);
 
-    let server = Server::start_on(port)
+    let server = Server::start_on(port, &spec())
         .await
         .expect("the server starts again on the same port");
     // Several backoff periods (at most 400 ms each) with a server to reach.
@@ -814,7 +690,7 @@ fn message_json(message: &Message) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_sends_piped_lines_and_prints_json_lines() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let watcher = connect(&server, "watcher").await;
     join(&watcher, "piped").await;
     let mut seen = watcher.events();
@@ -878,7 +754,7 @@ async fn the_binary_sends_piped_lines_and_prints_json_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_prints_joined_left_typing_and_new_message_of_others() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let mut cli = Cli::start(&server, "cli", "room").await;
     assert_eq!(
         cli.line().await,
@@ -944,8 +820,8 @@ async fn the_binary_prints_joined_left_typing_and_new_message_of_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_fails_over_between_its_urls() {
-    let a = Server::start().await;
-    let b = Server::start().await;
+    let a = Server::start(&spec()).await;
+    let b = Server::start(&spec()).await;
     let (a_url, b_url) = (a.url(), b.url());
     let nobody = format!("http://127.0.0.1:{}", free_port());
     // The first URL is down: the binary connects to the second, A.
@@ -987,7 +863,7 @@ async fn the_binary_fails_over_between_its_urls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_fails_clearly_when_the_connection_is_refused() {
-    let server = Server::start().await;
+    let server = Server::start(&spec()).await;
     let run = |args: Vec<String>| async move {
         within(
             WAIT,

@@ -20,9 +20,6 @@
 //! server's stderr goes to `MUTATION_SERVER_STDERR` (a file) when set.
 //! The server binary is found as in `chat_server.rs` (`$CHAT_SERVER_BIN`).
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,9 +27,7 @@ use chat_contract::JoinThread;
 use chat_contract::chat::client::ChatClient;
 use evcontract_runtime::client::ClientOptions;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as RawFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -64,22 +59,10 @@ const KNOWN_ERRORS: &[&str] = &["error while sending invalid namespace packet: c
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-// ---------------------------------------------------------------- helpers
+mod support;
+use support::{Server, Spec, healthz, token_signed_with};
 
-fn server_bin() -> PathBuf {
-    let bin = match std::env::var_os("CHAT_SERVER_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_chat-client"))
-            .with_file_name(format!("chat-server{}", std::env::consts::EXE_SUFFIX)),
-    };
-    assert!(
-        bin.is_file(),
-        "the chat-server binary is not at {}: run `cargo build -p chat-server` first \
-         (scripts/test.sh does), or point CHAT_SERVER_BIN at it",
-        bin.display()
-    );
-    bin
-}
+// ---------------------------------------------------------------- helpers
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -88,122 +71,17 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Whether a chat-server answers `GET /healthz` on `port`.
-async fn healthz(port: u16) -> bool {
-    let probe = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response.starts_with("HTTP/1.") && response.ends_with("ok"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), probe).await,
-        Ok(Ok(true))
-    )
-}
-
-/// A `chat-server` process whose stderr is kept, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    stderr: tokio::task::JoinHandle<String>,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let mut last = String::new();
-        for _ in 0..3 {
-            match Self::start_on(free_port()).await {
-                Ok(server) => return server,
-                Err(e) => last = e,
-            }
-        }
-        panic!("chat-server did not start: {last}");
-    }
-
-    async fn start_on(port: u16) -> Result<Self, String> {
-        let mut child = Command::new(server_bin())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("HEALTH_INTERVAL_MS", "100")
-            .env("JWT_SECRET", SECRET)
-            .env(
-                "RUST_LOG",
-                std::env::var("MUTATION_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", server_bin().display()))?;
-        let mut err = child.stderr.take().expect("piped stderr");
-        let stderr = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = err.read_to_end(&mut bytes).await;
-            String::from_utf8_lossy(&bytes).into_owned()
-        });
-        let mut server = Self {
-            child,
-            port,
-            stderr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("chat-server exited with {status} (port {port})"));
-            }
-            if healthz(port).await {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "chat-server did not answer on port {port} within 15 s"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("chat-server exited with {status} during the mutation run");
-        }
-    }
-
-    /// Kills the process and returns everything it wrote to stderr.
-    async fn stop(mut self) -> String {
-        let _ = self.child.kill().await;
-        tokio::time::timeout(WAIT, self.stderr)
-            .await
-            .expect("stderr closes")
-            .expect("the stderr reader")
+/// The server of the mutation run: its log kept, to look for ERROR lines.
+fn spec() -> Spec {
+    Spec {
+        log: std::env::var("MUTATION_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        keep_stderr: true,
+        ..Spec::new(SECRET)
     }
 }
 
 async fn token(user: &str) -> String {
-    let out = Command::new(server_bin())
-        .args(["token", user])
-        .env("JWT_SECRET", SECRET)
-        .output()
-        .await
-        .expect("chat-server token runs");
-    assert!(out.status.success(), "chat-server token failed: {out:?}");
-    String::from_utf8(out.stdout)
-        .expect("a UTF-8 token")
-        .trim()
-        .to_owned()
+    token_signed_with(user, SECRET).await
 }
 
 // ------------------------------------------------------------ the mutator
@@ -673,7 +551,7 @@ async fn mutation_connection(
 async fn mutated_frames_never_crash_or_stall_the_server() {
     let seed: u64 = env_or("MUTATION_SEED", SEED);
     let total: usize = env_or("MUTATION_FRAMES", FRAMES);
-    let mut server = Server::start().await;
+    let mut server = Server::start(&spec()).await;
     let port = server.port;
     let token = token("mutator").await;
 

@@ -14,7 +14,9 @@
 //! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`), and the
 //! HTTP limits `MAX_CONNECTIONS` (default 100000), `MAX_CONNECTIONS_PER_IP`
 //! (1000), `HEADER_READ_TIMEOUT_MS` (10000), `SLOW_CONSUMER_TIMEOUT_MS`
-//! (5000) and `MAX_ROOMS_PER_SOCKET` (100).
+//! (5000) and `MAX_ROOMS_PER_SOCKET` (100). `TLS_CERT` and `TLS_KEY` (PEM
+//! files: the certificate chain and its private key) serve HTTPS/WSS
+//! instead of plain HTTP.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -34,7 +36,7 @@ use chat_contract::{
 };
 use evcontract_runtime::EventError;
 use evcontract_runtime::server::{
-    AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, sign_hs256,
+    AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, TlsConfig, sign_hs256,
 };
 
 const DEV_SECRET: &str = "dev-secret";
@@ -418,6 +420,16 @@ async fn run() -> Result<(), String> {
         }
         config = config.redis(redis);
     }
+    let scheme = match (std::env::var_os("TLS_CERT"), std::env::var_os("TLS_KEY")) {
+        (Some(cert), Some(key)) => {
+            let tls = TlsConfig::from_pem_files(cert.as_ref(), key.as_ref())
+                .map_err(|e| e.to_string())?;
+            config = config.tls(tls);
+            "https"
+        }
+        (None, None) => "http",
+        _ => return Err("set both TLS_CERT and TLS_KEY (PEM files), or neither".to_owned()),
+    };
     let gateway = Gateway::build(config).await.map_err(|e| e.to_string())?;
     if gateway.is_clustered() {
         tracing::info!("one node of several: rooms and broadcasts shared through Redis");
@@ -458,7 +470,7 @@ async fn run() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!("chat-server listening on http://{addr}");
+    tracing::info!("chat-server listening on {scheme}://{addr}");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");

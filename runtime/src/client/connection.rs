@@ -21,6 +21,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::Connector;
+
 use super::error::{ClientError, ConnectError, DisconnectReason, TransportError};
 use super::event::{AckResponder, ServerEvent};
 use super::options::Node;
@@ -50,6 +52,16 @@ fn unreachable(err: tungstenite::Error) -> ConnectError {
     ConnectError::Unreachable(TransportError::new(err))
 }
 
+/// Why the WebSocket could not be opened: TLS (the certificate) apart from
+/// the rest (down, refused, not a WebSocket endpoint).
+fn connect_failure(err: tungstenite::Error) -> ConnectError {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = super::tls::tls_failure(&err) {
+        return tls;
+    }
+    unreachable(err)
+}
+
 fn closed_during_handshake() -> ConnectError {
     ConnectError::Unreachable(TransportError::msg(
         "the connection closed before the namespace answered",
@@ -63,10 +75,23 @@ pub(crate) async fn establish(
     node: &Node,
     namespace: &str,
     token: Option<String>,
+    connector: Option<Connector>,
 ) -> Result<Established, ConnectError> {
-    let (mut ws, _response) = tokio_tungstenite::connect_async(node.ws_url.as_str())
-        .await
-        .map_err(unreachable)?;
+    #[cfg(feature = "tls")]
+    let connected = tokio_tungstenite::connect_async_tls_with_config(
+        node.ws_url.as_str(),
+        None,
+        false,
+        connector,
+    )
+    .await;
+    #[cfg(not(feature = "tls"))]
+    let connected = {
+        // Only `ws://` nodes get here without the feature (see `connector`).
+        let _: Option<Connector> = connector;
+        tokio_tungstenite::connect_async(node.ws_url.as_str()).await
+    };
+    let (mut ws, _response) = connected.map_err(connect_failure)?;
 
     let text = next_handshake_text(&mut ws).await?;
     let open = match protocol::decode_engine(&text) {

@@ -115,6 +115,12 @@ pub enum ConnectError {
     /// the connection closed before the namespace answered.
     #[error("server unreachable: {0}")]
     Unreachable(TransportError),
+    /// The TLS handshake with an `https`/`wss` node failed: its certificate
+    /// is not trusted (unknown issuer: add the CA with
+    /// [`ClientOptions::add_root_certificate_pem`](super::ClientOptions::add_root_certificate_pem)),
+    /// has expired, or names another host; the message says which.
+    #[error("TLS failed: {0}")]
+    Tls(TransportError),
     /// The namespace did not answer within the connect timeout.
     #[error("connect timed out")]
     Timeout,
@@ -133,7 +139,7 @@ impl ConnectError {
     pub(crate) fn is_node_failure(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable(_) | Self::Timeout | Self::Protocol(_)
+            Self::Unreachable(_) | Self::Tls(_) | Self::Timeout | Self::Protocol(_)
         )
     }
 
@@ -142,6 +148,7 @@ impl ConnectError {
     pub(crate) fn at_url(self, url: &str) -> Self {
         match self {
             Self::Unreachable(err) => Self::Unreachable(err.at_url(url)),
+            Self::Tls(err) => Self::Tls(err.at_url(url)),
             Self::Protocol(message) => Self::Protocol(format!("`{url}`: {message}")),
             other => other,
         }

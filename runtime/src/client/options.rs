@@ -45,6 +45,28 @@ pub struct ClientOptions {
     pub(crate) ack_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) event_buffer: usize,
+    pub(crate) tls_roots: TlsRoots,
+    pub(crate) root_ca_pems: Vec<Vec<u8>>,
+}
+
+/// Which certificate authorities a `wss://` (or `https://`) server's
+/// certificate is checked against (feature `tls`), before the ones added with
+/// [`ClientOptions::add_root_certificate_pem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TlsRoots {
+    /// The operating system's trusted roots (read with
+    /// `rustls-native-certs`); when it has none (a minimal container
+    /// without a CA bundle), Mozilla's roots instead. The default.
+    #[default]
+    Platform,
+    /// Mozilla's roots, compiled into the program (`webpki-roots`): the same
+    /// answer on every machine.
+    WebPki,
+    /// None: only the certificates added with
+    /// [`add_root_certificate_pem`](ClientOptions::add_root_certificate_pem)
+    /// (a private deployment with its own CA).
+    None,
 }
 
 impl ClientOptions {
@@ -54,8 +76,13 @@ impl ClientOptions {
     /// [`path`](Self::path)). A query string is kept and sent on every
     /// connection.
     ///
-    /// `https`/`wss` need TLS support in the WebSocket library, which this
-    /// crate does not enable: they fail with [`ConnectError::Unreachable`].
+    /// `https`/`wss` use TLS (rustls; feature `tls`, on by default): the
+    /// server's certificate is checked against [`tls_roots`](Self::tls_roots)
+    /// and the CAs added with
+    /// [`add_root_certificate_pem`](Self::add_root_certificate_pem), and a
+    /// certificate the client does not trust fails with
+    /// [`ConnectError::Tls`]. Without the feature they fail with
+    /// [`ConnectError::Config`].
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -71,7 +98,45 @@ impl ClientOptions {
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(20),
             event_buffer: 1024,
+            tls_roots: TlsRoots::default(),
+            root_ca_pems: Vec::new(),
         }
+    }
+
+    /// Which roots a TLS server's certificate is checked against (default
+    /// [`TlsRoots::Platform`]).
+    #[must_use]
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls_roots = roots;
+        self
+    }
+
+    /// Trusts the certificate authorities in `pem` (one or more `CERTIFICATE`
+    /// blocks) for `https`/`wss` URLs, besides [`tls_roots`](Self::tls_roots):
+    /// a private deployment's own CA. May be called several times. A PEM
+    /// that holds no valid certificate makes
+    /// [`Client::connect`](super::Client::connect) fail with
+    /// [`ConnectError::Config`].
+    ///
+    /// ```no_run
+    /// # use evcontract_runtime::client::{ClientOptions, TlsRoots};
+    /// let ca = std::fs::read("internal-ca.pem").unwrap();
+    /// let options = ClientOptions::new("https://gw.internal:3000")
+    ///     .tls_roots(TlsRoots::None)
+    ///     .add_root_certificate_pem(ca);
+    /// ```
+    #[must_use]
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca_pems.push(pem.into());
+        self
+    }
+
+    /// Whether any node is reached over TLS.
+    pub(crate) fn uses_tls(endpoints: &Endpoints) -> bool {
+        endpoints
+            .nodes
+            .iter()
+            .any(|n| n.ws_url.starts_with("wss://"))
     }
 
     /// Other nodes of the same deployment, tried after the URL given to
@@ -298,6 +363,8 @@ impl fmt::Debug for ClientOptions {
             .field("ack_timeout", &self.ack_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("event_buffer", &self.event_buffer)
+            .field("tls_roots", &self.tls_roots)
+            .field("root_ca_pems", &self.root_ca_pems.len())
             .finish()
     }
 }

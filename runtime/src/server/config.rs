@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub(crate) redis: Option<super::RedisConfig>,
     pub(crate) http: HttpLimits,
     pub(crate) max_rooms_per_socket: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,8 @@ impl Default for ServerConfig {
             redis: None,
             http: HttpLimits::default(),
             max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -210,6 +214,16 @@ impl ServerConfig {
     #[must_use]
     pub fn req_path(mut self, path: impl Into<String>) -> Self {
         self.req_path = path.into();
+        self
+    }
+
+    /// Serves HTTPS/WSS instead of plain HTTP from the serve helpers
+    /// (`serve`, `serve_listener`, `serve_with`; feature `tls`). A gateway
+    /// mounted in a server of your own with `attach` uses that server's TLS.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: super::TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 

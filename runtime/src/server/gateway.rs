@@ -77,6 +77,8 @@ struct Inner {
     req_path: Arc<str>,
     http_limits: HttpLimits,
     http: Arc<HttpCounters>,
+    /// `ServerConfig::tls`: how the serve helpers accept TLS.
+    tls: Option<super::http::Acceptor>,
     /// `ServerConfig::max_rooms_per_socket`.
     max_rooms: usize,
 }
@@ -161,6 +163,10 @@ impl Gateway {
                 http_limits: config.http,
                 max_rooms: config.max_rooms_per_socket,
                 http: Arc::new(HttpCounters::default()),
+                #[cfg(feature = "tls")]
+                tls: config.tls.as_ref().map(|tls| tls.acceptor.clone()),
+                #[cfg(not(feature = "tls"))]
+                tls: None,
             }),
         }
     }
@@ -404,6 +410,7 @@ impl Gateway {
             listener,
             router,
             self.inner.http_limits,
+            self.inner.tls.clone(),
             self.inner.http.clone(),
             shutdown,
             close,

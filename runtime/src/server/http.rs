@@ -92,6 +92,10 @@ pub struct HttpStats {
     /// Connections closed because a write stayed blocked for the
     /// slow-consumer timeout.
     pub slow_consumers: u64,
+    /// TLS handshakes that failed (a client that does not trust the
+    /// certificate, or does not speak TLS); a handshake not finished within
+    /// the header-read timeout counts in `header_timeouts`.
+    pub tls_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +106,7 @@ pub(crate) struct HttpCounters {
     refused_ip: AtomicU64,
     header_timeouts: AtomicU64,
     slow_consumers: AtomicU64,
+    tls_failures: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     refusal_log: LogThrottle,
     slow_log: LogThrottle,
@@ -116,6 +121,7 @@ impl HttpCounters {
             refused_ip_limit: self.refused_ip.load(Ordering::Relaxed),
             header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
+            tls_failures: self.tls_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -185,6 +191,14 @@ impl Refusal {
     }
 }
 
+/// How TLS connections are accepted (feature `tls`).
+#[cfg(feature = "tls")]
+pub(crate) type Acceptor = tokio_rustls::TlsAcceptor;
+/// Without the `tls` feature there is no acceptor.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone)]
+pub(crate) enum Acceptor {}
+
 /// Serves `router` on `listener` with `limits` until `shutdown` resolves;
 /// then `close` runs (closing the upgraded WebSockets, which hyper does not
 /// track), and open connections get [`SHUTDOWN_GRACE`] to finish.
@@ -192,6 +206,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    tls: Option<Acceptor>,
     counters: Arc<HttpCounters>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     close: impl Future<Output = ()> + Send + 'static,
@@ -232,32 +247,37 @@ pub(crate) async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
-            .with_upgrades();
         let counters = counters.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let res = tokio::select! {
-                res = conn.as_mut() => res,
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            drop(stop);
-            if let Err(err) = res {
-                if err.is_timeout() {
-                    counters.header_timeouts.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%peer, "no complete request head in time: connection closed");
-                } else {
-                    tracing::debug!(%peer, %err, "connection ended with an error");
-                }
+        let stop = stop_rx.clone();
+        match tls.clone() {
+            None => {
+                tokio::spawn(serve_connection(io, service, limits, counters, peer, stop));
             }
-        });
+            #[cfg(feature = "tls")]
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    // The handshake counts as reading the request head: a
+                    // client that never starts TLS is closed as late.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io))
+                        .await
+                    {
+                        Ok(Ok(io)) => {
+                            serve_connection(io, service, limits, counters, peer, stop).await
+                        }
+                        Ok(Err(err)) => {
+                            counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, %err, "TLS handshake failed: connection closed");
+                        }
+                        Err(_) => {
+                            counters.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "no TLS handshake in time: connection closed");
+                        }
+                    }
+                });
+            }
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match never {},
+        }
     }
     drop(listener);
     close.await;
@@ -270,6 +290,50 @@ pub(crate) async fn serve(
         tracing::debug!("connections still open after the shutdown grace period");
     }
     Ok(())
+}
+
+/// Runs hyper's HTTP/1.1 connection on `io` (plain or TLS) until it ends or
+/// the server stops.
+async fn serve_connection<I, S>(
+    io: I,
+    service: S,
+    limits: HttpLimits,
+    counters: Arc<HttpCounters>,
+    peer: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::http::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    drop(stop);
+    if let Err(err) = res {
+        if err.is_timeout() {
+            counters.header_timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "no complete request head in time: connection closed");
+        } else {
+            tracing::debug!(%peer, %err, "connection ended with an error");
+        }
+    }
 }
 
 /// Answers a connection over a limit with a complete HTTP response and

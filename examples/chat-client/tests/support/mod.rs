@@ -1,0 +1,233 @@
+//! What the chat-client test files share: the `chat-server` binary, started
+//! on a free port with the environment a test gives, probed until it
+//! answers, and killed when dropped.
+//!
+//! The server binary is `$CHAT_SERVER_BIN`, or `chat-server` next to the
+//! `chat-client` binary cargo built for these tests (the same target
+//! directory, so `CARGO_TARGET_DIR` is honoured); build it first with
+//! `cargo build -p chat-server` (scripts/test.sh does).
+#![allow(dead_code)] // Each test file uses a part.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// How long a server may take to answer after it was started.
+const START_WAIT: Duration = Duration::from_secs(15);
+
+pub(crate) fn server_bin() -> PathBuf {
+    let bin = match std::env::var_os("CHAT_SERVER_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_chat-client"))
+            .with_file_name(format!("chat-server{}", std::env::consts::EXE_SUFFIX)),
+    };
+    assert!(
+        bin.is_file(),
+        "the chat-server binary is not at {}: run `cargo build -p chat-server` first \
+         (scripts/test.sh does), or point CHAT_SERVER_BIN at it",
+        bin.display()
+    );
+    bin
+}
+
+/// Awaits `fut`, failing the test if it takes longer than `limit`.
+pub(crate) async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {limit:?}: {what}"),
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Whether a plain-HTTP chat-server answers `GET /healthz` on `port`.
+pub(crate) async fn healthz(port: u16) -> bool {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response.starts_with("HTTP/1.") && response.ends_with("ok"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Ok(true))
+    )
+}
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    /// `JWT_SECRET`.
+    pub(crate) secret: String,
+    /// `RUST_LOG`.
+    pub(crate) log: String,
+    /// Keep what the server writes to stderr (read with [`Server::stop`]).
+    pub(crate) keep_stderr: bool,
+    /// The server speaks TLS (`TLS_CERT`/`TLS_KEY` in `env`): readiness is
+    /// an accepted TCP connection, since `/healthz` needs a TLS client.
+    pub(crate) tls: bool,
+    /// More environment variables.
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl Spec {
+    pub(crate) fn new(secret: &str) -> Self {
+        Self {
+            secret: secret.to_owned(),
+            log: "error".to_owned(),
+            keep_stderr: false,
+            tls: false,
+            env: Vec::new(),
+        }
+    }
+
+    pub(crate) fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// A `chat-server` process, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    tls: bool,
+    stderr: Option<tokio::task::JoinHandle<String>>,
+}
+
+impl Server {
+    /// A server on a free port (retried if another process takes the port
+    /// between picking and binding it).
+    pub(crate) async fn start(spec: &Spec) -> Self {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::start_on(free_port(), spec).await {
+                Ok(server) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("chat-server did not start: {last}");
+    }
+
+    /// A server on `port`, once it answers.
+    pub(crate) async fn start_on(port: u16, spec: &Spec) -> Result<Self, String> {
+        let mut child = Command::new(server_bin())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("HEALTH_INTERVAL_MS", "100")
+            .env("JWT_SECRET", &spec.secret)
+            .env("RUST_LOG", &spec.log)
+            .env("NO_COLOR", "1")
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if spec.keep_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", server_bin().display()))?;
+        let stderr = child.stderr.take().map(|mut err| {
+            tokio::spawn(async move {
+                let mut bytes = Vec::new();
+                let _ = err.read_to_end(&mut bytes).await;
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        });
+        let mut server = Self {
+            child,
+            port,
+            tls: spec.tls,
+            stderr,
+        };
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("chat-server exited with {status} (port {port})"));
+            }
+            if server.answers().await {
+                return Ok(server);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "chat-server did not answer on port {port} within {START_WAIT:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Whether the server is up: `/healthz` over plain HTTP, or an accepted
+    /// connection for a TLS server (it listens only once it is ready).
+    pub(crate) async fn answers(&self) -> bool {
+        if self.tls {
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+        } else {
+            healthz(self.port).await
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("chat-server exited with {status}");
+        }
+    }
+
+    /// Kills the process (SIGKILL: no goodbye to the clients) and reaps it.
+    pub(crate) async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Kills the process and returns everything it wrote to stderr (empty
+    /// unless the spec kept it).
+    pub(crate) async fn stop(mut self) -> String {
+        let _ = self.child.kill().await;
+        match self.stderr.take() {
+            Some(stderr) => within(Duration::from_secs(10), "stderr closes", stderr)
+                .await
+                .expect("the stderr reader"),
+            None => String::new(),
+        }
+    }
+}
+
+/// A token for `user`, signed by `chat-server token` with `secret`.
+pub(crate) async fn token_signed_with(user: &str, secret: &str) -> String {
+    let out = within(
+        Duration::from_secs(10),
+        "chat-server token",
+        Command::new(server_bin())
+            .args(["token", user])
+            .env("JWT_SECRET", secret)
+            .output(),
+    )
+    .await
+    .expect("chat-server token runs");
+    assert!(out.status.success(), "chat-server token failed: {out:?}");
+    String::from_utf8(out.stdout)
+        .expect("a UTF-8 token")
+        .trim()
+        .to_owned()
+}
