@@ -87,6 +87,7 @@ mod emitter;
 mod gateway;
 mod http;
 mod log_throttle;
+mod metrics;
 mod rate_limit;
 mod spec;
 #[cfg(feature = "tls")]

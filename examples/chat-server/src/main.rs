@@ -16,7 +16,8 @@
 //! (1000), `HEADER_READ_TIMEOUT_MS` (10000), `SLOW_CONSUMER_TIMEOUT_MS`
 //! (5000) and `MAX_ROOMS_PER_SOCKET` (100). `TLS_CERT` and `TLS_KEY` (PEM
 //! files: the certificate chain and its private key) serve HTTPS/WSS
-//! instead of plain HTTP.
+//! instead of plain HTTP. Prometheus metrics are served at `GET /metrics`
+//! (`METRICS_PATH`); `METRICS=off` turns them off.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -118,6 +119,9 @@ impl ChatHandler for Chat {
         let thread_id = p.thread_id.to_string();
         let room = rooms::thread(&thread_id);
         ctx.join(room.clone())?;
+        // The runtime's `event` span adds the namespace, event, socket and
+        // user to this line.
+        tracing::debug!(thread = %thread_id, "joined the thread");
         let emitter = ChatEmitter::of(ctx);
         let joined = Joined {
             thread_id: thread_id.clone(),
@@ -419,6 +423,11 @@ async fn run() -> Result<(), String> {
             redis = redis.prefix(prefix);
         }
         config = config.redis(redis);
+    }
+    match env_or("METRICS", "on").as_str() {
+        "on" => config = config.metrics(env_or("METRICS_PATH", "/metrics")),
+        "off" => {}
+        other => return Err(format!("bad METRICS `{other}`: use on or off")),
     }
     let scheme = match (std::env::var_os("TLS_CERT"), std::env::var_os("TLS_KEY")) {
         (Some(cert), Some(key)) => {

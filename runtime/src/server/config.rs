@@ -47,6 +47,7 @@ pub struct ServerConfig {
     pub(crate) redis: Option<super::RedisConfig>,
     pub(crate) http: HttpLimits,
     pub(crate) max_rooms_per_socket: usize,
+    pub(crate) metrics_path: Option<String>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
 }
@@ -68,6 +69,7 @@ impl Default for ServerConfig {
             redis: None,
             http: HttpLimits::default(),
             max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
+            metrics_path: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -214,6 +216,19 @@ impl ServerConfig {
     #[must_use]
     pub fn req_path(mut self, path: impl Into<String>) -> Self {
         self.req_path = path.into();
+        self
+    }
+
+    /// Prometheus metrics (off by default): the gateway counts connections,
+    /// refusals, events, error answers by code, handler latency, emits and
+    /// HTTP connections, and [`Gateway::attach`](super::Gateway::attach)
+    /// (so the serve helpers too) answers `GET <path>` (for example
+    /// `/metrics`) with them in the OpenMetrics text format;
+    /// [`Gateway::metrics_text`](super::Gateway::metrics_text) returns the
+    /// same text. Counting costs a few atomic increments per event.
+    #[must_use]
+    pub fn metrics(mut self, path: impl Into<String>) -> Self {
+        self.metrics_path = Some(path.into());
         self
     }
 

@@ -159,6 +159,9 @@ pub struct EmitStats {
     /// Broadcasts that reached this node's sockets only because the cluster
     /// adapter was unreachable (also counted in `failed_emits`).
     pub node_only_emits: u64,
+    /// Acks that could not be queued at once (the socket's buffer was full)
+    /// and were retried.
+    pub acks_retried: u64,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +170,7 @@ pub(crate) struct StatsInner {
     failed_emits: AtomicU64,
     failed_deliveries: AtomicU64,
     node_only_emits: AtomicU64,
+    acks_retried: AtomicU64,
     /// Failed emits are logged once per interval, with their count.
     failure_log: LogThrottle,
     /// Likewise for broadcasts that stayed on this node.
@@ -180,7 +184,12 @@ impl StatsInner {
             failed_emits: self.failed_emits.load(Ordering::Relaxed),
             failed_deliveries: self.failed_deliveries.load(Ordering::Relaxed),
             node_only_emits: self.node_only_emits.load(Ordering::Relaxed),
+            acks_retried: self.acks_retried.load(Ordering::Relaxed),
         }
+    }
+
+    pub(crate) fn ack_retried(&self) {
+        self.acks_retried.fetch_add(1, Ordering::Relaxed);
     }
 
     fn attempt(&self) {
@@ -420,6 +429,10 @@ impl Emitter {
     pub(crate) fn record_send_failure(&self, event: &str, err: SendError) {
         self.stats.attempt();
         self.fail(event, from_send_error(err));
+    }
+
+    pub(crate) fn record_ack_retry(&self) {
+        self.stats.ack_retried();
     }
 
     pub(crate) fn record_send_success(&self) {

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -27,6 +27,7 @@ use socketioxide::{SendError, SocketError};
 use socketioxide_core::adapter::DefinedAdapter;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
+use tracing::Instrument;
 
 use super::ServerError;
 use super::adapter::{Cluster, GatewayAdapter, RawIo, socket_room, with_adapter};
@@ -37,6 +38,7 @@ use super::emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
 };
 use super::http::{HttpCounters, HttpLimits, HttpStats};
+use super::metrics::{EventMetrics, Metrics, NsMetrics, UNKNOWN_EVENT_LABEL};
 use super::rate_limit::{Holder, SharedLimits, ceil_millis};
 use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
 use crate::wire::{
@@ -77,6 +79,8 @@ struct Inner {
     req_path: Arc<str>,
     http_limits: HttpLimits,
     http: Arc<HttpCounters>,
+    /// `ServerConfig::metrics`: the registry, and where it is served.
+    metrics: Option<(Arc<Metrics>, String)>,
     /// `ServerConfig::tls`: how the serve helpers accept TLS.
     tls: Option<super::http::Acceptor>,
     /// `ServerConfig::max_rooms_per_socket`.
@@ -150,6 +154,8 @@ impl Gateway {
         layer: RawLayer,
         cluster: Cluster,
     ) -> Self {
+        let stats = Arc::new(StatsInner::default());
+        let http = Arc::new(HttpCounters::default());
         Self {
             inner: Arc::new(Inner {
                 io,
@@ -157,12 +163,16 @@ impl Gateway {
                 cluster,
                 cors,
                 auth: config.auth.clone().map(Arc::new),
-                stats: Arc::new(StatsInner::default()),
+                stats: stats.clone(),
                 namespaces: RwLock::new(HashSet::new()),
                 req_path: Arc::from(config.req_path.as_str()),
                 http_limits: config.http,
                 max_rooms: config.max_rooms_per_socket,
-                http: Arc::new(HttpCounters::default()),
+                http: http.clone(),
+                metrics: config
+                    .metrics_path
+                    .clone()
+                    .map(|path| (Arc::new(Metrics::new(stats.clone(), http)), path)),
                 #[cfg(feature = "tls")]
                 tls: config.tls.as_ref().map(|tls| tls.acceptor.clone()),
                 #[cfg(not(feature = "tls"))]
@@ -194,6 +204,7 @@ impl Gateway {
                     CompiledEvent {
                         spec: event,
                         validator,
+                        metrics: None,
                     },
                 )
                 .is_some()
@@ -204,9 +215,17 @@ impl Gateway {
                 )));
             }
         }
+        let metrics = self.inner.metrics.as_ref().map(|(metrics, _)| {
+            let ns = metrics.namespace(spec.path, spec.client_events.iter().map(|e| e.name));
+            for compiled in events.values_mut() {
+                compiled.metrics = Some(ns.event(compiled.spec.name));
+            }
+            ns
+        });
         let rt = Arc::new(NamespaceRuntime {
             spec,
             events,
+            metrics,
             dispatch: Box::new(dispatch),
             auth: self.inner.auth.clone(),
             emitter: self.emitter(spec.path),
@@ -341,8 +360,30 @@ impl Gateway {
         self.inner.cors.clone()
     }
 
-    /// Adds the Socket.IO endpoint (and CORS, when configured) to `router`.
+    /// Adds the Socket.IO endpoint (and CORS, when configured) to `router`,
+    /// and the metrics route when [`ServerConfig::metrics`] is set.
     pub fn attach(&self, router: Router) -> Router {
+        let router = match &self.inner.metrics {
+            Some((metrics, path)) => {
+                let metrics = metrics.clone();
+                router.route(
+                    path,
+                    axum::routing::get(move || {
+                        let text = metrics.encode();
+                        async move {
+                            (
+                                [(
+                                    axum::http::header::CONTENT_TYPE,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )],
+                                text,
+                            )
+                        }
+                    }),
+                )
+            }
+            None => router,
+        };
         let req_path = self.inner.req_path.clone();
         let router = match self.layer() {
             RawLayer::Local(layer) => router.layer(layer),
@@ -419,6 +460,15 @@ impl Gateway {
         Ok(())
     }
 
+    /// Every metric in the OpenMetrics text format (what the metrics route
+    /// answers), or `None` when [`ServerConfig::metrics`] is not set.
+    pub fn metrics_text(&self) -> Option<String> {
+        self.inner
+            .metrics
+            .as_ref()
+            .map(|(metrics, _)| metrics.encode())
+    }
+
     /// Connection counters of the serve helpers' HTTP server (open,
     /// accepted, refused by each limit, closed by each timeout).
     pub fn http_stats(&self) -> HttpStats {
@@ -487,11 +537,15 @@ fn compile_schema(ns: &str, event: &EventSpec) -> Result<jsonschema::Validator, 
 struct CompiledEvent {
     spec: &'static EventSpec,
     validator: jsonschema::Validator,
+    /// Its counters, when metrics are on.
+    metrics: Option<EventMetrics>,
 }
 
 struct NamespaceRuntime {
     spec: &'static NamespaceSpec,
     events: HashMap<&'static str, CompiledEvent>,
+    /// Its metric handles, when metrics are on.
+    metrics: Option<NsMetrics>,
     dispatch: Box<dyn Dispatch>,
     auth: Option<Arc<AuthConfig>>,
     emitter: Emitter,
@@ -539,8 +593,8 @@ impl NamespaceRuntime {
                 Some(cfg) => match cfg.verify(&token) {
                     Ok(user_id) => Some(user_id),
                     Err(err) => {
-                        tracing::debug!(namespace = self.spec.path, %err, "token refused");
-                        return Err(codes::INVALID_TOKEN);
+                        tracing::debug!(namespace = self.spec.path, %err, "connection refused: INVALID_TOKEN");
+                        return Err(self.refuse(codes::INVALID_TOKEN));
                     }
                 },
                 None => {
@@ -553,7 +607,11 @@ impl NamespaceRuntime {
             },
         };
         if user_id.is_none() && self.spec.auth == AuthMode::Required {
-            return Err(codes::AUTH_REQUIRED);
+            tracing::debug!(
+                namespace = self.spec.path,
+                "connection refused: AUTH_REQUIRED (no token, and the namespace requires one)"
+            );
+            return Err(self.refuse(codes::AUTH_REQUIRED));
         }
         let remote_addr = parts
             .extensions
@@ -607,6 +665,14 @@ impl NamespaceRuntime {
         Ok(())
     }
 
+    /// Counts a refused connection; returns its code.
+    fn refuse(&self, code: &'static str) -> &'static str {
+        if let Some(m) = &self.metrics {
+            m.refused(code);
+        }
+        code
+    }
+
     fn context<A: GatewayAdapter>(
         &self,
         socket: &SocketRef<A>,
@@ -621,6 +687,10 @@ impl NamespaceRuntime {
         let Some(state) = client_state(&socket) else {
             return;
         };
+        if let Some(m) = &self.metrics {
+            m.connects.inc();
+            m.connected.inc();
+        }
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_connect panicked");
@@ -628,6 +698,9 @@ impl NamespaceRuntime {
     }
 
     async fn disconnected<A: GatewayAdapter>(&self, socket: SocketRef<A>, state: Arc<ClientState>) {
+        if let Some(m) = &self.metrics {
+            m.connected.dec();
+        }
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_disconnect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_disconnect panicked");
@@ -644,6 +717,18 @@ impl NamespaceRuntime {
     ) {
         state.touch();
         let compiled = self.events.get(event.name.as_str());
+        let label = compiled.map_or(UNKNOWN_EVENT_LABEL, |c| c.spec.name);
+        match (&self.metrics, compiled) {
+            (None, _) => {}
+            (Some(_), Some(c)) => {
+                if let Some(m) = &c.metrics {
+                    m.received.inc();
+                }
+            }
+            (Some(m), None) => {
+                m.unknown.received.inc();
+            }
+        }
         // Unknown events: answer through the ack when the client asked for one.
         let via_ack = event.ack_id.is_some() && compiled.is_none_or(|c| c.spec.acked);
         let result = match (compiled, &event.payload) {
@@ -655,8 +740,35 @@ impl NamespaceRuntime {
                 event.name = truncate_name(&event.name).into_owned();
                 Err(EventError::unknown_event(&event.name))
             }
-            (Some(compiled), payload) => self.run(&socket, &state, compiled, payload).await,
+            (Some(compiled), payload) => {
+                // Handler logs carry the event's context without the handler
+                // adding it (an `info` span: free when that level is off).
+                let span = tracing::info_span!(
+                    "event",
+                    namespace = self.spec.path,
+                    event = compiled.spec.name,
+                    socket = %socket.id,
+                    user = state.user_id.as_deref(),
+                );
+                self.run(&socket, &state, compiled, payload)
+                    .instrument(span)
+                    .await
+            }
         };
+        if let Err(err) = &result {
+            if let Some(m) = &self.metrics {
+                m.error(label, err.code.clone());
+            }
+            tracing::debug!(
+                namespace = self.spec.path,
+                event = %event.name,
+                socket = %socket.id,
+                user = state.user_id.as_deref(),
+                code = %err.code,
+                reason = %err.message,
+                "event refused"
+            );
+        }
         match (result, via_ack) {
             (Ok(data), true) => {
                 self.send_ack(&event, &AckResponse::Success(data)).await;
@@ -704,7 +816,12 @@ impl NamespaceRuntime {
             ));
         }
         let ctx = self.context(socket, state.clone());
-        match guarded(|| self.dispatch.dispatch(ctx, spec, payload)).await {
+        let started = compiled.metrics.as_ref().map(|_| Instant::now());
+        let handled = guarded(|| self.dispatch.dispatch(ctx, spec, payload)).await;
+        if let (Some(m), Some(started)) = (&compiled.metrics, started) {
+            m.handler.observe(started.elapsed());
+        }
+        match handled {
             Ok(result) => result,
             Err(panic) => {
                 tracing::error!(
@@ -759,6 +876,7 @@ impl NamespaceRuntime {
             Err(SendError::Socket(SocketError::InternalChannelFull))
                 if event.socket.connected() =>
             {
+                self.emitter.record_ack_retry();
                 Box::pin(self.retry_ack(event, response)).await;
             }
             Err(err) => self.emitter.record_send_failure(&event.name, err),

@@ -50,20 +50,22 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// The response (head and body) to a plain-HTTP `GET path` on `port`.
+pub(crate) async fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
 /// Whether a plain-HTTP chat-server answers `GET /healthz` on `port`.
 pub(crate) async fn healthz(port: u16) -> bool {
-    let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response.starts_with("HTTP/1.") && response.ends_with("ok"))
-    };
     matches!(
-        tokio::time::timeout(Duration::from_secs(2), probe).await,
-        Ok(Ok(true))
+        tokio::time::timeout(Duration::from_secs(2), http_get(port, "/healthz")).await,
+        Ok(Ok(response)) if response.starts_with("HTTP/1.") && response.ends_with("ok")
     )
 }
 
