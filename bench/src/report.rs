@@ -223,6 +223,7 @@ fn table<R>(
     let ratios = [
         ("generated/raw", Kind::Generated, Kind::Raw),
         ("generated/Node", Kind::Generated, Kind::Node),
+        ("metrics on/off", Kind::Generated, Kind::GeneratedNoMetrics),
     ];
     columns_table(out, runs, server_of, &columns, &ratios, rows);
 }
@@ -332,6 +333,18 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
         );
     }
     if let Some(&w) = res.sizes.windows.iter().max() {
+        // What the Prometheus counters cost: the same server with them on
+        // (A, the example's default) and off (A0).
+        let r = ratio(
+            fanout_stat(res, Kind::Generated, w, |r| r.cpu_us_per_delivery),
+            fanout_stat(res, Kind::GeneratedNoMetrics, w, |r| r.cpu_us_per_delivery),
+        );
+        check(
+            format!("fan-out, {w} in flight: metrics on/off CPU per delivery ≤ 1.02"),
+            r,
+            ratio_cell(r),
+            &|r| r <= 1.02,
+        );
         let node = |get: fn(&FanoutRun) -> f64| {
             ratio(
                 fanout_stat(res, Kind::Generated, w, get),

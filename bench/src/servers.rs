@@ -20,11 +20,20 @@ pub(crate) enum Kind {
     Raw,
     /// (C) Node socket.io, `bench/node/server.js`.
     Node,
+    /// (A0) `chat-server` with its Prometheus metrics off (`METRICS=off`):
+    /// what counting costs, against (A) where they are on.
+    #[serde(rename = "generated-nometrics")]
+    GeneratedNoMetrics,
 }
 
 impl Kind {
     /// In the order the rounds alternate.
-    pub(crate) const ALL: [Kind; 3] = [Kind::Generated, Kind::Raw, Kind::Node];
+    pub(crate) const ALL: [Kind; 4] = [
+        Kind::Generated,
+        Kind::Raw,
+        Kind::Node,
+        Kind::GeneratedNoMetrics,
+    ];
 
     /// Short label (JSON, tables).
     pub(crate) fn label(self) -> &'static str {
@@ -32,6 +41,7 @@ impl Kind {
             Kind::Generated => "generated",
             Kind::Raw => "raw",
             Kind::Node => "node",
+            Kind::GeneratedNoMetrics => "generated-nometrics",
         }
     }
 
@@ -41,6 +51,7 @@ impl Kind {
             Kind::Generated => "A: generated (chat-server)",
             Kind::Raw => "B: raw socketioxide",
             Kind::Node => "C: Node socket.io",
+            Kind::GeneratedNoMetrics => "A0: generated, metrics off",
         }
     }
 }
@@ -171,7 +182,7 @@ impl Server {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let (program, args): (PathBuf, Vec<PathBuf>) = match kind {
-            Kind::Generated => (programs.chat_server.clone(), vec![]),
+            Kind::Generated | Kind::GeneratedNoMetrics => (programs.chat_server.clone(), vec![]),
             Kind::Raw => (programs.raw_server.clone(), vec![]),
             Kind::Node => (PathBuf::from("node"), vec![programs.node_script.clone()]),
         };
@@ -194,6 +205,14 @@ impl Server {
             .env("MAX_CONNECTIONS_PER_IP", "1000000")
             .env("RUST_LOG", "warn")
             .env("NODE_ENV", "production")
+            .env(
+                "METRICS",
+                if kind == Kind::GeneratedNoMetrics {
+                    "off"
+                } else {
+                    "on"
+                },
+            )
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
