@@ -35,12 +35,39 @@ impl fmt::Display for Diagnostic {
             Location::Pointer(p) if p.is_empty() => {
                 write!(f, "{file}: (document root): {}", self.message)
             }
-            Location::Pointer(p) => match self.position {
-                Some((line, col)) => write!(f, "{file}:{line}:{col}: {p}: {}", self.message),
-                None => write!(f, "{file}: {p}: {}", self.message),
-            },
+            Location::Pointer(p) => {
+                let p = readable(p);
+                match self.position {
+                    Some((line, col)) => write!(f, "{file}:{line}:{col}: {p}: {}", self.message),
+                    None => write!(f, "{file}: {p}: {}", self.message),
+                }
+            }
         }
     }
+}
+
+/// A JSON pointer as people read it: segments unescaped, and a segment that
+/// holds a `/`, a `~`, a quote, white space or nothing quoted as a JSON
+/// string, so `/namespaces/~1chat/rooms` reads `/namespaces/"/chat"/rooms`.
+pub fn readable(pointer: &str) -> String {
+    if pointer.is_empty() {
+        return "(document root)".to_owned();
+    }
+    let mut out = String::with_capacity(pointer.len() + 8);
+    for seg in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        out.push('/');
+        let plain = !seg.is_empty()
+            && !seg.chars().any(|c| {
+                matches!(c, '/' | '~' | '"' | '\\') || c.is_whitespace() || c.is_control()
+            });
+        if plain {
+            out.push_str(&seg);
+        } else {
+            out.push_str(&serde_json::Value::String(seg).to_string());
+        }
+    }
+    out
 }
 
 /// Every problem found in a set of contracts; generation writes nothing while
@@ -116,6 +143,16 @@ impl Sink {
         });
     }
 
+    /// Records an error at a pointer given as text (already escaped).
+    pub fn error_raw(&mut self, pointer: &str, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            file: self.file.clone(),
+            location: Location::Pointer(pointer.to_owned()),
+            position: None,
+            message: message.into(),
+        });
+    }
+
     /// Records an error at a line and column.
     pub fn error_at_line(&mut self, line: usize, col: usize, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic {
@@ -132,154 +169,18 @@ impl Sink {
     }
 }
 
-/// The 1-based line and column where the value at `pointer` starts in the
-/// JSON `text` (for an object member: where its key starts). `None` when the
-/// pointer does not lead anywhere in the text.
-///
-/// A small scanner rather than a second parser: the text already parsed, so
-/// only structure needs following.
-pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
-    let segments: Vec<String> = match pointer {
-        "" => Vec::new(),
-        p => p
-            .strip_prefix('/')?
-            .split('/')
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect(),
-    };
-    let b = text.as_bytes();
-    let mut pos = skip_ws(b, 0);
-    let mut target = pos;
-    for seg in &segments {
-        match b.get(pos)? {
-            b'{' => {
-                pos += 1;
-                loop {
-                    pos = skip_ws(b, pos);
-                    if *b.get(pos)? == b'}' {
-                        return None;
-                    }
-                    let key_start = pos;
-                    let (key, after) = read_string(text, pos)?;
-                    pos = skip_ws(b, after);
-                    if *b.get(pos)? != b':' {
-                        return None;
-                    }
-                    pos = skip_ws(b, pos + 1);
-                    if key == *seg {
-                        target = key_start;
-                        break;
-                    }
-                    pos = skip_ws(b, skip_value(b, pos)?);
-                    if b.get(pos) == Some(&b',') {
-                        pos += 1;
-                    }
-                }
-            }
-            b'[' => {
-                let index: usize = seg.parse().ok()?;
-                pos += 1;
-                for i in 0.. {
-                    pos = skip_ws(b, pos);
-                    if *b.get(pos)? == b']' {
-                        return None;
-                    }
-                    if i == index {
-                        target = pos;
-                        break;
-                    }
-                    pos = skip_ws(b, skip_value(b, pos)?);
-                    if b.get(pos) == Some(&b',') {
-                        pos += 1;
-                    }
-                }
-            }
-            _ => return None,
-        }
-    }
-    let before = text.get(..target)?;
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some((line, col))
-}
-
-fn skip_ws(b: &[u8], mut pos: usize) -> usize {
-    while b.get(pos).is_some_and(u8::is_ascii_whitespace) {
-        pos += 1;
-    }
-    pos
-}
-
-/// The end (exclusive) of the string literal starting at `pos`.
-fn string_end(b: &[u8], pos: usize) -> Option<usize> {
-    let mut i = pos + 1;
-    loop {
-        match b.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
-fn read_string(text: &str, pos: usize) -> Option<(String, usize)> {
-    let end = string_end(text.as_bytes(), pos)?;
-    let s = serde_json::from_str(text.get(pos..end)?).ok()?;
-    Some((s, end))
-}
-
-/// The end (exclusive) of the value starting at `pos`.
-fn skip_value(b: &[u8], pos: usize) -> Option<usize> {
-    match b.get(pos)? {
-        b'"' => string_end(b, pos),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = pos;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i = string_end(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let mut i = pos;
-            while b
-                .get(i)
-                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
-            {
-                i += 1;
-            }
-            Some(i)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::locate;
+    use super::readable;
 
     #[test]
-    fn locates_members_elements_and_escapes() {
-        let text = "{\n  \"a\": {\"x/y\": [1, {\"k\": \"v\\\"}\"}],\n  \"b\": 2}\n}";
-        assert_eq!(locate(text, ""), Some((1, 1)));
-        assert_eq!(locate(text, "/a"), Some((2, 3)));
-        assert_eq!(locate(text, "/a/x~1y"), Some((2, 9)));
-        assert_eq!(locate(text, "/a/x~1y/1"), Some((2, 20)));
-        assert_eq!(locate(text, "/a/x~1y/1/k"), Some((2, 21)));
-        assert_eq!(locate(text, "/a/b"), Some((3, 3)));
-        assert_eq!(locate(text, "/a/nope"), None);
-        assert_eq!(locate(text, "/a/x~1y/9"), None);
+    fn pointers_read_unescaped_and_quoted_where_needed() {
+        assert_eq!(readable(""), "(document root)");
+        assert_eq!(
+            readable("/namespaces/~1auction/clientEvents/bid"),
+            "/namespaces/\"/auction\"/clientEvents/bid"
+        );
+        assert_eq!(readable("/a~0b/0/"), "/\"a~b\"/0/\"\"");
+        assert_eq!(readable("/with space"), "/\"with space\"");
     }
 }

@@ -19,6 +19,7 @@ pub mod diag;
 pub mod ir;
 pub mod model;
 pub mod output;
+pub mod positions;
 pub mod render;
 pub mod rust;
 pub mod schema_ir;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use diag::{Diagnostic, Diagnostics, Location};
 use handlebars::Context;
 use ir::ContractIr;
+use positions::SourceMap;
 use render::Templates;
 use serde_json::json;
 
@@ -152,31 +154,15 @@ impl std::fmt::Display for EmitError {
 impl std::error::Error for EmitError {}
 
 /// The diagnostic of an emit failure in `file` (whose text is `text`).
-fn emit_diagnostic(file: &Path, text: &str, err: EmitError) -> Vec<Diagnostic> {
+fn emit_diagnostic(file: &Path, map: &SourceMap, err: EmitError) -> Vec<Diagnostic> {
     match err.pointer {
         None => internal(file, err.message),
-        Some(pointer) => vec![at_pointer(file, text, pointer, err.message)],
-    }
-}
-
-/// A diagnostic at `pointer` in `file`, with the line and column when the
-/// file is JSON (positions are found in JSON text only).
-fn at_pointer(file: &Path, text: &str, pointer: String, message: String) -> Diagnostic {
-    Diagnostic {
-        file: file.to_owned(),
-        position: position(file, text, &pointer),
-        location: Location::Pointer(pointer),
-        message,
-    }
-}
-
-/// Line and column of `pointer` in `text`; positions are found in JSON text
-/// only, YAML contracts get the pointer alone.
-fn position(file: &Path, text: &str, pointer: &str) -> Option<(usize, usize)> {
-    if validate::is_yaml(file) {
-        None
-    } else {
-        diag::locate(text, pointer)
+        Some(pointer) => vec![Diagnostic {
+            file: file.to_owned(),
+            position: map.position(&pointer),
+            location: Location::Pointer(pointer),
+            message: err.message,
+        }],
     }
 }
 
@@ -191,15 +177,20 @@ fn internal(file: &Path, message: String) -> Vec<Diagnostic> {
 
 /// Validates one contract and builds its IR.
 pub fn load(file: &Path, text: &str) -> Result<ContractIr, Vec<Diagnostic>> {
+    load_mapped(file, text, &SourceMap::new(file, text))
+}
+
+/// [`load`] with the text's positions already mapped.
+fn load_mapped(file: &Path, text: &str, map: &SourceMap) -> Result<ContractIr, Vec<Diagnostic>> {
     let with_positions = |mut diags: Vec<Diagnostic>| {
         for d in &mut diags {
             if let Location::Pointer(p) = &d.location {
-                d.position = position(file, text, p);
+                d.position = map.position(p);
             }
         }
         diags
     };
-    let valid = validate::validate(file, text).map_err(with_positions)?;
+    let valid = validate::validate(file, text, map).map_err(with_positions)?;
     ir::build(&valid.contract, file).map_err(with_positions)
 }
 
@@ -210,8 +201,9 @@ pub fn generate_contract(
     options: &Options,
     templates: &Templates,
 ) -> Result<Vec<GeneratedFile>, Vec<Diagnostic>> {
-    let ir = load(file, text)?;
-    emit(&ir, options, templates).map_err(|e| emit_diagnostic(file, text, e))
+    let map = SourceMap::new(file, text);
+    let ir = load_mapped(file, text, &map)?;
+    emit(&ir, options, templates).map_err(|e| emit_diagnostic(file, &map, e))
 }
 
 /// Stack of the thread that runs typify (see [`emit`]).
@@ -412,25 +404,28 @@ pub fn generate_all(
     let mut diagnostics = Vec::new();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for (file, text) in inputs {
-        match load(file, text) {
+        let map = SourceMap::new(file, text);
+        match load_mapped(file, text, &map) {
             Ok(ir) => {
                 if let Some((_, other)) = names.iter().find(|(n, _)| *n == ir.name) {
-                    diagnostics.push(at_pointer(
+                    diagnostics.extend(emit_diagnostic(
                         file,
-                        text,
-                        "/contract".to_owned(),
-                        format!(
-                            "contract name `{}` is also used by {}",
-                            ir.name,
-                            other.display()
-                        ),
+                        &map,
+                        EmitError {
+                            pointer: Some("/contract".to_owned()),
+                            message: format!(
+                                "contract name `{}` is also used by {}",
+                                ir.name,
+                                other.display()
+                            ),
+                        },
                     ));
                     continue;
                 }
                 names.push((ir.name.clone(), file.clone()));
                 match emit(&ir, options, &templates) {
                     Ok(files) => all.extend(files),
-                    Err(e) => diagnostics.extend(emit_diagnostic(file, text, e)),
+                    Err(e) => diagnostics.extend(emit_diagnostic(file, &map, e)),
                 }
             }
             Err(d) => diagnostics.extend(d),

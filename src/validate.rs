@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, Pointer, Sink};
 use crate::model::Contract;
+use crate::positions::SourceMap;
 use crate::schema_ir::{Property, SchemaKind, SchemaNode};
 
 /// Event names that Socket.IO reserves (or that evcontract uses itself).
@@ -96,8 +97,14 @@ pub struct ValidContract {
     pub contract: Contract,
 }
 
-/// Parses and validates one contract. `file` is only used in messages.
-pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic>> {
+/// Parses and validates one contract. `file` is only used in messages (and
+/// to tell YAML from JSON); `map` is the text's [`SourceMap`], whose repeated
+/// keys are errors here.
+pub fn validate(
+    file: &Path,
+    text: &str,
+    map: &SourceMap,
+) -> Result<ValidContract, Vec<Diagnostic>> {
     let mut sink = Sink::new(file);
     // A syntax error: the format, where, and the parser's message.
     let parsed: Result<Value, (&str, usize, usize, String)> = if is_yaml(file) {
@@ -121,6 +128,21 @@ pub fn validate(file: &Path, text: &str) -> Result<ValidContract, Vec<Diagnostic
             return Err(sink.diagnostics);
         }
     };
+    // Both parsers keep the last of two equal keys; a contract that gives
+    // one twice (two `send_message` events, a second `rateLimit`) would lose
+    // the first without a word.
+    for dup in map.duplicates() {
+        let (l1, c1) = dup.first;
+        let (l2, c2) = dup.again;
+        sink.error_raw(
+            &dup.pointer,
+            format!(
+                "`{}` is given twice in the same object, at {l1}:{c1} and again at {l2}:{c2}; \
+                 keep one (the parser would silently use the last)",
+                dup.key
+            ),
+        );
+    }
     // `$ref`s anywhere are checked against the definitions' names.
     let no_definitions = Map::new();
     let definitions = value

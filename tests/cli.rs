@@ -196,11 +196,11 @@ fn a_bad_contract_writes_nothing_and_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     let out = text(&o);
     assert!(
-        out.contains("error: schemas/bad.contract.json:1:80: /namespaces/~1x/clientEvents/Hello: event name `Hello` must be a snake_case identifier"),
+        out.contains("error: schemas/bad.contract.json:1:80: /namespaces/\"/x\"/clientEvents/Hello: event name `Hello` must be a snake_case identifier"),
         "{out}"
     );
     assert!(
-        out.contains("error: schemas/bad.contract.json:1:102: /namespaces/~1x/clientEvents/Hello/payload/if: unsupported JSON Schema keyword `if`"),
+        out.contains("error: schemas/bad.contract.json:1:102: /namespaces/\"/x\"/clientEvents/Hello/payload/if: unsupported JSON Schema keyword `if`"),
         "{out}"
     );
     assert!(out.contains("nothing was written"), "{out}");
@@ -259,6 +259,74 @@ fn contracts_validate_against_the_format_schema() {
         bad["colour"] = serde_json::json!("red");
         assert!(!validator.is_valid(&bad));
     }
+}
+
+#[test]
+fn a_key_given_twice_is_refused_with_both_places_in_json_and_yaml() {
+    let p = project();
+    // The second `send` would silently replace the first, rate limit and all.
+    fs::write(
+        p.path().join("schemas/twice.contract.json"),
+        r#"{
+  "contract": "twice",
+  "version": "1.0.0",
+  "namespaces": {
+    "/x": {
+      "clientEvents": {
+        "send": {"payload": {"type": "object"}, "rateLimit": {"max": 5, "windowMs": 1000}},
+        "send": {"payload": {"type": "object"}}
+      }
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    fs::write(
+        p.path().join("schemas/twice2.contract.yaml"),
+        "contract: twice2\nversion: 1.0.0\nnamespaces:\n  /y:\n    clientEvents:\n      ping:\n        payload:\n          type: object\n          properties:\n            n: {type: integer}\n            n: {type: string}\n",
+    )
+    .unwrap();
+    let before = snapshot(p.path());
+    let o = run(p.path(), &["generate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = text(&o);
+    assert!(
+        out.contains(
+            "error: schemas/twice.contract.json:8:9: /namespaces/\"/x\"/clientEvents/send: \
+             `send` is given twice in the same object, at 7:9 and again at 8:9"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "error: schemas/twice2.contract.yaml:11:13: /namespaces/\"/y\"/clientEvents/ping/payload/properties/n: \
+             `n` is given twice in the same object, at 10:13 and again at 11:13"
+        ),
+        "{out}"
+    );
+    assert_eq!(snapshot(p.path()), before, "a bad contract changed files");
+}
+
+#[test]
+fn yaml_diagnostics_carry_line_and_column() {
+    let p = project();
+    fs::write(
+        p.path().join("schemas/bad.contract.yaml"),
+        "contract: bad\nversion: 1.0.0\nnamespaces:\n  /x:\n    clientEvents:\n      Hello:\n        payload:\n          if: {}\n",
+    )
+    .unwrap();
+    let o = run(p.path(), &["generate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = text(&o);
+    assert!(
+        out.contains("error: schemas/bad.contract.yaml:6:7: /namespaces/\"/x\"/clientEvents/Hello: event name `Hello` must be a snake_case identifier"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: schemas/bad.contract.yaml:8:11: /namespaces/\"/x\"/clientEvents/Hello/payload/if: unsupported JSON Schema keyword `if`"),
+        "{out}"
+    );
 }
 
 #[test]

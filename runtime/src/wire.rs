@@ -112,14 +112,20 @@ impl EventError {
     }
 
     /// `INVALID_PAYLOAD`, with `{path, reason}` in the details. `path` is a
-    /// JSON pointer into the payload (`""` for the payload itself).
+    /// JSON pointer into the payload (`""` for the payload itself); the
+    /// message quotes it exactly as `details.path` holds it.
     pub fn invalid_payload(path: impl Into<String>, reason: impl Into<String>) -> Self {
         let path = path.into();
         let reason = reason.into();
-        let at = if path.is_empty() { "/" } else { path.as_str() };
+        let at = serde_json::Value::String(path.clone());
+        let what = if path.is_empty() {
+            " (the payload itself)"
+        } else {
+            ""
+        };
         Self::new(
             codes::INVALID_PAYLOAD,
-            format!("invalid payload at {at}: {reason}"),
+            format!("invalid payload at {at}{what}: {reason}"),
         )
         .with_details(serde_json::json!({ "path": path, "reason": reason }))
     }
@@ -406,6 +412,20 @@ mod tests {
         let err = decode_payload::<Outer>(&json!({"items": [{"n": 1}, {"n": "x"}]})).unwrap_err();
         assert_eq!(err.code, codes::INVALID_PAYLOAD);
         assert_eq!(err.details.as_ref().unwrap()["path"], "/items/1/n");
+        assert!(
+            err.message
+                .starts_with("invalid payload at \"/items/1/n\": "),
+            "{}",
+            err.message
+        );
+        let root = decode_payload::<Outer>(&json!([1])).unwrap_err();
+        assert_eq!(root.details.as_ref().unwrap()["path"], "");
+        assert!(
+            root.message
+                .starts_with("invalid payload at \"\" (the payload itself): "),
+            "{}",
+            root.message
+        );
         let ok = decode_payload::<Outer>(&json!({"items": [{"n": 1}]})).unwrap();
         assert_eq!(ok.items.len(), 1);
     }
