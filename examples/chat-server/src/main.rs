@@ -8,7 +8,8 @@
 //!
 //! Environment: `JWT_SECRET` (default `dev-secret`, with a loud warning; the
 //! `GET /dev/token?user=…` route exists only then), `HEALTH_INTERVAL_MS`
-//! (default 5000), `WEB_DIR` (a built web app to serve at `/`), `RUST_LOG`,
+//! (default 5000), `WEB_DIR` (a built web app to serve at `/`; by default
+//! `examples/chat-web/dist` when built, else a page on how to build it), `RUST_LOG`,
 //! `REDIS_URL` (`redis://host:port`: run as one node of several sharing
 //! rooms and broadcasts through Redis; unset, one node in memory),
 //! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`), and the
@@ -471,8 +472,16 @@ async fn run() -> Result<(), String> {
             }),
         );
     }
-    if let Ok(dir) = std::env::var("WEB_DIR") {
-        router = router.fallback_service(tower_http::services::ServeDir::new(dir));
+    match web_dir() {
+        Ok(dir) => {
+            tracing::info!("serving the web app from {}", dir.display());
+            router = router.fallback_service(tower_http::services::ServeDir::new(dir));
+        }
+        Err(why) => {
+            tracing::info!("{why}: GET / explains how to build it");
+            let page = help_page(dev_mode);
+            router = router.route("/", get(move || async move { axum::response::Html(page) }));
+        }
     }
     let router = gateway.attach(router);
 
@@ -488,6 +497,61 @@ async fn run() -> Result<(), String> {
         .serve_with(listener, router, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The built web app (`npm run build:chat-web`) to serve at `/`: `WEB_DIR`
+/// when set, otherwise `examples/chat-web/dist` from the current folder or
+/// beside this example's sources. A folder without `index.html` does not
+/// count; the error says which one was tried.
+fn web_dir() -> Result<std::path::PathBuf, String> {
+    use std::path::PathBuf;
+    let has_index = |dir: &PathBuf| dir.join("index.html").is_file();
+    if let Some(dir) = std::env::var_os("WEB_DIR") {
+        let dir = PathBuf::from(dir);
+        return if has_index(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!("WEB_DIR {} holds no index.html", dir.display()))
+        };
+    }
+    [
+        PathBuf::from("examples/chat-web/dist"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../chat-web/dist")),
+    ]
+    .into_iter()
+    .find(has_index)
+    .ok_or_else(|| "the web app is not built (examples/chat-web/dist)".to_owned())
+}
+
+/// The page at `/` while the web app is not built: how to build it, and
+/// where the server's other routes are.
+fn help_page(dev_mode: bool) -> String {
+    let token = if dev_mode {
+        "<li><a href=\"/dev/token?user=alice\">/dev/token?user=alice</a>: a token for \
+         <code>alice</code> (development secret only)</li>"
+    } else {
+        "<li><code>chat-server token &lt;user&gt;</code> prints a token for a user</li>"
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>chat-server</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem}}code,pre{{background:#f3f3f3;padding:.1rem .3rem}}pre{{padding:.6rem}}</style>
+<h1>chat-server is running</h1>
+<p>The chat web app is not built yet. From the repository root:</p>
+<pre>npm ci &amp;&amp; npm run build:chat-web
+cargo run --release -p chat-server</pre>
+<p>then reload this page. To serve an app built elsewhere, set <code>WEB_DIR</code> to its folder.</p>
+<p>What this server offers meanwhile:</p>
+<ul>
+<li>Socket.IO namespaces <code>/chat</code> (authenticated) and <code>/health</code> on this address</li>
+{token}
+<li><a href="/healthz">/healthz</a>: liveness</li>
+</ul>
+</html>
+"#
+    )
 }
 
 #[tokio::main]
