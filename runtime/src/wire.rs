@@ -418,7 +418,7 @@ mod tests {
             "{}",
             err.message
         );
-        let root = decode_payload::<Outer>(&json!([1])).unwrap_err();
+        let root = decode_payload::<Outer>(&json!("x")).unwrap_err();
         assert_eq!(root.details.as_ref().unwrap()["path"], "");
         assert!(
             root.message
