@@ -42,7 +42,7 @@ use chat_contract::{
     SendMessageThreadId,
 };
 use clap::Parser;
-use evcontract_runtime::client::{
+use chat_contract::runtime::client::{
     ClientError, ClientOptions, ConnectionError, ConnectionState, watch,
 };
 use serde_json::Value;
@@ -373,9 +373,9 @@ mod tests {
         let line: Value = serde_json::from_str(&json_line(&typing).unwrap().unwrap()).unwrap();
         assert_eq!(line["type"], "typing_indicator");
         assert_eq!(line["isTyping"], true);
-        let error = ChatServerEvent::Error(evcontract_runtime::ErrorEvent::new(
+        let error = ChatServerEvent::Error(chat_contract::runtime::ErrorEvent::new(
             "typing",
-            evcontract_runtime::EventError::access_denied("no"),
+            chat_contract::runtime::EventError::access_denied("no"),
         ));
         assert!(json_line(&error).is_none());
     }

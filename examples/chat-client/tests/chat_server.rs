@@ -18,7 +18,7 @@ use chat_contract::{
     ErrorCode, JoinThread, LeaveThread, Message, NewMessage, RequestRefresh, SendMessage,
     SendMessageContent, Typing,
 };
-use evcontract_runtime::client::{
+use chat_contract::runtime::client::{
     ClientError, ClientOptions, ConnectError, ConnectionState, watch,
 };
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chat_contract::chat::client::ChatClient;
 use chat_contract::{JoinThread, SendMessage};
-use evcontract_runtime::client::{ClientOptions, ConnectError};
+use chat_contract::runtime::client::{ClientOptions, ConnectError};
 use serde_json::json;
 
 mod support;

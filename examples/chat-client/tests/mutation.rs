@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use chat_contract::JoinThread;
 use chat_contract::chat::client::ChatClient;
-use evcontract_runtime::client::ClientOptions;
+use chat_contract::runtime::client::ClientOptions;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chat_contract::chat::client::ChatClient;
 use chat_contract::{JoinThread, SendMessage};
-use evcontract_runtime::client::{ClientOptions, ConnectError, TlsRoots};
+use chat_contract::runtime::client::{ClientOptions, ConnectError, TlsRoots};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;

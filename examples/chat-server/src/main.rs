@@ -36,8 +36,8 @@ use chat_contract::{
     LeaveThreadAck, Left, MarkRead, Message, MessageRead, NewMessage, RequestRefresh, SendMessage,
     Typing, TypingIndicator, VpsData,
 };
-use evcontract_runtime::EventError;
-use evcontract_runtime::server::{
+use chat_contract::runtime::EventError;
+use chat_contract::runtime::server::{
     AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, TlsConfig, sign_hs256,
 };
 
@@ -95,7 +95,7 @@ fn internal(e: impl std::fmt::Display) -> EventError {
 /// A broadcast that did not reach every recipient (a disconnected socket, a
 /// full per-socket buffer) does not fail the sender's event: the runtime has
 /// already logged and counted each failed delivery.
-fn delivered_partly(err: evcontract_runtime::server::EmitError) {
+fn delivered_partly(err: chat_contract::runtime::server::EmitError) {
     tracing::debug!(%err, "broadcast not delivered to every recipient");
 }
 

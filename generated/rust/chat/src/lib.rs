@@ -7,6 +7,11 @@
 //! - the payload types of every event are at the crate root ([`types`]);
 //! - each namespace has a module with its event names and room constructors,
 //!   plus the typed server (feature `server`) and client (feature `client`).
+/// The runtime this crate's code is built on (connections, rooms, auth,
+/// rate limits, the error envelope), re-exported: a crate that uses the
+/// generated code reaches it as `<contract>_contract::runtime` and needs no
+/// dependency of its own, so the two can never disagree on its version.
+pub use ::evcontract_runtime as runtime;
 #[rustfmt::skip]
 pub mod types;
 pub use types::*;
