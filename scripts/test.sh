@@ -69,6 +69,11 @@ cargo run --quiet --locked -- generate --check
 step "tsc --noEmit --strict (generated typings, golden typings, type tests)"
 npx tsc -p tsconfig.json
 
+step "tsc --noEmit --strict: generated typings under every module resolution (bundler above; node16, nodenext with ESM; CommonJS)"
+npx tsc -p tsconfig.nodenext.json --module node16 --moduleResolution node16
+npx tsc -p tsconfig.nodenext.json
+npx tsc -p tsconfig.commonjs.json
+
 step "build the example binaries (the Rust and end-to-end tests run them)"
 cargo build --locked -p chat-server -p chat-client
 export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"

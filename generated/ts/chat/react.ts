@@ -8,9 +8,9 @@
  */
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
-import * as lib from "./lib";
-import * as chat_client from "./chat.client";
-import * as health_client from "./health.client";
+import * as lib from "./lib.js";
+import * as chat_client from "./chat.client.js";
+import * as health_client from "./health.client.js";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";

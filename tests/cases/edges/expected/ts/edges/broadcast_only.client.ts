@@ -8,12 +8,12 @@
  */
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
-import * as api from "./broadcast_only";
-import * as lib from "./lib";
+import * as api from "./broadcast_only.js";
+import * as lib from "./lib.js";
 
-export * from "./broadcast_only";
-export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib";
-export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib";
+export * from "./broadcast_only.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib.js";
+export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
 
 /**
  * Opens a socket.io-client socket on `/broadcast-only`, typed by the contract; the

@@ -8,12 +8,12 @@
  */
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
-import * as api from "./listen_only";
-import * as lib from "./lib";
+import * as api from "./listen_only.js";
+import * as lib from "./lib.js";
 
-export * from "./listen_only";
-export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib";
-export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib";
+export * from "./listen_only.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib.js";
+export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
 
 /**
  * Opens a socket.io-client socket on `/listen-only`, typed by the contract; the

@@ -8,9 +8,9 @@
  */
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
-import * as lib from "./lib";
-import * as broadcast_only_client from "./broadcast_only.client";
-import * as listen_only_client from "./listen_only.client";
+import * as lib from "./lib.js";
+import * as broadcast_only_client from "./broadcast_only.client.js";
+import * as listen_only_client from "./listen_only.client.js";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";

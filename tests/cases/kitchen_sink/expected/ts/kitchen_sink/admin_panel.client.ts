@@ -8,12 +8,12 @@
  */
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
-import * as api from "./admin_panel";
-import * as lib from "./lib";
+import * as api from "./admin_panel.js";
+import * as lib from "./lib.js";
 
-export * from "./admin_panel";
-export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib";
-export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib";
+export * from "./admin_panel.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib.js";
+export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
 
 /**
  * Opens a socket.io-client socket on `/admin-panel`, typed by the contract; the

@@ -8,9 +8,9 @@
  */
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
-import * as lib from "./lib";
-import * as root_client from "./root.client";
-import * as admin_panel_client from "./admin_panel.client";
+import * as lib from "./lib.js";
+import * as root_client from "./root.client.js";
+import * as admin_panel_client from "./admin_panel.client.js";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";

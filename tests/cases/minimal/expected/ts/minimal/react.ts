@@ -8,8 +8,8 @@
  */
 import { useEffect, useRef, useState } from "react";
 import type { Socket } from "socket.io-client";
-import * as lib from "./lib";
-import * as echo_client from "./echo.client";
+import * as lib from "./lib.js";
+import * as echo_client from "./echo.client.js";
 
 /** Where a connection stands. */
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
