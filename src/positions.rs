@@ -158,12 +158,15 @@ mod json {
                 b'[' => self.array(pointer, depth),
                 b'"' => self.string().map(drop),
                 _ => {
+                    let start = self.pos;
                     while self.b.get(self.pos).is_some_and(|c| {
                         !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace()
                     }) {
                         self.pos += 1;
                     }
-                    Some(())
+                    // Every step must consume text, or a stray `}` in an
+                    // array would be an element forever.
+                    (self.pos > start).then_some(())
                 }
             }
         }
@@ -494,6 +497,16 @@ mod tests {
         assert_eq!(map.position("/a/nope/deeper"), Some((2, 3)));
         assert_eq!(map.position("/a/x~1y/9"), Some((2, 9)));
         assert!(map.duplicates().is_empty());
+    }
+
+    #[test]
+    fn json_that_does_not_parse_maps_what_it_can_and_ends() {
+        // Found by the contract_text fuzz target: a stray `}` in an array
+        // was an element forever (out of memory).
+        for text in ["[}", "{\"a\": }", "[1 }", "{\"a\" 1}", "[[[", "{\"a\": [1, }"] {
+            let map = SourceMap::new(Path::new("c.json"), text);
+            assert_eq!(map.position(""), Some((1, 1)), "{text}");
+        }
     }
 
     #[test]
