@@ -74,6 +74,9 @@ npx tsc -p tsconfig.nodenext.json --module node16 --moduleResolution node16
 npx tsc -p tsconfig.nodenext.json
 npx tsc -p tsconfig.commonjs.json
 
+step "npm package: generated/ts/chat installed into a fresh project outside the repository, tsc --strict, vite build"
+tests/npm-package/check.sh
+
 step "build the example binaries (the Rust and end-to-end tests run them)"
 cargo build --locked -p chat-server -p chat-client
 export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"

@@ -367,6 +367,34 @@ fn emit_templates(
             contents: templates.render_context(template, view)?,
         });
     }
+    // The folder is an npm package of TypeScript sources (for bundlers and
+    // tsc): one entry point per module a user imports; lib.ts stays inside.
+    let mut exports = vec![json!({ "key": ".", "file": "index.ts" })];
+    for ns in &ir.namespaces {
+        exports.push(
+            json!({ "key": format!("./{}", ns.module), "file": format!("{}.ts", ns.module) }),
+        );
+        exports.push(json!({
+            "key": format!("./{}.client", ns.module),
+            "file": format!("{}.client.ts", ns.module),
+        }));
+    }
+    exports.push(json!({ "key": "./react", "file": "react.ts" }));
+    let description =
+        ir.doc.first().cloned().unwrap_or_else(|| {
+            format!("Typed socket.io-client API of the `{}` contract.", ir.name)
+        });
+    files.push(GeneratedFile {
+        path: ts_dir.join("package.json"),
+        contents: templates.render(
+            "ts/package.json",
+            &json!({
+                "ir": header,
+                "description": serde_json::to_string(&description).map_err(|e| e.to_string())?,
+                "exports": exports,
+            }),
+        )?,
+    });
     Ok(files)
 }
 

@@ -503,7 +503,14 @@ mod tests {
     fn json_that_does_not_parse_maps_what_it_can_and_ends() {
         // Found by the contract_text fuzz target: a stray `}` in an array
         // was an element forever (out of memory).
-        for text in ["[}", "{\"a\": }", "[1 }", "{\"a\" 1}", "[[[", "{\"a\": [1, }"] {
+        for text in [
+            "[}",
+            "{\"a\": }",
+            "[1 }",
+            "{\"a\" 1}",
+            "[[[",
+            "{\"a\": [1, }",
+        ] {
             let map = SourceMap::new(Path::new("c.json"), text);
             assert_eq!(map.position(""), Some((1, 1)), "{text}");
         }

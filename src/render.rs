@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// Every template, by name. `rust/doc` and `ts/error_code` are partials
 /// (`{{> rust/doc}}`), shared by other templates.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("rust/doc", include_str!("../templates/rust/doc.rs.hbs")),
     (
         "ts/error_code",
@@ -38,6 +38,10 @@ const TEMPLATES: [(&str, &str); 11] = [
     ),
     ("ts/lib.ts", include_str!("../templates/ts/lib.ts.hbs")),
     ("ts/react.ts", include_str!("../templates/ts/react.ts.hbs")),
+    (
+        "ts/package.json",
+        include_str!("../templates/ts/package.json.hbs"),
+    ),
 ];
 
 /// The template registry.

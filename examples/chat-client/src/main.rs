@@ -37,14 +37,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chat_contract::chat::client::{ChatClient, ChatEvents, ChatServerEvent};
+use chat_contract::runtime::client::{
+    ClientError, ClientOptions, ConnectionError, ConnectionState, watch,
+};
 use chat_contract::{
     ErrorCode, JoinThread, JoinThreadThreadId, Message, SendMessage, SendMessageContent,
     SendMessageThreadId,
 };
 use clap::Parser;
-use chat_contract::runtime::client::{
-    ClientError, ClientOptions, ConnectionError, ConnectionState, watch,
-};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 

@@ -14,12 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chat_contract::chat::client::{ChatClient, ChatEvents, ChatServerEvent};
 use chat_contract::chat::client_events;
 use chat_contract::health::client::HealthClient;
+use chat_contract::runtime::client::{
+    ClientError, ClientOptions, ConnectError, ConnectionState, watch,
+};
 use chat_contract::{
     ErrorCode, JoinThread, LeaveThread, Message, NewMessage, RequestRefresh, SendMessage,
     SendMessageContent, Typing,
-};
-use chat_contract::runtime::client::{
-    ClientError, ClientOptions, ConnectError, ConnectionState, watch,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chat_contract::chat::client::ChatClient;
-use chat_contract::{JoinThread, SendMessage};
 use chat_contract::runtime::client::{ClientOptions, ConnectError};
+use chat_contract::{JoinThread, SendMessage};
 use serde_json::json;
 
 mod support;

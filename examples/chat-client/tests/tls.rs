@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chat_contract::chat::client::ChatClient;
-use chat_contract::{JoinThread, SendMessage};
 use chat_contract::runtime::client::{ClientOptions, ConnectError, TlsRoots};
+use chat_contract::{JoinThread, SendMessage};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;

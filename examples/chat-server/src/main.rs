@@ -31,14 +31,14 @@ use axum::routing::get;
 use chat_contract::chat::rooms;
 use chat_contract::chat::server::{ChatEmitter, ChatHandler};
 use chat_contract::health::server::{HealthEmitter, HealthHandler};
+use chat_contract::runtime::EventError;
+use chat_contract::runtime::server::{
+    AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, TlsConfig, sign_hs256,
+};
 use chat_contract::{
     ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck, Joined, LeaveThread,
     LeaveThreadAck, Left, MarkRead, Message, MessageRead, NewMessage, RequestRefresh, SendMessage,
     Typing, TypingIndicator, VpsData,
-};
-use chat_contract::runtime::EventError;
-use chat_contract::runtime::server::{
-    AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, TlsConfig, sign_hs256,
 };
 
 const DEV_SECRET: &str = "dev-secret";
