@@ -74,6 +74,9 @@ npx tsc -p tsconfig.nodenext.json --module node16 --moduleResolution node16
 npx tsc -p tsconfig.nodenext.json
 npx tsc -p tsconfig.commonjs.json
 
+step "cargo publish --dry-run: evcontract-runtime and evcontract package and build from their published files alone"
+cargo publish --dry-run --allow-dirty --quiet -p evcontract-runtime -p evcontract
+
 step "npm package: generated/ts/chat installed into a fresh project outside the repository, tsc --strict, vite build"
 tests/npm-package/check.sh
 
