@@ -20,6 +20,7 @@ pub mod ir;
 pub mod model;
 pub mod output;
 pub mod positions;
+pub mod project;
 pub mod render;
 pub mod rust;
 pub mod schema_ir;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use evcontract::diag::{Diagnostic, Location};
+use evcontract::project::{self, Project};
 use evcontract::{Options, RuntimeDep, output};
 
 // Generation allocates many small values (JSON trees, token streams); mimalloc
@@ -23,14 +24,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Generate Rust and TypeScript from contracts.
+    ///
+    /// Settings come from `evcontract.toml` (in the current folder or the
+    /// nearest one above) when there is one; flags override it.
     Generate {
-        /// Contract files (`.json`, or `.yaml`/`.yml`). Default: every
-        /// `schemas/*.contract.{json,yaml,yml}`, and then
-        /// `schemas/contract.schema.json` is kept current too.
+        /// Contract files (`.json`, or `.yaml`/`.yml`). Default: the project
+        /// file's `contracts`, else every `schemas/*.contract.{json,yaml,yml}`
+        /// (and then the contract format's JSON Schema is kept current too).
         contracts: Vec<PathBuf>,
-        /// Output folder.
-        #[arg(long, default_value = "generated")]
-        out: PathBuf,
+        /// Output folder: Rust in `<OUT>/rust`, TypeScript in `<OUT>/ts`
+        /// (default `generated`, or the project file's folders).
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Write nothing; exit 1 listing every stale, missing or extra file
         /// with a diff, 0 when everything is current.
         #[arg(long)]
@@ -42,13 +47,16 @@ enum Command {
         /// The version requirement of `evcontract-runtime` in the generated crates.
         #[arg(long, value_name = "VERSION")]
         runtime_version: Option<String>,
+        /// The project file to read instead of looking for `evcontract.toml`.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+        config: Option<PathBuf>,
+        /// Ignore any `evcontract.toml`.
+        #[arg(long)]
+        no_config: bool,
     },
     /// Print the JSON Schema of the contract format.
     Schema,
 }
-
-const SCHEMA_DIR: &str = "schemas";
-const FORMAT_SCHEMA: &str = "schemas/contract.schema.json";
 
 fn format_schema_text() -> String {
     // The marker goes first, where a reader (and `is_generated`) sees it.
@@ -70,6 +78,7 @@ fn format_schema_text() -> String {
 }
 
 fn default_contracts() -> Result<Vec<PathBuf>, String> {
+    const SCHEMA_DIR: &str = project::DEFAULT_SCHEMA_DIR;
     let entries = std::fs::read_dir(SCHEMA_DIR).map_err(|e| {
         format!(
             "cannot list `{SCHEMA_DIR}/` (run from the project root, or name contract files): {e}"
@@ -97,18 +106,94 @@ fn default_contracts() -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn generate(contracts: Vec<PathBuf>, out: &Path, check: bool, runtime: RuntimeDep) -> ExitCode {
+/// The settings for this run: the project file (found or named), with the
+/// command line's flags over it. The current folder becomes the project's
+/// root, so that every path below is relative to it.
+fn settings(flags: Flags) -> Result<(Project, Vec<PathBuf>), String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("no current folder: {e}"))?;
+    let file = match (&flags.config, flags.no_config) {
+        (_, true) => None,
+        (Some(file), false) => Some(cwd.join(file)),
+        (None, false) => project::find(&cwd),
+    };
+    let mut project = match &file {
+        Some(file) => Project::load(file).map_err(|d| d.to_string())?,
+        None => Project::defaults(&cwd),
+    };
+    // Paths given on the command line are the caller's, from `cwd`.
+    let contracts: Vec<PathBuf> = flags.contracts.iter().map(|c| cwd.join(c)).collect();
+    if let Some(out) = &flags.out {
+        let out = cwd.join(out);
+        project.rust_out = project.rust_out.map(|_| out.join("rust"));
+        project.ts_out = project.ts_out.map(|_| out.join("ts"));
+    }
+    match (flags.runtime_path, flags.runtime_version) {
+        (Some(p), _) => project.runtime = RuntimeDep::Path(p),
+        (None, Some(v)) => project.runtime = RuntimeDep::Version(v),
+        (None, None) => {}
+    }
+    std::env::set_current_dir(&project.root)
+        .map_err(|e| format!("cannot enter {}: {e}", project.root.display()))?;
+    // Back to relative paths where they are inside the root, for messages.
+    let relative = |p: PathBuf| match p.strip_prefix(&project.root) {
+        Ok(rel) => rel.to_owned(),
+        Err(_) => p,
+    };
+    let contracts = contracts.into_iter().map(relative).collect();
+    project.rust_out = project.rust_out.take().map(relative);
+    project.ts_out = project.ts_out.take().map(relative);
+    Ok((project, contracts))
+}
+
+/// What `generate` was given on the command line.
+struct Flags {
+    contracts: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    runtime_path: Option<String>,
+    runtime_version: Option<String>,
+    config: Option<PathBuf>,
+    no_config: bool,
+}
+
+/// Where a generated file goes: `rust/<contract>/…` into the Rust output
+/// folder, `ts/<contract>/…` into the TypeScript one; `None` for a target
+/// that is off.
+fn destination(project: &Project, path: &Path) -> Option<PathBuf> {
+    let mut parts = path.components();
+    let target = parts.next()?.as_os_str();
+    let out = if target == "rust" {
+        project.rust_out.as_ref()?
+    } else if target == "ts" {
+        project.ts_out.as_ref()?
+    } else {
+        return None;
+    };
+    Some(out.join(parts.as_path()))
+}
+
+fn generate(flags: Flags, check: bool) -> ExitCode {
+    let (project, contracts) = match settings(flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if project.rust_out.is_none() && project.ts_out.is_none() {
+        eprintln!("error: both the Rust and the TypeScript output are switched off");
+        return ExitCode::from(2);
+    }
     let whole_tree = contracts.is_empty();
-    let contracts = if whole_tree {
-        match default_contracts() {
+    let contracts = match (whole_tree, &project.contracts) {
+        (false, _) => contracts,
+        (true, Some(listed)) => listed.clone(),
+        (true, None) => match default_contracts() {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-        }
-    } else {
-        contracts
+        },
     };
     let mut inputs = Vec::new();
     let mut read_errors = Vec::new();
@@ -127,7 +212,9 @@ fn generate(contracts: Vec<PathBuf>, out: &Path, check: bool, runtime: RuntimeDe
         eprintln!("{}", evcontract::diag::Diagnostics(read_errors));
         return ExitCode::from(2);
     }
-    let options = Options { runtime };
+    let options = Options {
+        runtime: project.runtime.clone(),
+    };
     let files = match evcontract::generate_all(&inputs, &options) {
         Ok(f) => f,
         Err(diags) => {
@@ -136,30 +223,32 @@ fn generate(contracts: Vec<PathBuf>, out: &Path, check: bool, runtime: RuntimeDe
             return ExitCode::from(2);
         }
     };
-    let mut wanted: Vec<(PathBuf, String)> = files
-        .into_iter()
-        .map(|f| (out.join(f.path), f.contents))
-        .collect();
-    // Stale generated files are removed from the whole output folder when
+    let mut wanted: Vec<(PathBuf, String)> = Vec::with_capacity(files.len() + 1);
+    // Stale generated files are removed from the whole output folders when
     // every contract was generated, else only from these contracts' folders.
-    let scope: Vec<PathBuf> = if whole_tree {
-        wanted.push((PathBuf::from(FORMAT_SCHEMA), format_schema_text()));
-        vec![out.to_owned()]
-    } else {
-        let mut dirs: Vec<PathBuf> = wanted
-            .iter()
-            .filter_map(|(p, _)| {
-                let rel = p.strip_prefix(out).ok()?;
-                let mut parts = rel.components();
-                let lang = parts.next()?;
-                let name = parts.next()?;
-                Some(out.join(lang).join(name))
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
-    };
+    let mut scope: Vec<PathBuf> = Vec::new();
+    for file in files {
+        let Some(path) = destination(&project, &file.path) else {
+            continue;
+        };
+        if !whole_tree {
+            // `rust/<contract>` or `ts/<contract>`: that folder.
+            let folder: PathBuf = file.path.components().take(2).collect();
+            if let Some(dir) = destination(&project, &folder) {
+                scope.push(dir);
+            }
+        }
+        wanted.push((path, file.contents));
+    }
+    if whole_tree {
+        if let Some(schema) = &project.format_schema {
+            wanted.push((schema.clone(), format_schema_text()));
+        }
+        scope.extend(project.rust_out.iter().cloned());
+        scope.extend(project.ts_out.iter().cloned());
+    }
+    scope.sort();
+    scope.dedup();
     let changes = match output::plan(&wanted, &scope) {
         Ok(c) => c,
         Err(e) => {
@@ -220,14 +309,19 @@ fn main() -> ExitCode {
             check,
             runtime_path,
             runtime_version,
-        } => {
-            let runtime = match (runtime_path, runtime_version) {
-                (Some(p), _) => RuntimeDep::Path(p),
-                (None, Some(v)) => RuntimeDep::Version(v),
-                (None, None) => RuntimeDep::default(),
-            };
-            generate(contracts, &out, check, runtime)
-        }
+            config,
+            no_config,
+        } => generate(
+            Flags {
+                contracts,
+                out,
+                runtime_path,
+                runtime_version,
+                config,
+                no_config,
+            },
+            check,
+        ),
         Command::Schema => {
             print!("{}", format_schema_text());
             ExitCode::SUCCESS
