@@ -77,6 +77,9 @@ npx tsc -p tsconfig.commonjs.json
 step "cargo publish --dry-run: evcontract-runtime and evcontract package and build from their published files alone"
 cargo publish --dry-run --allow-dirty --quiet -p evcontract-runtime -p evcontract
 
+step "build.rs generation (examples/build-script): a contract change changes the build; a bad contract fails it with file:line:column"
+examples/build-script/check-rebuild.sh
+
 step "npm package: generated/ts/chat installed into a fresh project outside the repository, tsc --strict, vite build"
 tests/npm-package/check.sh
 

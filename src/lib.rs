@@ -15,6 +15,7 @@
 //! that [`output`] can tell generated files from a user's and `--check` can
 //! fail CI on a stale one.
 
+pub mod builder;
 pub mod diag;
 pub mod ir;
 pub mod model;
@@ -34,6 +35,8 @@ use diag::{Diagnostic, Diagnostics, Location};
 use handlebars::Context;
 use ir::ContractIr;
 use positions::SourceMap;
+
+pub use builder::{BuildError, Builder};
 use render::Templates;
 use serde_json::json;
 

@@ -1,0 +1,52 @@
+//! Example: the `notes` contract generated from `build.rs` (nothing checked
+//! in), included as a module, and its server implemented.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use api::notes::server::{NotesEmitter, NotesHandler};
+use evcontract_runtime::EventError;
+use evcontract_runtime::server::{Gateway, ServerConfig, ServerError, SocketContext, Target};
+
+/// The generated code of `notes.contract.json`: payload types at the top,
+/// the namespace in `api::notes` (event names, rooms, server and client).
+// Payload fields carry docs only where the contract describes them.
+#[allow(missing_docs)]
+pub mod api {
+    include!(concat!(env!("OUT_DIR"), "/notes.rs"));
+}
+
+/// The notes server: numbers each note and tells every client about it.
+#[derive(Debug, Default)]
+pub struct Notes {
+    last_id: AtomicU64,
+}
+
+impl NotesHandler for Notes {
+    async fn add_note(
+        &self,
+        ctx: &SocketContext,
+        payload: api::AddNote,
+    ) -> Result<api::AddNoteAck, EventError> {
+        let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let added = api::NoteAdded {
+            id: id as i64,
+            text: payload.text.to_string(),
+        };
+        NotesEmitter::of(ctx)
+            .note_added(Target::All, &added)
+            .await
+            .map_err(|e| EventError::internal(e.to_string()))?;
+        Ok(api::AddNoteAck {
+            id: std::num::NonZeroU64::new(id).ok_or_else(|| EventError::internal("id 0"))?,
+        })
+    }
+}
+
+/// Serves the notes namespace on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), ServerError> {
+    let gateway = Gateway::build(ServerConfig::new()).await?;
+    api::notes::server::register(&gateway, Notes::default()).await?;
+    gateway
+        .serve_listener(listener, std::future::pending())
+        .await
+}
