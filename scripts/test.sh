@@ -80,6 +80,9 @@ cargo publish --dry-run --allow-dirty --quiet -p evcontract-runtime -p evcontrac
 step "build.rs generation (examples/build-script): a contract change changes the build; a bad contract fails it with file:line:column"
 examples/build-script/check-rebuild.sh
 
+step "evcontract init: a new project is current, builds without warnings, and its server answers socket.io-client"
+tests/init/check.sh
+
 step "npm package: generated/ts/chat installed into a fresh project outside the repository, tsc --strict, vite build"
 tests/npm-package/check.sh
 

@@ -17,6 +17,7 @@
 
 pub mod builder;
 pub mod diag;
+pub mod init;
 pub mod ir;
 pub mod model;
 pub mod output;

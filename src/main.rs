@@ -56,6 +56,22 @@ enum Command {
     },
     /// Print the JSON Schema of the contract format.
     Schema,
+    /// Start a new project in DIR: a starter contract (with `$schema`, for
+    /// editor completion), its generated code, a server crate implementing
+    /// the generated trait, `evcontract.toml` and a CI job running
+    /// `generate --check`.
+    Init {
+        /// The new project's folder (new, or empty).
+        dir: PathBuf,
+        /// The contract's name (default: the folder's name in snake_case).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the generated crates depend on `evcontract-runtime` by path
+        /// (relative to each generated crate's folder), written into
+        /// `evcontract.toml`; default: from crates.io.
+        #[arg(long, value_name = "PATH")]
+        runtime_path: Option<String>,
+    },
 }
 
 fn format_schema_text() -> String {
@@ -288,6 +304,42 @@ fn generate(flags: Flags, check: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn init(dir: &Path, name: Option<String>, runtime_path: Option<&str>) -> ExitCode {
+    let name = match name.map_or_else(|| evcontract::init::name_for(dir), Ok) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = evcontract::init::scaffold(dir, &name, runtime_path) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = std::env::set_current_dir(dir) {
+        eprintln!("error: cannot enter {}: {e}", dir.display());
+        return ExitCode::from(2);
+    }
+    let flags = Flags {
+        contracts: Vec::new(),
+        out: None,
+        runtime_path: None,
+        runtime_version: None,
+        config: None,
+        no_config: false,
+    };
+    let code = generate(flags, false);
+    if code == ExitCode::SUCCESS {
+        println!(
+            "evcontract: new project `{name}` in {}. Next: cd {} && cargo run -p {}-server",
+            dir.display(),
+            dir.display(),
+            heck::ToKebabCase::to_kebab_case(name.as_str())
+        );
+    }
+    code
+}
+
 fn main() -> ExitCode {
     evcontract::install_panic_filter();
     let cli = match Cli::try_parse() {
@@ -322,6 +374,11 @@ fn main() -> ExitCode {
             },
             check,
         ),
+        Command::Init {
+            dir,
+            name,
+            runtime_path,
+        } => init(&dir, name, runtime_path.as_deref()),
         Command::Schema => {
             print!("{}", format_schema_text());
             ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// Every template, by name. `rust/doc` and `ts/error_code` are partials
 /// (`{{> rust/doc}}`), shared by other templates.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 20] = [
     ("rust/doc", include_str!("../templates/rust/doc.rs.hbs")),
     (
         "ts/error_code",
@@ -41,6 +41,36 @@ const TEMPLATES: [(&str, &str); 12] = [
     (
         "ts/package.json",
         include_str!("../templates/ts/package.json.hbs"),
+    ),
+    // `evcontract init`.
+    (
+        "init/contract.json",
+        include_str!("../templates/init/contract.json.hbs"),
+    ),
+    (
+        "init/evcontract.toml",
+        include_str!("../templates/init/evcontract.toml.hbs"),
+    ),
+    (
+        "init/Cargo.toml",
+        include_str!("../templates/init/Cargo.toml.hbs"),
+    ),
+    (
+        "init/server.Cargo.toml",
+        include_str!("../templates/init/server.Cargo.toml.hbs"),
+    ),
+    (
+        "init/main.rs",
+        include_str!("../templates/init/main.rs.hbs"),
+    ),
+    ("init/ci.yml", include_str!("../templates/init/ci.yml.hbs")),
+    (
+        "init/README.md",
+        include_str!("../templates/init/README.md.hbs"),
+    ),
+    (
+        "init/gitignore",
+        include_str!("../templates/init/gitignore.hbs"),
     ),
 ];
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `evcontract init` end to end: a new project outside this repository is
+# generated, is current (`generate --check`), builds without warnings, and
+# its server answers a real socket.io-client: an acked `say_hello`, the
+# `hello` broadcast, and INVALID_PAYLOAD for an empty name.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+tmp="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "error: $*" >&2; exit 1; }
+
+evcontract="$repo/target/debug/evcontract"
+cargo build --quiet --manifest-path "$repo/Cargo.toml" -p evcontract --bin evcontract
+# The runtime of this checkout (no release on crates.io is assumed).
+"$evcontract" init "$tmp/hello-world" --runtime-path "$repo/runtime" >"$tmp/init.log"
+proj="$tmp/hello-world"
+for f in schemas/hello_world.contract.json schemas/contract.schema.json evcontract.toml \
+  server/src/main.rs generated/rust/hello_world/src/lib.rs generated/ts/hello_world/package.json \
+  .github/workflows/contract.yml; do
+  [ -f "$proj/$f" ] || fail "init wrote no $f"
+done
+grep -q '"\$schema": "./contract.schema.json"' "$proj/schemas/hello_world.contract.json" ||
+  fail "the starter contract has no \$schema"
+# A second init into the same folder refuses and changes nothing.
+if "$evcontract" init "$proj" >/dev/null 2>&1; then fail "init overwrote a project"; fi
+
+(cd "$proj" && "$evcontract" generate --check) || fail "a fresh project is not current"
+rustfmt --edition 2024 --check "$proj/server/src/main.rs" || fail "the server is not rustfmt-clean"
+
+# Build with this repository's lock file and target folder (same versions,
+# same profile), so nothing already built is built again.
+cp "$repo/Cargo.lock" "$proj/Cargo.lock"
+cat >>"$proj/Cargo.toml" <<'TOML'
+
+[profile.dev]
+debug = "line-tables-only"
+
+[profile.dev.package."*"]
+debug = false
+TOML
+# (Warnings are read from the output: RUSTFLAGS would rebuild every dependency.)
+(cd "$proj" && CARGO_TARGET_DIR="$repo/target" cargo build -p hello-world-server --message-format short 2>"$tmp/build.log") ||
+  { cat "$tmp/build.log" >&2; fail "the new project does not build"; }
+if grep -E "^(warning|error)" "$tmp/build.log" | grep -v "^warning: .*generated [0-9]* warning" >&2; then
+  fail "the new project builds with warnings"
+fi
+
+port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+PORT="$port" "$repo/target/debug/hello-world-server" 2>"$tmp/server.log" &
+server_pid=$!
+NODE_PATH="$repo/node_modules" PORT="$port" node - <<'JS' || { cat "$tmp/server.log" >&2; fail "the server did not answer as its contract says"; }
+const { io } = require("socket.io-client");
+const url = `http://127.0.0.1:${process.env.PORT}/greetings`;
+const deadline = Date.now() + 20000;
+function connect() {
+  return new Promise((resolve, reject) => {
+    const s = io(url, { transports: ["websocket"], reconnection: false, timeout: 2000 });
+    s.on("connect", () => resolve(s));
+    s.on("connect_error", (e) => { s.close(); reject(e); });
+  });
+}
+(async () => {
+  let socket;
+  for (;;) {
+    try { socket = await connect(); break; } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const heard = new Promise((resolve) => socket.on("hello", resolve));
+  const ack = await socket.timeout(5000).emitWithAck("say_hello", { name: "Ada" });
+  if (!ack.success || ack.data.text !== "Hello, Ada!") throw new Error("ack: " + JSON.stringify(ack));
+  const hello = await heard;
+  if (hello.text !== "Hello, Ada!") throw new Error("hello: " + JSON.stringify(hello));
+  const bad = await socket.timeout(5000).emitWithAck("say_hello", { name: "" });
+  if (bad.success || bad.code !== "INVALID_PAYLOAD" || bad.details.path !== "/name") throw new Error("bad: " + JSON.stringify(bad));
+  socket.close();
+  console.log("ok: the server of a new project answers socket.io-client");
+})().catch((e) => { console.error(e); process.exit(1); });
+JS
