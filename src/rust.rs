@@ -60,7 +60,49 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), EmitError> {
         uuid: space.uses_uuid(),
         regress: space.uses_regress(),
     };
-    Ok((format_tokens(tokens)?, deps))
+    Ok((print_tokens(tokens, tolerate_unknown_fields)?, deps))
+}
+
+/// Drops typify's `deny_unknown_fields` (from `additionalProperties:
+/// false`): a deployed client must keep decoding server data after the
+/// contract adds an optional property to it. Client payloads stay strict:
+/// the server validates them against the contract's JSON Schema, which
+/// refuses unknown properties, before decoding.
+fn tolerate_unknown_fields(file: &mut syn::File) {
+    use syn::punctuated::Punctuated;
+    use syn::visit_mut::VisitMut;
+
+    struct Tolerant;
+    impl VisitMut for Tolerant {
+        fn visit_attributes_mut(&mut self, attrs: &mut Vec<syn::Attribute>) {
+            attrs.retain_mut(|attr| {
+                if !attr.path().is_ident("serde") {
+                    return true;
+                }
+                let Ok(args) =
+                    attr.parse_args_with(Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
+                else {
+                    return true;
+                };
+                if !args
+                    .iter()
+                    .any(|m| m.path().is_ident("deny_unknown_fields"))
+                {
+                    return true;
+                }
+                let kept: Punctuated<syn::Meta, syn::Token![,]> = args
+                    .into_iter()
+                    .filter(|m| !m.path().is_ident("deny_unknown_fields"))
+                    .collect();
+                if kept.is_empty() {
+                    return false;
+                }
+                *attr = syn::parse_quote!(#[serde(#kept)]);
+                true
+            });
+        }
+    }
+    Tolerant.visit_file_mut(file);
 }
 
 /// typify names an inline object or enum after its parent type and property
@@ -189,6 +231,14 @@ fn named_type(space: &TypeSpace, id: &TypeId) -> Option<String> {
 /// prints items one after another, so the joined text is the same as printing
 /// them at once (the golden tests hold it to that).
 pub fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String, String> {
+    print_tokens(tokens, |_| {})
+}
+
+/// [`format_tokens`], with `rewrite` applied to each parsed run of items.
+fn print_tokens(
+    tokens: proc_macro2::TokenStream,
+    rewrite: fn(&mut syn::File),
+) -> Result<String, String> {
     // Token streams are not `Send`: hand the threads text.
     let chunks: Vec<String> = split_items(tokens, FORMAT_CHUNKS)
         .into_iter()
@@ -200,7 +250,10 @@ pub fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String, String>
             .map(|chunk| {
                 scope.spawn(move || {
                     syn::parse_file(chunk)
-                        .map(|file| prettyplease::unparse(&file))
+                        .map(|mut file| {
+                            rewrite(&mut file);
+                            prettyplease::unparse(&file)
+                        })
                         .map_err(|e| format!("generated Rust does not parse: {e}"))
                 })
             })

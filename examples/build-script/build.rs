@@ -17,4 +17,14 @@ fn main() {
         .server(true)
         .client(client)
         .compile();
+    // The next version of the contract (an optional property added to a
+    // server event and to an ack), beside the current one: the cross-version
+    // test runs a 1.1 server against a 1.0 client.
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    evcontract::Builder::new()
+        .contract("notes.v1_1.contract.json")
+        .server(true)
+        .client(false)
+        .out_dir(out.join("v1_1"))
+        .compile();
 }

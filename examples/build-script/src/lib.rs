@@ -15,6 +15,14 @@ pub mod api {
     include!(concat!(env!("OUT_DIR"), "/notes.rs"));
 }
 
+/// Version 1.1 of the contract (`notes.v1_1.contract.json`: notes say who
+/// wrote them), server side only: what a server one release ahead of its
+/// deployed clients runs.
+#[allow(missing_docs)]
+pub mod api_v1_1 {
+    include!(concat!(env!("OUT_DIR"), "/v1_1/notes.rs"));
+}
+
 /// The notes server: numbers each note and tells every client about it.
 #[derive(Debug, Default)]
 pub struct Notes {

@@ -2,7 +2,6 @@
 
 ///Health of the service.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct HealthStatus {
     #[serde(rename = "checkedAt")]
     pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
@@ -74,14 +73,12 @@ impl ::std::convert::TryFrom<::std::string::String> for HealthStatusStatus {
 }
 ///Join a thread's room; everyone in it (the joiner too) gets `joined`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct JoinThread {
     #[serde(rename = "threadId")]
     pub thread_id: JoinThreadThreadId,
 }
 ///`JoinThreadAck`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct JoinThreadAck {
     ///User ids in the thread, sorted.
     pub members: ::std::vec::Vec<::std::string::String>,
@@ -147,7 +144,6 @@ impl<'de> ::serde::Deserialize<'de> for JoinThreadThreadId {
 }
 ///A user joined a thread.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Joined {
     #[serde(rename = "threadId")]
     pub thread_id: ::std::string::String,
@@ -156,14 +152,12 @@ pub struct Joined {
 }
 ///Leave a thread's room; the remaining members get `left`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct LeaveThread {
     #[serde(rename = "threadId")]
     pub thread_id: LeaveThreadThreadId,
 }
 ///`LeaveThreadAck`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct LeaveThreadAck {
     #[serde(rename = "threadId")]
     pub thread_id: ::std::string::String,
@@ -227,7 +221,6 @@ impl<'de> ::serde::Deserialize<'de> for LeaveThreadThreadId {
 }
 ///A user left a thread.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Left {
     #[serde(rename = "threadId")]
     pub thread_id: ::std::string::String,
@@ -236,7 +229,6 @@ pub struct Left {
 }
 ///Mark messages as read; the rest of the room gets `message_read`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct MarkRead {
     #[serde(rename = "messageIds")]
     pub message_ids: ::std::vec::Vec<MarkReadMessageIdsItem>,
@@ -356,7 +348,6 @@ impl<'de> ::serde::Deserialize<'de> for MarkReadThreadId {
 }
 ///A message posted in a thread.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Message {
     pub content: ::std::string::String,
     ///Server time when the message was stored.
@@ -372,7 +363,6 @@ pub struct Message {
 }
 ///A member read messages.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct MessageRead {
     #[serde(rename = "messageIds")]
     pub message_ids: ::std::vec::Vec<::std::string::String>,
@@ -440,7 +430,6 @@ impl<'de> ::serde::Deserialize<'de> for MessageThreadId {
 }
 ///A message was posted in a thread.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct NewMessage {
     pub message: Message,
     #[serde(rename = "threadId")]
@@ -448,11 +437,9 @@ pub struct NewMessage {
 }
 ///Ask for the current health status now.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct RequestRefresh {}
 ///Post a message to a thread the sender has joined; the whole room gets `new_message`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct SendMessage {
     pub content: SendMessageContent,
     #[serde(rename = "threadId")]
@@ -574,7 +561,6 @@ impl<'de> ::serde::Deserialize<'de> for SendMessageThreadId {
 }
 ///Typing started or stopped; the rest of the room gets `typing_indicator`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Typing {
     #[serde(rename = "isTyping")]
     pub is_typing: bool,
@@ -583,7 +569,6 @@ pub struct Typing {
 }
 ///A member started or stopped typing.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct TypingIndicator {
     #[serde(rename = "isTyping")]
     pub is_typing: bool,
@@ -651,7 +636,6 @@ impl<'de> ::serde::Deserialize<'de> for TypingThreadId {
 }
 ///Resource usage of one host.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct VpsData {
     #[serde(rename = "cpuPercent")]
     pub cpu_percent: f64,

@@ -115,7 +115,6 @@ impl ::std::str::FromStr for PingAck {
 }
 ///`RootPing`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct RootPing {}
 ///Same name as a client event.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -124,7 +123,6 @@ pub struct RootServerPing {
 }
 ///`Scalars`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Scalars {
     ///Any JSON value.
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -352,7 +350,7 @@ impl<'de> ::serde::Deserialize<'de> for ScalarsName {
 }
 ///A tagged union, told apart by `kind`.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(tag = "kind", deny_unknown_fields)]
+#[serde(tag = "kind")]
 pub enum Shape {
     ///A circle.
     #[serde(rename = "circle")]
@@ -363,7 +361,6 @@ pub enum Shape {
 }
 ///A recursive type: a node and its children.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct TreeNode {
     pub children: ::std::vec::Vec<TreeNode>,
     pub label: ::std::string::String,
