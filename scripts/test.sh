@@ -66,6 +66,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --lock
 step "evcontract generate --check (generated/ and schemas/contract.schema.json are current)"
 cargo run --quiet --locked -- generate --check
 
+step "evcontract breaking --against HEAD~1 (does the last commit break deployed clients or servers?)"
+if git rev-parse --verify --quiet HEAD~1 >/dev/null; then
+  cargo run --quiet --locked -- breaking --against HEAD~1
+else
+  echo "no previous commit here (a shallow clone?): nothing to compare"
+fi
+
 step "tsc --noEmit --strict (generated typings, golden typings, type tests)"
 npx tsc -p tsconfig.json
 

@@ -15,6 +15,7 @@
 //! that [`output`] can tell generated files from a user's and `--check` can
 //! fail CI on a stale one.
 
+pub mod breaking;
 pub mod builder;
 pub mod diag;
 pub mod init;

@@ -56,6 +56,25 @@ enum Command {
     },
     /// Print the JSON Schema of the contract format.
     Schema,
+    /// Does a contract change break deployed clients or servers? Compares
+    /// OLD with NEW, or every `schemas/` contract with its version at a git
+    /// ref. Exit 0: nothing breaks, or every breaking change is announced by
+    /// a new major version (a new minor below 1.0); 1: a breaking change is
+    /// not announced; 2: bad input.
+    Breaking {
+        /// The old contract file (with NEW; not with `--against`).
+        #[arg(requires = "new", conflicts_with = "against")]
+        old: Option<PathBuf>,
+        /// The new contract file.
+        new: Option<PathBuf>,
+        /// Compare every `schemas/*.contract.{json,yaml,yml}` with the same
+        /// path at this git ref (read with `git show`, no checkout).
+        #[arg(long, value_name = "REF")]
+        against: Option<String>,
+        /// `text` (like rustc) or `json` (one document, for tools).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Start a new project in DIR: a starter contract (with `$schema`, for
     /// editor completion), its generated code, a server crate implementing
     /// the generated trait, `evcontract.toml` and a CI job running
@@ -304,6 +323,207 @@ fn generate(flags: Flags, check: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One comparison for `breaking`: the old side's label and text, the new
+/// side's file and text.
+struct Pair {
+    old_label: PathBuf,
+    old_text: Option<String>,
+    new_file: PathBuf,
+    new_text: Option<String>,
+}
+
+fn git(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn is_contract(name: &str) -> bool {
+    [".contract.json", ".contract.yaml", ".contract.yml"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+fn pairs_against(reference: &str) -> Result<Vec<Pair>, String> {
+    git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{reference}^{{commit}}"),
+    ])
+    .map_err(|_| format!("unknown git ref `{reference}`"))?;
+    let prefix = git(&["rev-parse", "--show-prefix"])?.trim().to_owned();
+    let listed = git(&["ls-tree", "-r", "--name-only", reference, "--", "schemas/"])?;
+    let mut pairs = Vec::new();
+    let mut at_ref: Vec<PathBuf> = listed
+        .lines()
+        .filter(|l| is_contract(l))
+        .map(|l| PathBuf::from(l.strip_prefix(&prefix).unwrap_or(l)))
+        .collect();
+    at_ref.sort();
+    let now = default_contracts().unwrap_or_default();
+    for file in &now {
+        let spec = format!("{reference}:./{}", file.display());
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        pairs.push(Pair {
+            old_label: PathBuf::from(format!("{reference}:{}", file.display())),
+            old_text: git(&["show", &spec]).ok(),
+            new_file: file.clone(),
+            new_text: Some(text),
+        });
+    }
+    for file in at_ref {
+        if !now.contains(&file) {
+            pairs.push(Pair {
+                old_label: PathBuf::from(format!("{reference}:{}", file.display())),
+                old_text: Some(String::new()),
+                new_file: file,
+                new_text: None,
+            });
+        }
+    }
+    Ok(pairs)
+}
+
+fn breaking(
+    old: Option<PathBuf>,
+    new: Option<PathBuf>,
+    against: Option<String>,
+    json: bool,
+) -> ExitCode {
+    use evcontract::breaking::{self, Severity};
+    let pairs = match (old, new, against) {
+        (Some(old), Some(new), None) => {
+            let read = |p: &Path| {
+                std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            };
+            match (read(&old), read(&new)) {
+                (Ok(o), Ok(n)) => vec![Pair {
+                    old_label: old,
+                    old_text: Some(o),
+                    new_file: new,
+                    new_text: Some(n),
+                }],
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        (None, None, Some(reference)) => match pairs_against(&reference) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("error: give OLD and NEW contract files, or --against <git-ref>");
+            return ExitCode::from(2);
+        }
+    };
+    let mut documents = Vec::new();
+    let mut text = String::new();
+    let mut unannounced = 0usize;
+    let mut bad_input = false;
+    for pair in pairs {
+        let (old_text, new_text) = match (&pair.old_text, &pair.new_text) {
+            // New since the ref: nothing deployed uses it.
+            (None, Some(_)) => {
+                text.push_str(&format!(
+                    "info[contract-added]: {} is new\n",
+                    pair.new_file.display()
+                ));
+                documents.push(serde_json::json!({ "new": pair.new_file, "added": true }));
+                continue;
+            }
+            (Some(_), None) => {
+                unannounced += 1;
+                text.push_str(&format!(
+                    "breaking[contract-removed]: {} was deleted: every client of it breaks\n",
+                    pair.old_label.display()
+                ));
+                documents.push(serde_json::json!({ "old": pair.old_label, "removed": true }));
+                continue;
+            }
+            (Some(o), Some(n)) => (o, n),
+            (None, None) => continue,
+        };
+        let loaded = (
+            breaking::load(&pair.old_label, old_text),
+            breaking::load(&pair.new_file, new_text),
+        );
+        let (old, new) = match loaded {
+            (Ok(o), Ok(n)) => (o, n),
+            (o, n) => {
+                for diags in [o.err(), n.err()].into_iter().flatten() {
+                    eprintln!("{}", evcontract::diag::Diagnostics(diags));
+                }
+                bad_input = true;
+                continue;
+            }
+        };
+        let report = breaking::compare(&old.side(), &new.side());
+        text.push_str(&format!(
+            "comparing {} ({}) with {} ({})\n",
+            pair.old_label.display(),
+            report.old_version,
+            pair.new_file.display(),
+            report.new_version
+        ));
+        text.push_str(&breaking::render_text(&report));
+        let count = report
+            .changes
+            .iter()
+            .filter(|c| c.severity == Severity::Breaking)
+            .count();
+        match &report.required_version {
+            Some(needed) => {
+                unannounced += 1;
+                text.push_str(&format!(
+                    "error: {count} breaking change(s) in {} are not announced: its version is {}; use {needed} (a new major version, or a new minor below 1.0)\n",
+                    pair.new_file.display(),
+                    report.new_version
+                ));
+            }
+            None if count > 0 => text.push_str(&format!(
+                "note: {count} breaking change(s), announced by version {}\n",
+                report.new_version
+            )),
+            None => {}
+        }
+        documents.push(
+            serde_json::json!({ "old": pair.old_label, "new": pair.new_file, "report": report }),
+        );
+    }
+    if bad_input {
+        return ExitCode::from(2);
+    }
+    let output = if json {
+        let doc = serde_json::json!({ "comparisons": documents, "unannounced": unannounced });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )
+    } else {
+        text
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), output.as_bytes());
+    if unannounced > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn init(dir: &Path, name: Option<String>, runtime_path: Option<&str>) -> ExitCode {
     let name = match name.map_or_else(|| evcontract::init::name_for(dir), Ok) {
         Ok(n) => n,
@@ -379,6 +599,12 @@ fn main() -> ExitCode {
             name,
             runtime_path,
         } => init(&dir, name, runtime_path.as_deref()),
+        Command::Breaking {
+            old,
+            new,
+            against,
+            format,
+        } => breaking(old, new, against, format == "json"),
         Command::Schema => {
             print!("{}", format_schema_text());
             ExitCode::SUCCESS

@@ -1,0 +1,900 @@
+//! `evcontract breaking`: does a contract change break the clients and
+//! servers already deployed?
+//!
+//! Two validated contracts are compared event by event, and payload schemas
+//! property by property, in the direction the data flows: the receiver must
+//! accept everything the sender may send. Client events' payloads flow
+//! client to server (old clients keep sending the old shape to the new
+//! server); server events' payloads and client events' acks flow server to
+//! client (old clients receive the new shape). A change inside a shared
+//! definition is judged at every place that uses it, in that place's
+//! direction.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::diag::{Diagnostic, Pointer, readable};
+use crate::model::{AuthMode, Contract};
+use crate::positions::SourceMap;
+
+/// How bad a change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Deployed peers fail.
+    Breaking,
+    /// Deployed peers may fail, depending on what they do.
+    Warning,
+    /// Nothing deployed fails.
+    Info,
+}
+
+/// Which way the data that changed flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Client events' payloads.
+    ClientToServer,
+    /// Server events' payloads and acks.
+    ServerToClient,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ClientToServer => "client to server",
+            Self::ServerToClient => "server to client",
+        })
+    }
+}
+
+/// Who fails when the change is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Breaks {
+    /// Clients generated from the old contract.
+    OldClients,
+    /// Servers generated from the old contract (talking to new clients).
+    OldServers,
+    /// Nobody.
+    Nobody,
+}
+
+impl fmt::Display for Breaks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::OldClients => "old clients",
+            Self::OldServers => "old servers",
+            Self::Nobody => "nobody",
+        })
+    }
+}
+
+/// One difference between the old and the new contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// The rule, such as `property-removed`.
+    pub rule: &'static str,
+    /// How bad it is.
+    pub severity: Severity,
+    /// Which way the changed data flows (`None` for namespace-level rules).
+    pub direction: Option<Direction>,
+    /// Who fails.
+    pub breaks: Breaks,
+    /// Where, as a JSON pointer (RFC 6901) into the new contract, or into the
+    /// old one for something removed.
+    pub pointer: String,
+    /// The file the pointer is into.
+    pub file: PathBuf,
+    /// Line and column of the pointer in that file.
+    pub line: Option<usize>,
+    /// Column, with `line`.
+    pub column: Option<usize>,
+    /// One sentence: what changed and why it matters.
+    pub message: String,
+}
+
+/// The comparison of two contracts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The old contract's version.
+    pub old_version: String,
+    /// The new contract's version.
+    pub new_version: String,
+    /// Every change found, breaking ones first.
+    pub changes: Vec<Change>,
+    /// The version the new contract needs to announce its breaking changes,
+    /// when it does not (a new major, or a new minor below 1.0).
+    pub required_version: Option<String>,
+}
+
+impl Report {
+    /// Whether some change is breaking.
+    pub fn has_breaking(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.severity == Severity::Breaking)
+    }
+}
+
+/// One side of the comparison.
+pub struct Side<'a> {
+    /// The file (for positions and messages).
+    pub file: &'a Path,
+    /// The validated contract.
+    pub contract: &'a Contract,
+    /// Positions in its text.
+    pub map: &'a SourceMap,
+}
+
+/// Compares `old` with `new`.
+pub fn compare(old: &Side<'_>, new: &Side<'_>) -> Report {
+    let mut diff = Diff {
+        old,
+        new,
+        changes: Vec::new(),
+        seen: HashSet::new(),
+    };
+    diff.contracts();
+    let mut changes = diff.changes;
+    changes.sort_by(|a, b| (a.severity, &a.pointer).cmp(&(b.severity, &b.pointer)));
+    let mut report = Report {
+        old_version: old.contract.version.clone(),
+        new_version: new.contract.version.clone(),
+        changes,
+        required_version: None,
+    };
+    if report.has_breaking() {
+        report.required_version = required_version(&report.old_version, &report.new_version);
+    }
+    report
+}
+
+/// The version that announces a breaking change after `old`, when `new`
+/// does not: the next major from 1.0 on, the next minor below it.
+fn required_version(old: &str, new: &str) -> Option<String> {
+    let old = semver::Version::parse(old).ok()?;
+    let needed = if old.major == 0 {
+        semver::Version::new(0, old.minor + 1, 0)
+    } else {
+        semver::Version::new(old.major + 1, 0, 0)
+    };
+    match semver::Version::parse(new) {
+        Ok(new) if new >= needed => None,
+        _ => Some(needed.to_string()),
+    }
+}
+
+struct Diff<'a, 'b> {
+    old: &'b Side<'a>,
+    new: &'b Side<'a>,
+    changes: Vec<Change>,
+    /// (rule, pointer, direction) already reported: a definition used in
+    /// several places is reported once per direction.
+    seen: HashSet<(&'static str, String, Option<Direction>)>,
+}
+
+/// Which side a pointer is into.
+#[derive(Clone, Copy)]
+enum At {
+    Old,
+    New,
+}
+
+impl<'a> Diff<'a, '_> {
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &mut self,
+        rule: &'static str,
+        severity: Severity,
+        direction: Option<Direction>,
+        breaks: Breaks,
+        at: At,
+        pointer: &str,
+        message: String,
+    ) {
+        if !self.seen.insert((rule, pointer.to_owned(), direction)) {
+            return;
+        }
+        let side = match at {
+            At::Old => self.old,
+            At::New => self.new,
+        };
+        let position = side.map.position(pointer);
+        self.changes.push(Change {
+            rule,
+            severity,
+            direction,
+            breaks,
+            pointer: pointer.to_owned(),
+            file: side.file.to_owned(),
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            message,
+        });
+    }
+
+    fn contracts(&mut self) {
+        let (old, new) = (self.old.contract, self.new.contract);
+        let root = Pointer::root().join("namespaces");
+        for (path, old_ns) in &old.namespaces {
+            let at = root.join(path);
+            let Some(new_ns) = new.namespaces.get(path) else {
+                self.report(
+                    "namespace-removed",
+                    Severity::Breaking,
+                    None,
+                    Breaks::OldClients,
+                    At::Old,
+                    at.as_str(),
+                    format!(
+                        "namespace `{path}` was removed: old clients can no longer connect to it"
+                    ),
+                );
+                continue;
+            };
+            if old_ns.auth == AuthMode::Optional && new_ns.auth == AuthMode::Required {
+                self.report(
+                    "auth-required",
+                    Severity::Breaking,
+                    None,
+                    Breaks::OldClients,
+                    At::New,
+                    at.join("auth").as_str(),
+                    format!("namespace `{path}` now requires a token: old clients that connect without one are refused"),
+                );
+            }
+            for (name, old_event) in &old_ns.client_events {
+                let event_at = at.join("clientEvents").join(name);
+                let Some(new_event) = new_ns.client_events.get(name) else {
+                    self.report(
+                        "client-event-removed",
+                        Severity::Breaking,
+                        Some(Direction::ClientToServer),
+                        Breaks::OldClients,
+                        At::Old,
+                        event_at.as_str(),
+                        format!("client event `{name}` was removed or renamed: old clients still send it and get UNKNOWN_EVENT (or wait for an ack that never comes)"),
+                    );
+                    continue;
+                };
+                let old_auth = old_event.auth.unwrap_or(old_ns.auth);
+                let new_auth = new_event.auth.unwrap_or(new_ns.auth);
+                if old_auth == AuthMode::Optional && new_auth == AuthMode::Required {
+                    self.report(
+                        "auth-required",
+                        Severity::Breaking,
+                        Some(Direction::ClientToServer),
+                        Breaks::OldClients,
+                        At::New,
+                        event_at.as_str(),
+                        format!("client event `{name}` now requires an authenticated connection: anonymous old clients get AUTH_REQUIRED"),
+                    );
+                }
+                if let (Some(o), Some(n)) = (old_event.rate_limit, new_event.rate_limit) {
+                    // Compare rates: max per window, cross-multiplied.
+                    let tighter = u128::from(n.max) * u128::from(o.window_ms)
+                        < u128::from(o.max) * u128::from(n.window_ms);
+                    if tighter {
+                        self.report(
+                            "rate-limit-tightened",
+                            Severity::Breaking,
+                            Some(Direction::ClientToServer),
+                            Breaks::OldClients,
+                            At::New,
+                            event_at.join("rateLimit").as_str(),
+                            format!("the rate limit of `{name}` went from {} per {} ms to {} per {} ms: old clients sending at the old rate get RATE_LIMITED", o.max, o.window_ms, n.max, n.window_ms),
+                        );
+                    }
+                } else if old_event.rate_limit.is_none() && new_event.rate_limit.is_some() {
+                    self.report(
+                        "rate-limit-tightened",
+                        Severity::Breaking,
+                        Some(Direction::ClientToServer),
+                        Breaks::OldClients,
+                        At::New,
+                        event_at.join("rateLimit").as_str(),
+                        format!("`{name}` gained a rate limit: old clients sending faster get RATE_LIMITED"),
+                    );
+                }
+                self.schema(
+                    Direction::ClientToServer,
+                    &old_event.payload,
+                    &new_event.payload,
+                    &event_at.join("payload"),
+                    &event_at.join("payload"),
+                    &mut HashSet::new(),
+                );
+                match (&old_event.ack, &new_event.ack) {
+                    (None, Some(_)) => self.report(
+                        "ack-added",
+                        Severity::Breaking,
+                        Some(Direction::ServerToClient),
+                        Breaks::OldClients,
+                        At::New,
+                        event_at.join("ack").as_str(),
+                        format!("`{name}` is now acked: old clients send it without asking for an ack, and its answer never reaches them"),
+                    ),
+                    (Some(_), None) => self.report(
+                        "ack-removed",
+                        Severity::Breaking,
+                        Some(Direction::ServerToClient),
+                        Breaks::OldClients,
+                        At::Old,
+                        event_at.join("ack").as_str(),
+                        format!("`{name}` is no longer acked: old clients wait for an ack until they time out"),
+                    ),
+                    (Some(o), Some(n)) => self.schema(
+                        Direction::ServerToClient,
+                        o,
+                        n,
+                        &event_at.join("ack"),
+                        &event_at.join("ack"),
+                        &mut HashSet::new(),
+                    ),
+                    (None, None) => {}
+                }
+            }
+            for name in new_ns.client_events.keys() {
+                if !old_ns.client_events.contains_key(name) {
+                    self.report(
+                        "event-added",
+                        Severity::Info,
+                        Some(Direction::ClientToServer),
+                        Breaks::Nobody,
+                        At::New,
+                        at.join("clientEvents").join(name).as_str(),
+                        format!("client event `{name}` was added"),
+                    );
+                }
+            }
+            for (name, old_event) in &old_ns.server_events {
+                let event_at = at.join("serverEvents").join(name);
+                let Some(new_event) = new_ns.server_events.get(name) else {
+                    self.report(
+                        "server-event-removed",
+                        Severity::Warning,
+                        Some(Direction::ServerToClient),
+                        Breaks::OldClients,
+                        At::Old,
+                        event_at.as_str(),
+                        format!("server event `{name}` was removed or renamed: old clients that wait for it wait forever"),
+                    );
+                    continue;
+                };
+                self.schema(
+                    Direction::ServerToClient,
+                    &old_event.payload,
+                    &new_event.payload,
+                    &event_at.join("payload"),
+                    &event_at.join("payload"),
+                    &mut HashSet::new(),
+                );
+            }
+            for name in new_ns.server_events.keys() {
+                if !old_ns.server_events.contains_key(name) {
+                    self.report(
+                        "event-added",
+                        Severity::Info,
+                        Some(Direction::ServerToClient),
+                        Breaks::Nobody,
+                        At::New,
+                        at.join("serverEvents").join(name).as_str(),
+                        format!("server event `{name}` was added"),
+                    );
+                }
+            }
+        }
+        for path in new.namespaces.keys() {
+            if !old.namespaces.contains_key(path) {
+                self.report(
+                    "namespace-added",
+                    Severity::Info,
+                    None,
+                    Breaks::Nobody,
+                    At::New,
+                    root.join(path).as_str(),
+                    format!("namespace `{path}` was added"),
+                );
+            }
+        }
+    }
+
+    /// Reports a narrowing (the receiver accepts less) or a widening (the
+    /// sender may send more) in `dir`.
+    #[allow(clippy::too_many_arguments)]
+    fn narrowed_or_widened(
+        &mut self,
+        dir: Direction,
+        narrowed: bool,
+        rule: &'static str,
+        at: At,
+        pointer: &Pointer,
+        what: String,
+    ) {
+        // Client to server: a narrower schema refuses what old clients send.
+        // Server to client: a wider schema sends what old clients cannot read.
+        let breaking = match dir {
+            Direction::ClientToServer => narrowed,
+            Direction::ServerToClient => !narrowed,
+        };
+        let (severity, breaks, why) = if breaking {
+            let why = match dir {
+                Direction::ClientToServer => {
+                    "the server now refuses some payloads old clients send"
+                }
+                Direction::ServerToClient => {
+                    "the server may now send values old clients cannot read"
+                }
+            };
+            (Severity::Breaking, Breaks::OldClients, why)
+        } else {
+            (
+                Severity::Info,
+                Breaks::Nobody,
+                "everything old peers send or read is still accepted",
+            )
+        };
+        self.report(
+            rule,
+            severity,
+            Some(dir),
+            breaks,
+            at,
+            pointer.as_str(),
+            format!("{what} ({dir}): {why}"),
+        );
+    }
+
+    /// Compares two schemas of data flowing in `dir`; `old_at` and `new_at`
+    /// are where each is (they differ once a `$ref` was followed).
+    fn schema(
+        &mut self,
+        dir: Direction,
+        old: &'a Value,
+        new: &'a Value,
+        old_at: &Pointer,
+        new_at: &Pointer,
+        visited: &mut HashSet<(String, String)>,
+    ) {
+        let (old, old_at) = self.resolve(At::Old, old, old_at);
+        let (new, new_at) = self.resolve(At::New, new, new_at);
+        // A recursive definition is compared once per pair of places.
+        if !visited.insert((old_at.as_str().to_owned(), new_at.as_str().to_owned())) {
+            return;
+        }
+        let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+            return;
+        };
+        self.types(dir, o, n, &new_at);
+        self.enums(dir, o, n, &new_at);
+        self.limits(dir, o, n, &old_at, &new_at);
+        self.properties(dir, o, n, &old_at, &new_at, visited);
+        if let (Some(oi), Some(ni)) = (o.get("items"), n.get("items")) {
+            self.schema(
+                dir,
+                oi,
+                ni,
+                &old_at.join("items"),
+                &new_at.join("items"),
+                visited,
+            );
+        }
+        for key in ["oneOf", "anyOf"] {
+            let (Some(ov), Some(nv)) = (
+                o.get(key).and_then(Value::as_array),
+                n.get(key).and_then(Value::as_array),
+            ) else {
+                continue;
+            };
+            if nv.len() != ov.len() {
+                self.narrowed_or_widened(
+                    dir,
+                    nv.len() < ov.len(),
+                    if nv.len() > ov.len() {
+                        "union-grown"
+                    } else {
+                        "union-shrunk"
+                    },
+                    At::New,
+                    &new_at.join(key),
+                    format!("`{key}` went from {} to {} variants", ov.len(), nv.len()),
+                );
+            }
+            for (i, (ov, nv)) in ov.iter().zip(nv).enumerate() {
+                self.schema(
+                    dir,
+                    ov,
+                    nv,
+                    &old_at.join(key).join(i),
+                    &new_at.join(key).join(i),
+                    visited,
+                );
+            }
+        }
+    }
+
+    /// Follows a `$ref` to its definition (once; the validator refuses
+    /// chains of bare references).
+    fn resolve(&self, at: At, schema: &'a Value, pointer: &Pointer) -> (&'a Value, Pointer) {
+        let contract = match at {
+            At::Old => self.old.contract,
+            At::New => self.new.contract,
+        };
+        let name = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/definitions/"));
+        match name.and_then(|n| contract.definitions.get(n).map(|d| (n, d))) {
+            Some((name, def)) => (def, Pointer::root().join("definitions").join(name)),
+            None => (schema, pointer.clone()),
+        }
+    }
+
+    fn types(
+        &mut self,
+        dir: Direction,
+        o: &Map<String, Value>,
+        n: &Map<String, Value>,
+        at: &Pointer,
+    ) {
+        let (Some(ot), Some(nt)) = (types_of(o), types_of(n)) else {
+            return;
+        };
+        if ot == nt {
+            return;
+        }
+        let widened = ot.iter().all(|t| accepts(&nt, t));
+        let narrowed = nt.iter().all(|t| accepts(&ot, t));
+        let what = format!("type went from {} to {}", list(&ot), list(&nt));
+        match (widened, narrowed) {
+            (true, _) => self.narrowed_or_widened(
+                dir,
+                false,
+                "type-widened",
+                At::New,
+                &at.join("type"),
+                what,
+            ),
+            (false, true) => self.narrowed_or_widened(
+                dir,
+                true,
+                "type-narrowed",
+                At::New,
+                &at.join("type"),
+                what,
+            ),
+            (false, false) => self.report(
+                "type-changed",
+                Severity::Breaking,
+                Some(dir),
+                Breaks::OldClients,
+                At::New,
+                at.join("type").as_str(),
+                format!("{what} ({dir}): old peers send or expect the old type"),
+            ),
+        }
+    }
+
+    fn enums(
+        &mut self,
+        dir: Direction,
+        o: &Map<String, Value>,
+        n: &Map<String, Value>,
+        at: &Pointer,
+    ) {
+        let (Some(ov), Some(nv)) = (
+            o.get("enum").and_then(Value::as_array),
+            n.get("enum").and_then(Value::as_array),
+        ) else {
+            return;
+        };
+        let added: Vec<&Value> = nv.iter().filter(|v| !ov.contains(v)).collect();
+        let removed: Vec<&Value> = ov.iter().filter(|v| !nv.contains(v)).collect();
+        if !added.is_empty() {
+            self.narrowed_or_widened(
+                dir,
+                false,
+                "enum-value-added",
+                At::New,
+                &at.join("enum"),
+                format!(
+                    "enum value(s) {} added (closed enums in Rust and TypeScript)",
+                    values(&added)
+                ),
+            );
+        }
+        if !removed.is_empty() {
+            self.narrowed_or_widened(
+                dir,
+                true,
+                "enum-value-removed",
+                At::New,
+                &at.join("enum"),
+                format!("enum value(s) {} removed", values(&removed)),
+            );
+        }
+    }
+
+    fn limits(
+        &mut self,
+        dir: Direction,
+        o: &Map<String, Value>,
+        n: &Map<String, Value>,
+        old_at: &Pointer,
+        new_at: &Pointer,
+    ) {
+        // (keyword, true when a larger value accepts more)
+        for (key, larger_accepts_more) in [
+            ("maxLength", true),
+            ("maxItems", true),
+            ("maximum", true),
+            ("minLength", false),
+            ("minItems", false),
+            ("minimum", false),
+        ] {
+            let (ov, nv) = (
+                o.get(key).and_then(Value::as_f64),
+                n.get(key).and_then(Value::as_f64),
+            );
+            let narrowed = match (ov, nv) {
+                (None, None) => continue,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(a), Some(b)) if a == b => continue,
+                (Some(a), Some(b)) => (b < a) == larger_accepts_more,
+            };
+            let (at_side, at) = if nv.is_some() {
+                (At::New, new_at)
+            } else {
+                (At::Old, old_at)
+            };
+            let what = format!("`{key}` went from {} to {}", opt(ov), opt(nv));
+            let rule = if narrowed {
+                "limit-tightened"
+            } else {
+                "limit-loosened"
+            };
+            self.narrowed_or_widened(dir, narrowed, rule, at_side, &at.join(key), what);
+        }
+        for key in ["pattern", "const", "format"] {
+            let (ov, nv) = (o.get(key), n.get(key));
+            if ov == nv {
+                continue;
+            }
+            let (rule, narrowed, at_side, at) = match (ov, nv) {
+                (_, Some(_)) => ("constraint-added-or-changed", true, At::New, new_at),
+                (Some(_), None) => ("constraint-removed", false, At::Old, old_at),
+                (None, None) => continue,
+            };
+            let show = |v: Option<&Value>| v.map_or_else(|| "none".to_owned(), Value::to_string);
+            let what = format!("`{key}` went from {} to {}", show(ov), show(nv));
+            // A changed pattern or format both refuses old values and allows
+            // new ones: breaking either way.
+            if ov.is_some() && nv.is_some() {
+                self.report(rule, Severity::Breaking, Some(dir), Breaks::OldClients, at_side, at.join(key).as_str(), format!("{what} ({dir}): values valid before may be refused, and the other way round"));
+            } else {
+                self.narrowed_or_widened(dir, narrowed, rule, at_side, &at.join(key), what);
+            }
+        }
+    }
+
+    fn properties(
+        &mut self,
+        dir: Direction,
+        o: &'a Map<String, Value>,
+        n: &'a Map<String, Value>,
+        old_at: &Pointer,
+        new_at: &Pointer,
+        visited: &mut HashSet<(String, String)>,
+    ) {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        let op = o
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&EMPTY);
+        let np = n
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&EMPTY);
+        let (oreq, nreq) = (required(o), required(n));
+        for (name, os) in op {
+            let old_p = old_at.join("properties").join(name);
+            let new_p = new_at.join("properties").join(name);
+            let Some(ns) = np.get(name) else {
+                let was_required = oreq.contains(name.as_str());
+                let (severity, why) = match dir {
+                    Direction::ClientToServer => (
+                        Severity::Breaking,
+                        "old clients still send it, and the server refuses unknown properties",
+                    ),
+                    Direction::ServerToClient if was_required => {
+                        (Severity::Breaking, "old clients need it")
+                    }
+                    Direction::ServerToClient => (
+                        Severity::Warning,
+                        "old clients that use it no longer get it",
+                    ),
+                };
+                self.report(
+                    "property-removed",
+                    severity,
+                    Some(dir),
+                    Breaks::OldClients,
+                    At::Old,
+                    old_p.as_str(),
+                    format!("property `{name}` was removed ({dir}): {why}"),
+                );
+                continue;
+            };
+            match (oreq.contains(name.as_str()), nreq.contains(name.as_str())) {
+                (false, true) => self.narrowed_or_widened(
+                    dir,
+                    true,
+                    "property-now-required",
+                    At::New,
+                    &new_p,
+                    format!("property `{name}` became required"),
+                ),
+                (true, false) => self.narrowed_or_widened(
+                    dir,
+                    false,
+                    "property-now-optional",
+                    At::New,
+                    &new_p,
+                    format!("property `{name}` became optional"),
+                ),
+                _ => {}
+            }
+            self.schema(dir, os, ns, &old_p, &new_p, visited);
+        }
+        for name in np.keys() {
+            if op.contains_key(name) {
+                continue;
+            }
+            let at = new_at.join("properties").join(name);
+            if nreq.contains(name.as_str()) {
+                self.narrowed_or_widened(
+                    dir,
+                    true,
+                    "required-property-added",
+                    At::New,
+                    &at,
+                    format!("required property `{name}` was added"),
+                );
+            } else {
+                let (severity, breaks, why) = match dir {
+                    Direction::ClientToServer => (
+                        Severity::Warning,
+                        Breaks::OldServers,
+                        "old servers refuse it, so new clients must not send it to them",
+                    ),
+                    Direction::ServerToClient => (
+                        Severity::Info,
+                        Breaks::Nobody,
+                        "generated clients ignore properties they do not know",
+                    ),
+                };
+                self.report(
+                    "optional-property-added",
+                    severity,
+                    Some(dir),
+                    breaks,
+                    At::New,
+                    at.as_str(),
+                    format!("optional property `{name}` was added ({dir}): {why}"),
+                );
+            }
+        }
+    }
+}
+
+fn types_of(schema: &Map<String, Value>) -> Option<BTreeSet<String>> {
+    match schema.get("type")? {
+        Value::String(t) => Some(BTreeSet::from([t.clone()])),
+        Value::Array(ts) => Some(
+            ts.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a schema of types `set` accepts values of type `t`.
+fn accepts(set: &BTreeSet<String>, t: &str) -> bool {
+    set.contains(t) || (t == "integer" && set.contains("number"))
+}
+
+fn required(schema: &Map<String, Value>) -> BTreeSet<&str> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn list(set: &BTreeSet<String>) -> String {
+    set.iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn values(vs: &[&Value]) -> String {
+    vs.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+/// The report as rustc prints diagnostics: one block per change.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    for c in &report.changes {
+        let severity = match c.severity {
+            Severity::Breaking => "breaking",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        out.push_str(&format!("{severity}[{}]: {}\n", c.rule, c.message));
+        let place = match (c.line, c.column) {
+            (Some(l), Some(col)) => format!("{}:{l}:{col}", c.file.display()),
+            _ => c.file.display().to_string(),
+        };
+        out.push_str(&format!("  --> {place}: {}\n", readable(&c.pointer)));
+        match c.direction {
+            Some(dir) => out.push_str(&format!("   = {dir}; breaks {}\n", c.breaks)),
+            None => out.push_str(&format!("   = breaks {}\n", c.breaks)),
+        }
+    }
+    out
+}
+
+/// A contract file read and validated for comparison.
+pub struct Loaded {
+    /// The file.
+    pub file: PathBuf,
+    /// The validated contract.
+    pub contract: Contract,
+    /// Positions in its text.
+    pub map: SourceMap,
+}
+
+/// Reads and validates one contract (the same diagnostics as `generate`).
+pub fn load(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    let map = SourceMap::new(file, text);
+    let valid = crate::validate::validate(file, text, &map).map_err(|mut diags| {
+        for d in &mut diags {
+            if let crate::diag::Location::Pointer(p) = &d.location {
+                d.position = map.position(p);
+            }
+        }
+        diags
+    })?;
+    Ok(Loaded {
+        file: file.to_owned(),
+        contract: valid.contract,
+        map,
+    })
+}
+
+impl Loaded {
+    /// This contract as a side of a comparison.
+    pub fn side(&self) -> Side<'_> {
+        Side {
+            file: &self.file,
+            contract: &self.contract,
+            map: &self.map,
+        }
+    }
+}
