@@ -228,7 +228,8 @@ fn events_acks_namespaces_auth_and_rate_limits() {
     assert_eq!(find(&r, "type-widened", S2C), Some(Breaking));
     assert_eq!(find(&r, "type-widened", C2S), None);
     let mut two = base();
-    two["namespaces"]["/m"] = json!({ "serverEvents": { "tick": { "payload": { "type": "integer" } } } });
+    two["namespaces"]["/m"] =
+        json!({ "serverEvents": { "tick": { "payload": { "type": "integer" } } } });
     let r = compare(&two, &base());
     assert_eq!(find(&r, "namespace-removed", None), Some(Breaking));
     let r = after(|v| v["namespaces"]["/n"]["auth"] = json!("required"));
