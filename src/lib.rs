@@ -43,10 +43,10 @@ use render::Templates;
 use serde_json::json;
 
 /// The built-in error codes (shared with the runtime).
-pub const BUILTIN_ERROR_CODES: [&str; 9] = evcontract_runtime::wire::codes::ALL;
+pub const BUILTIN_ERROR_CODES: [&str; 10] = evcontract_runtime::wire::codes::ALL;
 
 /// What each built-in error code means, in the order of [`BUILTIN_ERROR_CODES`].
-pub const BUILTIN_ERROR_DOCS: [&str; 9] = [
+pub const BUILTIN_ERROR_DOCS: [&str; 10] = [
     "The event (or namespace) needs an authenticated connection.",
     "The handshake token failed verification.",
     "The caller is authenticated but may not do this.",
@@ -56,6 +56,7 @@ pub const BUILTIN_ERROR_DOCS: [&str; 9] = [
     "The server failed while handling the event.",
     "The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.",
     "The connection is in as many rooms as the server allows; details `{maxRooms}`.",
+    "Connect refused: the client was generated from another major version of the contract (the message names both).",
 ];
 
 /// The marker every generated file carries near its top; only files with it

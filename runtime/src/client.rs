@@ -406,7 +406,8 @@ impl Core {
                 Some(provider) => provider().await,
                 None => None,
             };
-            connection::establish(target, namespace, token, self.connector.clone()).await
+            let auth = handshake_auth(token, self.options.contract);
+            connection::establish(target, namespace, auth, self.connector.clone()).await
         };
         let established = tokio::time::timeout(self.options.connect_timeout, attempt)
             .await
@@ -854,4 +855,23 @@ impl Client {
             .wait_for(|s| *s == ConnectionState::Disconnected)
             .await;
     }
+}
+
+/// The handshake's `auth` payload: `{"token"?, "contract"?: {name, version}}`,
+/// or none when there is neither.
+fn handshake_auth(
+    token: Option<String>,
+    contract: Option<(&'static str, &'static str)>,
+) -> Option<Value> {
+    let mut auth = serde_json::Map::new();
+    if let Some(token) = token {
+        auth.insert("token".to_owned(), Value::String(token));
+    }
+    if let Some((name, version)) = contract {
+        auth.insert(
+            "contract".to_owned(),
+            serde_json::json!({ "name": name, "version": version }),
+        );
+    }
+    (!auth.is_empty()).then_some(Value::Object(auth))
 }

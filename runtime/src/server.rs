@@ -100,8 +100,8 @@ pub use adapter::{
 pub use adapter::{RawIo, RawSocket};
 pub use auth::{AuthConfig, AuthError, DEFAULT_USER_ID_CLAIM, sign_hs256, sign_hs256_claims};
 pub use config::{
-    CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_ROOMS_PER_SOCKET,
-    DEFAULT_WS_READ_BUFFER_SIZE, ServerConfig,
+    ContractMismatch, CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_ROOMS_PER_SOCKET, DEFAULT_WS_READ_BUFFER_SIZE, ServerConfig,
 };
 pub use context::{ClientMetadata, SocketContext};
 pub use emitter::{
@@ -112,7 +112,9 @@ pub use http::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
 };
-pub use spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
+pub use spec::{
+    AuthMode, BoxFuture, ContractId, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope,
+};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
 

@@ -36,9 +36,12 @@ pub mod codes {
     /// The connection is in as many rooms as the server allows; details
     /// `{maxRooms}`.
     pub const TOO_MANY_ROOMS: &str = "TOO_MANY_ROOMS";
+    /// Connect refused: the client was generated from another major version
+    /// of the contract (the message names both versions).
+    pub const CONTRACT_MISMATCH: &str = "CONTRACT_MISMATCH";
 
     /// Every built-in code, in a stable order.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         AUTH_REQUIRED,
         INVALID_TOKEN,
         ACCESS_DENIED,
@@ -48,6 +51,7 @@ pub mod codes {
         INTERNAL,
         PAYLOAD_TOO_LARGE,
         TOO_MANY_ROOMS,
+        CONTRACT_MISMATCH,
     ];
 }
 

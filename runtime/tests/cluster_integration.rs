@@ -46,6 +46,7 @@ static NS: NamespaceSpec = NamespaceSpec {
     auth: AuthMode::Optional,
     client_events: &EVENTS,
     server_events: &["hit", "mark"],
+    contract: None,
 };
 
 /// `join {room}`; `emit {target, arg?, tag}` emits `hit {tag}` to the target

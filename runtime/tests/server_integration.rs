@@ -102,6 +102,7 @@ static CHAT: NamespaceSpec = NamespaceSpec {
     auth: AuthMode::Optional,
     client_events: &CHAT_EVENTS,
     server_events: &["said", "notice", "welcome"],
+    contract: None,
 };
 
 static PRIVATE: NamespaceSpec = NamespaceSpec {
@@ -109,6 +110,7 @@ static PRIVATE: NamespaceSpec = NamespaceSpec {
     auth: AuthMode::Required,
     client_events: &[ev("echo", true, ECHO_SCHEMA)],
     server_events: &[],
+    contract: None,
 };
 
 /// What the test dispatcher observed.

@@ -18,7 +18,10 @@
 //! (5000) and `MAX_ROOMS_PER_SOCKET` (100). `TLS_CERT` and `TLS_KEY` (PEM
 //! files: the certificate chain and its private key) serve HTTPS/WSS
 //! instead of plain HTTP. Prometheus metrics are served at `GET /metrics`
-//! (`METRICS_PATH`); `METRICS=off` turns them off.
+//! (`METRICS_PATH`); `METRICS=off` turns them off. A client generated from
+//! another major version of the contract is refused with `CONTRACT_MISMATCH`
+//! (`CONTRACT_MISMATCH=allow` lets it in and logs it); a client that names
+//! no version is let in (`UNVERSIONED_CLIENTS=refuse` refuses it).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -33,7 +36,8 @@ use chat_contract::chat::server::{ChatEmitter, ChatHandler};
 use chat_contract::health::server::{HealthEmitter, HealthHandler};
 use chat_contract::runtime::EventError;
 use chat_contract::runtime::server::{
-    AuthConfig, Gateway, RedisConfig, ServerConfig, SocketContext, Target, TlsConfig, sign_hs256,
+    AuthConfig, ContractMismatch, Gateway, RedisConfig, ServerConfig, SocketContext, Target,
+    TlsConfig, sign_hs256,
 };
 use chat_contract::{
     ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck, Joined, LeaveThread,
@@ -374,6 +378,24 @@ fn with_limits(mut config: ServerConfig) -> Result<ServerConfig, String> {
     }
     if let Some(ms) = env_number("HEADER_READ_TIMEOUT_MS")? {
         config = config.header_read_timeout(Duration::from_millis(ms));
+    }
+    match env_or("CONTRACT_MISMATCH", "refuse").as_str() {
+        "refuse" => {}
+        "allow" => config = config.contract_mismatch(ContractMismatch::AllowAndLog),
+        other => {
+            return Err(format!(
+                "bad CONTRACT_MISMATCH `{other}`: use refuse or allow"
+            ));
+        }
+    }
+    match env_or("UNVERSIONED_CLIENTS", "allow").as_str() {
+        "allow" => {}
+        "refuse" => config = config.allow_unversioned_clients(false),
+        other => {
+            return Err(format!(
+                "bad UNVERSIONED_CLIENTS `{other}`: use allow or refuse"
+            ));
+        }
     }
     if let Some(n) = env_number("MAX_ROOMS_PER_SOCKET")? {
         config = config.max_rooms_per_socket(n);

@@ -57,6 +57,7 @@ export type ErrorCode =
   | "INTERNAL"
   | "PAYLOAD_TOO_LARGE"
   | "TOO_MANY_ROOMS"
+  | "CONTRACT_MISMATCH"
   | "THREAD_NOT_FOUND";
 
 /** The answer to an acked event. */

@@ -13,6 +13,8 @@ import * as chat_client from "./chat.client.js";
 import * as health_client from "./health.client.js";
 
 /** Where a connection stands. */
+export { ContractMismatchError } from "./lib.js";
+
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "disconnected";
 
 /** Options of the hooks: the connect options, plus `enabled`. */
@@ -31,16 +33,17 @@ export interface UseSocketResult<S, C> {
   connected: boolean;
   /** `connecting` first, `reconnecting` after a lost connection, `disconnected` when closed or given up. */
   status: ConnectionStatus;
-  /** The last connection error (refused handshake, unreachable server, …), kept after reconnecting. */
+  /**
+   * The last connection error (refused handshake, unreachable server, …),
+   * kept after reconnecting. A `ContractMismatchError` means this front-end
+   * was built for another major version of the contract than the server's:
+   * the hook stops retrying, and the page should ask the user to reload.
+   */
   error: Error | null;
 }
 
 function idle<S, C>(): UseSocketResult<S, C> {
   return { socket: null, client: null, connected: false, status: "disconnected", error: null };
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }
 
 /**
@@ -97,10 +100,15 @@ function useSocketClient<S, C>(
       }));
     });
     raw.on("connect_error", (err) => {
+      // A contract mismatch does not heal by retrying: stop, and say so
+      // with its own error class (`ContractMismatchError`).
+      const error = lib.connectError(err);
+      const mismatch = error instanceof lib.ContractMismatchError;
+      if (mismatch) raw.disconnect();
       update(() => ({
         connected: false,
-        status: willRetry() ? (everConnected ? "reconnecting" : "connecting") : "disconnected",
-        error: asError(err),
+        status: !mismatch && willRetry() ? (everConnected ? "reconnecting" : "connecting") : "disconnected",
+        error,
       }));
     });
     raw.io.on("reconnect_attempt", () => update(() => ({ status: everConnected ? "reconnecting" : "connecting" })));

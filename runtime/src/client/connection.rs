@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -74,7 +74,7 @@ fn closed_during_handshake() -> ConnectError {
 pub(crate) async fn establish(
     node: &Node,
     namespace: &str,
-    token: Option<String>,
+    auth: Option<Value>,
     connector: Option<Connector>,
 ) -> Result<Established, ConnectError> {
     #[cfg(feature = "tls")]
@@ -105,7 +105,6 @@ pub(crate) async fn establish(
         Err(err) => return Err(ConnectError::Protocol(err.to_string())),
     };
 
-    let auth = token.map(|token| json!({ "token": token }));
     let connect = protocol::encode_connect(namespace, auth.as_ref());
     ws.send(Message::text(connect)).await.map_err(unreachable)?;
 

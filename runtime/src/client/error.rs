@@ -101,6 +101,14 @@ pub enum ConnectError {
         /// The server's `connect_error` message.
         message: String,
     },
+    /// The namespace refused the connection with `CONTRACT_MISMATCH`: this
+    /// client was generated from another major version of the contract than
+    /// the server's (the message names both). Regenerate, or upgrade.
+    #[error("connection refused: contract version mismatch ({message})")]
+    ContractMismatch {
+        /// The server's `connect_error` message.
+        message: String,
+    },
     /// The namespace refused the connection for another reason (a
     /// middleware error, or `Invalid namespace` for an unknown namespace).
     #[error("connection refused by the server: {message}")]
@@ -189,6 +197,8 @@ impl ConnectError {
             Self::AuthRequired { message }
         } else if is(codes::INVALID_TOKEN) {
             Self::InvalidToken { message }
+        } else if is(codes::CONTRACT_MISMATCH) {
+            Self::ContractMismatch { message }
         } else {
             Self::Refused {
                 message,
@@ -292,6 +302,12 @@ mod tests {
         assert!(matches!(e, ConnectError::InvalidToken { .. }));
         let e = ConnectError::from_connect_error(Some(json!("AUTH_REQUIRED")));
         assert!(matches!(e, ConnectError::AuthRequired { .. }));
+        let e = ConnectError::from_connect_error(Some(json!({
+            "message": "CONTRACT_MISMATCH: the client speaks contract chat 1.2.0, this server chat 2.0.0"
+        })));
+        assert!(
+            matches!(e, ConnectError::ContractMismatch { ref message } if message.contains("chat 2.0.0"))
+        );
         let e = ConnectError::from_connect_error(Some(json!({"message": "INVALID_TOKENS"})));
         assert!(matches!(e, ConnectError::Refused { .. }));
         let e = ConnectError::from_connect_error(Some(

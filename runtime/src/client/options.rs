@@ -47,6 +47,7 @@ pub struct ClientOptions {
     pub(crate) event_buffer: usize,
     pub(crate) tls_roots: TlsRoots,
     pub(crate) root_ca_pems: Vec<Vec<u8>>,
+    pub(crate) contract: Option<(&'static str, &'static str)>,
 }
 
 /// Which certificate authorities a `wss://` (or `https://`) server's
@@ -90,6 +91,7 @@ impl ClientOptions {
             path: "/socket.io/".to_owned(),
             namespace: "/".to_owned(),
             token: None,
+            contract: None,
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -189,6 +191,17 @@ impl ClientOptions {
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
+        self
+    }
+
+    /// Names the contract this client was generated from in the handshake
+    /// (`auth: {"contract": {"name", "version"}}`); the server refuses
+    /// another major version with `CONTRACT_MISMATCH`
+    /// ([`ConnectError::ContractMismatch`](super::ConnectError::ContractMismatch)).
+    /// Generated clients set it themselves.
+    #[must_use]
+    pub fn contract(mut self, name: &'static str, version: &'static str) -> Self {
+        self.contract = Some((name, version));
         self
     }
 

@@ -22,6 +22,19 @@ pub const DEFAULT_BUFFER_SIZE: usize = 1024;
 /// Default initial WebSocket read buffer per connection, in bytes.
 pub const DEFAULT_WS_READ_BUFFER_SIZE: usize = 1024;
 
+/// What the gateway does with a client generated from another major version
+/// of the namespace's contract (generated clients name theirs in the
+/// handshake).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContractMismatch {
+    /// Refuse the connection with `CONTRACT_MISMATCH` (the default): its
+    /// message names both versions.
+    #[default]
+    Refuse,
+    /// Let it connect, and log one `info` line naming both versions.
+    AllowAndLog,
+}
+
 /// Configuration of a [`Gateway`](super::Gateway), builder style.
 ///
 /// ```
@@ -47,6 +60,8 @@ pub struct ServerConfig {
     pub(crate) redis: Option<super::RedisConfig>,
     pub(crate) http: HttpLimits,
     pub(crate) max_rooms_per_socket: usize,
+    pub(crate) contract_mismatch: ContractMismatch,
+    pub(crate) allow_unversioned_clients: bool,
     pub(crate) metrics_path: Option<String>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
@@ -69,6 +84,8 @@ impl Default for ServerConfig {
             redis: None,
             http: HttpLimits::default(),
             max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
+            contract_mismatch: ContractMismatch::default(),
+            allow_unversioned_clients: true,
             metrics_path: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -198,6 +215,24 @@ impl ServerConfig {
     #[must_use]
     pub fn max_connections_per_ip(mut self, max: usize) -> Self {
         self.http.max_connections_per_ip = max.max(1);
+        self
+    }
+
+    /// What to do with a client generated from another major version of a
+    /// namespace's contract (another minor below 1.0): refuse it with
+    /// `CONTRACT_MISMATCH` (the default) or let it in and log it.
+    #[must_use]
+    pub fn contract_mismatch(mut self, policy: ContractMismatch) -> Self {
+        self.contract_mismatch = policy;
+        self
+    }
+
+    /// Whether a client that names no contract version (a plain
+    /// `socket.io-client`, say) may connect; default `true`. When `false`,
+    /// it is refused with `CONTRACT_MISMATCH`.
+    #[must_use]
+    pub fn allow_unversioned_clients(mut self, allow: bool) -> Self {
+        self.allow_unversioned_clients = allow;
         self
     }
 

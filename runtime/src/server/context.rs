@@ -37,6 +37,9 @@ pub struct ClientMetadata {
     pub remote_addr: Option<SocketAddr>,
     /// `User-Agent` of the handshake request.
     pub user_agent: Option<String>,
+    /// The contract version the client named in its handshake (generated
+    /// clients do; a plain `socket.io-client` does not).
+    pub contract_version: Option<String>,
 }
 
 /// The runtime's state of one socket, stored in the socket's extensions (so
@@ -59,6 +62,8 @@ pub(crate) struct ClientState {
     runtime_rooms: usize,
     /// Most rooms a handler may join for this socket.
     max_rooms: usize,
+    /// The contract version the client named in its handshake.
+    pub(crate) contract_version: Option<String>,
 }
 
 /// The rooms `socket` is in, as owned names.
@@ -79,6 +84,7 @@ impl ClientState {
         user_agent: Option<String>,
         runtime_rooms: Vec<String>,
         max_rooms: usize,
+        contract_version: Option<String>,
     ) -> Self {
         let now = SystemTime::now();
         let runtime_count = runtime_rooms.len();
@@ -93,6 +99,7 @@ impl ClientState {
             rooms: Mutex::new(runtime_rooms.into_iter().collect()),
             runtime_rooms: runtime_count,
             max_rooms,
+            contract_version,
         }
     }
 
@@ -120,6 +127,7 @@ impl ClientState {
             rooms: owned_rooms(socket),
             remote_addr: self.remote_addr,
             user_agent: self.user_agent.clone(),
+            contract_version: self.contract_version.clone(),
         }
     }
 }

@@ -32,7 +32,7 @@ use tracing::Instrument;
 use super::ServerError;
 use super::adapter::{Cluster, GatewayAdapter, RawIo, socket_room, with_adapter};
 use super::auth::{AuthConfig, extract_token};
-use super::config::ServerConfig;
+use super::config::{ContractMismatch, ServerConfig};
 use super::context::{ClientMetadata, ClientState, SocketContext};
 use super::emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
@@ -85,6 +85,8 @@ struct Inner {
     tls: Option<super::http::Acceptor>,
     /// `ServerConfig::max_rooms_per_socket`.
     max_rooms: usize,
+    /// `ServerConfig::contract_mismatch` and `allow_unversioned_clients`.
+    contract_check: (ContractMismatch, bool),
 }
 
 impl std::fmt::Debug for Gateway {
@@ -168,6 +170,7 @@ impl Gateway {
                 req_path: Arc::from(config.req_path.as_str()),
                 http_limits: config.http,
                 max_rooms: config.max_rooms_per_socket,
+                contract_check: (config.contract_mismatch, config.allow_unversioned_clients),
                 http: http.clone(),
                 metrics: config
                     .metrics_path
@@ -232,6 +235,7 @@ impl Gateway {
             own_socket_room: self.inner.cluster.is_remote(),
             shared_limits: SharedLimits::default(),
             max_rooms: self.inner.max_rooms,
+            contract_check: self.inner.contract_check,
         });
         {
             let mut map = self
@@ -556,6 +560,18 @@ struct NamespaceRuntime {
     shared_limits: SharedLimits,
     /// `ServerConfig::max_rooms_per_socket`.
     max_rooms: usize,
+    /// `ServerConfig::contract_mismatch` and `allow_unversioned_clients`.
+    contract_check: (ContractMismatch, bool),
+}
+
+/// The contract a client names in its handshake (`auth.contract`, as the
+/// generated clients send it): name and version.
+fn client_contract(auth: Option<&Value>) -> Option<(String, String)> {
+    let c = auth?.get("contract")?;
+    Some((
+        c.get("name")?.as_str()?.to_owned(),
+        c.get("version")?.as_str()?.to_owned(),
+    ))
 }
 
 fn mount<A: GatewayAdapter + DefinedAdapter>(
@@ -585,7 +601,9 @@ impl NamespaceRuntime {
         self: &Arc<Self>,
         socket: SocketRef<A>,
         auth: Option<Value>,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), Cow<'static, str>> {
+        let client_contract = client_contract(auth.as_ref());
+        self.check_contract(client_contract.as_ref())?;
         let parts = socket.req_parts();
         let user_id = match extract_token(auth.as_ref(), &parts.headers) {
             None => None,
@@ -594,7 +612,7 @@ impl NamespaceRuntime {
                     Ok(user_id) => Some(user_id),
                     Err(err) => {
                         tracing::debug!(namespace = self.spec.path, %err, "connection refused: INVALID_TOKEN");
-                        return Err(self.refuse(codes::INVALID_TOKEN));
+                        return Err(self.refuse(codes::INVALID_TOKEN).into());
                     }
                 },
                 None => {
@@ -611,7 +629,7 @@ impl NamespaceRuntime {
                 namespace = self.spec.path,
                 "connection refused: AUTH_REQUIRED (no token, and the namespace requires one)"
             );
-            return Err(self.refuse(codes::AUTH_REQUIRED));
+            return Err(self.refuse(codes::AUTH_REQUIRED).into());
         }
         let remote_addr = parts
             .extensions
@@ -647,6 +665,7 @@ impl NamespaceRuntime {
             user_agent,
             runtime_rooms,
             self.max_rooms,
+            client_contract.map(|(_, version)| version),
         ));
         // In the extensions for metadata queries; the socket's own handlers
         // hold it directly, so no event has to look it up.
@@ -663,6 +682,42 @@ impl NamespaceRuntime {
             async move { rt.disconnected(socket, st).await }
         });
         Ok(())
+    }
+
+    /// The contract check of the handshake: a client that names another
+    /// major version of this namespace's contract (or none, when
+    /// unversioned clients are not allowed) is refused, or let in and
+    /// logged, as configured.
+    fn check_contract(&self, client: Option<&(String, String)>) -> Result<(), Cow<'static, str>> {
+        let Some(ours) = self.spec.contract else {
+            return Ok(());
+        };
+        let (policy, allow_unversioned) = self.contract_check;
+        let why = match client {
+            Some((name, version)) if ours.accepts(name, version) => return Ok(()),
+            Some((name, version)) => format!(
+                "the client speaks contract {name} {version}, this server {} {}",
+                ours.name, ours.version
+            ),
+            None if allow_unversioned => return Ok(()),
+            None => format!(
+                "the client names no contract version, this server speaks {} {}",
+                ours.name, ours.version
+            ),
+        };
+        if client.is_some() && policy == ContractMismatch::AllowAndLog {
+            tracing::info!(
+                namespace = self.spec.path,
+                "contract mismatch allowed: {why}"
+            );
+            return Ok(());
+        }
+        tracing::debug!(
+            namespace = self.spec.path,
+            "connection refused: CONTRACT_MISMATCH ({why})"
+        );
+        let code = self.refuse(codes::CONTRACT_MISMATCH);
+        Err(format!("{code}: {why}").into())
     }
 
     /// Counts a refused connection; returns its code.
@@ -690,6 +745,7 @@ impl NamespaceRuntime {
         if let Some(m) = &self.metrics {
             m.connects.inc();
             m.connected.inc();
+            m.by_version(state.contract_version.as_deref()).inc();
         }
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
@@ -700,6 +756,7 @@ impl NamespaceRuntime {
     async fn disconnected<A: GatewayAdapter>(&self, socket: SocketRef<A>, state: Arc<ClientState>) {
         if let Some(m) = &self.metrics {
             m.connected.dec();
+            m.by_version(state.contract_version.as_deref()).dec();
         }
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_disconnect(ctx)).await {

@@ -48,6 +48,16 @@ struct NsLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    namespace: &'static str,
+    contract_version: String,
+}
+
+/// Distinct contract versions labelled per namespace; clients choose the
+/// version string, so later ones share the label `other`.
+const MAX_VERSION_LABELS: usize = 32;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusedLabels {
     namespace: &'static str,
     reason: &'static str,
@@ -127,6 +137,7 @@ pub(crate) struct Metrics {
     events: Family<EventLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     handler: Family<EventLabels, LatencyHistogram>,
+    by_version: Family<VersionLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -176,6 +187,12 @@ impl Metrics {
             "Time in the event handler, per namespace and event",
             handler.clone(),
         );
+        let by_version = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "connected_sockets_by_contract_version",
+            "Sockets connected to this node, per namespace and the contract version their client named (`none`: a client that named none; `other`: past 32 distinct versions)",
+            by_version.clone(),
+        );
         registry.register_collector(Box::new(RuntimeCollector { emits, http }));
         Self {
             registry,
@@ -185,6 +202,7 @@ impl Metrics {
             events,
             errors,
             handler,
+            by_version,
         }
     }
 
@@ -205,6 +223,7 @@ impl Metrics {
         };
         NsMetrics {
             shared: self.clone(),
+            versions: std::sync::Mutex::default(),
             namespace,
             connected: self.connected.get_or_create(&ns).clone(),
             connects: self.connects.get_or_create(&ns).clone(),
@@ -228,6 +247,8 @@ impl Metrics {
 #[derive(Debug)]
 pub(crate) struct NsMetrics {
     shared: Arc<Metrics>,
+    /// The version labels given out so far (at most [`MAX_VERSION_LABELS`]).
+    versions: std::sync::Mutex<std::collections::HashSet<String>>,
     namespace: &'static str,
     pub(crate) connected: Gauge,
     pub(crate) connects: Counter,
@@ -242,6 +263,34 @@ impl NsMetrics {
             .iter()
             .find(|(name, _)| *name == event)
             .map_or_else(|| self.unknown.clone(), |(_, m)| m.clone())
+    }
+
+    /// The gauge of connected sockets whose client named contract
+    /// `version` (taken at connect and disconnect, never per event).
+    pub(crate) fn by_version(&self, version: Option<&str>) -> Gauge {
+        let label = match version {
+            None => "none".to_owned(),
+            Some(v) => {
+                let mut seen = self
+                    .versions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.contains(v)
+                    || (seen.len() < MAX_VERSION_LABELS && seen.insert(v.to_owned()))
+                {
+                    v.to_owned()
+                } else {
+                    "other".to_owned()
+                }
+            }
+        };
+        self.shared
+            .by_version
+            .get_or_create(&VersionLabels {
+                namespace: self.namespace,
+                contract_version: label,
+            })
+            .clone()
     }
 
     pub(crate) fn refused(&self, reason: &'static str) {

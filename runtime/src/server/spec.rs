@@ -80,6 +80,44 @@ pub struct NamespaceSpec {
     pub client_events: &'static [EventSpec],
     /// Events the server may send (informational; not enforced on emit).
     pub server_events: &'static [&'static str],
+    /// The contract this namespace comes from, checked against the one
+    /// generated clients name in the handshake (see
+    /// [`ServerConfig::contract_mismatch`](super::ServerConfig::contract_mismatch));
+    /// `None`: no check.
+    pub contract: Option<ContractId>,
+}
+
+/// A contract's name and version, as generated code carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContractId {
+    /// The contract's name.
+    pub name: &'static str,
+    /// Its version (semver).
+    pub version: &'static str,
+}
+
+impl ContractId {
+    /// Whether a client of contract `name` at `version` can talk to this
+    /// one: the same name and major version (the same minor below 1.0,
+    /// where a minor announces breaking changes). An unreadable version is
+    /// not compatible.
+    pub fn accepts(&self, name: &str, version: &str) -> bool {
+        let (Some(ours), Some(theirs)) = (major_minor(self.version), major_minor(version)) else {
+            return false;
+        };
+        name == self.name && ours.0 == theirs.0 && (ours.0 > 0 || ours.1 == theirs.1)
+    }
+}
+
+/// The major and minor numbers of a `MAJOR.MINOR.PATCH[-pre][+build]`
+/// version.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let core = version.split(['-', '+']).next()?;
+    let mut parts = core.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let _patch: u64 = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((major, minor))
 }
 
 impl NamespaceSpec {

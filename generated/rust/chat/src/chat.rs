@@ -130,6 +130,10 @@ pub mod server {
             },
         ],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/chat`: one method per client event.
     ///
@@ -467,7 +471,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> ChatClientBuilder {
             ChatClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// Sends `join_thread` and waits for its ack.

@@ -43,13 +43,16 @@ pub enum ErrorCode {
     /// The connection is in as many rooms as the server allows; details `{maxRooms}`.
     #[serde(rename = "TOO_MANY_ROOMS")]
     TooManyRooms,
+    /// Connect refused: the client was generated from another major version of the contract (the message names both).
+    #[serde(rename = "CONTRACT_MISMATCH")]
+    ContractMismatch,
     /// The thread does not exist.
     #[serde(rename = "THREAD_NOT_FOUND")]
     ThreadNotFound,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -59,6 +62,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyRooms,
+        ErrorCode::ContractMismatch,
         ErrorCode::ThreadNotFound,
     ];
     /// The code as sent on the wire.
@@ -73,6 +77,7 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
+            ErrorCode::ContractMismatch => "CONTRACT_MISMATCH",
             ErrorCode::ThreadNotFound => "THREAD_NOT_FOUND",
         }
     }

@@ -57,6 +57,10 @@ pub mod server {
             },
         ],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/health`: one method per client event.
     ///
@@ -275,7 +279,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> HealthClientBuilder {
             HealthClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// Sends `request_refresh` and waits for its ack.

@@ -28,7 +28,8 @@ export type ErrorCode =
   | "UNKNOWN_EVENT"
   | "INTERNAL"
   | "PAYLOAD_TOO_LARGE"
-  | "TOO_MANY_ROOMS";
+  | "TOO_MANY_ROOMS"
+  | "CONTRACT_MISMATCH";
 
 /** The answer to an acked event. */
 export type AckResponse<T> =

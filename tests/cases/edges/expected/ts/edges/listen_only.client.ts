@@ -12,7 +12,7 @@ import * as api from "./listen_only.js";
 import * as lib from "./lib.js";
 
 export * from "./listen_only.js";
-export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES } from "./lib.js";
 export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
 
 /**

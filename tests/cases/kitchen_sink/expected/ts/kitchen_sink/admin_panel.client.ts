@@ -12,7 +12,7 @@ import * as api from "./admin_panel.js";
 import * as lib from "./lib.js";
 
 export * from "./admin_panel.js";
-export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES } from "./lib.js";
 export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
 
 /**

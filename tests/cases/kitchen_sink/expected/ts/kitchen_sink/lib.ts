@@ -17,6 +17,7 @@ export type ErrorCode =
   | "INTERNAL"
   | "PAYLOAD_TOO_LARGE"
   | "TOO_MANY_ROOMS"
+  | "CONTRACT_MISMATCH"
   | "NOT_FOUND"
   | "QUOTA_EXCEEDED";
 
@@ -31,6 +32,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "INTERNAL",
   "PAYLOAD_TOO_LARGE",
   "TOO_MANY_ROOMS",
+  "CONTRACT_MISMATCH",
   "NOT_FOUND",
   "QUOTA_EXCEEDED",
 ];
@@ -164,19 +166,51 @@ export function namespaceUrl(url: string | undefined, namespace: string): string
   return `${base}${namespace}`;
 }
 
+/**
+ * The contract these typings were generated from, named in every handshake:
+ * a server of another major version refuses with `CONTRACT_MISMATCH`.
+ */
+export const CONTRACT = { name: "kitchen_sink", version: "0.3.0-beta.1" } as const;
+
+/**
+ * The server refused the connection because this client was generated from
+ * another major version of the contract (the message names both). Ask the
+ * user to reload: a newer front-end is deployed.
+ */
+export class ContractMismatchError extends Error {
+  readonly code = "CONTRACT_MISMATCH" as const;
+  constructor(message: string) {
+    super(message);
+    this.name = "ContractMismatchError";
+  }
+}
+
+/**
+ * A `connect_error` as an `Error`: `ContractMismatchError` for
+ * `CONTRACT_MISMATCH`, the error itself otherwise.
+ */
+export function connectError(e: unknown): Error {
+  const message = e instanceof Error ? e.message : String(e);
+  if (message === "CONTRACT_MISMATCH" || message.startsWith("CONTRACT_MISMATCH:")) {
+    return new ContractMismatchError(message);
+  }
+  return e instanceof Error ? e : new Error(message);
+}
+
 function authOf(token: TokenSource): NonNullable<SocketOptions["auth"]> {
+  const contract = { name: CONTRACT.name, version: CONTRACT.version };
   if (typeof token !== "function") {
-    return token === null || token === undefined ? {} : { token };
+    return token === null || token === undefined ? { contract } : { token, contract };
   }
   // socket.io-client calls this before every (re)connect.
   return (cb: (data: object) => void) => {
     Promise.resolve()
       .then(token)
       .then(
-        (t) => cb(t === null || t === undefined ? {} : { token: t }),
+        (t) => cb(t === null || t === undefined ? { contract } : { token: t, contract }),
         // A failing token source connects without a token: the server
         // refuses (`AUTH_REQUIRED`) where one is needed.
-        () => cb({}),
+        () => cb({ contract }),
       );
   };
 }

@@ -90,6 +90,7 @@ export type ErrorCode =
   | "INTERNAL"
   | "PAYLOAD_TOO_LARGE"
   | "TOO_MANY_ROOMS"
+  | "CONTRACT_MISMATCH"
   | "NOT_FOUND"
   | "QUOTA_EXCEEDED";
 

@@ -12,7 +12,7 @@ import * as api from "./echo.js";
 import * as lib from "./lib.js";
 
 export * from "./echo.js";
-export { AckDisconnectedError, AckError, AckTimeoutError, ERROR_CODES } from "./lib.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES } from "./lib.js";
 export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
 
 /**

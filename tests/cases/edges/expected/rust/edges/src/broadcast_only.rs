@@ -42,6 +42,10 @@ pub mod server {
         auth: rt::AuthMode::Optional,
         client_events: &[],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/broadcast-only`: one method per client event.
     ///
@@ -235,7 +239,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> BroadcastOnlyClientBuilder {
             BroadcastOnlyClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// A new stream of this namespace's server events, from now on.

@@ -43,10 +43,13 @@ pub enum ErrorCode {
     /// The connection is in as many rooms as the server allows; details `{maxRooms}`.
     #[serde(rename = "TOO_MANY_ROOMS")]
     TooManyRooms,
+    /// Connect refused: the client was generated from another major version of the contract (the message names both).
+    #[serde(rename = "CONTRACT_MISMATCH")]
+    ContractMismatch,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -56,6 +59,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyRooms,
+        ErrorCode::ContractMismatch,
     ];
     /// The code as sent on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
+            ErrorCode::ContractMismatch => "CONTRACT_MISMATCH",
         }
     }
     /// The code for a wire string, if it is one of this contract's.

@@ -57,6 +57,10 @@ pub mod server {
             },
         ],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/listen-only`: one method per client event.
     ///
@@ -254,7 +258,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> ListenOnlyClientBuilder {
             ListenOnlyClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// Sends `fire`; returns once it is handed to the connection.

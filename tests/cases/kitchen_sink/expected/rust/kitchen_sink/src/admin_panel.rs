@@ -53,6 +53,10 @@ pub mod server {
             },
         ],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/admin-panel`: one method per client event.
     ///
@@ -250,7 +254,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> AdminPanelClientBuilder {
             AdminPanelClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// Sends `ping`; returns once it is handed to the connection.

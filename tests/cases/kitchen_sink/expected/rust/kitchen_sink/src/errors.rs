@@ -43,6 +43,9 @@ pub enum ErrorCode {
     /// The connection is in as many rooms as the server allows; details `{maxRooms}`.
     #[serde(rename = "TOO_MANY_ROOMS")]
     TooManyRooms,
+    /// Connect refused: the client was generated from another major version of the contract (the message names both).
+    #[serde(rename = "CONTRACT_MISMATCH")]
+    ContractMismatch,
     /// Nothing there.
     #[serde(rename = "NOT_FOUND")]
     NotFound,
@@ -51,7 +54,7 @@ pub enum ErrorCode {
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -61,6 +64,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyRooms,
+        ErrorCode::ContractMismatch,
         ErrorCode::NotFound,
         ErrorCode::QuotaExceeded,
     ];
@@ -76,6 +80,7 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
+            ErrorCode::ContractMismatch => "CONTRACT_MISMATCH",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
         }

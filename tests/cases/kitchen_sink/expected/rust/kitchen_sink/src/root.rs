@@ -83,6 +83,10 @@ pub mod server {
             },
         ],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/`: one method per client event.
     ///
@@ -346,7 +350,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> RootClientBuilder {
             RootClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// Sends `draw` and waits for its ack.

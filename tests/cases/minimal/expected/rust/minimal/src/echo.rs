@@ -49,6 +49,10 @@ pub mod server {
             },
         ],
         server_events: super::server_events::ALL,
+        contract: ::core::option::Option::Some(rt::ContractId {
+            name: crate::CONTRACT,
+            version: crate::VERSION,
+        }),
     };
     /// The handlers of namespace `/echo`: one method per client event.
     ///
@@ -246,7 +250,11 @@ pub mod client {
         /// then not missed).
         pub fn builder(options: rt::ClientOptions) -> EchoClientBuilder {
             EchoClientBuilder {
-                inner: rt::Client::builder(options.namespace(super::NAMESPACE)),
+                inner: rt::Client::builder(
+                    options
+                        .namespace(super::NAMESPACE)
+                        .contract(crate::CONTRACT, crate::VERSION),
+                ),
             }
         }
         /// Sends `say` and waits for its ack.
