@@ -90,6 +90,9 @@ examples/build-script/check-rebuild.sh
 step "evcontract init: a new project is current, builds without warnings, and its server answers socket.io-client"
 tests/init/check.sh
 
+step "AsyncAPI: every generated document parsed by @asyncapi/parser (zero errors; operations, actions and replies as in the contract)"
+node tests/asyncapi/validate.mjs
+
 step "npm package: generated/ts/chat installed into a fresh project outside the repository, tsc --strict, vite build"
 tests/npm-package/check.sh
 

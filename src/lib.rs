@@ -15,6 +15,7 @@
 //! that [`output`] can tell generated files from a user's and `--check` can
 //! fail CI on a stale one.
 
+pub mod asyncapi;
 pub mod breaking;
 pub mod builder;
 pub mod diag;
@@ -241,6 +242,10 @@ pub fn emit(
             .join()
             .map_err(|_| "generating the Rust types panicked".to_owned())??;
         files.push(rust_file(rust_dir.join("src/types.rs"), types));
+        files.push(GeneratedFile {
+            path: PathBuf::from("asyncapi").join(format!("{}.asyncapi.json", ir.name)),
+            contents: asyncapi::render(ir),
+        });
         let description =
             ir.doc.first().cloned().unwrap_or_else(|| {
                 format!("Types and Socket.IO glue for the `{}` contract.", ir.name)

@@ -161,6 +161,8 @@ fn settings(flags: Flags) -> Result<(Project, Vec<PathBuf>), String> {
         let out = cwd.join(out);
         project.rust_out = project.rust_out.map(|_| out.join("rust"));
         project.ts_out = project.ts_out.map(|_| out.join("ts"));
+        project.asyncapi_out = project.asyncapi_out.map(|_| out.join("asyncapi"));
+        project.docs_out = project.docs_out.map(|_| out.join("docs"));
     }
     match (flags.runtime_path, flags.runtime_version) {
         (Some(p), _) => project.runtime = RuntimeDep::Path(p),
@@ -177,6 +179,8 @@ fn settings(flags: Flags) -> Result<(Project, Vec<PathBuf>), String> {
     let contracts = contracts.into_iter().map(relative).collect();
     project.rust_out = project.rust_out.take().map(relative);
     project.ts_out = project.ts_out.take().map(relative);
+    project.asyncapi_out = project.asyncapi_out.take().map(relative);
+    project.docs_out = project.docs_out.take().map(relative);
     Ok((project, contracts))
 }
 
@@ -190,18 +194,17 @@ struct Flags {
     no_config: bool,
 }
 
-/// Where a generated file goes: `rust/<contract>/…` into the Rust output
-/// folder, `ts/<contract>/…` into the TypeScript one; `None` for a target
-/// that is off.
+/// Where a generated file goes: `<target>/…` (`rust`, `ts`, `asyncapi`,
+/// `docs`) into that target's output folder; `None` for a target that is
+/// off.
 fn destination(project: &Project, path: &Path) -> Option<PathBuf> {
     let mut parts = path.components();
-    let target = parts.next()?.as_os_str();
-    let out = if target == "rust" {
-        project.rust_out.as_ref()?
-    } else if target == "ts" {
-        project.ts_out.as_ref()?
-    } else {
-        return None;
+    let out = match parts.next()?.as_os_str().to_str()? {
+        "rust" => project.rust_out.as_ref()?,
+        "ts" => project.ts_out.as_ref()?,
+        "asyncapi" => project.asyncapi_out.as_ref()?,
+        "docs" => project.docs_out.as_ref()?,
+        _ => return None,
     };
     Some(out.join(parts.as_path()))
 }
@@ -214,8 +217,12 @@ fn generate(flags: Flags, check: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if project.rust_out.is_none() && project.ts_out.is_none() {
-        eprintln!("error: both the Rust and the TypeScript output are switched off");
+    if project.rust_out.is_none()
+        && project.ts_out.is_none()
+        && project.asyncapi_out.is_none()
+        && project.docs_out.is_none()
+    {
+        eprintln!("error: every output (rust, typescript, asyncapi, docs) is switched off");
         return ExitCode::from(2);
     }
     let whole_tree = contracts.is_empty();
@@ -266,8 +273,9 @@ fn generate(flags: Flags, check: bool) -> ExitCode {
         let Some(path) = destination(&project, &file.path) else {
             continue;
         };
-        if !whole_tree {
-            // `rust/<contract>` or `ts/<contract>`: that folder.
+        // `rust/<contract>` and `ts/<contract>` folders are scanned for
+        // stale files; the other targets write one file per contract.
+        if !whole_tree && (file.path.starts_with("rust") || file.path.starts_with("ts")) {
             let folder: PathBuf = file.path.components().take(2).collect();
             if let Some(dir) = destination(&project, &folder) {
                 scope.push(dir);
@@ -279,8 +287,14 @@ fn generate(flags: Flags, check: bool) -> ExitCode {
         if let Some(schema) = &project.format_schema {
             wanted.push((schema.clone(), format_schema_text()));
         }
-        scope.extend(project.rust_out.iter().cloned());
-        scope.extend(project.ts_out.iter().cloned());
+        for out in [
+            &project.rust_out,
+            &project.ts_out,
+            &project.asyncapi_out,
+            &project.docs_out,
+        ] {
+            scope.extend(out.iter().cloned());
+        }
     }
     scope.sort();
     scope.dedup();

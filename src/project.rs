@@ -15,6 +15,12 @@
 //! [typescript]
 //! out = "web/src/generated"                  # default: generated/ts
 //! # enabled = false                          # no TypeScript at all
+//!
+//! [asyncapi]                                 # <contract>.asyncapi.json
+//! out = "docs/asyncapi"                      # default: generated/asyncapi
+//!
+//! [docs]                                     # <contract>.md, a reference
+//! out = "docs/api"                           # default: generated/docs
 //! ```
 //!
 //! Paths are relative to the folder that holds the file, except
@@ -48,6 +54,10 @@ struct RawProject {
     rust: RawRust,
     #[serde(default)]
     typescript: RawTarget,
+    #[serde(default)]
+    asyncapi: RawTarget,
+    #[serde(default)]
+    docs: RawTarget,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +92,10 @@ pub struct Project {
     pub rust_out: Option<PathBuf>,
     /// The TypeScript output folder (one package per contract); `None`: off.
     pub ts_out: Option<PathBuf>,
+    /// The AsyncAPI output folder (`<contract>.asyncapi.json`); `None`: off.
+    pub asyncapi_out: Option<PathBuf>,
+    /// The reference docs output folder (`<contract>.md`); `None`: off.
+    pub docs_out: Option<PathBuf>,
     /// How generated crates depend on `evcontract-runtime`.
     pub runtime: RuntimeDep,
 }
@@ -97,6 +111,8 @@ impl Project {
             format_schema: Some(PathBuf::from(DEFAULT_FORMAT_SCHEMA)),
             rust_out: Some(PathBuf::from("generated/rust")),
             ts_out: Some(PathBuf::from("generated/ts")),
+            asyncapi_out: Some(PathBuf::from("generated/asyncapi")),
+            docs_out: Some(PathBuf::from("generated/docs")),
             runtime: RuntimeDep::default(),
         }
     }
@@ -159,6 +175,12 @@ impl Project {
             contracts: raw.contracts,
             rust_out: target(raw.rust.enabled, raw.rust.out, defaults.rust_out),
             ts_out: target(raw.typescript.enabled, raw.typescript.out, defaults.ts_out),
+            asyncapi_out: target(
+                raw.asyncapi.enabled,
+                raw.asyncapi.out,
+                defaults.asyncapi_out,
+            ),
+            docs_out: target(raw.docs.enabled, raw.docs.out, defaults.docs_out),
             runtime,
         })
     }

@@ -1,0 +1,206 @@
+//! The AsyncAPI 3.0 document of a contract, from the server's point of
+//! view: one channel per namespace whose messages are its events and acks,
+//! one operation per event (`receive` for client events, `send` for server
+//! events, a `reply` for acked ones), the payload types under
+//! `components/schemas`. Built as JSON from the IR, so it is valid JSON by
+//! construction and deterministic (keys in insertion order).
+
+use serde_json::{Map, Value, json};
+
+use crate::GENERATED_MARKER;
+use crate::ir::{ContractIr, NamespaceIr, RateLimitIr};
+
+/// The document, pretty-printed with a final newline.
+pub fn render(ir: &ContractIr) -> String {
+    let mut text = serde_json::to_string_pretty(&document(ir)).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn document(ir: &ContractIr) -> Value {
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    for ns in &ir.namespaces {
+        channel(ns, &mut channels, &mut operations, &mut messages);
+    }
+    let schemas: Map<String, Value> = ir
+        .types
+        .iter()
+        .map(|t| (t.name.clone(), components_refs(&t.schema)))
+        .collect();
+    let mut info = json!({
+        "title": ir.name,
+        "version": ir.version,
+    });
+    if !ir.doc.is_empty() {
+        info["description"] = json!(ir.doc.join("\n"));
+    }
+    // The marker within the first three lines, where `--check` and stale
+    // file removal look for it.
+    json!({
+        "asyncapi": "3.0.0",
+        "x-evcontract-generated": format!("This file is {GENERATED_MARKER} from {}. Do not edit.", ir.source_name),
+        "info": info,
+        "defaultContentType": "application/json",
+        "servers": {
+            "socketio": {
+                "host": "localhost:3000",
+                "protocol": "ws",
+                "pathname": "/socket.io/",
+                "description": "Socket.IO v5 (Engine.IO v4) over WebSocket, with HTTP long-polling as fallback. Each channel is a Socket.IO namespace; each message is an event, sent as [name, payload] with an optional ack."
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "schemas": schemas,
+            "messages": messages,
+        }
+    })
+}
+
+/// Adds namespace `ns`: its channel, its operations and its messages.
+fn channel(
+    ns: &NamespaceIr,
+    channels: &mut Map<String, Value>,
+    operations: &mut Map<String, Value>,
+    messages: &mut Map<String, Value>,
+) {
+    let id = ns.module.clone();
+    let channel_ref = json!({ "$ref": format!("#/channels/{id}") });
+    let mut channel_messages = Map::new();
+    let mut add_message = |key: String, name: &str, payload_type: &str, doc: &[String]| {
+        let component = format!("{id}-{key}");
+        let mut message = json!({
+            "name": name,
+            "contentType": "application/json",
+            "payload": { "$ref": format!("#/components/schemas/{payload_type}") },
+        });
+        if !doc.is_empty() {
+            message["summary"] = json!(doc[0]);
+            message["description"] = json!(doc.join("\n"));
+        }
+        messages.insert(component.clone(), message);
+        channel_messages.insert(
+            key,
+            json!({ "$ref": format!("#/components/messages/{component}") }),
+        );
+    };
+    // A client and a server event may share a name: the keys say which.
+    for event in &ns.client_events {
+        add_message(
+            format!("client-{}", event.wire_name),
+            &event.wire_name,
+            &event.payload_type,
+            &event.doc,
+        );
+        if let Some(ack) = &event.ack_type {
+            let doc = [format!(
+                "The ack of `{}`: its data on success (the envelope is `{{success, data}}` or `{{success: false, code, message, details?}}`).",
+                event.wire_name
+            )];
+            add_message(
+                format!("client-{}-ack", event.wire_name),
+                &format!("{} (ack)", event.wire_name),
+                ack,
+                &doc,
+            );
+        }
+    }
+    for event in &ns.server_events {
+        add_message(
+            format!("server-{}", event.wire_name),
+            &event.wire_name,
+            &event.payload_type,
+            &event.doc,
+        );
+    }
+    let message_ref = |key: &str| json!({ "$ref": format!("#/channels/{id}/messages/{key}") });
+    for event in &ns.client_events {
+        let mut op = json!({
+            "action": "receive",
+            "channel": channel_ref,
+            "summary": format!("The client sends `{}`.", event.wire_name),
+            "messages": [message_ref(&format!("client-{}", event.wire_name))],
+            "x-evcontract-auth": if event.auth_required { "required" } else { "optional" },
+        });
+        if event.ack_type.is_some() {
+            op["reply"] = json!({
+                "channel": channel_ref,
+                "messages": [message_ref(&format!("client-{}-ack", event.wire_name))],
+            });
+        }
+        if let Some(limit) = &event.rate_limit {
+            op["x-evcontract-rate-limit"] = rate_limit(limit);
+        }
+        if let Some(max) = event.max_payload_bytes {
+            op["x-evcontract-max-payload-bytes"] = json!(max);
+        }
+        operations.insert(format!("{id}-client-{}", event.wire_name), op);
+    }
+    for event in &ns.server_events {
+        operations.insert(
+            format!("{id}-server-{}", event.wire_name),
+            json!({
+                "action": "send",
+                "channel": channel_ref,
+                "summary": format!("The server sends `{}`.", event.wire_name),
+                "messages": [message_ref(&format!("server-{}", event.wire_name))],
+            }),
+        );
+    }
+    let mut value = json!({
+        "address": ns.path,
+        "title": format!("Namespace {}", ns.path),
+        "messages": channel_messages,
+        "x-evcontract-auth": if ns.auth_required { "required" } else { "optional" },
+    });
+    if !ns.doc.is_empty() {
+        value["description"] = json!(ns.doc.join("\n"));
+    }
+    if !ns.rooms.is_empty() {
+        value["x-evcontract-rooms"] = ns
+            .rooms
+            .iter()
+            .map(|r| (r.name.clone(), json!(r.pattern)))
+            .collect::<Map<String, Value>>()
+            .into();
+    }
+    channels.insert(id, value);
+}
+
+fn rate_limit(limit: &RateLimitIr) -> Value {
+    json!({
+        "max": limit.max,
+        "windowMs": limit.window_ms,
+        "per": match limit.scope_variant {
+            "User" => "user",
+            "Ip" => "ip",
+            _ => "connection",
+        },
+    })
+}
+
+/// The schema with `#/definitions/X` references pointed at
+/// `#/components/schemas/X`.
+fn components_refs(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let v = match (k.as_str(), v.as_str()) {
+                    ("$ref", Some(r)) => match r.strip_prefix("#/definitions/") {
+                        Some(name) => json!(format!("#/components/schemas/{name}")),
+                        None => v.clone(),
+                    },
+                    _ => components_refs(v),
+                };
+                (k.clone(), v)
+            })
+            .collect::<Map<String, Value>>()
+            .into(),
+        Value::Array(items) => items.iter().map(components_refs).collect(),
+        other => other.clone(),
+    }
+}
