@@ -19,6 +19,7 @@ pub mod asyncapi;
 pub mod breaking;
 pub mod builder;
 pub mod diag;
+pub mod docs;
 pub mod init;
 pub mod ir;
 pub mod model;
@@ -245,6 +246,10 @@ pub fn emit(
         files.push(GeneratedFile {
             path: PathBuf::from("asyncapi").join(format!("{}.asyncapi.json", ir.name)),
             contents: asyncapi::render(ir),
+        });
+        files.push(GeneratedFile {
+            path: PathBuf::from("docs").join(format!("{}.md", ir.name)),
+            contents: docs::render(ir),
         });
         let description =
             ir.doc.first().cloned().unwrap_or_else(|| {

@@ -377,6 +377,7 @@ fn a_project_file_sends_rust_and_typescript_to_their_folders_and_check_reads_it(
     let project = "contracts = [\"api/chat.contract.json\"]\n\n\
                    [rust]\nout = \"server/gen\"\nruntime-path = \"../../../runtime\"\n\n\
                    [asyncapi]\nout = \"docs/asyncapi\"\n\n\
+                   [docs]\nenabled = false\n\n\
                    [typescript]\nout = \"web/src/gen\"\n";
     fs::write(root.join("evcontract.toml"), project).unwrap();
 
@@ -387,6 +388,10 @@ fn a_project_file_sends_rust_and_typescript_to_their_folders_and_check_reads_it(
     assert!(root.join("web/src/gen/chat/index.ts").is_file());
     assert!(root.join("web/src/gen/chat/package.json").is_file());
     assert!(root.join("docs/asyncapi/chat.asyncapi.json").is_file());
+    assert!(
+        !root.join("generated/docs").exists(),
+        "docs are switched off"
+    );
     assert!(!root.join("generated").exists());
     assert!(
         !root.join("schemas").exists(),
