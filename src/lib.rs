@@ -15,11 +15,9 @@
 //! that [`output`] can tell generated files from a user's and `--check` can
 //! fail CI on a stale one.
 
-pub mod asyncapi;
 pub mod breaking;
 pub mod builder;
 pub mod diag;
-pub mod docs;
 pub mod init;
 pub mod ir;
 pub mod model;
@@ -27,22 +25,19 @@ pub mod output;
 pub mod positions;
 pub mod project;
 pub mod render;
-pub mod rust;
 pub mod schema_ir;
-pub mod ts;
+pub mod targets;
 pub mod validate;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use diag::{Diagnostic, Diagnostics, Location};
-use handlebars::Context;
 use ir::ContractIr;
 use positions::SourceMap;
 
 pub use builder::{BuildError, Builder};
 use render::Templates;
-use serde_json::json;
 
 /// The built-in error codes (shared with the runtime).
 pub const BUILTIN_ERROR_CODES: [&str; 10] = evcontract_runtime::wire::codes::ALL;
@@ -74,7 +69,7 @@ thread_local! {
     pub(crate) static SILENCE_PANICS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Installs a panic hook that stays quiet for panics [`rust`] catches itself.
+/// Installs a panic hook that stays quiet for panics [`targets::rust`] catches itself.
 pub fn install_panic_filter() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -215,58 +210,21 @@ pub fn generate_contract(
     emit(&ir, options, templates).map_err(|e| emit_diagnostic(file, &map, e))
 }
 
-/// Stack of the thread that runs typify (see [`emit`]).
-const TYPIFY_STACK_BYTES: usize = 64 << 20;
-
-/// Emits every file of a contract's IR.
+/// Emits every file of a contract's IR: every target, fed the same IR.
 pub fn emit(
     ir: &ContractIr,
     options: &Options,
     templates: &Templates,
 ) -> Result<Vec<GeneratedFile>, EmitError> {
     // typify and the pretty-printing of its output are a third of the work
-    // and need nothing else: run them beside the templates.
+    // and need nothing else: they run beside the other targets.
     std::thread::scope(|scope| {
-        // typify recurses once per schema level (and more on defaults); the
-        // default 2 MiB of a spawned thread is not enough for schemas near
-        // `validate::MAX_SCHEMA_DEPTH` in debug builds. The stack is only
-        // reserved, not touched, unless it is needed.
-        let types = std::thread::Builder::new()
-            .name("evcontract-typify".to_owned())
-            .stack_size(TYPIFY_STACK_BYTES)
-            .spawn_scoped(scope, || rust::types_source(ir))
-            .map_err(|e| format!("could not start the type generator thread: {e}"))?;
-        let rust_dir = PathBuf::from("rust").join(&ir.name);
-        let header = header(ir);
-        let mut files = emit_templates(ir, &header, &rust_dir, templates)?;
-        let (types, deps) = types
-            .join()
-            .map_err(|_| "generating the Rust types panicked".to_owned())??;
-        files.push(rust_file(rust_dir.join("src/types.rs"), types));
-        files.push(GeneratedFile {
-            path: PathBuf::from("asyncapi").join(format!("{}.asyncapi.json", ir.name)),
-            contents: asyncapi::render(ir),
-        });
-        files.push(GeneratedFile {
-            path: PathBuf::from("docs").join(format!("{}.md", ir.name)),
-            contents: docs::render(ir),
-        });
-        let description =
-            ir.doc.first().cloned().unwrap_or_else(|| {
-                format!("Types and Socket.IO glue for the `{}` contract.", ir.name)
-            });
-        files.push(GeneratedFile {
-            path: rust_dir.join("Cargo.toml"),
-            contents: templates.render(
-                "rust/Cargo.toml",
-                &json!({
-                    "ir": header,
-                    "description": serde_json::to_string(&description).unwrap_or_default(),
-                    "runtime_dep": options.runtime.toml(),
-                    "deps": deps,
-                }),
-            )?,
-        });
+        let types = targets::rust::spawn_types(scope, ir)?;
+        let views = targets::Views::new(ir)?;
+        let mut files = targets::ts::emit(ir, &views, templates)?;
+        files.extend(targets::asyncapi::emit(ir));
+        files.extend(targets::docs::emit(ir));
+        files.extend(targets::rust::emit(ir, &views, options, templates, types)?);
         for f in &mut files {
             f.contents = tidy(&f.contents);
         }
@@ -275,144 +233,12 @@ pub fn emit(
     })
 }
 
-fn rust_file(path: PathBuf, body: String) -> GeneratedFile {
+/// A generated Rust file: the header, then `body`.
+pub(crate) fn rust_file(path: PathBuf, body: String) -> GeneratedFile {
     GeneratedFile {
         path,
         contents: format!("{HEADER}\n\n{body}"),
     }
-}
-
-/// What templates may read about the contract apart from its namespaces.
-/// Per-namespace templates get this and their one namespace: serializing the
-/// whole IR for each of them made generation quadratic in namespaces.
-fn header(ir: &ContractIr) -> serde_json::Value {
-    json!({
-        "name": ir.name,
-        "version": ir.version,
-        "doc": ir.doc,
-        "source_name": ir.source_name,
-        "crate_name": ir.crate_name,
-        "errors": ir.errors,
-    })
-}
-
-/// Every file rendered from templates, except the Cargo manifest (which
-/// needs to know what the typify output uses).
-fn emit_templates(
-    ir: &ContractIr,
-    header: &serde_json::Value,
-    rust_dir: &Path,
-    templates: &Templates,
-) -> Result<Vec<GeneratedFile>, String> {
-    let mut files = Vec::new();
-    let ts_dir = PathBuf::from("ts").join(&ir.name);
-    // The whole IR, converted once: lib.rs, index.ts and react.ts read it.
-    let whole = Context::from(json!({
-        "ir": serde_json::to_value(ir).map_err(|e| e.to_string())?,
-        "error_count": ir.errors.len(),
-    }));
-    let header_view = Context::from(json!({ "ir": header, "error_count": ir.errors.len() }));
-
-    // Rust.
-    for (template, file, view) in [
-        ("rust/lib.rs", "src/lib.rs", &whole),
-        ("rust/errors.rs", "src/errors.rs", &header_view),
-    ] {
-        let src = templates.render_context(template, view)?;
-        files.push(rust_file(
-            rust_dir.join(file),
-            rust::format_source(template, &src)?,
-        ));
-    }
-    for ns in &ir.namespaces {
-        let view = Context::from(json!({ "ir": header, "ns": ns }));
-        let src = templates.render_context("rust/namespace.rs", &view)?;
-        files.push(rust_file(
-            rust_dir.join(format!("src/{}.rs", ns.module)),
-            rust::format_source("rust/namespace.rs", &src)?,
-        ));
-    }
-
-    // TypeScript.
-    for ns in &ir.namespaces {
-        let types: Vec<String> = ir
-            .types
-            .iter()
-            .filter(|t| t.is_definition || t.namespace.as_deref() == Some(ns.module.as_str()))
-            .map(ts::declaration)
-            .collect();
-        let mut ns_view = serde_json::to_value(ns).map_err(|e| e.to_string())?;
-        for (key, events) in [
-            (
-                "client_events",
-                ns.client_events.iter().map(|e| &e.doc).collect::<Vec<_>>(),
-            ),
-            (
-                "server_events",
-                ns.server_events.iter().map(|e| &e.doc).collect::<Vec<_>>(),
-            ),
-        ] {
-            if let Some(list) = ns_view.get_mut(key).and_then(|v| v.as_array_mut()) {
-                for (view, doc) in list.iter_mut().zip(events) {
-                    view["ts_doc"] = json!(ts::doc_block(doc, 1));
-                }
-            }
-        }
-        let view = Context::from(json!({
-            "ir": header,
-            "ns": ns_view,
-            "ns_doc": ts::doc_block(&ns.doc, 0),
-            "path_literal": serde_json::to_string(&ns.path).unwrap_or_default(),
-            "types": types,
-        }));
-        files.push(GeneratedFile {
-            path: ts_dir.join(format!("{}.ts", ns.module)),
-            contents: templates.render_context("ts/namespace.ts", &view)?,
-        });
-        files.push(GeneratedFile {
-            path: ts_dir.join(format!("{}.client.ts", ns.module)),
-            contents: templates.render_context("ts/client.ts", &view)?,
-        });
-    }
-    for (template, file, view) in [
-        ("ts/index.ts", "index.ts", &whole),
-        ("ts/lib.ts", "lib.ts", &header_view),
-        ("ts/react.ts", "react.ts", &whole),
-    ] {
-        files.push(GeneratedFile {
-            path: ts_dir.join(file),
-            contents: templates.render_context(template, view)?,
-        });
-    }
-    // The folder is an npm package of TypeScript sources (for bundlers and
-    // tsc): one entry point per module a user imports; lib.ts stays inside.
-    let mut exports = vec![json!({ "key": ".", "file": "index.ts" })];
-    for ns in &ir.namespaces {
-        exports.push(
-            json!({ "key": format!("./{}", ns.module), "file": format!("{}.ts", ns.module) }),
-        );
-        exports.push(json!({
-            "key": format!("./{}.client", ns.module),
-            "file": format!("{}.client.ts", ns.module),
-        }));
-    }
-    exports.push(json!({ "key": "./react", "file": "react.ts" }));
-    let description =
-        ir.doc.first().cloned().unwrap_or_else(|| {
-            format!("Typed socket.io-client API of the `{}` contract.", ir.name)
-        });
-    files.push(GeneratedFile {
-        path: ts_dir.join("package.json"),
-        contents: templates.render(
-            "ts/package.json",
-            &json!({
-                "ir": header,
-                "description": serde_json::to_string(&description).map_err(|e| e.to_string())?,
-                "exports": exports,
-            }),
-        )?,
-    });
-    Ok(files)
 }
 
 /// Normalizes whitespace: no trailing spaces, at most one blank line in a

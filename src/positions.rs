@@ -36,11 +36,10 @@ pub struct SourceMap {
 const MAX_DEPTH: usize = 256;
 
 impl SourceMap {
-    /// Maps `text`, read as YAML when `file` says so (see
-    /// [`crate::validate::is_yaml`]) and as JSON otherwise. Text that does not
+    /// Maps `text`, read as YAML when `file` says so (see [`is_yaml`]) and as JSON otherwise. Text that does not
     /// parse gives the part mapped before the error.
     pub fn new(file: &Path, text: &str) -> Self {
-        if crate::validate::is_yaml(file) {
+        if is_yaml(file) {
             yaml::map(text)
         } else {
             json::map(text)
@@ -69,6 +68,13 @@ impl SourceMap {
         // With a repeated key, the last occurrence is the one parsed.
         self.positions.insert(pointer.to_owned(), at);
     }
+}
+
+/// Whether `file` is a YAML contract (by extension: `.yaml` or `.yml`);
+/// everything else is read as JSON.
+pub fn is_yaml(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 /// Appends one pointer segment, escaped per RFC 6901.

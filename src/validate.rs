@@ -174,12 +174,7 @@ pub fn validate(
     }
 }
 
-/// Whether `file` is a YAML contract (by extension: `.yaml` or `.yml`);
-/// everything else is read as JSON.
-pub fn is_yaml(file: &Path) -> bool {
-    file.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
-}
+pub use crate::positions::is_yaml;
 
 /// Converts a validated schema into its typed form. The schema must have
 /// passed [`validate`]; anything unexpected becomes [`SchemaKind::Any`].

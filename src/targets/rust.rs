@@ -6,8 +6,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use schemars::schema::Schema;
 use typify::{TypeDetails, TypeEnumVariant, TypeId, TypeSpace, TypeSpaceSettings};
 
-use crate::EmitError;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::Views;
 use crate::ir::ContractIr;
+use crate::render::Templates;
+use crate::{EmitError, GeneratedFile, Options, rust_file};
+use handlebars::Context;
 
 /// What the generated types need from other crates.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -309,4 +316,84 @@ pub fn format_source(name: &str, source: &str) -> Result<String, String> {
     let file: syn::File = syn::parse_file(source)
         .map_err(|e| format!("template `{name}` rendered invalid Rust ({e}):\n{source}"))?;
     Ok(prettyplease::unparse(&file))
+}
+
+/// The payload types being generated: the source of `types.rs` and what it
+/// uses, when the thread ends.
+pub type TypesThread<'scope> =
+    std::thread::ScopedJoinHandle<'scope, Result<(String, TypeDeps), EmitError>>;
+
+/// Stack of the thread that runs typify (see [`spawn_types`]).
+const TYPIFY_STACK_BYTES: usize = 64 << 20;
+
+/// The payload types (typify) of `ir`, on a thread of their own: they need
+/// nothing else, so they run beside the other targets.
+pub fn spawn_types<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    ir: &'scope ContractIr,
+) -> Result<TypesThread<'scope>, String> {
+    // typify recurses once per schema level (and more on defaults); the
+    // default 2 MiB of a spawned thread is not enough for schemas near
+    // `validate::MAX_SCHEMA_DEPTH` in debug builds. The stack is only
+    // reserved, not touched, unless it is needed.
+    std::thread::Builder::new()
+        .name("evcontract-typify".to_owned())
+        .stack_size(TYPIFY_STACK_BYTES)
+        .spawn_scoped(scope, || types_source(ir))
+        .map_err(|e| format!("could not start the type generator thread: {e}"))
+}
+
+/// The Rust of a contract: the crate `rust/<contract>/` (templates, the
+/// payload types from `types`, and its `Cargo.toml`).
+pub fn emit(
+    ir: &ContractIr,
+    views: &Views,
+    options: &Options,
+    templates: &Templates,
+    types: TypesThread<'_>,
+) -> Result<Vec<GeneratedFile>, EmitError> {
+    let mut files = Vec::new();
+    let rust_dir = PathBuf::from("rust").join(&ir.name);
+    let (header, whole, header_view) = (&views.header, &views.whole, &views.header_view);
+    for (template, file, view) in [
+        ("rust/lib.rs", "src/lib.rs", &whole),
+        ("rust/errors.rs", "src/errors.rs", &header_view),
+    ] {
+        let src = templates.render_context(template, view)?;
+        files.push(rust_file(
+            rust_dir.join(file),
+            format_source(template, &src)?,
+        ));
+    }
+    for ns in &ir.namespaces {
+        let view = Context::from(json!({ "ir": header, "ns": ns }));
+        let src = templates.render_context("rust/namespace.rs", &view)?;
+        files.push(rust_file(
+            rust_dir.join(format!("src/{}.rs", ns.module)),
+            format_source("rust/namespace.rs", &src)?,
+        ));
+    }
+
+    let (types, deps) = types
+        .join()
+        .map_err(|_| "generating the Rust types panicked".to_owned())??;
+    files.push(rust_file(rust_dir.join("src/types.rs"), types));
+    let description = ir
+        .doc
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("Types and Socket.IO glue for the `{}` contract.", ir.name));
+    files.push(GeneratedFile {
+        path: rust_dir.join("Cargo.toml"),
+        contents: templates.render(
+            "rust/Cargo.toml",
+            &json!({
+                "ir": header,
+                "description": serde_json::to_string(&description).unwrap_or_default(),
+                "runtime_dep": options.runtime.toml(),
+                "deps": deps,
+            }),
+        )?,
+    });
+    Ok(files)
 }

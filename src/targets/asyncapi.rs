@@ -204,3 +204,11 @@ fn components_refs(schema: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// The file of this target: `asyncapi/<contract>.asyncapi.json`.
+pub fn emit(ir: &ContractIr) -> Vec<crate::GeneratedFile> {
+    vec![crate::GeneratedFile {
+        path: std::path::PathBuf::from("asyncapi").join(format!("{}.asyncapi.json", ir.name)),
+        contents: render(ir),
+    }]
+}

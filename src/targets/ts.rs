@@ -4,7 +4,15 @@
 //! TypeScript side is rendered from the schema itself, using the names the IR
 //! decided (which are the names typify was given).
 
-use crate::ir::TypeDef;
+use std::path::PathBuf;
+
+use handlebars::Context;
+use serde_json::json;
+
+use super::Views;
+use crate::GeneratedFile;
+use crate::ir::{ContractIr, TypeDef};
+use crate::render::Templates;
 use crate::schema_ir::{SchemaKind, SchemaNode};
 
 const INDENT: &str = "  ";
@@ -184,4 +192,95 @@ pub fn declaration(def: &TypeDef) -> String {
             type_expr(&def.node, 0)
         ),
     }
+}
+
+/// The TypeScript of a contract: `ts/<contract>/`, an npm package of
+/// typings for `socket.io-client`, typed clients and React hooks.
+pub fn emit(
+    ir: &ContractIr,
+    views: &Views,
+    templates: &Templates,
+) -> Result<Vec<GeneratedFile>, String> {
+    let mut files = Vec::new();
+    let ts_dir = PathBuf::from("ts").join(&ir.name);
+    let (header, whole, header_view) = (&views.header, &views.whole, &views.header_view);
+    for ns in &ir.namespaces {
+        let types: Vec<String> = ir
+            .types
+            .iter()
+            .filter(|t| t.is_definition || t.namespace.as_deref() == Some(ns.module.as_str()))
+            .map(declaration)
+            .collect();
+        let mut ns_view = serde_json::to_value(ns).map_err(|e| e.to_string())?;
+        for (key, events) in [
+            (
+                "client_events",
+                ns.client_events.iter().map(|e| &e.doc).collect::<Vec<_>>(),
+            ),
+            (
+                "server_events",
+                ns.server_events.iter().map(|e| &e.doc).collect::<Vec<_>>(),
+            ),
+        ] {
+            if let Some(list) = ns_view.get_mut(key).and_then(|v| v.as_array_mut()) {
+                for (view, doc) in list.iter_mut().zip(events) {
+                    view["ts_doc"] = json!(doc_block(doc, 1));
+                }
+            }
+        }
+        let view = Context::from(json!({
+            "ir": header,
+            "ns": ns_view,
+            "ns_doc": doc_block(&ns.doc, 0),
+            "path_literal": serde_json::to_string(&ns.path).unwrap_or_default(),
+            "types": types,
+        }));
+        files.push(GeneratedFile {
+            path: ts_dir.join(format!("{}.ts", ns.module)),
+            contents: templates.render_context("ts/namespace.ts", &view)?,
+        });
+        files.push(GeneratedFile {
+            path: ts_dir.join(format!("{}.client.ts", ns.module)),
+            contents: templates.render_context("ts/client.ts", &view)?,
+        });
+    }
+    for (template, file, view) in [
+        ("ts/index.ts", "index.ts", &whole),
+        ("ts/lib.ts", "lib.ts", &header_view),
+        ("ts/react.ts", "react.ts", &whole),
+    ] {
+        files.push(GeneratedFile {
+            path: ts_dir.join(file),
+            contents: templates.render_context(template, view)?,
+        });
+    }
+    // The folder is an npm package of TypeScript sources (for bundlers and
+    // tsc): one entry point per module a user imports; lib.ts stays inside.
+    let mut exports = vec![json!({ "key": ".", "file": "index.ts" })];
+    for ns in &ir.namespaces {
+        exports.push(
+            json!({ "key": format!("./{}", ns.module), "file": format!("{}.ts", ns.module) }),
+        );
+        exports.push(json!({
+            "key": format!("./{}.client", ns.module),
+            "file": format!("{}.client.ts", ns.module),
+        }));
+    }
+    exports.push(json!({ "key": "./react", "file": "react.ts" }));
+    let description =
+        ir.doc.first().cloned().unwrap_or_else(|| {
+            format!("Typed socket.io-client API of the `{}` contract.", ir.name)
+        });
+    files.push(GeneratedFile {
+        path: ts_dir.join("package.json"),
+        contents: templates.render(
+            "ts/package.json",
+            &json!({
+                "ir": header,
+                "description": serde_json::to_string(&description).map_err(|e| e.to_string())?,
+                "exports": exports,
+            }),
+        )?,
+    });
+    Ok(files)
 }

@@ -319,3 +319,11 @@ fn example(ir: &ContractIr, s: &Value, depth: usize) -> Value {
 fn cell(text: &str) -> String {
     text.replace('\n', " ").replace('|', "\\|")
 }
+
+/// The file of this target: `docs/<contract>.md`.
+pub fn emit(ir: &ContractIr) -> Vec<crate::GeneratedFile> {
+    vec![crate::GeneratedFile {
+        path: std::path::PathBuf::from("docs").join(format!("{}.md", ir.name)),
+        contents: render(ir),
+    }]
+}

@@ -1,0 +1,50 @@
+//! The generator's targets, each fed the same IR: Rust (`rust`, templates
+//! under `templates/rust/`), TypeScript (`ts`, `templates/ts/`), AsyncAPI
+//! (`asyncapi`) and reference docs (`docs`). Adding a target is a module
+//! here and one line in [`crate::emit`].
+
+pub mod asyncapi;
+pub mod docs;
+pub mod rust;
+pub mod ts;
+
+use handlebars::Context;
+use serde_json::json;
+
+use crate::ir::ContractIr;
+
+/// The template views several targets read, converted once per contract.
+pub struct Views {
+    /// What templates may read about the contract apart from its
+    /// namespaces. Per-namespace templates get this and their one
+    /// namespace: serializing the whole IR for each of them made generation
+    /// quadratic in namespaces.
+    pub header: serde_json::Value,
+    /// `{ir: header, error_count}`.
+    pub header_view: Context,
+    /// `{ir: <the whole IR>, error_count}`, for templates that list every
+    /// namespace (Rust `lib.rs`, TypeScript `index.ts` and `react.ts`).
+    pub whole: Context,
+}
+
+impl Views {
+    /// The views of `ir`.
+    pub fn new(ir: &ContractIr) -> Result<Self, String> {
+        let header = json!({
+            "name": ir.name,
+            "version": ir.version,
+            "doc": ir.doc,
+            "source_name": ir.source_name,
+            "crate_name": ir.crate_name,
+            "errors": ir.errors,
+        });
+        Ok(Self {
+            header_view: Context::from(json!({ "ir": header, "error_count": ir.errors.len() })),
+            whole: Context::from(json!({
+                "ir": serde_json::to_value(ir).map_err(|e| e.to_string())?,
+                "error_count": ir.errors.len(),
+            })),
+            header,
+        })
+    }
+}
