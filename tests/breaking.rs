@@ -20,7 +20,23 @@ fn base() -> Value {
                     "name": { "type": "string", "maxLength": 10 },
                     "count": { "type": "integer" },
                     "kind": { "type": "string", "enum": ["a", "b"] },
-                    "note": { "type": "string" }
+                    "note": { "type": "string" },
+                    "shape": {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "properties": { "kind": { "type": "string", "const": "dot" } },
+                                "required": ["kind"],
+                                "additionalProperties": false
+                            },
+                            {
+                                "type": "object",
+                                "properties": { "kind": { "type": "string", "const": "line" }, "len": { "type": "number" } },
+                                "required": ["kind", "len"],
+                                "additionalProperties": false
+                            }
+                        ]
+                    }
                 },
                 "required": ["name", "count"],
                 "additionalProperties": false
@@ -160,6 +176,33 @@ fn enums_types_and_limits() {
     assert_eq!(find(&r, "type-widened", S2C), Some(Breaking));
     let r = after(|v| item(v)["properties"]["note"]["type"] = json!(["string", "null"]));
     assert_eq!(find(&r, "type-widened", S2C), Some(Breaking));
+    // A union grown (a third variant) is wider; one variant fewer, narrower.
+    let r = after(|v| {
+        item(v)["properties"]["shape"]["oneOf"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "type": "object",
+                "properties": { "kind": { "type": "string", "const": "box" } },
+                "required": ["kind"],
+                "additionalProperties": false
+            }))
+    });
+    assert_eq!(find(&r, "union-grown", C2S), Some(Info));
+    assert_eq!(find(&r, "union-grown", S2C), Some(Breaking));
+    let mut three = base();
+    item(&mut three)["properties"]["shape"]["oneOf"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "type": "object",
+            "properties": { "kind": { "type": "string", "const": "box" } },
+            "required": ["kind"],
+            "additionalProperties": false
+        }));
+    let r = compare(&three, &base());
+    assert_eq!(find(&r, "union-shrunk", C2S), Some(Breaking));
+    assert_eq!(find(&r, "union-shrunk", S2C), Some(Info));
     // Narrowed, and changed.
     let mut wide = base();
     item(&mut wide)["properties"]["count"]["type"] = json!("number");
@@ -234,6 +277,12 @@ fn events_acks_namespaces_auth_and_rate_limits() {
     assert_eq!(find(&r, "namespace-removed", None), Some(Breaking));
     let r = after(|v| v["namespaces"]["/n"]["auth"] = json!("required"));
     assert_eq!(find(&r, "auth-required", None), Some(Breaking));
+    let r = after(|v| v["namespaces"]["/n"]["clientEvents"]["put"]["auth"] = json!("required"));
+    assert_eq!(find(&r, "auth-required", C2S), Some(Breaking));
+    let r = after(|v| {
+        v["namespaces"]["/n"]["serverEvents"]["tock"] = json!({ "payload": { "type": "integer" } })
+    });
+    assert_eq!(find(&r, "event-added", S2C), Some(Info));
     let r = after(|v| {
         v["namespaces"]["/n"]["clientEvents"]["ask"]["rateLimit"] =
             json!({ "max": 5, "windowMs": 1000 })
