@@ -2,7 +2,7 @@
 // socket-related goes through the generated client and hook.
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { AckError, type ChatClient, type Message } from "../../../generated/ts/chat/chat.client";
-import { useChatSocket, type ConnectionStatus } from "../../../generated/ts/chat/react";
+import { ContractMismatchError, useChatSocket, type ConnectionStatus } from "../../../generated/ts/chat/react";
 
 interface Session {
   user: string;
@@ -117,10 +117,16 @@ function Chat({ session, onSignOut }: { session: Session; onSignOut: () => void 
         <span data-testid="status" className={`status ${status}`}>
           {STATUS_TEXT[status]}
         </span>
-        {error !== null && (
+        {error instanceof ContractMismatchError ? (
           <span data-testid="last-error" className="error">
-            Last error: {error.message}
+            A newer version of this app is deployed. <button onClick={() => location.reload()}>Reload</button>
           </span>
+        ) : (
+          error !== null && (
+            <span data-testid="last-error" className="error">
+              Last error: {error.message}
+            </span>
+          )
         )}
         <button onClick={onSignOut}>Sign out</button>
       </header>
