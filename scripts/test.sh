@@ -87,6 +87,9 @@ cargo publish --dry-run --allow-dirty --quiet -p evcontract-runtime -p evcontrac
 step "build.rs generation (examples/build-script): a contract change changes the build; a bad contract fails it with file:line:column"
 examples/build-script/check-rebuild.sh
 
+step "contract evolution: a TypeScript client of notes 1.0 against a notes 1.1 server (examples/build-script)"
+examples/build-script/check-ts-cross-version.sh
+
 step "evcontract init: a new project is current, builds without warnings, and its server answers socket.io-client"
 tests/init/check.sh
 

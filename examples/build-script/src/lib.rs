@@ -58,3 +58,44 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), ServerError>
         .serve_listener(listener, std::future::pending())
         .await
 }
+
+/// A 1.1 server: every note signed with its author (the user id when the
+/// connection is authenticated, `anonymous` otherwise).
+#[derive(Debug, Default)]
+pub struct SignedNotes {
+    last_id: AtomicU64,
+}
+
+impl api_v1_1::notes::server::NotesHandler for SignedNotes {
+    async fn add_note(
+        &self,
+        ctx: &SocketContext,
+        payload: api_v1_1::AddNote,
+    ) -> Result<api_v1_1::AddNoteAck, EventError> {
+        let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let author = ctx.user_id().unwrap_or("anonymous").to_owned();
+        let added = api_v1_1::NoteAdded {
+            id: id as i64,
+            text: payload.text.to_string(),
+            author: Some(author.clone()),
+        };
+        api_v1_1::notes::server::NotesEmitter::of(ctx)
+            .note_added(Target::All, &added)
+            .await
+            .map_err(|e| EventError::internal(e.to_string()))?;
+        Ok(api_v1_1::AddNoteAck {
+            id: std::num::NonZeroU64::new(id).ok_or_else(|| EventError::internal("id 0"))?,
+            author: Some(author),
+        })
+    }
+}
+
+/// Serves version 1.1 of the notes namespace on `listener` until the task
+/// is dropped.
+pub async fn serve_v1_1(listener: tokio::net::TcpListener) -> Result<(), ServerError> {
+    let gateway = Gateway::build(ServerConfig::new()).await?;
+    api_v1_1::notes::server::register(&gateway, SignedNotes::default()).await?;
+    gateway
+        .serve_listener(listener, std::future::pending())
+        .await
+}

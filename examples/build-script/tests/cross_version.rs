@@ -8,36 +8,7 @@ use std::time::Duration;
 
 use build_script_example::api::notes::client::{NotesClient, NotesServerEvent};
 use build_script_example::api::{AddNote, AddNoteText};
-use build_script_example::api_v1_1 as v1_1;
-use evcontract_runtime::EventError;
 use evcontract_runtime::client::{ClientError, ClientOptions};
-use evcontract_runtime::server::{Gateway, ServerConfig, SocketContext, Target};
-use v1_1::notes::server::{NotesEmitter, NotesHandler};
-
-/// A 1.1 server: every note signed.
-struct Signed;
-
-impl NotesHandler for Signed {
-    async fn add_note(
-        &self,
-        ctx: &SocketContext,
-        payload: v1_1::AddNote,
-    ) -> Result<v1_1::AddNoteAck, EventError> {
-        let added = v1_1::NoteAdded {
-            id: 7,
-            text: payload.text.to_string(),
-            author: Some("ada".to_owned()),
-        };
-        NotesEmitter::of(ctx)
-            .note_added(Target::All, &added)
-            .await
-            .map_err(|e| EventError::internal(e.to_string()))?;
-        Ok(v1_1::AddNoteAck {
-            id: std::num::NonZeroU64::new(7).ok_or_else(|| EventError::internal("id 0"))?,
-            author: Some("ada".to_owned()),
-        })
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1_0_client_reads_what_a_1_1_server_adds() {
@@ -48,16 +19,7 @@ async fn a_1_0_client_reads_what_a_1_1_server_adds() {
         "http://127.0.0.1:{}",
         listener.local_addr().expect("address").port()
     );
-    let gateway = Gateway::build(ServerConfig::new()).await.expect("gateway");
-    v1_1::notes::server::register(&gateway, Signed)
-        .await
-        .expect("registered");
-    let serving = gateway.clone();
-    let server = tokio::spawn(async move {
-        serving
-            .serve_listener(listener, std::future::pending())
-            .await
-    });
+    let server = tokio::spawn(build_script_example::serve_v1_1(listener));
 
     let client = NotesClient::connect(ClientOptions::new(url.clone()))
         .await
@@ -66,7 +28,7 @@ async fn a_1_0_client_reads_what_a_1_1_server_adds() {
     let text = AddNoteText::try_from("hello".to_owned()).expect("valid text");
     // The ack carries `author`, which 1.0 does not know.
     let ack = client.add_note(AddNote { text }).await.expect("acked");
-    assert_eq!(ack.id.get(), 7);
+    assert_eq!(ack.id.get(), 1);
     // So does the event.
     let event = tokio::time::timeout(Duration::from_secs(5), events.next())
         .await
@@ -75,7 +37,7 @@ async fn a_1_0_client_reads_what_a_1_1_server_adds() {
         .expect("decoded by the 1.0 client");
     match event {
         NotesServerEvent::NoteAdded(note) => {
-            assert_eq!((note.id, note.text.as_str()), (7, "hello"));
+            assert_eq!((note.id, note.text.as_str()), (1, "hello"));
         }
         other => panic!("expected note_added, got {other:?}"),
     }
