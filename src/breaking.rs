@@ -178,6 +178,36 @@ struct Diff<'a, 'b> {
     seen: HashSet<(&'static str, String, Option<Direction>)>,
 }
 
+/// The events of one direction, and what removing one breaks.
+struct EventSide {
+    /// The contract key (`clientEvents`, `serverEvents`).
+    key: &'static str,
+    /// How messages name them.
+    label: &'static str,
+    direction: Direction,
+    removed_rule: &'static str,
+    removed_severity: Severity,
+    removed_why: &'static str,
+}
+
+const CLIENT_EVENTS: EventSide = EventSide {
+    key: "clientEvents",
+    label: "client event",
+    direction: Direction::ClientToServer,
+    removed_rule: "client-event-removed",
+    removed_severity: Severity::Breaking,
+    removed_why: "old clients still send it and get UNKNOWN_EVENT (or wait for an ack that never comes)",
+};
+
+const SERVER_EVENTS: EventSide = EventSide {
+    key: "serverEvents",
+    label: "server event",
+    direction: Direction::ServerToClient,
+    removed_rule: "server-event-removed",
+    removed_severity: Severity::Warning,
+    removed_why: "old clients that wait for it wait forever",
+};
+
 /// Which side a pointer is into.
 #[derive(Clone, Copy)]
 enum At {
@@ -248,146 +278,106 @@ impl<'a> Diff<'a, '_> {
                     format!("namespace `{path}` now requires a token: old clients that connect without one are refused"),
                 );
             }
-            for (name, old_event) in &old_ns.client_events {
-                let event_at = at.join("clientEvents").join(name);
-                let Some(new_event) = new_ns.client_events.get(name) else {
-                    self.report(
-                        "client-event-removed",
-                        Severity::Breaking,
-                        Some(Direction::ClientToServer),
-                        Breaks::OldClients,
-                        At::Old,
-                        event_at.as_str(),
-                        format!("client event `{name}` was removed or renamed: old clients still send it and get UNKNOWN_EVENT (or wait for an ack that never comes)"),
-                    );
-                    continue;
-                };
-                let old_auth = old_event.auth.unwrap_or(old_ns.auth);
-                let new_auth = new_event.auth.unwrap_or(new_ns.auth);
-                if old_auth == AuthMode::Optional && new_auth == AuthMode::Required {
-                    self.report(
-                        "auth-required",
-                        Severity::Breaking,
-                        Some(Direction::ClientToServer),
-                        Breaks::OldClients,
-                        At::New,
-                        event_at.as_str(),
-                        format!("client event `{name}` now requires an authenticated connection: anonymous old clients get AUTH_REQUIRED"),
-                    );
-                }
-                if let (Some(o), Some(n)) = (old_event.rate_limit, new_event.rate_limit) {
-                    // Compare rates: max per window, cross-multiplied.
-                    let tighter = u128::from(n.max) * u128::from(o.window_ms)
-                        < u128::from(o.max) * u128::from(n.window_ms);
-                    if tighter {
-                        self.report(
+            self.event_map(
+                &CLIENT_EVENTS,
+                &old_ns.client_events,
+                &new_ns.client_events,
+                &at,
+                |this, name, old_event, new_event, event_at| {
+                    let old_auth = old_event.auth.unwrap_or(old_ns.auth);
+                    let new_auth = new_event.auth.unwrap_or(new_ns.auth);
+                    if old_auth == AuthMode::Optional && new_auth == AuthMode::Required {
+                        this.report(
+                            "auth-required",
+                            Severity::Breaking,
+                            Some(Direction::ClientToServer),
+                            Breaks::OldClients,
+                            At::New,
+                            event_at.as_str(),
+                            format!("client event `{name}` now requires an authenticated connection: anonymous old clients get AUTH_REQUIRED"),
+                        );
+                    }
+                    if let (Some(o), Some(n)) = (old_event.rate_limit, new_event.rate_limit) {
+                        // Compare rates: max per window, cross-multiplied.
+                        let tighter = u128::from(n.max) * u128::from(o.window_ms)
+                            < u128::from(o.max) * u128::from(n.window_ms);
+                        if tighter {
+                            this.report(
+                                "rate-limit-tightened",
+                                Severity::Breaking,
+                                Some(Direction::ClientToServer),
+                                Breaks::OldClients,
+                                At::New,
+                                event_at.join("rateLimit").as_str(),
+                                format!("the rate limit of `{name}` went from {} per {} ms to {} per {} ms: old clients sending at the old rate get RATE_LIMITED", o.max, o.window_ms, n.max, n.window_ms),
+                            );
+                        }
+                    } else if old_event.rate_limit.is_none() && new_event.rate_limit.is_some() {
+                        this.report(
                             "rate-limit-tightened",
                             Severity::Breaking,
                             Some(Direction::ClientToServer),
                             Breaks::OldClients,
                             At::New,
                             event_at.join("rateLimit").as_str(),
-                            format!("the rate limit of `{name}` went from {} per {} ms to {} per {} ms: old clients sending at the old rate get RATE_LIMITED", o.max, o.window_ms, n.max, n.window_ms),
+                            format!("`{name}` gained a rate limit: old clients sending faster get RATE_LIMITED"),
                         );
                     }
-                } else if old_event.rate_limit.is_none() && new_event.rate_limit.is_some() {
-                    self.report(
-                        "rate-limit-tightened",
-                        Severity::Breaking,
-                        Some(Direction::ClientToServer),
-                        Breaks::OldClients,
-                        At::New,
-                        event_at.join("rateLimit").as_str(),
-                        format!("`{name}` gained a rate limit: old clients sending faster get RATE_LIMITED"),
-                    );
-                }
-                self.schema(
-                    Direction::ClientToServer,
-                    &old_event.payload,
-                    &new_event.payload,
-                    &event_at.join("payload"),
-                    &event_at.join("payload"),
-                    &mut HashSet::new(),
-                );
-                match (&old_event.ack, &new_event.ack) {
-                    (None, Some(_)) => self.report(
-                        "ack-added",
-                        Severity::Breaking,
-                        Some(Direction::ServerToClient),
-                        Breaks::OldClients,
-                        At::New,
-                        event_at.join("ack").as_str(),
-                        format!("`{name}` is now acked: old clients send it without asking for an ack, and its answer never reaches them"),
-                    ),
-                    (Some(_), None) => self.report(
-                        "ack-removed",
-                        Severity::Breaking,
-                        Some(Direction::ServerToClient),
-                        Breaks::OldClients,
-                        At::Old,
-                        event_at.join("ack").as_str(),
-                        format!("`{name}` is no longer acked: old clients wait for an ack until they time out"),
-                    ),
-                    (Some(o), Some(n)) => self.schema(
-                        Direction::ServerToClient,
-                        o,
-                        n,
-                        &event_at.join("ack"),
-                        &event_at.join("ack"),
+                    this.schema(
+                        Direction::ClientToServer,
+                        &old_event.payload,
+                        &new_event.payload,
+                        &event_at.join("payload"),
+                        &event_at.join("payload"),
                         &mut HashSet::new(),
-                    ),
-                    (None, None) => {}
-                }
-            }
-            for name in new_ns.client_events.keys() {
-                if !old_ns.client_events.contains_key(name) {
-                    self.report(
-                        "event-added",
-                        Severity::Info,
-                        Some(Direction::ClientToServer),
-                        Breaks::Nobody,
-                        At::New,
-                        at.join("clientEvents").join(name).as_str(),
-                        format!("client event `{name}` was added"),
                     );
-                }
-            }
-            for (name, old_event) in &old_ns.server_events {
-                let event_at = at.join("serverEvents").join(name);
-                let Some(new_event) = new_ns.server_events.get(name) else {
-                    self.report(
-                        "server-event-removed",
-                        Severity::Warning,
-                        Some(Direction::ServerToClient),
-                        Breaks::OldClients,
-                        At::Old,
-                        event_at.as_str(),
-                        format!("server event `{name}` was removed or renamed: old clients that wait for it wait forever"),
+                    match (&old_event.ack, &new_event.ack) {
+                        (None, Some(_)) => this.report(
+                            "ack-added",
+                            Severity::Breaking,
+                            Some(Direction::ServerToClient),
+                            Breaks::OldClients,
+                            At::New,
+                            event_at.join("ack").as_str(),
+                            format!("`{name}` is now acked: old clients send it without asking for an ack, and its answer never reaches them"),
+                        ),
+                        (Some(_), None) => this.report(
+                            "ack-removed",
+                            Severity::Breaking,
+                            Some(Direction::ServerToClient),
+                            Breaks::OldClients,
+                            At::Old,
+                            event_at.join("ack").as_str(),
+                            format!("`{name}` is no longer acked: old clients wait for an ack until they time out"),
+                        ),
+                        (Some(o), Some(n)) => this.schema(
+                            Direction::ServerToClient,
+                            o,
+                            n,
+                            &event_at.join("ack"),
+                            &event_at.join("ack"),
+                            &mut HashSet::new(),
+                        ),
+                        (None, None) => {}
+                    }
+                },
+            );
+            self.event_map(
+                &SERVER_EVENTS,
+                &old_ns.server_events,
+                &new_ns.server_events,
+                &at,
+                |this, _, old_event, new_event, event_at| {
+                    this.schema(
+                        Direction::ServerToClient,
+                        &old_event.payload,
+                        &new_event.payload,
+                        &event_at.join("payload"),
+                        &event_at.join("payload"),
+                        &mut HashSet::new(),
                     );
-                    continue;
-                };
-                self.schema(
-                    Direction::ServerToClient,
-                    &old_event.payload,
-                    &new_event.payload,
-                    &event_at.join("payload"),
-                    &event_at.join("payload"),
-                    &mut HashSet::new(),
-                );
-            }
-            for name in new_ns.server_events.keys() {
-                if !old_ns.server_events.contains_key(name) {
-                    self.report(
-                        "event-added",
-                        Severity::Info,
-                        Some(Direction::ServerToClient),
-                        Breaks::Nobody,
-                        At::New,
-                        at.join("serverEvents").join(name).as_str(),
-                        format!("server event `{name}` was added"),
-                    );
-                }
-            }
+                },
+            );
         }
         for path in new.namespaces.keys() {
             if !old.namespaces.contains_key(path) {
@@ -401,6 +391,47 @@ impl<'a> Diff<'a, '_> {
                     format!("namespace `{path}` was added"),
                 );
             }
+        }
+    }
+
+    /// Compares the events of one direction: removed ones as `side` says,
+    /// added ones as info, and `each` on the events both contracts have.
+    fn event_map<E>(
+        &mut self,
+        side: &EventSide,
+        old: &'a indexmap::IndexMap<String, E>,
+        new: &'a indexmap::IndexMap<String, E>,
+        ns_at: &Pointer,
+        mut each: impl FnMut(&mut Self, &str, &'a E, &'a E, &Pointer),
+    ) {
+        for (name, old_event) in old {
+            let at = ns_at.join(side.key).join(name);
+            match new.get(name) {
+                Some(new_event) => each(self, name, old_event, new_event, &at),
+                None => self.report(
+                    side.removed_rule,
+                    side.removed_severity,
+                    Some(side.direction),
+                    Breaks::OldClients,
+                    At::Old,
+                    at.as_str(),
+                    format!(
+                        "{} `{name}` was removed or renamed: {}",
+                        side.label, side.removed_why
+                    ),
+                ),
+            }
+        }
+        for name in new.keys().filter(|n| !old.contains_key(*n)) {
+            self.report(
+                "event-added",
+                Severity::Info,
+                Some(side.direction),
+                Breaks::Nobody,
+                At::New,
+                ns_at.join(side.key).join(name).as_str(),
+                format!("{} `{name}` was added", side.label),
+            );
         }
     }
 
