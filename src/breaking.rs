@@ -905,11 +905,7 @@ pub struct Loaded {
 pub fn load(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
     let map = SourceMap::new(file, text);
     let valid = crate::validate::validate(file, text, &map).map_err(|mut diags| {
-        for d in &mut diags {
-            if let crate::diag::Location::Pointer(p) = &d.location {
-                d.position = map.position(p);
-            }
-        }
+        map.place(&mut diags);
         diags
     })?;
     Ok(Loaded {

@@ -34,7 +34,7 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::visit_mut::VisitMut;
 
-use crate::diag::{Diagnostic, Diagnostics, Location};
+use crate::diag::Diagnostics;
 use crate::{GeneratedFile, HEADER, Options, RuntimeDep};
 
 /// Generates the Rust of contracts into `OUT_DIR` from a build script.
@@ -143,25 +143,12 @@ impl Builder {
                 .map(PathBuf::from)
                 .ok_or(BuildError::NoOutDir)?,
         };
-        let mut inputs = Vec::new();
-        let mut unreadable = Vec::new();
-        for path in &self.contracts {
-            if self.rerun_if_changed {
+        if self.rerun_if_changed {
+            for path in &self.contracts {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            match std::fs::read_to_string(path) {
-                Ok(text) => inputs.push((path.clone(), text)),
-                Err(e) => unreadable.push(Diagnostic {
-                    file: path.clone(),
-                    location: Location::Pointer(String::new()),
-                    position: None,
-                    message: format!("cannot read the contract: {e}"),
-                }),
-            }
         }
-        if !unreadable.is_empty() {
-            return Err(BuildError::Contract(Diagnostics(unreadable)));
-        }
+        let inputs = crate::read_contracts(&self.contracts).map_err(BuildError::Contract)?;
         // The runtime dependency line is not written here: the including
         // crate declares its own.
         let options = Options {

@@ -27,6 +27,19 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A problem with the whole file (it cannot be read, say), placed at
+    /// the document root.
+    pub fn at_root(file: &Path, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            location: Location::Pointer(String::new()),
+            position: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file.display();

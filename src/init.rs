@@ -69,7 +69,7 @@ pub fn scaffold(
     let view = json!({
         "name": name,
         "name_kebab": name.to_kebab_case(),
-        "crate_name": format!("{}-contract", name.to_kebab_case()),
+        "crate_name": crate::ir::crate_name(name),
         "crate_ident": format!("{name}_contract"),
         "runtime_path": runtime_path.map(|p| serde_json::Value::String(p.to_owned()).to_string()),
     });

@@ -170,6 +170,8 @@ pub struct RateLimitIr {
     pub window_ms: u64,
     /// The runtime's `RateScope` variant (`User`, `Connection`, `Ip`).
     pub scope_variant: &'static str,
+    /// As the contract writes it (`per`): `user`, `connection`, `ip`.
+    pub scope_wire: &'static str,
     /// Who it counts, for docs: `user`, `connection`, `IP address`.
     pub scope_doc: &'static str,
 }
@@ -504,15 +506,17 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                     ack_type: a.as_ref().map(resolve),
                     auth_required: auth_required(ev.auth.unwrap_or(ns.auth)),
                     rate_limit: ev.rate_limit.map(|r| {
-                        let (scope_variant, scope_doc) = match r.per.unwrap_or(RateScope::User) {
-                            RateScope::User => ("User", "user"),
-                            RateScope::Connection => ("Connection", "connection"),
-                            RateScope::Ip => ("Ip", "IP address"),
-                        };
+                        let (scope_variant, scope_wire, scope_doc) =
+                            match r.per.unwrap_or(RateScope::User) {
+                                RateScope::User => ("User", "user", "user"),
+                                RateScope::Connection => ("Connection", "connection", "connection"),
+                                RateScope::Ip => ("Ip", "ip", "IP address"),
+                            };
                         RateLimitIr {
                             max: r.max,
                             window_ms: r.window_ms,
                             scope_variant,
+                            scope_wire,
                             scope_doc,
                         }
                     }),
@@ -564,7 +568,7 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        crate_name: format!("{}-contract", contract.contract.replace('_', "-")),
+        crate_name: crate_name(&contract.contract),
         types,
         errors,
         namespaces,
@@ -617,6 +621,11 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
         _ => {}
     }
+}
+
+/// The package name of the crate generated for contract `name`.
+pub fn crate_name(name: &str) -> String {
+    format!("{}-contract", name.replace('_', "-"))
 }
 
 #[cfg(test)]

@@ -171,12 +171,28 @@ fn emit_diagnostic(file: &Path, map: &SourceMap, err: EmitError) -> Vec<Diagnost
 }
 
 fn internal(file: &Path, message: String) -> Vec<Diagnostic> {
-    vec![Diagnostic {
-        file: file.to_owned(),
-        location: Location::Pointer(String::new()),
-        position: None,
-        message,
-    }]
+    vec![Diagnostic::at_root(file, message)]
+}
+
+/// Reads contract files; every one that cannot be read is a diagnostic,
+/// and then nothing is returned.
+pub fn read_contracts(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, Diagnostics> {
+    let mut inputs = Vec::with_capacity(paths.len());
+    let mut unreadable = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(path) {
+            Ok(text) => inputs.push((path.clone(), text)),
+            Err(e) => unreadable.push(Diagnostic::at_root(
+                path,
+                format!("cannot read the contract: {e}"),
+            )),
+        }
+    }
+    if unreadable.is_empty() {
+        Ok(inputs)
+    } else {
+        Err(Diagnostics(unreadable))
+    }
 }
 
 /// Validates one contract and builds its IR.
@@ -187,11 +203,7 @@ pub fn load(file: &Path, text: &str) -> Result<ContractIr, Vec<Diagnostic>> {
 /// [`load`] with the text's positions already mapped.
 fn load_mapped(file: &Path, text: &str, map: &SourceMap) -> Result<ContractIr, Vec<Diagnostic>> {
     let with_positions = |mut diags: Vec<Diagnostic>| {
-        for d in &mut diags {
-            if let Location::Pointer(p) = &d.location {
-                d.position = map.position(p);
-            }
-        }
+        map.place(&mut diags);
         diags
     };
     let valid = validate::validate(file, text, map).map_err(with_positions)?;

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use evcontract::diag::{Diagnostic, Location};
 use evcontract::project::{self, Project};
 use evcontract::{Options, RuntimeDep, output};
 
@@ -237,23 +236,13 @@ fn generate(flags: Flags, check: bool) -> ExitCode {
             }
         },
     };
-    let mut inputs = Vec::new();
-    let mut read_errors = Vec::new();
-    for path in contracts {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => inputs.push((path, text)),
-            Err(e) => read_errors.push(Diagnostic {
-                location: Location::Pointer(String::new()),
-                position: None,
-                message: format!("cannot read the contract: {e}"),
-                file: path,
-            }),
+    let inputs = match evcontract::read_contracts(&contracts) {
+        Ok(inputs) => inputs,
+        Err(unreadable) => {
+            eprintln!("{unreadable}");
+            return ExitCode::from(2);
         }
-    }
-    if !read_errors.is_empty() {
-        eprintln!("{}", evcontract::diag::Diagnostics(read_errors));
-        return ExitCode::from(2);
-    }
+    };
     let options = Options {
         runtime: project.runtime.clone(),
     };
@@ -415,18 +404,20 @@ fn breaking(
     use evcontract::breaking::{self, Severity};
     let pairs = match (old, new, against) {
         (Some(old), Some(new), None) => {
-            let read = |p: &Path| {
-                std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-            };
-            match (read(&old), read(&new)) {
-                (Ok(o), Ok(n)) => vec![Pair {
-                    old_label: old,
-                    old_text: Some(o),
-                    new_file: new,
-                    new_text: Some(n),
-                }],
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("error: {e}");
+            // The same diagnostics as `generate` for a file that cannot be
+            // read.
+            match evcontract::read_contracts(&[old, new]).map(Vec::into_iter) {
+                Ok(mut read) => match (read.next(), read.next()) {
+                    (Some((old_label, o)), Some((new_file, n))) => vec![Pair {
+                        old_label,
+                        old_text: Some(o),
+                        new_file,
+                        new_text: Some(n),
+                    }],
+                    _ => return ExitCode::from(2),
+                },
+                Err(unreadable) => {
+                    eprintln!("{unreadable}");
                     return ExitCode::from(2);
                 }
             }

@@ -59,6 +59,15 @@ impl SourceMap {
         }
     }
 
+    /// Gives each diagnostic at a pointer the line and column it points at.
+    pub fn place(&self, diagnostics: &mut [crate::diag::Diagnostic]) {
+        for d in diagnostics {
+            if let crate::diag::Location::Pointer(p) = &d.location {
+                d.position = self.position(p);
+            }
+        }
+    }
+
     /// The keys given twice, in text order of their second occurrence.
     pub fn duplicates(&self) -> &[DuplicateKey] {
         &self.duplicates
@@ -87,6 +96,11 @@ fn push_segment(pointer: &mut String, segment: &str) {
             c => pointer.push(c),
         }
     }
+}
+
+/// The 1-based line and character column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    Lines::new(text).at(offset)
 }
 
 /// Turns byte offsets into 1-based line and character column.

@@ -121,12 +121,8 @@ impl Project {
     /// that does not exist, a value of the wrong type or a TOML syntax error
     /// is a diagnostic with the line and column.
     pub fn load(file: &Path) -> Result<Self, Diagnostic> {
-        let text = std::fs::read_to_string(file).map_err(|e| Diagnostic {
-            file: file.to_owned(),
-            location: Location::Pointer(String::new()),
-            position: None,
-            message: format!("cannot read the project file: {e}"),
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Diagnostic::at_root(file, format!("cannot read the project file: {e}")))?;
         let root = file.parent().unwrap_or(Path::new(".")).to_owned();
         Self::parse(file, &root, &text)
     }
@@ -134,7 +130,9 @@ impl Project {
     /// [`Project::load`] on text already read.
     pub fn parse(file: &Path, root: &Path, text: &str) -> Result<Self, Diagnostic> {
         let raw: RawProject = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |span| line_col(text, span.start));
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |span| crate::positions::line_col(text, span.start));
             Diagnostic {
                 file: file.to_owned(),
                 location: Location::LineCol(line, col),
@@ -193,13 +191,6 @@ pub fn find(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .map(|dir| dir.join(FILE_NAME))
         .find(|file| file.is_file())
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
