@@ -174,11 +174,7 @@ fn rate_limit(limit: &RateLimitIr) -> Value {
     json!({
         "max": limit.max,
         "windowMs": limit.window_ms,
-        "per": match limit.scope_variant {
-            "User" => "user",
-            "Ip" => "ip",
-            _ => "connection",
-        },
+        "per": limit.scope_wire,
     })
 }
 
