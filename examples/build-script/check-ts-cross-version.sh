@@ -5,19 +5,11 @@
 # ack and its event (received data is not checked against the old types, so
 # a property it does not know is simply there).
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/../.." && pwd)"
-tmp="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=tests/support/check.sh
+source "$(dirname "$0")/../../tests/support/check.sh"
 
 cargo build --quiet --manifest-path "$repo/Cargo.toml" -p evcontract --bin evcontract
 cargo build --quiet --manifest-path "$repo/Cargo.toml" -p build-script-example --bin notes-server-v1-1
-target="${CARGO_TARGET_DIR:-$repo/target}"
 "$target/debug/evcontract" generate "$repo/examples/build-script/notes.contract.json" --out "$tmp/gen" --no-config >/dev/null
 
 # An ESM project next to the generated 1.0 typings, with this repository's
@@ -59,7 +51,7 @@ console.log("ok: a 1.0 TypeScript client reads what a 1.1 server adds");
 TS
 (cd "$tmp" && node "$repo/node_modules/typescript/bin/tsc" -p .) || fail "the 1.0 client does not compile"
 
-port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+port="$(free_port)"
 PORT="$port" "$target/debug/notes-server-v1-1" 2>"$tmp/server.log" &
 server_pid=$!
 for _ in $(seq 1 100); do

@@ -4,17 +4,10 @@
 # its server answers a real socket.io-client: an acked `say_hello`, the
 # `hello` broadcast, and INVALID_PAYLOAD for an empty name.
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/../.." && pwd)"
-tmp="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=tests/support/check.sh
+source "$(dirname "$0")/../support/check.sh"
 
-evcontract="$repo/target/debug/evcontract"
+evcontract="$target/debug/evcontract"
 cargo build --quiet --manifest-path "$repo/Cargo.toml" -p evcontract --bin evcontract
 # The runtime of this checkout (no release on crates.io is assumed).
 "$evcontract" init "$tmp/hello-world" --runtime-path "$repo/runtime" >"$tmp/init.log"
@@ -44,14 +37,14 @@ debug = "line-tables-only"
 debug = false
 TOML
 # (Warnings are read from the output: RUSTFLAGS would rebuild every dependency.)
-(cd "$proj" && CARGO_TARGET_DIR="$repo/target" cargo build -p hello-world-server --message-format short 2>"$tmp/build.log") ||
+(cd "$proj" && CARGO_TARGET_DIR="$target" cargo build -p hello-world-server --message-format short 2>"$tmp/build.log") ||
   { cat "$tmp/build.log" >&2; fail "the new project does not build"; }
 if grep -E "^(warning|error)" "$tmp/build.log" | grep -v "^warning: .*generated [0-9]* warning" >&2; then
   fail "the new project builds with warnings"
 fi
 
-port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-PORT="$port" "$repo/target/debug/hello-world-server" 2>"$tmp/server.log" &
+port="$(free_port)"
+PORT="$port" "$target/debug/hello-world-server" 2>"$tmp/server.log" &
 server_pid=$!
 NODE_PATH="$repo/node_modules" PORT="$port" node - <<'JS' || { cat "$tmp/server.log" >&2; fail "the server did not answer as its contract says"; }
 const { io } = require("socket.io-client");

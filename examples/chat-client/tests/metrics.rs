@@ -52,44 +52,51 @@ fn sample(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample `{key}` in {samples:#?}"))
 }
 
+fn options(server: &Server, token: String) -> ClientOptions {
+    ClientOptions::new(server.url())
+        .token(token)
+        .connect_timeout(WAIT)
+        .ack_timeout(WAIT)
+        .reconnection(false)
+}
+
+/// A client of `user`, in thread `thread`.
+async fn joined(server: &Server, user: &str, thread: &str) -> ChatClient {
+    let client = within(
+        WAIT,
+        "connect",
+        ChatClient::connect(options(server, token_signed_with(user, SECRET).await)),
+    )
+    .await
+    .expect("connects");
+    within(
+        WAIT,
+        "join",
+        client.join_thread(JoinThread {
+            thread_id: thread.try_into().unwrap(),
+        }),
+    )
+    .await
+    .expect("joined");
+    client
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scraped_counters_equal_the_traffic_sent() {
     let server = Server::start(&Spec::new(SECRET)).await;
-    let options = |token: String| {
-        ClientOptions::new(server.url())
-            .token(token)
-            .connect_timeout(WAIT)
-            .ack_timeout(WAIT)
-            .reconnection(false)
-    };
 
     // One refused connection.
     let bad = within(
         WAIT,
         "connect",
-        ChatClient::connect(options("not-a-jwt".into())),
+        ChatClient::connect(options(&server, "not-a-jwt".into())),
     )
     .await
     .err()
     .expect("a bad token is refused");
     assert!(matches!(bad, ConnectError::InvalidToken { .. }), "{bad:?}");
 
-    let client = within(
-        WAIT,
-        "connect",
-        ChatClient::connect(options(token_signed_with("mia", SECRET).await)),
-    )
-    .await
-    .expect("mia connects");
-    within(
-        WAIT,
-        "join",
-        client.join_thread(JoinThread {
-            thread_id: "metrics".try_into().unwrap(),
-        }),
-    )
-    .await
-    .expect("joined");
+    let client = joined(&server, "mia", "metrics").await;
     for i in 0..SENT {
         within(
             WAIT,
@@ -243,31 +250,9 @@ async fn refusals_are_logged_and_handler_lines_carry_the_event_span() {
         ..Spec::new(SECRET)
     };
     let server = Server::start(&spec).await;
-    let options = |token: String| {
-        ClientOptions::new(server.url())
-            .token(token)
-            .connect_timeout(WAIT)
-            .ack_timeout(WAIT)
-            .reconnection(false)
-    };
-    let refused = ChatClient::connect(options("not-a-jwt".into())).await;
+    let refused = ChatClient::connect(options(&server, "not-a-jwt".into())).await;
     assert!(refused.is_err());
-    let client = within(
-        WAIT,
-        "connect",
-        ChatClient::connect(options(token_signed_with("lou", SECRET).await)),
-    )
-    .await
-    .expect("lou connects");
-    within(
-        WAIT,
-        "join",
-        client.join_thread(JoinThread {
-            thread_id: "logged".try_into().unwrap(),
-        }),
-    )
-    .await
-    .expect("joined");
+    let client = joined(&server, "lou", "logged").await;
     let ack = within(
         WAIT,
         "invalid send",

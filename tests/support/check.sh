@@ -1,0 +1,19 @@
+# Sourced by the test command's shell checks that start a server of their
+# own (tests/init/check.sh, examples/build-script/check-ts-cross-version.sh):
+# `repo` and `target` (cargo's), a scratch folder `tmp` removed on exit
+# together with the server whose pid is in `server_pid`, `fail`, and
+# `free_port`.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+tmp="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "error: $*" >&2; exit 1; }
+# A loopback port nobody listens on now.
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
