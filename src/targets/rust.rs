@@ -67,7 +67,7 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), EmitError> {
         uuid: space.uses_uuid(),
         regress: space.uses_regress(),
     };
-    Ok((print_tokens(tokens, tolerate_unknown_fields)?, deps))
+    Ok((format_tokens(tokens, tolerate_unknown_fields)?, deps))
 }
 
 /// Drops typify's `deny_unknown_fields` (from `additionalProperties:
@@ -230,19 +230,15 @@ fn named_type(space: &TypeSpace, id: &TypeId) -> Option<String> {
     None
 }
 
-/// Parses and pretty-prints Rust tokens.
+/// Parses Rust tokens, applies `rewrite` to the items, and pretty-prints
+/// them.
 ///
 /// typify's output for a large contract is one long list of items, and
 /// parsing and printing it is the longest step of generation; the items are
 /// cut into a fixed number of runs printed on as many threads. prettyplease
 /// prints items one after another, so the joined text is the same as printing
 /// them at once (the golden tests hold it to that).
-pub fn format_tokens(tokens: proc_macro2::TokenStream) -> Result<String, String> {
-    print_tokens(tokens, |_| {})
-}
-
-/// [`format_tokens`], with `rewrite` applied to each parsed run of items.
-fn print_tokens(
+pub fn format_tokens(
     tokens: proc_macro2::TokenStream,
     rewrite: fn(&mut syn::File),
 ) -> Result<String, String> {
