@@ -13,8 +13,9 @@
 //! - **Per event**, in order: `last_activity` update; `UNKNOWN_EVENT` for
 //!   events not in the contract; `AUTH_REQUIRED` for [`AuthMode::Required`]
 //!   events on anonymous sockets; the contract [`RateLimit`] (`RATE_LIMITED`
-//!   with `{retryAfterMs}`); JSON Schema validation of the raw payload
-//!   (`INVALID_PAYLOAD` with `{path, reason}`); [`Dispatch::dispatch`], a
+//!   with `{retryAfterMs}`); JSON Schema validation of the payload's text
+//!   ([`validate`]: no value tree for a valid payload; `INVALID_PAYLOAD`
+//!   with `{path, reason}`); [`Dispatch::dispatch`], a
 //!   panic becoming `INTERNAL`; then the ack envelope (acked event whose
 //!   client sent an ack callback) or, on failure, the `error` event. The
 //!   connection stays up in every case.
@@ -84,6 +85,7 @@ mod auth;
 mod config;
 mod context;
 mod emitter;
+mod formats;
 mod gateway;
 mod http;
 mod log_throttle;
@@ -92,6 +94,7 @@ mod rate_limit;
 mod spec;
 #[cfg(feature = "tls")]
 mod tls;
+pub mod validate;
 
 #[cfg(feature = "redis")]
 pub use adapter::{

@@ -338,6 +338,21 @@ pub fn decode_payload<T: DeserializeOwned>(value: &Value) -> Result<T, EventErro
     })
 }
 
+/// Deserializes a payload from its JSON text straight into its contract
+/// type (no intermediate `Value`), mapping a failure to `INVALID_PAYLOAD`
+/// with the JSON pointer of the offending value.
+///
+/// The server runs this on payloads its validator accepted, so a failure
+/// is rare (a number the type cannot hold, such as `1.0` for an integer
+/// field, or a repeated key); only then is the text parsed into a tree and
+/// decoded again with path tracking, as [`decode_payload`] does.
+pub fn decode_text<T: DeserializeOwned>(text: &str) -> Result<T, EventError> {
+    serde_json::from_str(text).or_else(|_| match serde_json::from_str::<Value>(text) {
+        Ok(value) => decode_payload(&value),
+        Err(err) => Err(EventError::invalid_payload("", err.to_string())),
+    })
+}
+
 /// The serialized data of a successful ack: JSON text, written once by
 /// generated glue and embedded as is in the ack packet (`None` for events
 /// without ack data, sent as `null`).

@@ -74,8 +74,12 @@ impl Dispatch for TestDispatch {
         &self,
         ctx: SocketContext,
         event: &'static EventSpec,
-        p: Value,
+        p: &str,
     ) -> BoxFuture<'static, Result<AckData, EventError>> {
+        let p: Value = match evcontract_runtime::wire::decode_text(p) {
+            Ok(v) => v,
+            Err(err) => return Box::pin(async move { Err(err) }),
+        };
         Box::pin(async move {
             let emitter = ctx.emitter();
             let ack = match event.name {

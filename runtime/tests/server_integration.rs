@@ -132,8 +132,12 @@ impl Dispatch for TestDispatch {
         &self,
         ctx: SocketContext,
         event: &'static EventSpec,
-        payload: Value,
+        payload: &str,
     ) -> BoxFuture<'static, Result<AckData, EventError>> {
+        let payload: Value = match evcontract_runtime::wire::decode_text(payload) {
+            Ok(v) => v,
+            Err(err) => return Box::pin(async move { Err(err) }),
+        };
         Box::pin(async move {
             let ack: Value = match event.name {
                 "echo" | "nested" => Ok(payload),

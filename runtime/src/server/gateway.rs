@@ -41,6 +41,7 @@ use super::http::{HttpCounters, HttpLimits, HttpStats};
 use super::metrics::{EventMetrics, Metrics, NsMetrics, UNKNOWN_EVENT_LABEL};
 use super::rate_limit::{Holder, SharedLimits, ceil_millis};
 use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
+use super::validate::PayloadSchema;
 use crate::wire::{
     AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes, truncate_name,
 };
@@ -527,20 +528,17 @@ fn socketio_builder(config: &ServerConfig) -> SocketIoBuilder {
         .with_parser(parser)
 }
 
-fn compile_schema(ns: &str, event: &EventSpec) -> Result<jsonschema::Validator, ServerError> {
-    let schema_error = |message: String| ServerError::Schema {
+fn compile_schema(ns: &str, event: &EventSpec) -> Result<PayloadSchema, ServerError> {
+    PayloadSchema::compile(event.schema).map_err(|message| ServerError::Schema {
         namespace: ns.to_owned(),
         event: event.name.to_owned(),
         message,
-    };
-    let schema: Value =
-        serde_json::from_str(event.schema).map_err(|e| schema_error(format!("not JSON: {e}")))?;
-    jsonschema::draft7::new(&schema).map_err(|e| schema_error(e.to_string()))
+    })
 }
 
 struct CompiledEvent {
     spec: &'static EventSpec,
-    validator: jsonschema::Validator,
+    validator: PayloadSchema,
     /// Its counters, when metrics are on.
     metrics: Option<EventMetrics>,
 }
@@ -865,16 +863,14 @@ impl NamespaceRuntime {
         {
             return Err(EventError::payload_too_large(max, payload.len()));
         }
-        let payload = payload.parse()?;
-        if let Err(err) = compiled.validator.validate(&payload) {
-            return Err(EventError::invalid_payload(
-                err.instance_path().as_str(),
-                err.masked().to_string(),
-            ));
-        }
+        let text = payload.text()?;
+        compiled
+            .validator
+            .check(text)
+            .map_err(|refusal| EventError::invalid_payload(refusal.path, refusal.reason))?;
         let ctx = self.context(socket, state.clone());
         let started = compiled.metrics.as_ref().map(|_| Instant::now());
-        let handled = guarded(|| self.dispatch.dispatch(ctx, spec, payload)).await;
+        let handled = guarded(|| self.dispatch.dispatch(ctx, spec, text)).await;
         if let (Some(m), Some(started)) = (&compiled.metrics, started) {
             m.handler.observe(started.elapsed());
         }
@@ -1081,13 +1077,12 @@ impl RawPayload {
         }
     }
 
-    /// The payload as a JSON value, or `INVALID_PAYLOAD` (for example a
-    /// number out of range: `1e999`).
-    fn parse(&self) -> Result<Value, EventError> {
+    /// The payload's JSON text (`null` when there is none), borrowed from
+    /// the frame.
+    fn text(&self) -> Result<&str, EventError> {
         match self {
-            Self::Missing => Ok(Value::Null),
-            Self::Text { text, range } => serde_json::from_str(&text[range.clone()])
-                .map_err(|e| EventError::invalid_payload("", e.to_string())),
+            Self::Missing => Ok("null"),
+            Self::Text { text, range } => Ok(&text[range.clone()]),
             Self::Unreadable(reason) => Err(EventError::invalid_payload("", reason.clone())),
         }
     }

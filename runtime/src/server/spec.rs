@@ -4,8 +4,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::Value;
-
 use super::context::SocketContext;
 use super::emitter::Emitter;
 use crate::wire::{AckData, EventError};
@@ -136,14 +134,16 @@ impl NamespaceSpec {
 /// stays up.
 pub trait Dispatch: Send + Sync + 'static {
     /// Handles one event whose payload was already validated against
-    /// `event.schema`. Returns the serialized ack data (see
-    /// [`encode_ack`](crate::wire::encode_ack); `None` for events without
-    /// ack data) or the error to send back.
+    /// `event.schema`. `payload` is its JSON text, borrowed from the frame
+    /// (`null` when the client sent none): decode it before the returned
+    /// future (see [`decode_text`](crate::wire::decode_text)). Returns the
+    /// serialized ack data (see [`encode_ack`](crate::wire::encode_ack);
+    /// `None` for events without ack data) or the error to send back.
     fn dispatch(
         &self,
         ctx: SocketContext,
         event: &'static EventSpec,
-        payload: Value,
+        payload: &str,
     ) -> BoxFuture<'static, Result<AckData, EventError>>;
 
     /// Called once per connection, after the runtime recorded the client's

@@ -222,54 +222,69 @@ pub mod server {
             &self,
             ctx: rt::SocketContext,
             event: &'static rt::EventSpec,
-            payload: ::evcontract_runtime::__private::serde_json::Value,
+            payload: &str,
         ) -> rt::BoxFuture<
             'static,
             ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
-            ::std::boxed::Box::pin(async move {
-                match event.name {
-                    super::client_events::JOIN_THREAD => {
-                        let payload: crate::JoinThread = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+            match event.name {
+                super::client_events::JOIN_THREAD => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::JoinThread,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         let ack = handler.join_thread(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
-                    }
-                    super::client_events::LEAVE_THREAD => {
-                        let payload: crate::LeaveThread = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::LEAVE_THREAD => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::LeaveThread,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         let ack = handler.leave_thread(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
-                    }
-                    super::client_events::SEND_MESSAGE => {
-                        let payload: crate::SendMessage = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::SEND_MESSAGE => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::SendMessage,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         let ack = handler.send_message(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
-                    }
-                    super::client_events::TYPING => {
-                        let payload: crate::Typing = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::TYPING => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::Typing,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         handler.typing(&ctx, payload).await?;
                         ::core::result::Result::Ok(::core::option::Option::None)
-                    }
-                    super::client_events::MARK_READ => {
-                        let payload: crate::MarkRead = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::MARK_READ => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::MarkRead,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         handler.mark_read(&ctx, payload).await?;
                         ::core::result::Result::Ok(::core::option::Option::None)
-                    }
-                    other => {
-                        ::core::result::Result::Err(EventError::unknown_event(other))
-                    }
+                    })
                 }
-            })
+                other => {
+                    ::std::boxed::Box::pin(async move {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    })
+                }
+            }
         }
         fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
             let handler = ::std::sync::Arc::clone(&self.0);

@@ -84,7 +84,7 @@ pub mod server {
             &self,
             ctx: rt::SocketContext,
             event: &'static rt::EventSpec,
-            payload: ::evcontract_runtime::__private::serde_json::Value,
+            payload: &str,
         ) -> rt::BoxFuture<
             'static,
             ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,

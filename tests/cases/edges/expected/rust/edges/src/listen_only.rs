@@ -115,33 +115,39 @@ pub mod server {
             &self,
             ctx: rt::SocketContext,
             event: &'static rt::EventSpec,
-            payload: ::evcontract_runtime::__private::serde_json::Value,
+            payload: &str,
         ) -> rt::BoxFuture<
             'static,
             ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
-            ::std::boxed::Box::pin(async move {
-                match event.name {
-                    super::client_events::FIRE => {
-                        let payload: crate::Fire = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+            match event.name {
+                super::client_events::FIRE => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::Fire,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         handler.fire(&ctx, payload).await?;
                         ::core::result::Result::Ok(::core::option::Option::None)
-                    }
-                    super::client_events::NOTE => {
-                        let payload: crate::MaybeNote = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::NOTE => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::MaybeNote,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         let ack = handler.note(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
-                    }
-                    other => {
-                        ::core::result::Result::Err(EventError::unknown_event(other))
-                    }
+                    })
                 }
-            })
+                other => {
+                    ::std::boxed::Box::pin(async move {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    })
+                }
+            }
         }
         fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
             let handler = ::std::sync::Arc::clone(&self.0);

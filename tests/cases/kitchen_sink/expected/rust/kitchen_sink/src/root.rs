@@ -153,40 +153,49 @@ pub mod server {
             &self,
             ctx: rt::SocketContext,
             event: &'static rt::EventSpec,
-            payload: ::evcontract_runtime::__private::serde_json::Value,
+            payload: &str,
         ) -> rt::BoxFuture<
             'static,
             ::core::result::Result<::evcontract_runtime::wire::AckData, EventError>,
         > {
             let handler = ::std::sync::Arc::clone(&self.0);
-            ::std::boxed::Box::pin(async move {
-                match event.name {
-                    super::client_events::DRAW => {
-                        let payload: crate::Shape = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+            match event.name {
+                super::client_events::DRAW => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::Shape,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         let ack = handler.draw(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
-                    }
-                    super::client_events::PING => {
-                        let payload: crate::RootPing = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::PING => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::RootPing,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         let ack = handler.ping(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
-                    }
-                    super::client_events::TYPE => {
-                        let payload: crate::Type = ::evcontract_runtime::wire::decode_payload(
-                            &payload,
-                        )?;
+                    })
+                }
+                super::client_events::TYPE => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::Type,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
                         handler.r#type(&ctx, payload).await?;
                         ::core::result::Result::Ok(::core::option::Option::None)
-                    }
-                    other => {
-                        ::core::result::Result::Err(EventError::unknown_event(other))
-                    }
+                    })
                 }
-            })
+                other => {
+                    ::std::boxed::Box::pin(async move {
+                        ::core::result::Result::Err(EventError::unknown_event(other))
+                    })
+                }
+            }
         }
         fn on_connect(&self, ctx: rt::SocketContext) -> rt::BoxFuture<'static, ()> {
             let handler = ::std::sync::Arc::clone(&self.0);
