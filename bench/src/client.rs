@@ -3,14 +3,14 @@
 //! deliveries and acks to.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -209,10 +209,26 @@ async fn next_text(ws: &mut Ws) -> Result<String, String> {
     }
 }
 
-async fn handshake(addr: SocketAddr, token: &str) -> Result<Ws, String> {
-    let tcp = TcpStream::connect(addr)
+/// Clients per loopback source address: the ephemeral port range (32768–
+/// 60999 by default) holds about 28,000 connections per source address and
+/// destination, so client `i` connects from `127.0.0.{1 + i / 20,000}`.
+const CLIENTS_PER_SOURCE: usize = 20_000;
+
+/// The source address of client number `i`.
+fn source_of(i: usize) -> IpAddr {
+    let n = u8::try_from(1 + i / CLIENTS_PER_SOURCE).unwrap_or(u8::MAX);
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+async fn handshake(addr: SocketAddr, source: IpAddr, token: &str) -> Result<Ws, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| format!("bind {source}: {e}"))?;
+    let tcp = socket
+        .connect(addr)
         .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
+        .map_err(|e| format!("connect {addr} from {source}: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
     // Small read buffers: 10,000 idle clients must not cost the generator gigabytes.
@@ -246,11 +262,12 @@ impl Conn {
     /// answers pings and reports to `probe` as receiver number `index`.
     pub(crate) async fn connect(
         addr: SocketAddr,
+        source: IpAddr,
         token: &str,
         index: usize,
         probe: Arc<Probe>,
     ) -> Result<Self, String> {
-        let ws = tokio::time::timeout(CONNECT_TIMEOUT, handshake(addr, token))
+        let ws = tokio::time::timeout(CONNECT_TIMEOUT, handshake(addr, source, token))
             .await
             .map_err(|_| format!("handshake with {addr} timed out"))??;
         let (sink, mut stream) = ws.split();
@@ -351,18 +368,21 @@ impl Conn {
 /// Connects `tokens.len()` clients, at most `parallel` handshakes at a time,
 /// in index order (client `i` is receiver `i` of `probe`), split evenly and
 /// in order over `nodes` (the first `tokens.len() / nodes.len()`, rounded
-/// up, to `nodes[0]`, …; see [`node_of`]).
+/// up, to `nodes[0]`, …; see [`node_of`]). `first` is the number of clients
+/// connected before these (it picks their source addresses: [`source_of`]).
 pub(crate) async fn connect_all(
     nodes: &[SocketAddr],
     tokens: &[String],
     probe: &Arc<Probe>,
     parallel: usize,
+    first: usize,
 ) -> Result<Vec<Conn>, String> {
     let results: Vec<Result<Conn, String>> =
         futures_util::stream::iter(tokens.iter().enumerate().map(|(i, token)| {
             let probe = probe.clone();
             let addr = nodes[node_of(i, tokens.len(), nodes.len())];
-            async move { Conn::connect(addr, token, i, probe).await }
+            let source = source_of(first + i);
+            async move { Conn::connect(addr, source, token, i, probe).await }
         }))
         .buffered(parallel.max(1))
         .collect()

@@ -42,7 +42,7 @@ use servers::{Kind, Programs, Server, Setup};
 const SECRET: &str = "evcontract-bench-secret";
 
 const USAGE: &str = "usage: evcontract-bench (all | smoke | report [JSON] | contract [EVENTS [TYPES]]) [--rounds N] [--servers generated,raw,node] \
-[--scenarios fanout,fanout2,reqack,idle,codegen] [--out DIR] [--no-build] [--no-npm]";
+[--scenarios fanout,fanout2,reqack,idle,codegen] [--idle-levels 1000,10000,100000] [--out DIR] [--no-build] [--no-npm]";
 
 /// Every scenario (`--scenarios` picks among them).
 const SCENARIOS: [&str; 5] = ["fanout", "fanout2", "reqack", "idle", "codegen"];
@@ -56,6 +56,8 @@ struct Options {
     out: Option<PathBuf>,
     build: bool,
     npm: bool,
+    /// `--idle-levels`: the idle scenario's connection counts.
+    idle_levels: Option<Vec<usize>>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -72,6 +74,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         out: None,
         build: true,
         npm: true,
+        idle_levels: None,
     };
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -99,6 +102,16 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 {
                     return Err(format!("unknown scenario `{bad}`\n{USAGE}"));
                 }
+            }
+            "--idle-levels" => {
+                let levels = value()?
+                    .split(',')
+                    .map(|n| {
+                        n.parse::<usize>()
+                            .map_err(|e| format!("--idle-levels: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                o.idle_levels = Some(levels);
             }
             "--out" => o.out = Some(PathBuf::from(value()?)),
             "--no-build" => o.build = false,
@@ -467,12 +480,15 @@ async fn run_all(
                     Ok(r) => {
                         for l in &r.levels {
                             log(&format!(
-                                "idle {:9} round {round}: {:>6} clients ({} alive), RSS {:.1} MiB, {:.0} bytes/connection",
+                                "idle {:9} round {round}: {:>6} clients ({} alive), RSS {:.1} MiB, {:.0} bytes/connection; {} connected in {:.1} s ({:.0}/s)",
                                 kind.label(),
                                 l.connections,
                                 l.alive,
                                 l.rss_bytes as f64 / 1048576.0,
-                                l.bytes_per_connection
+                                l.bytes_per_connection,
+                                l.added,
+                                l.connect_seconds,
+                                l.added as f64 / l.connect_seconds.max(1e-9)
                             ));
                         }
                         res.idle.push(r);
@@ -516,7 +532,22 @@ async fn run_all(
 fn run(o: Options) -> Result<bool, String> {
     let started = Instant::now();
     let root = repo_root();
-    let sizes = sizes(&o.mode, o.rounds);
+    let mut sizes = sizes(&o.mode, o.rounds);
+    if let Some(levels) = &o.idle_levels {
+        sizes.idle_levels = levels.clone();
+    }
+    if o.scenarios.iter().any(|s| s == "idle") {
+        // The generator holds one socket per client, the server as many (it
+        // inherits this limit), with room for the rest.
+        let top = sizes.idle_levels.iter().copied().max().unwrap_or(0) as u64;
+        let want = top + 500;
+        match sys::raise_open_files(want) {
+            Ok(limit) => log(&format!(
+                "open-file limit {limit} (the idle scenario needs {want})"
+            )),
+            Err(e) => return Err(format!("idle scenario up to {top} connections: {e}")),
+        }
+    }
     sizes.check()?;
     let release = !cfg!(debug_assertions);
     if o.mode == "all" && !release {

@@ -365,7 +365,7 @@ async fn fanout_on(
     // connections and reconnects, so two windows of one round must not
     // share a user's budget.
     let tokens = tokens(secret, &format!("{thread}-u"), 0..r)?;
-    let conns = client::connect_all(fleet.nodes, &tokens, &probe, CONNECT_PARALLEL).await?;
+    let conns = client::connect_all(fleet.nodes, &tokens, &probe, CONNECT_PARALLEL, 0).await?;
     for conn in &conns {
         join(conn, thread).await?;
     }
@@ -496,7 +496,7 @@ pub(crate) async fn reqack(
     let probe = Probe::new(c, total, 0);
     // Users of their own per run (rate limits count per user).
     let tokens = tokens(secret, &format!("ra-{round}-{}-u", server.pid), 0..c)?;
-    let conns = client::connect_all(&[server.addr], &tokens, &probe, CONNECT_PARALLEL).await?;
+    let conns = client::connect_all(&[server.addr], &tokens, &probe, CONNECT_PARALLEL, 0).await?;
     let threads: Vec<String> = (0..c)
         .map(|i| format!("ra-{round}-{}-{i}", server.pid))
         .collect();
@@ -578,6 +578,13 @@ pub(crate) struct IdleLevel {
     pub(crate) rss_bytes: u64,
     /// (RSS - RSS with no client) / connections, bytes.
     pub(crate) bytes_per_connection: f64,
+    /// Seconds it took to connect the clients added at this level (from
+    /// the previous level), handshake and namespace connect included.
+    #[serde(default)]
+    pub(crate) connect_seconds: f64,
+    /// Clients added at this level.
+    #[serde(default)]
+    pub(crate) added: usize,
 }
 
 /// One idle-memory run.
@@ -627,6 +634,7 @@ pub(crate) async fn idle(
     let deadline = started + sizes.run_timeout;
     for &level in &sizes.idle_levels {
         let have = conns.len();
+        let connecting = Instant::now();
         if level > have {
             let tokens = tokens(secret, "idle", have..level)?;
             for chunk in tokens.chunks(1000) {
@@ -634,8 +642,10 @@ pub(crate) async fn idle(
                     client::close_all(conns);
                     return Err(format!("connecting {level} clients took too long"));
                 }
+                let first = conns.len();
                 let more =
-                    client::connect_all(&[server.addr], chunk, &probe, CONNECT_PARALLEL).await;
+                    client::connect_all(&[server.addr], chunk, &probe, CONNECT_PARALLEL, first)
+                        .await;
                 match more {
                     Ok(more) => conns.extend(more),
                     Err(e) => {
@@ -646,12 +656,15 @@ pub(crate) async fn idle(
                 }
             }
         }
+        let connect_seconds = connecting.elapsed().as_secs_f64();
         let rss = settled_rss(server).await?;
         levels.push(IdleLevel {
             connections: level,
             alive: conns.iter().filter(|c| c.is_alive()).count(),
             rss_bytes: rss,
             bytes_per_connection: (rss as f64 - baseline as f64) / level.max(1) as f64,
+            connect_seconds,
+            added: level.saturating_sub(have),
         });
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -203,6 +203,8 @@ impl Server {
             // chat-server's per-address connection limit (1,000 by default)
             // above the idle scenario's 10,000.
             .env("MAX_CONNECTIONS_PER_IP", "1000000")
+            // And the total (100,000 by default) above the largest idle level.
+            .env("MAX_CONNECTIONS", "1000000")
             .env("RUST_LOG", "warn")
             .env("NODE_ENV", "production")
             .env(

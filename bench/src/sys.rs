@@ -181,3 +181,41 @@ pub(crate) fn pinned_command(
         None => std::process::Command::new(program),
     }
 }
+
+/// Raises this process's open-file limit to at least `want` (the servers it
+/// starts inherit it): the soft limit up to the hard one, and the hard one
+/// too where the system allows (root). Returns the limit now in force, or
+/// why it could not reach `want`.
+pub(crate) fn raise_open_files(want: u64) -> Result<u64, String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(format!("getrlimit: {}", io::Error::last_os_error()));
+    }
+    if lim.rlim_cur >= want {
+        return Ok(lim.rlim_cur);
+    }
+    let wanted = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: lim.rlim_max.max(want),
+    };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
+        return Ok(want);
+    }
+    let refused = io::Error::last_os_error();
+    let capped = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &capped) };
+    Err(format!(
+        "the open-file limit is {} (hard {}) and the system refused {want}: {refused}; \
+         raise it (`ulimit -Hn`, /etc/security/limits.conf, or run the benchmark as root)",
+        lim.rlim_cur, lim.rlim_max
+    ))
+}
