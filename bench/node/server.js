@@ -1,12 +1,15 @@
 // The benchmark's Node server: socket.io 4.8 with the same /chat behaviour
 // as the generated example server for the benchmark's scenarios (see
-// bench/src/bin/raw_server.rs for the list). No schema validation, rate
-// limit or per-user rooms, like the raw socketioxide server.
+// bench/src/bin/raw_server.rs for the list), plus `announce` as the example
+// server has it (the raw socketioxide server does not). No schema
+// validation, rate limit or per-user rooms, like the raw socketioxide server.
 //
 // Environment: PORT (default 3000), HOST (default 127.0.0.1), JWT_SECRET
 // (default dev-secret), REDIS_URL (e.g. redis://127.0.0.1:6379: several
 // servers share rooms and broadcasts through @socket.io/redis-adapter;
-// unset: one server, socket.io's in-memory adapter).
+// unset: one server, socket.io's in-memory adapter), ADMIN_USERS (the user
+// ids, comma-separated, who may `announce` to the whole namespace; default:
+// nobody).
 "use strict";
 
 const http = require("node:http");
@@ -18,6 +21,12 @@ const secret = process.env.JWT_SECRET || "dev-secret";
 const port = Number(process.env.PORT || 3000);
 const host = process.env.HOST || "127.0.0.1";
 const redisUrl = process.env.REDIS_URL;
+const admins = new Set(
+  (process.env.ADMIN_USERS || "")
+    .split(",")
+    .map((id) => id.trim())
+    .filter((id) => id !== ""),
+);
 
 const httpServer = http.createServer((req, res) => {
   if (req.url === "/healthz") {
@@ -107,6 +116,22 @@ chat.on("connection", (socket) => {
     list.push(message);
     chat.to(room).emit("new_message", { threadId, message });
     reply(ack, ok(message));
+  });
+
+  socket.on("announce", (p, ack) => {
+    const user = socket.data.userId;
+    if (user === undefined) return reply(ack, fail("AUTH_REQUIRED", "authentication required"));
+    if (!p || typeof p.text !== "string") return reply(ack, fail("INVALID_PAYLOAD", "text"));
+    if (!admins.has(user)) return reply(ack, fail("ACCESS_DENIED", "only administrators may announce"));
+    const announcement = {
+      from: user,
+      id: crypto.randomUUID(),
+      sentAt: new Date().toISOString(),
+      text: p.text,
+    };
+    // Every socket of the namespace (every server's, with REDIS_URL), the sender's too.
+    chat.emit("announcement", announcement);
+    reply(ack, ok(announcement));
   });
 });
 

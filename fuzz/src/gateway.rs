@@ -18,8 +18,8 @@ use std::time::Duration;
 use chat_contract::chat::server::ChatHandler;
 use chat_contract::health::server::HealthHandler;
 use chat_contract::{
-    HealthStatus, JoinThread, JoinThreadAck, LeaveThread, LeaveThreadAck, MarkRead, Message,
-    RequestRefresh, SendMessage, Typing,
+    Announce, Announcement, HealthStatus, JoinThread, JoinThreadAck, LeaveThread, LeaveThreadAck,
+    MarkRead, Message, RequestRefresh, SendMessage, Typing,
 };
 use evcontract_runtime::EventError;
 use evcontract_runtime::server::{AuthConfig, Gateway, ServerConfig, SocketContext, sign_hs256};
@@ -93,6 +93,16 @@ impl ChatHandler for Chat {
 
     async fn mark_read(&self, _: &SocketContext, _: MarkRead) -> Result<(), EventError> {
         Ok(())
+    }
+
+    async fn announce(&self, ctx: &SocketContext, p: Announce) -> Result<Announcement, EventError> {
+        serde_json::from_value(json!({
+            "id": "00000000-0000-4000-8000-000000000000",
+            "text": *p.text,
+            "from": ctx.user_id().unwrap_or_default(),
+            "sentAt": "2024-01-01T00:00:00Z",
+        }))
+        .map_err(to_internal)
     }
 }
 

@@ -20,7 +20,8 @@
 //!   re-established waits for it (up to [`SEND_WAIT`]); a `RATE_LIMITED`
 //!   answer is retried after the server's `retryAfterMs` (the server did not
 //!   take the message, so nothing is duplicated).
-//! - Prints every `new_message`, `joined`, `left` and `typing_indicator` as
+//! - Prints every `new_message`, `joined`, `left` and `typing_indicator` of
+//!   the thread, and every `announcement` (sent to everyone connected), as
 //!   one JSON object per line on stdout: the event's payload plus a `type`
 //!   field naming the event, e.g.
 //!   `{"type":"new_message","threadId":"t1","message":{…}}`.
@@ -289,7 +290,7 @@ async fn report_connection(mut last_error: watch::Receiver<Option<ConnectionErro
     }
 }
 
-/// Prints the thread's events until the client is gone.
+/// Prints the thread's events and announcements until the client is gone.
 async fn print_events(mut events: ChatEvents) {
     let stdout = std::io::stdout();
     while let Some(event) = events.next().await {
@@ -329,6 +330,7 @@ fn json_line(event: &ChatServerEvent) -> Option<serde_json::Result<String>> {
         ChatServerEvent::Joined(p) => serde_json::to_value(p),
         ChatServerEvent::Left(p) => serde_json::to_value(p),
         ChatServerEvent::TypingIndicator(p) => serde_json::to_value(p),
+        ChatServerEvent::Announcement(p) => serde_json::to_value(p),
         ChatServerEvent::MessageRead(_) | ChatServerEvent::Error(_) => return None,
     };
     Some(payload.map(|payload| tagged(event.name(), payload).to_string()))
@@ -378,6 +380,28 @@ mod tests {
             chat_contract::runtime::EventError::access_denied("no"),
         ));
         assert!(json_line(&error).is_none());
+    }
+
+    #[test]
+    fn announcements_print_as_tagged_json_objects() {
+        let announcement = ChatServerEvent::Announcement(chat_contract::Announcement {
+            id: "6f1c1c3e-2a4b-4c8d-9e0f-123456789abc".parse().unwrap(),
+            text: "maintenance at noon".try_into().unwrap(),
+            from: "alice".to_owned(),
+            sent_at: "2024-01-01T12:00:00Z".parse().unwrap(),
+        });
+        let line: Value =
+            serde_json::from_str(&json_line(&announcement).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            line,
+            json!({
+                "type": "announcement",
+                "id": "6f1c1c3e-2a4b-4c8d-9e0f-123456789abc",
+                "text": "maintenance at noon",
+                "from": "alice",
+                "sentAt": "2024-01-01T12:00:00Z",
+            })
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use chat_contract::runtime::client::{
     ClientError, ClientOptions, ConnectError, ConnectionState, watch,
 };
 use chat_contract::{
-    ErrorCode, JoinThread, LeaveThread, Message, NewMessage, RequestRefresh, SendMessage,
-    SendMessageContent, Typing,
+    Announce, Announcement, ErrorCode, JoinThread, LeaveThread, Message, NewMessage,
+    RequestRefresh, SendMessage, SendMessageContent, Typing,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -275,6 +275,97 @@ async fn send_message_acks_the_typed_message_and_only_room_members_get_it() {
         eve_saw.is_empty(),
         "a client outside the room gets nothing: {eve_saw:?}"
     );
+}
+
+fn announce_payload(text: &str) -> Announce {
+    Announce {
+        text: text.try_into().expect("valid announcement text"),
+    }
+}
+
+async fn announce(client: &ChatClient, text: &str) -> Result<Announcement, ClientError> {
+    within(
+        WAIT,
+        "announce ack",
+        client.announce(announce_payload(text)),
+    )
+    .await
+}
+
+/// `announce` with `ADMIN_USERS=alice`: bob is refused with `ACCESS_DENIED`,
+/// an anonymous connection with `AUTH_REQUIRED`; alice's announcement is
+/// acked and reaches every connection of `/chat`, whether it joined a thread
+/// or not, the anonymous one and the sender's included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admin_users_announce_and_every_connection_gets_the_announcement() {
+    let server = Server::start(&spec().env("ADMIN_USERS", "alice")).await;
+    let alice = connect(&server, "alice").await;
+    let bob = connect(&server, "bob").await;
+    let anon = within(
+        WAIT,
+        "anonymous connect",
+        ChatClient::connect(options(&server, None)),
+    )
+    .await
+    .expect("anonymous connections are accepted on /chat");
+    // Only bob is in a thread; alice and the anonymous client joined none.
+    join(&bob, "t1").await;
+    let mut alice_events = alice.events();
+    let mut bob_events = bob.events();
+    let mut anon_events = anon.events();
+
+    assert_code(
+        announce(&bob, "bob is not an administrator").await,
+        ErrorCode::AccessDenied,
+    );
+    assert_code(
+        announce(&anon, "nobody knows who this is").await,
+        ErrorCode::AuthRequired,
+    );
+
+    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let acked = announce(&alice, "maintenance at noon")
+        .await
+        .expect("an administrator may announce");
+    assert_eq!(*acked.text, "maintenance at noon");
+    assert_eq!(acked.from, "alice");
+    assert_eq!(acked.id.get_version_num(), 4);
+    let sent = acked.sent_at.timestamp();
+    assert!(
+        (sent - before.as_secs() as i64).abs() < 10,
+        "sentAt {}",
+        acked.sent_at
+    );
+
+    // The first announcement each connection gets is alice's: the refused
+    // ones reached nobody.
+    for (who, events) in [
+        ("alice", &mut alice_events),
+        ("bob", &mut bob_events),
+        ("the anonymous client", &mut anon_events),
+    ] {
+        let got = next_event(events, &format!("announcement for {who}"), |e| match e {
+            ChatServerEvent::Announcement(a) => Some(a),
+            _ => None,
+        })
+        .await;
+        assert_eq!(got.id, acked.id, "{who}");
+        assert_eq!(got.text, acked.text, "{who}");
+        assert_eq!(got, acked, "{who} gets the announcement as acked");
+    }
+
+    // At most 5 per 60 s per user: alice's sixth is refused.
+    for i in 2..=5 {
+        announce(&alice, &format!("announcement {i}"))
+            .await
+            .unwrap_or_else(|e| panic!("announcement {i} of 5: {e}"));
+    }
+    let details = assert_code(
+        announce(&alice, "one too many").await,
+        ErrorCode::RateLimited,
+    );
+    let retry = details["retryAfterMs"].as_u64().expect("retryAfterMs");
+    assert!(retry > 0 && retry <= 60_000, "retryAfterMs {retry}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -816,6 +907,28 @@ async fn the_binary_prints_joined_left_typing_and_new_message_of_others() {
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     assert_eq!(rest.len(), 1, "{rest:#?}");
     assert_eq!(rest[0]["message"]["content"], "bye");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_announcements() {
+    let server = Server::start(&spec().env("ADMIN_USERS", "alice")).await;
+    let mut cli = Cli::start(&server, "cli", "room").await;
+    assert_eq!(
+        cli.line().await,
+        json!({"type": "joined", "threadId": "room", "userId": "cli"})
+    );
+    let alice = connect(&server, "alice").await;
+    let acked = announce(&alice, "maintenance at noon")
+        .await
+        .expect("an administrator may announce");
+    let mut expected = serde_json::to_value(&acked).unwrap();
+    expected["type"] = json!("announcement");
+    assert_eq!(cli.line().await, expected);
+    assert_eq!(expected["from"], "alice");
+
+    let (status, rest, stderr) = cli.finish().await;
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    assert!(rest.is_empty(), "{rest:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,8 +22,11 @@
 //! another major version of the contract is refused with `CONTRACT_MISMATCH`
 //! (`CONTRACT_MISMATCH=allow` lets it in and logs it); a client that names
 //! no version is let in (`UNVERSIONED_CLIENTS=refuse` refuses it).
+//! `ADMIN_USERS` lists the user ids (comma-separated) who may send
+//! `announce` to everyone on `/chat`; by default nobody may (the others get
+//! `ACCESS_DENIED`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,9 +43,9 @@ use chat_contract::runtime::server::{
     TlsConfig, sign_hs256,
 };
 use chat_contract::{
-    ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck, Joined, LeaveThread,
-    LeaveThreadAck, Left, MarkRead, Message, MessageRead, NewMessage, RequestRefresh, SendMessage,
-    Typing, TypingIndicator, VpsData,
+    Announce, Announcement, ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck,
+    Joined, LeaveThread, LeaveThreadAck, Left, MarkRead, Message, MessageRead, NewMessage,
+    RequestRefresh, SendMessage, Typing, TypingIndicator, VpsData,
 };
 
 const DEV_SECRET: &str = "dev-secret";
@@ -52,6 +55,8 @@ const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// [`HISTORY_PER_THREAD`] messages of the newest [`MAX_THREADS`] threads.
 struct Chat {
     threads: Mutex<History>,
+    /// The user ids who may `announce` (`ADMIN_USERS`).
+    admins: HashSet<String>,
 }
 
 /// Messages kept per thread (older ones are dropped first).
@@ -60,33 +65,56 @@ const HISTORY_PER_THREAD: usize = 200;
 const MAX_THREADS: usize = 10_000;
 
 /// The recent messages of the recently active threads.
+///
+/// Recording is O(1) whatever the number of threads: each thread keeps the
+/// number of its last write, and `order` lists writes oldest first; a write
+/// that is not its thread's last is stale and skipped when the oldest
+/// thread is dropped (and swept out when stale entries outnumber the
+/// threads).
 #[derive(Default)]
 struct History {
-    /// Messages per thread id, oldest first.
-    threads: HashMap<String, VecDeque<Message>>,
-    /// Thread ids, least recently written first.
-    order: VecDeque<String>,
+    /// Messages per thread id, oldest first, and the number of the
+    /// thread's last write.
+    threads: HashMap<Arc<str>, (VecDeque<Message>, u64)>,
+    /// (thread id, write number) of each write, oldest first.
+    order: VecDeque<(Arc<str>, u64)>,
+    /// Writes so far.
+    writes: u64,
 }
 
 impl History {
     fn record(&mut self, thread_id: &str, message: Message) {
-        if let Some(pos) = self.order.iter().position(|t| t == thread_id) {
-            if let Some(t) = self.order.remove(pos) {
-                self.order.push_back(t);
+        self.writes += 1;
+        let write = self.writes;
+        let id = match self.threads.get_key_value(thread_id) {
+            Some((id, _)) => id.clone(),
+            None => {
+                while self.threads.len() >= MAX_THREADS {
+                    let Some((oldest, at)) = self.order.pop_front() else {
+                        break;
+                    };
+                    if self.threads.get(&oldest).is_some_and(|(_, last)| *last == at) {
+                        self.threads.remove(&oldest);
+                    }
+                }
+                let id: Arc<str> = thread_id.into();
+                self.threads.insert(id.clone(), (VecDeque::new(), write));
+                id
             }
-        } else {
-            if self.order.len() >= MAX_THREADS
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.threads.remove(&oldest);
+        };
+        if let Some((messages, last)) = self.threads.get_mut(thread_id) {
+            *last = write;
+            if messages.len() >= HISTORY_PER_THREAD {
+                messages.pop_front();
             }
-            self.order.push_back(thread_id.to_owned());
+            messages.push_back(message);
         }
-        let messages = self.threads.entry(thread_id.to_owned()).or_default();
-        if messages.len() >= HISTORY_PER_THREAD {
-            messages.pop_front();
+        self.order.push_back((id, write));
+        if self.order.len() > 2 * MAX_THREADS.max(self.threads.len()) {
+            let threads = &self.threads;
+            self.order
+                .retain(|(t, at)| threads.get(t).is_some_and(|(_, last)| last == at));
         }
-        messages.push_back(message);
     }
 }
 
@@ -104,6 +132,18 @@ fn delivered_partly(err: chat_contract::runtime::server::EmitError) {
 }
 
 impl Chat {
+    /// The user ids in `ADMIN_USERS` (comma-separated; blanks around ids and
+    /// empty entries are ignored); nobody when it is unset.
+    fn admins_from_env() -> HashSet<String> {
+        std::env::var("ADMIN_USERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn require_member(ctx: &SocketContext, thread_id: &str) -> Result<String, EventError> {
         let room = rooms::thread(thread_id);
         if ctx.in_room(&room) {
@@ -235,6 +275,28 @@ impl ChatHandler for Chat {
             .await
             .unwrap_or_else(delivered_partly);
         Ok(())
+    }
+
+    async fn announce(&self, ctx: &SocketContext, p: Announce) -> Result<Announcement, EventError> {
+        let user = ctx.require_auth()?.to_owned();
+        if !self.admins.contains(&user) {
+            return Err(ErrorCode::AccessDenied.error("only administrators may announce"));
+        }
+        let announcement = Announcement {
+            id: uuid::Uuid::new_v4(),
+            text: String::from(p.text).try_into().map_err(internal)?,
+            from: user,
+            sent_at: chrono::Utc::now(),
+        };
+        tracing::info!(id = %announcement.id, "announcement to everyone");
+        // Every socket of the namespace, on every node, joined to a thread
+        // or not; the sender's too.
+        ChatEmitter::of(ctx)
+            .announcement(Target::All, &announcement)
+            .await
+            .unwrap_or_else(delivered_partly);
+        // The ack carries the same announcement everyone received.
+        Ok(announcement)
     }
 }
 
@@ -470,6 +532,7 @@ async fn run() -> Result<(), String> {
         &gateway,
         Chat {
             threads: Mutex::default(),
+            admins: Chat::admins_from_env(),
         },
     )
     .await
@@ -591,5 +654,45 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(thread: &str, n: usize) -> Message {
+        Message {
+            content: format!("m{n}"),
+            created_at: chrono::Utc::now(),
+            id: uuid::Uuid::new_v4(),
+            thread_id: thread.to_owned().try_into().expect("a valid thread id"),
+            user_id: "u".to_owned(),
+        }
+    }
+
+    #[test]
+    fn history_drops_the_thread_written_least_recently_and_stays_bounded() {
+        let mut h = History::default();
+        for t in 0..MAX_THREADS {
+            h.record(&format!("t{t}"), message("t", t));
+        }
+        // t0 written again: t1 is now the least recently written.
+        h.record("t0", message("t0", 0));
+        h.record("new", message("new", 0));
+        assert_eq!(h.threads.len(), MAX_THREADS);
+        assert!(h.threads.contains_key("t0"));
+        assert!(!h.threads.contains_key("t1"));
+        assert!(h.threads.contains_key("new"));
+        // Many writes to one thread: its messages and the write log stay bounded.
+        for n in 0..5 * MAX_THREADS {
+            h.record("t0", message("t0", n));
+        }
+        assert_eq!(h.threads["t0"].0.len(), HISTORY_PER_THREAD);
+        assert!(h.order.len() <= 2 * MAX_THREADS + 1, "{}", h.order.len());
+        // The oldest entries are now stale: t2 goes next, not t0.
+        h.record("newer", message("newer", 0));
+        assert!(!h.threads.contains_key("t2"));
+        assert!(h.threads.contains_key("t0"));
     }
 }

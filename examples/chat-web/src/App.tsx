@@ -1,7 +1,7 @@
 // The example chat: sign in with a dev token, join a thread, talk. Everything
 // socket-related goes through the generated client and hook.
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { AckError, type ChatClient, type Message } from "../../../generated/ts/chat/chat.client";
+import { AckError, type Announcement, type ChatClient, type Message } from "../../../generated/ts/chat/chat.client";
 import { ContractMismatchError, useChatSocket, type ConnectionStatus } from "../../../generated/ts/chat/react";
 
 interface Session {
@@ -107,6 +107,11 @@ function Chat({ session, onSignOut }: { session: Session; onSignOut: () => void 
   });
   const [draftThread, setDraftThread] = useState("general");
   const [thread, setThread] = useState<string | null>(null);
+  const [announcement, setAnnouncement] = useState<Announcement | null>(null);
+
+  // Announcements reach every connection, in a thread or not: the latest one
+  // shows as a banner until dismissed.
+  useEffect(() => client?.on("announcement", setAnnouncement), [client]);
 
   return (
     <>
@@ -130,6 +135,14 @@ function Chat({ session, onSignOut }: { session: Session; onSignOut: () => void 
         )}
         <button onClick={onSignOut}>Sign out</button>
       </header>
+      {announcement !== null && (
+        <p data-testid="announcement" className="card bar announcement" role="status">
+          <span>
+            <b>{announcement.from}</b>: {announcement.text}
+          </span>
+          <button onClick={() => setAnnouncement(null)}>Dismiss</button>
+        </p>
+      )}
       <form
         className="card bar"
         onSubmit={(e) => {

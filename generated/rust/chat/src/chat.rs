@@ -2,7 +2,7 @@
 
 //! Namespace `/chat`.
 //!
-//! Threads: join, leave, send, typing indicators and read receipts.
+//! Threads: join, leave, send, typing indicators and read receipts; announcements to everyone.
 /// The namespace path.
 pub const NAMESPACE: &str = "/chat";
 /// Whether connecting needs a valid token.
@@ -19,6 +19,8 @@ pub mod client_events {
     pub const TYPING: &str = "typing";
     /// `mark_read`.
     pub const MARK_READ: &str = "mark_read";
+    /// `announce`, acked with [`Announcement`](crate::Announcement).
+    pub const ANNOUNCE: &str = "announce";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[
         JOIN_THREAD,
@@ -26,6 +28,7 @@ pub mod client_events {
         SEND_MESSAGE,
         TYPING,
         MARK_READ,
+        ANNOUNCE,
     ];
 }
 /// Names of the events the server sends.
@@ -40,6 +43,8 @@ pub mod server_events {
     pub const JOINED: &str = "joined";
     /// `left`, carrying [`Left`](crate::Left).
     pub const LEFT: &str = "left";
+    /// `announcement`, carrying [`Announcement`](crate::Announcement).
+    pub const ANNOUNCEMENT: &str = "announcement";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[
         NEW_MESSAGE,
@@ -47,6 +52,7 @@ pub mod server_events {
         TYPING_INDICATOR,
         JOINED,
         LEFT,
+        ANNOUNCEMENT,
     ];
 }
 /// Room names of this namespace, built from the contract's patterns so that a
@@ -128,6 +134,18 @@ pub mod server {
                 acked: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"messageIds\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":64},\"maxItems\":100}},\"required\":[\"threadId\",\"messageIds\"],\"additionalProperties\":false}",
             },
+            rt::EventSpec {
+                name: super::client_events::ANNOUNCE,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 5,
+                    window_ms: 60000,
+                    per: rt::RateScope::User,
+                }),
+                max_payload_bytes: ::core::option::Option::None,
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":500}},\"required\":[\"text\"],\"additionalProperties\":false}",
+            },
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
@@ -190,6 +208,16 @@ pub mod server {
             payload: crate::MarkRead,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
+        > + ::core::marker::Send;
+        /// `announce` (authentication required), at most 5 per 60000 ms per user.
+        ///
+        /// Send an announcement to everyone connected to the chat, whether or not they joined a thread; only administrators may (others get `ACCESS_DENIED`). Every connection, the sender's included, gets `announcement`.
+        fn announce(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::Announce,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::Announcement, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -277,6 +305,16 @@ pub mod server {
                         let payload = decoded?;
                         handler.mark_read(&ctx, payload).await?;
                         ::core::result::Result::Ok(::core::option::Option::None)
+                    })
+                }
+                super::client_events::ANNOUNCE => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::Announce,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
+                        let ack = handler.announce(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
                     })
                 }
                 other => {
@@ -380,6 +418,16 @@ pub mod server {
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::LEFT, payload).await
         }
+        /// Sends `announcement`.
+        ///
+        /// An administrator made an announcement to everyone connected to the chat.
+        pub async fn announcement(
+            &self,
+            to: impl ::core::convert::Into<rt::Target>,
+            payload: &crate::Announcement,
+        ) -> ::core::result::Result<(), rt::EmitError> {
+            self.0.emit(to.into(), super::server_events::ANNOUNCEMENT, payload).await
+        }
     }
 }
 /// The typed client of namespace `/chat` (feature `client`).
@@ -411,6 +459,8 @@ pub mod client {
         Joined(crate::Joined),
         /// `left`.
         Left(crate::Left),
+        /// `announcement`.
+        Announcement(crate::Announcement),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -423,6 +473,7 @@ pub mod client {
                 Self::TypingIndicator(_) => super::server_events::TYPING_INDICATOR,
                 Self::Joined(_) => super::server_events::JOINED,
                 Self::Left(_) => super::server_events::LEFT,
+                Self::Announcement(_) => super::server_events::ANNOUNCEMENT,
                 Self::Error(_) => ::evcontract_runtime::wire::ERROR_EVENT,
             }
         }
@@ -453,6 +504,10 @@ pub mod client {
                     super::server_events::LEFT => {
                         ::evcontract_runtime::wire::decode_payload(payload)
                             .map(Self::Left)
+                    }
+                    super::server_events::ANNOUNCEMENT => {
+                        ::evcontract_runtime::wire::decode_payload(payload)
+                            .map(Self::Announcement)
                     }
                     ::evcontract_runtime::wire::ERROR_EVENT => {
                         ::evcontract_runtime::wire::decode_payload(payload)
@@ -537,6 +592,15 @@ pub mod client {
             payload: crate::MarkRead,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::MARK_READ, &payload).await
+        }
+        /// Sends `announce` and waits for its ack.
+        ///
+        /// Send an announcement to everyone connected to the chat, whether or not they joined a thread; only administrators may (others get `ACCESS_DENIED`). Every connection, the sender's included, gets `announcement`.
+        pub async fn announce(
+            &self,
+            payload: crate::Announce,
+        ) -> ::core::result::Result<crate::Announcement, rt::ClientError> {
+            self.inner.emit_with_ack(super::client_events::ANNOUNCE, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.
         pub fn events(&self) -> ChatEvents {
