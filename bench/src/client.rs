@@ -65,6 +65,11 @@ pub(crate) struct Probe {
     last_ack_ns: AtomicU64,
     delivery_latency_ns: Mutex<Vec<u64>>,
     ack_latency_ns: Mutex<Vec<u64>>,
+    /// Per receiver: when its first `announcement` arrived (ns since the
+    /// base, 0: not yet).
+    announced_ns: Vec<AtomicU64>,
+    /// Receivers that got an `announcement`.
+    pub(crate) announced: AtomicU64,
 }
 
 impl Probe {
@@ -88,9 +93,25 @@ impl Probe {
             first_failure: Mutex::new(None),
             last_delivery_ns: AtomicU64::new(0),
             last_ack_ns: AtomicU64::new(0),
-            delivery_latency_ns: Mutex::new(Vec::with_capacity(bits)),
+            delivery_latency_ns: Mutex::new(Vec::with_capacity(bits.min(1 << 22))),
             ack_latency_ns: Mutex::new(Vec::with_capacity(messages)),
+            announced_ns: Vec::new(),
+            announced: AtomicU64::new(0),
         })
+    }
+
+    /// A probe that also records when each of `connections` receivers got
+    /// an `announcement` (the scale scenario's broadcast to all).
+    pub(crate) fn with_announcements(
+        connections: usize,
+        messages: usize,
+        window: usize,
+    ) -> Arc<Self> {
+        let mut probe = Self::new(connections, messages, window);
+        if let Some(p) = Arc::get_mut(&mut probe) {
+            p.announced_ns = (0..connections).map(|_| AtomicU64::new(0)).collect();
+        }
+        probe
     }
 
     /// An idle probe: no sequence numbers, only counters.
@@ -110,6 +131,20 @@ impl Probe {
     }
 
     fn on_event(&self, conn: usize, name: &str, body: &str, at: Instant) {
+        if name == "announcement"
+            && let Some(slot) = self.announced_ns.get(conn)
+        {
+            let now = ns_since(self.base, at).max(1);
+            if slot
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.announced.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         if name != "new_message" {
             self.other_events.fetch_add(1, Ordering::Relaxed);
             return;
@@ -176,6 +211,15 @@ impl Probe {
     /// When the last ack arrived (ns since the probe's base).
     pub(crate) fn last_ack_ns(&self) -> u64 {
         self.last_ack_ns.load(Ordering::Relaxed)
+    }
+
+    /// Per receiver, when its `announcement` arrived (ns since the base; 0:
+    /// it did not).
+    pub(crate) fn announced_at(&self) -> Vec<u64> {
+        self.announced_ns
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Takes the recorded latencies: (deliveries, acks).
@@ -258,7 +302,7 @@ async fn handshake(addr: SocketAddr, source: IpAddr, token: &str) -> Result<Ws, 
 }
 
 impl Conn {
-    /// Connects, joins `/chat` with `token`, and starts the reader that
+    /// Connects from `source`, joins `/chat` with `token`, and starts the reader that
     /// answers pings and reports to `probe` as receiver number `index`.
     pub(crate) async fn connect(
         addr: SocketAddr,
@@ -369,7 +413,8 @@ impl Conn {
 /// in index order (client `i` is receiver `i` of `probe`), split evenly and
 /// in order over `nodes` (the first `tokens.len() / nodes.len()`, rounded
 /// up, to `nodes[0]`, …; see [`node_of`]). `first` is the number of clients
-/// connected before these (it picks their source addresses: [`source_of`]).
+/// connected before these: client `i` of `tokens` is receiver `first + i`,
+/// and its source address is [`source_of`]`(first + i)`.
 pub(crate) async fn connect_all(
     nodes: &[SocketAddr],
     tokens: &[String],
@@ -382,7 +427,7 @@ pub(crate) async fn connect_all(
             let probe = probe.clone();
             let addr = nodes[node_of(i, tokens.len(), nodes.len())];
             let source = source_of(first + i);
-            async move { Conn::connect(addr, source, token, i, probe).await }
+            async move { Conn::connect(addr, source, token, first + i, probe).await }
         }))
         .buffered(parallel.max(1))
         .collect()

@@ -24,8 +24,10 @@
 mod client;
 mod codec;
 mod codegen;
+mod instructions;
 mod redis;
 mod report;
+mod scale;
 mod scenarios;
 mod servers;
 mod sys;
@@ -35,6 +37,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use report::{Load, Machine, Results, Versions};
+use scale::ScaleSizes;
 use scenarios::Sizes;
 use servers::{Kind, Programs, Server, Setup};
 
@@ -42,10 +45,18 @@ use servers::{Kind, Programs, Server, Setup};
 const SECRET: &str = "evcontract-bench-secret";
 
 const USAGE: &str = "usage: evcontract-bench (all | smoke | report [JSON] | contract [EVENTS [TYPES]]) [--rounds N] [--servers generated,raw,node] \
-[--scenarios fanout,fanout2,reqack,idle,codegen] [--idle-levels 1000,10000,100000] [--out DIR] [--no-build] [--no-npm]";
+[--scenarios fanout,fanout2,reqack,instructions,idle,scale,codegen] [--scale-connections N] [--idle-levels 1000,10000,100000] [--out DIR] [--no-build] [--no-npm]";
 
 /// Every scenario (`--scenarios` picks among them).
-const SCENARIOS: [&str; 5] = ["fanout", "fanout2", "reqack", "idle", "codegen"];
+const SCENARIOS: [&str; 7] = [
+    "fanout",
+    "fanout2",
+    "reqack",
+    "instructions",
+    "idle",
+    "scale",
+    "codegen",
+];
 
 /// Parsed command line.
 struct Options {
@@ -58,6 +69,8 @@ struct Options {
     npm: bool,
     /// `--idle-levels`: the idle scenario's connection counts.
     idle_levels: Option<Vec<usize>>,
+    /// `--scale-connections`: the scale scenario's connections.
+    scale_connections: Option<usize>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -66,15 +79,22 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     if mode != "all" && mode != "smoke" {
         return Err(USAGE.into());
     }
+    let smoke = mode == "smoke";
     let mut o = Options {
         mode,
         rounds: None,
         servers: Kind::ALL.to_vec(),
-        scenarios: SCENARIOS.map(String::from).to_vec(),
+        // The smoke run stays seconds long: no callgrind.
+        scenarios: SCENARIOS
+            .iter()
+            .filter(|s| !smoke || **s != "instructions")
+            .map(|s| String::from(*s))
+            .collect(),
         out: None,
         build: true,
         npm: true,
         idle_levels: None,
+        scale_connections: None,
     };
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -113,6 +133,13 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .collect::<Result<Vec<_>, _>>()?;
                 o.idle_levels = Some(levels);
             }
+            "--scale-connections" => {
+                o.scale_connections = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--scale-connections: {e}"))?,
+                );
+            }
             "--out" => o.out = Some(PathBuf::from(value()?)),
             "--no-build" => o.build = false,
             "--no-npm" => o.npm = false,
@@ -132,6 +159,12 @@ fn sizes(mode: &str, rounds: Option<usize>) -> Sizes {
             reqack_clients: 5,
             reqack_per_client: 5,
             idle_levels: vec![20, 50],
+            scale: ScaleSizes {
+                connections: 300,
+                threads: 3,
+                messages: 30,
+                window: 10,
+            },
             codegen_events: 20,
             codegen_types: 10,
             run_timeout: Duration::from_secs(20),
@@ -139,16 +172,132 @@ fn sizes(mode: &str, rounds: Option<usize>) -> Sizes {
     } else {
         Sizes {
             rounds: rounds.unwrap_or(7),
-            receivers: 200,
-            messages: 2_000,
+            // Rounds long enough to be steady: 1.6 million deliveries per
+            // fan-out round (about 1.2 s of server CPU at 100 in flight) and
+            // 40,000 acks per request/ack round, within the contract's rate
+            // limit (20 sends per user per 10 s).
+            receivers: 400,
+            messages: 4_000,
             windows: vec![1, 100],
-            reqack_clients: 100,
+            reqack_clients: 2_000,
             reqack_per_client: 20,
             idle_levels: vec![1_000, 10_000],
+            scale: ScaleSizes {
+                connections: 100_000,
+                threads: 100,
+                messages: 1_000,
+                window: 100,
+            },
             codegen_events: 1_000,
             codegen_types: 500,
             run_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+/// Instruction counts under callgrind (generated and raw), up to 3 rounds:
+/// the counts barely move between rounds, unlike CPU time.
+async fn run_instructions(res: &mut Results, servers: &[Kind], programs: &Programs, work: &Path) {
+    let sizes = res.sizes.clone();
+    let kinds: Vec<Kind> = servers
+        .iter()
+        .copied()
+        .filter(|k| matches!(k, Kind::Generated | Kind::Raw))
+        .collect();
+    for round in 1..=sizes.rounds.min(3) {
+        for &kind in &rotated(&kinds, round) {
+            match instructions::count(kind, programs, SECRET, work, &sizes, round).await {
+                Ok(r) => {
+                    log(&format!(
+                        "instructions {:9} round {round}: {:.0} per delivery ({} deliveries), {:.0} per ack ({} acks)",
+                        kind.label(),
+                        r.per_delivery,
+                        r.deliveries,
+                        r.per_ack,
+                        r.acks
+                    ));
+                    res.instructions.push(r);
+                }
+                Err(e) => res
+                    .errors
+                    .push(format!("instructions {} round {round}: {e}", kind.label())),
+            }
+        }
+    }
+}
+
+/// The scale scenario, once per server (generated and Node): as many
+/// connections as asked, or as the open-file limit allows (then the run
+/// says so).
+async fn run_scale(res: &mut Results, servers: &[Kind], programs: &Programs, work: &Path) {
+    let sizes = res.sizes.scale;
+    let want = sizes.connections;
+    // The generator and the server each hold a descriptor per connection.
+    let (connections, limited_by) = match sys::raise_open_files(want as u64 + 500) {
+        Ok(_) => (want, None),
+        Err(e) => {
+            let limit = sys::open_files_limit();
+            let fit = usize::try_from(limit.saturating_sub(500))
+                .unwrap_or(usize::MAX)
+                .min(want);
+            let fit = fit - fit % sizes.threads.max(1);
+            log(&format!("scale: {e}; running at {fit} connections"));
+            (fit, Some(format!("open-file limit {limit}: {e}")))
+        }
+    };
+    for kind in servers
+        .iter()
+        .copied()
+        .filter(|k| matches!(k, Kind::Generated | Kind::Node))
+    {
+        let Some(mut server) = start_or_record(res, kind, programs, work, "scale").await else {
+            continue;
+        };
+        match scale::scale(
+            &mut server,
+            SECRET,
+            sizes,
+            connections,
+            limited_by.clone(),
+            1,
+        )
+        .await
+        {
+            Ok(r) => {
+                log(&format!(
+                    "scale {:9}: {} connections in {:.1} s ({:.0}/s), RSS {:.1} MiB ({:.0} B/connection); \
+                     broadcast to all: {} received, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, a new \
+                     connection meanwhile {:.0} ms; threads: {} of {} deliveries, {:.0}/s, {:.2} µs CPU each; \
+                     {} lost, {} duplicated{}",
+                    kind.label(),
+                    r.connections,
+                    r.connect_seconds,
+                    r.connects_per_s,
+                    r.rss_bytes as f64 / 1048576.0,
+                    r.bytes_per_connection,
+                    r.broadcast_received,
+                    r.broadcast_p50_ms,
+                    r.broadcast_p99_ms,
+                    r.broadcast_max_ms,
+                    r.connect_during_broadcast_ms,
+                    r.deliveries,
+                    r.expected_deliveries,
+                    r.deliveries_per_s,
+                    r.cpu_us_per_delivery,
+                    r.lost,
+                    r.duplicates,
+                    r.first_failure
+                        .as_deref()
+                        .map(|f| format!("; first failure: {f}"))
+                        .unwrap_or_default()
+                ));
+                res.scale.push(r);
+            }
+            Err(e) => res.errors.push(format!("scale {}: {e}", kind.label())),
+        }
+        server.stop().await;
+        // Let the kernel retire the closed sockets before the next server.
+        sys::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -503,6 +652,12 @@ async fn run_all(
             }
         }
     }
+    if wants("instructions") {
+        run_instructions(res, servers, programs, work).await;
+    }
+    if wants("scale") {
+        run_scale(res, servers, programs, work).await;
+    }
     if wants("codegen") {
         for round in 1..=sizes.rounds {
             match codegen::run(
@@ -535,6 +690,9 @@ fn run(o: Options) -> Result<bool, String> {
     let mut sizes = sizes(&o.mode, o.rounds);
     if let Some(levels) = &o.idle_levels {
         sizes.idle_levels = levels.clone();
+    }
+    if let Some(n) = o.scale_connections {
+        sizes.scale.connections = n;
     }
     if o.scenarios.iter().any(|s| s == "idle") {
         // The generator holds one socket per client, the server as many (it
@@ -691,6 +849,8 @@ fn run(o: Options) -> Result<bool, String> {
         fanout2: Vec::new(),
         reqack: Vec::new(),
         idle: Vec::new(),
+        scale: Vec::new(),
+        instructions: Vec::new(),
         codegen: Vec::new(),
         errors: Vec::new(),
     };
@@ -762,17 +922,20 @@ fn run(o: Options) -> Result<bool, String> {
     }
     if o.mode == "smoke" && problems.is_empty() {
         println!(
-            "smoke: {} fan-out, {} two-node fan-out, {} request/ack, {} idle and {} codegen runs; \
-             no lost or duplicated delivery, every ack a success, every idle client connected, \
-             no-op regeneration wrote nothing",
+            "smoke: {} fan-out, {} two-node fan-out, {} request/ack, {} idle, {} scale and {} \
+             codegen runs; no lost or duplicated delivery, every ack a success, every idle client \
+             connected, no-op regeneration wrote nothing",
             res.fanout.len(),
             res.fanout2.len(),
             res.reqack.len(),
             res.idle.len(),
+            res.scale.len(),
             res.codegen.len()
         );
     }
-    if problems.is_empty() {
+    // EVCONTRACT_BENCH_KEEP=1 keeps the logs (and callgrind's dumps, for
+    // callgrind_annotate) of a run that went well.
+    if problems.is_empty() && std::env::var_os("EVCONTRACT_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&work);
     } else {
         println!("server logs kept in {}", work.display());

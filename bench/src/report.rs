@@ -99,6 +99,12 @@ pub(crate) struct Results {
     pub(crate) reqack: Vec<ReqAckRun>,
     /// Idle-memory runs.
     pub(crate) idle: Vec<IdleRun>,
+    /// Scale runs (absent from results of before that scenario).
+    #[serde(default)]
+    pub(crate) scale: Vec<crate::scale::ScaleRun>,
+    /// Instruction counts under callgrind (absent from older results).
+    #[serde(default)]
+    pub(crate) instructions: Vec<crate::instructions::InstrRun>,
     /// Codegen runs.
     pub(crate) codegen: Vec<CodegenRun>,
     /// Runs that failed, with the reason.
@@ -192,13 +198,52 @@ fn cell(stat: Option<Stat>, f: Fmt) -> String {
     }
 }
 
-fn ratio(a: Option<Stat>, b: Option<Stat>) -> Option<f64> {
-    let (a, b) = (a?.median, b?.median);
-    (b != 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
+/// A run that belongs to a round: ratios pair the runs of one round.
+pub(crate) trait Rounded {
+    /// Its round (from 1).
+    fn round(&self) -> usize;
 }
 
-fn ratio_cell(r: Option<f64>) -> String {
-    r.map_or("n/a".into(), |r| format!("{r:.3}"))
+macro_rules! rounded {
+    ($($t:ty => |$r:ident| $e:expr),* $(,)?) => {
+        $(impl Rounded for $t {
+            fn round(&self) -> usize {
+                let $r = self;
+                $e
+            }
+        })*
+    };
+}
+
+rounded!(
+    FanoutRun => |r| r.round,
+    Fanout2Run => |r| r.run.round,
+    ReqAckRun => |r| r.round,
+    IdleRun => |r| r.round,
+    crate::scale::ScaleRun => |r| r.round,
+    crate::instructions::InstrRun => |r| r.round,
+);
+
+/// `get(a) / get(b)` for each round that has both, as median and range:
+/// the servers of one round run back to back, so a per-round ratio
+/// cancels what drifts between rounds (the machine's other load).
+fn round_ratio<'r, R: Rounded + 'r>(
+    a: impl IntoIterator<Item = &'r R>,
+    b: impl IntoIterator<Item = &'r R> + Clone,
+    get: impl Fn(&R) -> f64,
+) -> Option<Stat> {
+    Stat::of(a.into_iter().filter_map(|x| {
+        let y = b.clone().into_iter().find(|y| y.round() == x.round())?;
+        let (p, q) = (get(x), get(y));
+        (q != 0.0 && p.is_finite() && q.is_finite()).then(|| p / q)
+    }))
+}
+
+/// A ratio with its spread over rounds: `median (min–max)`.
+fn spread_cell(s: Option<Stat>) -> String {
+    s.map_or("n/a".into(), |s| {
+        format!("{:.3} ({:.3}–{:.3})", s.median, s.min, s.max)
+    })
 }
 
 /// A figure of one scenario per server.
@@ -212,7 +257,7 @@ type CodegenFigure = (&'static str, Fmt, fn(&CodegenRun) -> f64);
 
 /// A table of one scenario: a column per server, then the ratios of the
 /// generated server's medians to raw socketioxide's and to Node's.
-fn table<R>(
+fn table<R: Rounded>(
     out: &mut String,
     runs: &[R],
     server_of: impl Fn(&R) -> Kind,
@@ -229,9 +274,9 @@ fn table<R>(
 }
 
 /// A table with a column (median and range over rounds) per value of
-/// `column_of` in `columns`, then `ratios`: (title, numerator, denominator)
-/// of medians.
-fn columns_table<R, C: Copy + PartialEq>(
+/// `column_of` in `columns`, then `ratios`: (title, numerator, denominator),
+/// each the median and range of the per-round ratios.
+fn columns_table<R: Rounded, C: Copy + PartialEq>(
     out: &mut String,
     runs: &[R],
     column_of: impl Fn(&R) -> C,
@@ -258,7 +303,13 @@ fn columns_table<R, C: Copy + PartialEq>(
             let _ = write!(out, " {} |", cell(stat(c), *f));
         }
         for &(_, a, b) in ratios {
-            let _ = write!(out, " {} |", ratio_cell(ratio(stat(a), stat(b))));
+            let column_of = &column_of;
+            let side = |c: C| runs.iter().filter(move |r| column_of(r) == c);
+            let _ = write!(
+                out,
+                " {} |",
+                spread_cell(round_ratio(side(a), side(b), get))
+            );
         }
         let _ = writeln!(out);
     }
@@ -275,34 +326,6 @@ pub(crate) struct TargetCheck {
     pub(crate) met: Option<bool>,
 }
 
-fn fanout_stat(
-    res: &Results,
-    kind: Kind,
-    window: usize,
-    get: impl Fn(&FanoutRun) -> f64,
-) -> Option<Stat> {
-    Stat::of(
-        res.fanout
-            .iter()
-            .filter(|r| r.server == kind && r.window == window)
-            .map(get),
-    )
-}
-
-fn fanout2_stat(
-    res: &Results,
-    setup: Setup,
-    window: usize,
-    get: impl Fn(&Fanout2Run) -> f64,
-) -> Option<Stat> {
-    Stat::of(
-        res.fanout2
-            .iter()
-            .filter(|r| r.setup == setup && r.run.window == window)
-            .map(get),
-    )
-}
-
 /// The issue's targets, evaluated on medians of this run.
 pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
     let mut out = Vec::new();
@@ -314,88 +337,117 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
                 met: value.map(ok),
             });
         };
+    // Per-round ratios of the fan-out runs of window `w`: generated (or
+    // `a`) against `b`.
+    let fan = |a: Kind, b: Kind, w: usize, get: fn(&FanoutRun) -> f64| {
+        let side = move |k: Kind| {
+            res.fanout
+                .iter()
+                .filter(move |r| r.server == k && r.window == w)
+        };
+        round_ratio(side(a), side(b), get)
+    };
+    let median = |s: Option<Stat>| s.map(|s| s.median);
     for &w in &res.sizes.windows {
-        let dps = |k| fanout_stat(res, k, w, |r| r.deliveries_per_s);
-        let cpu = |k| fanout_stat(res, k, w, |r| r.cpu_us_per_delivery);
-        let r = ratio(dps(Kind::Generated), dps(Kind::Raw));
+        let r = fan(Kind::Generated, Kind::Raw, w, |r| r.deliveries_per_s);
         check(
-            format!("fan-out, {w} in flight: generated/raw deliveries/s ≥ 0.95"),
-            r,
-            ratio_cell(r),
-            &|r| r >= 0.95,
+            format!("fan-out, {w} in flight: generated/raw deliveries/s ≥ 0.97"),
+            median(r),
+            spread_cell(r),
+            &|r| r >= 0.97,
         );
-        let r = ratio(cpu(Kind::Generated), cpu(Kind::Raw));
+        let r = fan(Kind::Generated, Kind::Raw, w, |r| r.cpu_us_per_delivery);
         check(
-            format!("fan-out, {w} in flight: generated/raw CPU per delivery ≤ 1.05"),
-            r,
-            ratio_cell(r),
-            &|r| r <= 1.05,
+            format!("fan-out, {w} in flight: generated/raw CPU per delivery ≤ 1.03"),
+            median(r),
+            spread_cell(r),
+            &|r| r <= 1.03,
+        );
+    }
+    {
+        let side = |k: Kind| res.reqack.iter().filter(move |r| r.server == k);
+        let r = round_ratio(side(Kind::Generated), side(Kind::Raw), |r| r.acks_per_s);
+        check(
+            "request/ack: generated/raw acks/s ≥ 0.97".into(),
+            median(r),
+            spread_cell(r),
+            &|r| r >= 0.97,
+        );
+        let r = round_ratio(side(Kind::Generated), side(Kind::Raw), |r| r.cpu_us_per_ack);
+        check(
+            "request/ack: generated/raw CPU per ack ≤ 1.03".into(),
+            median(r),
+            spread_cell(r),
+            &|r| r <= 1.03,
         );
     }
     if let Some(&w) = res.sizes.windows.iter().max() {
         // What the Prometheus counters cost: the same server with them on
         // (A, the example's default) and off (A0).
-        let r = ratio(
-            fanout_stat(res, Kind::Generated, w, |r| r.cpu_us_per_delivery),
-            fanout_stat(res, Kind::GeneratedNoMetrics, w, |r| r.cpu_us_per_delivery),
-        );
+        let r = fan(Kind::Generated, Kind::GeneratedNoMetrics, w, |r| {
+            r.cpu_us_per_delivery
+        });
         check(
             format!("fan-out, {w} in flight: metrics on/off CPU per delivery ≤ 1.02"),
-            r,
-            ratio_cell(r),
+            median(r),
+            spread_cell(r),
             &|r| r <= 1.02,
         );
-        let node = |get: fn(&FanoutRun) -> f64| {
-            ratio(
-                fanout_stat(res, Kind::Generated, w, get),
-                fanout_stat(res, Kind::Node, w, get),
-            )
-        };
-        let r = node(|r| r.deliveries_per_s);
+        let r = fan(Kind::Generated, Kind::Node, w, |r| r.deliveries_per_s);
         check(
             format!("fan-out, {w} in flight: generated/Node deliveries/s ≥ 10"),
-            r,
-            ratio_cell(r),
+            median(r),
+            spread_cell(r),
             &|r| r >= 10.0,
         );
-        let r = node(|r| r.cpu_us_per_delivery);
+        let r = fan(Kind::Generated, Kind::Node, w, |r| r.cpu_us_per_delivery);
         check(
             format!("fan-out, {w} in flight: generated/Node CPU per delivery ≤ 1/8 (0.125)"),
-            r,
-            ratio_cell(r),
+            median(r),
+            spread_cell(r),
             &|r| r <= 0.125,
         );
-        let r = node(|r| r.p99_ms);
+        let r = fan(Kind::Generated, Kind::Node, w, |r| r.p99_ms);
         check(
             format!("fan-out, {w} in flight: generated/Node p99 latency ≤ 1/5 (0.2)"),
-            r,
-            ratio_cell(r),
+            median(r),
+            spread_cell(r),
             &|r| r <= 0.2,
         );
     }
+    let fan2 = |a: Setup, b: Setup, w: usize, get: fn(&Fanout2Run) -> f64| {
+        let side = move |s: Setup| {
+            res.fanout2
+                .iter()
+                .filter(move |r| r.setup == s && r.run.window == w)
+        };
+        round_ratio(side(a), side(b), get)
+    };
     for &w in &res.sizes.windows {
-        let cpu = |s| fanout2_stat(res, s, w, |r| r.run.cpu_us_per_delivery);
-        let r = ratio(cpu(Setup::GeneratedCluster), cpu(Setup::GeneratedSingle));
+        let r = fan2(Setup::GeneratedCluster, Setup::GeneratedSingle, w, |r| {
+            r.run.cpu_us_per_delivery
+        });
         check(
             format!(
                 "two-node fan-out, {w} in flight: adapter cost, generated two-node/one-node CPU \
                  per delivery (nodes + Redis) ≤ 1.5"
             ),
-            r,
-            ratio_cell(r),
+            median(r),
+            spread_cell(r),
             &|r| r <= 1.5,
         );
     }
     if let Some(&w) = res.sizes.windows.iter().max() {
-        let dps = |s| fanout2_stat(res, s, w, |r| r.run.deliveries_per_s);
-        let r = ratio(dps(Setup::GeneratedCluster), dps(Setup::NodeCluster));
+        let r = fan2(Setup::GeneratedCluster, Setup::NodeCluster, w, |r| {
+            r.run.deliveries_per_s
+        });
         check(
             format!(
                 "two-node fan-out, {w} in flight: generated/Node deliveries/s, both two nodes + \
                  Redis, ≥ 10"
             ),
-            r,
-            ratio_cell(r),
+            median(r),
+            spread_cell(r),
             &|r| r >= 10.0,
         );
     }
@@ -416,6 +468,48 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
             per.map(|s| s.median),
             per.map_or("n/a".into(), |s| format!("{} bytes", thousands(s.median))),
             &|b| b <= 16_000.0,
+        );
+    }
+    if let Some(r) = res.scale.iter().find(|r| r.server == Kind::Generated) {
+        let at = format!(
+            "{} connections{}",
+            thousands(r.connections as f64),
+            if r.connections < r.requested {
+                format!(
+                    " (of {} asked: {})",
+                    thousands(r.requested as f64),
+                    r.limited_by.as_deref().unwrap_or("limited")
+                )
+            } else {
+                String::new()
+            }
+        );
+        let held = r.alive == r.connections && r.connections >= r.requested;
+        check(
+            format!("scale, {at}: every connection held, generated RSS ≤ 2.2 GB"),
+            Some(if held {
+                r.rss_bytes as f64
+            } else {
+                f64::INFINITY
+            }),
+            format!(
+                "{} held, RSS {} MiB",
+                thousands(r.alive as f64),
+                sig3(r.rss_bytes as f64 / 1048576.0)
+            ),
+            &|b| b <= 2.2e9,
+        );
+        check(
+            format!("scale, {at}: the broadcast to all reaches the last socket within 1 s"),
+            Some(r.broadcast_max_ms),
+            format!("{} ms", sig3(r.broadcast_max_ms)),
+            &|ms| ms <= 1000.0,
+        );
+        check(
+            format!("scale, {at}: a new connection during the broadcast is served within 1 s"),
+            Some(r.connect_during_broadcast_ms),
+            format!("{} ms", sig3(r.connect_during_broadcast_ms)),
+            &|ms| ms <= 1000.0,
         );
     }
     let gen_s = Stat::of(res.codegen.iter().map(|r| r.generate_s));
@@ -441,7 +535,8 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
         .chain(res.fanout2.iter().map(|r| &r.run))
         .map(|r| r.lost + r.duplicates)
         .sum::<u64>()
-        + res.reqack.iter().map(|r| r.lost).sum::<u64>();
+        + res.reqack.iter().map(|r| r.lost).sum::<u64>()
+        + res.scale.iter().map(|r| r.lost + r.duplicates).sum::<u64>();
     check(
         "no lost (or duplicated) delivery, any server, any run".into(),
         Some(lost as f64),
@@ -507,6 +602,22 @@ pub(crate) fn problems(res: &Results) -> Vec<String> {
                     l.connections
                 ));
             }
+        }
+    }
+    for r in &res.scale {
+        if r.lost > 0 || r.duplicates > 0 || r.alive != r.connections || r.first_failure.is_some() {
+            out.push(format!(
+                "scale {}: {} lost, {} duplicated, {} of {} clients still connected{}",
+                r.server.label(),
+                r.lost,
+                r.duplicates,
+                r.alive,
+                r.connections,
+                r.first_failure
+                    .as_deref()
+                    .map(|f| format!(", first failure: {f}"))
+                    .unwrap_or_default()
+            ));
         }
     }
     for r in &res.codegen {
@@ -671,6 +782,85 @@ pub(crate) fn markdown(res: &Results, servers: &[Kind], notes: Option<&str>) -> 
         .collect();
     table(&mut out, &res.idle, |r| r.server, &rows, servers);
     let _ = writeln!(out);
+
+    if !res.instructions.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Instructions (callgrind)\n\nEach server under `valgrind --tool=callgrind`: the \
+             fan-out flow (40 receivers, 10 in flight) with 400 and then 800 messages, and \
+             request/ack (100 clients) with 10 and then 20 sends each, fresh clients every time; \
+             the difference between the two passes, divided by the deliveries (acks) it adds, \
+             is the work per delivery (ack) without connecting and joining. Instruction counts \
+             do not depend on the machine's other load; valgrind runs the server's threads one \
+             at a time, so batching differs from a native run.\n"
+        );
+        type InstrRow<'a> = Figure<'a, crate::instructions::InstrRun>;
+        let rows: [InstrRow<'_>; 2] = [
+            ("instructions per delivery (fan-out)", Fmt::Count, &|r| {
+                r.per_delivery
+            }),
+            ("instructions per ack (request/ack)", Fmt::Count, &|r| {
+                r.per_ack
+            }),
+        ];
+        table(&mut out, &res.instructions, |r| r.server, &rows, servers);
+        let _ = writeln!(out);
+    }
+    if !res.scale.is_empty() {
+        let s = &res.sizes.scale;
+        let _ = writeln!(
+            out,
+            "## Scale\n\nOne server, authenticated `/chat` clients connected from several loopback \
+             source addresses and joined into {} threads (client `i` in thread `i % {}`); then one \
+             `announce` from an admin connection, which the server broadcasts to every socket \
+             (`all`), with a new connection opened at the same moment; then {} acked \
+             `send_message` spread over the threads, {} in flight. One run per server.\n",
+            s.threads,
+            s.threads,
+            thousands(s.messages as f64),
+            s.window
+        );
+        type ScaleRow<'a> = Figure<'a, crate::scale::ScaleRun>;
+        let rows: [ScaleRow<'_>; 13] = [
+            ("connections", Fmt::Count, &|r| r.connections as f64),
+            ("connect rate (/s)", Fmt::Count, &|r| r.connects_per_s),
+            ("RSS, connected and joined", Fmt::Bytes, &|r| {
+                r.rss_bytes as f64
+            }),
+            ("RSS per connection (bytes)", Fmt::Count, &|r| {
+                r.bytes_per_connection
+            }),
+            ("broadcast: sockets reached", Fmt::Count, &|r| {
+                r.broadcast_received as f64
+            }),
+            ("broadcast: p50 (ms)", Fmt::Float, &|r| r.broadcast_p50_ms),
+            ("broadcast: p99 (ms)", Fmt::Float, &|r| r.broadcast_p99_ms),
+            ("broadcast: last socket (ms)", Fmt::Float, &|r| {
+                r.broadcast_max_ms
+            }),
+            ("new connection during it (ms)", Fmt::Float, &|r| {
+                r.connect_during_broadcast_ms
+            }),
+            ("threads: deliveries/s", Fmt::Count, &|r| r.deliveries_per_s),
+            ("threads: CPU per delivery (µs)", Fmt::Float, &|r| {
+                r.cpu_us_per_delivery
+            }),
+            ("lost deliveries", Fmt::Count, &|r| r.lost as f64),
+            ("clients still connected", Fmt::Count, &|r| r.alive as f64),
+        ];
+        table(&mut out, &res.scale, |r| r.server, &rows, servers);
+        for r in res.scale.iter().filter(|r| r.connections < r.requested) {
+            let _ = writeln!(
+                out,
+                "{}: {} connections asked, {} run ({}).\n",
+                r.server.title(),
+                thousands(r.requested as f64),
+                thousands(r.connections as f64),
+                r.limited_by.as_deref().unwrap_or("limited")
+            );
+        }
+        let _ = writeln!(out);
+    }
 
     let _ = writeln!(
         out,
@@ -969,6 +1159,7 @@ mod tests {
             reqack_clients: 1,
             reqack_per_client: 1,
             idle_levels: vec![],
+            scale: Default::default(),
             codegen_events: 1,
             codegen_types: 1,
             run_timeout: std::time::Duration::ZERO,

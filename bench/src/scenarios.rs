@@ -22,7 +22,7 @@ pub(crate) const RATE_LIMIT_MAX: usize = 20;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many handshakes run at once while connecting clients.
-const CONNECT_PARALLEL: usize = 64;
+pub(crate) const CONNECT_PARALLEL: usize = 64;
 
 /// Sizes of one benchmark invocation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub(crate) struct Sizes {
     pub(crate) reqack_per_client: usize,
     /// Idle memory: connection counts to measure at.
     pub(crate) idle_levels: Vec<usize>,
+    /// Scale: connections, threads, thread traffic.
+    #[serde(default)]
+    pub(crate) scale: crate::scale::ScaleSizes,
     /// Codegen: events of the synthetic contract.
     pub(crate) codegen_events: usize,
     /// Codegen: definitions (types) of the synthetic contract.
@@ -95,7 +98,7 @@ pub(crate) fn token(secret: &str, user: &str) -> Result<String, String> {
     .map_err(|e| format!("signing a token: {e}"))
 }
 
-fn tokens(
+pub(crate) fn tokens(
     secret: &str,
     prefix: &str,
     range: std::ops::Range<usize>,
@@ -106,7 +109,7 @@ fn tokens(
 }
 
 /// Nearest-rank percentile of sorted nanoseconds, in milliseconds.
-fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -114,7 +117,7 @@ fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e6
 }
 
-fn send_payload(thread: &str, seq: usize) -> String {
+pub(crate) fn send_payload(thread: &str, seq: usize) -> String {
     format!("{{\"threadId\":\"{thread}\",\"content\":\"b{seq}\"}}")
 }
 
@@ -129,7 +132,7 @@ async fn join(conn: &Conn, thread: &str) -> Result<(), String> {
 }
 
 /// Waits until `done()` or `limit` passes; returns whether it is done.
-async fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
+pub(crate) async fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while !done() {
         if Instant::now() > deadline {
@@ -144,20 +147,20 @@ async fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
 type Proc<'a> = (u32, &'a str);
 
 /// The one process of a single server.
-fn server_proc(server: &Server) -> Proc<'static> {
+pub(crate) fn server_proc(server: &Server) -> Proc<'static> {
     (server.pid, server.kind.label())
 }
 
 /// CPU seconds of the counted processes (`/proc` stat ticks and schedstat
 /// run time, each) and of the generator itself, and the time.
-struct CpuMark {
+pub(crate) struct CpuMark {
     procs: Vec<(f64, Option<f64>)>,
     generator: f64,
     at: Instant,
 }
 
 impl CpuMark {
-    fn take(procs: &[Proc<'_>]) -> Result<Self, String> {
+    pub(crate) fn take(procs: &[Proc<'_>]) -> Result<Self, String> {
         let procs = procs
             .iter()
             .map(|&(pid, label)| {
@@ -190,7 +193,7 @@ impl CpuMark {
     }
 
     /// All processes' CPU seconds since `start`: (stat, precise).
-    fn total_since(&self, start: &CpuMark) -> (f64, f64) {
+    pub(crate) fn total_since(&self, start: &CpuMark) -> (f64, f64) {
         self.since(start)
             .into_iter()
             .fold((0.0, 0.0), |(s, p), (stat, precise)| {
@@ -604,7 +607,7 @@ pub(crate) struct IdleRun {
 
 /// RSS once it settles: sampled every 250 ms until two samples are within
 /// 0.5% (at most 5 s).
-async fn settled_rss(server: &Server) -> Result<u64, String> {
+pub(crate) async fn settled_rss(server: &Server) -> Result<u64, String> {
     sys::sleep(Duration::from_millis(500)).await;
     let mut last = server.rss_bytes()?;
     for _ in 0..20 {

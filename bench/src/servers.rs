@@ -179,13 +179,45 @@ impl Server {
         tag: &str,
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
+        Self::start_under(
+            kind,
+            programs,
+            secret,
+            log_dir,
+            tag,
+            env,
+            &[],
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// [`Server::start_with`] run by `wrapper` (a program and its arguments,
+    /// such as valgrind; empty: none), waiting at most `ready_within` for
+    /// it to listen.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn start_under(
+        kind: Kind,
+        programs: &Programs,
+        secret: &str,
+        log_dir: &Path,
+        tag: &str,
+        env: &[(&str, &str)],
+        wrapper: &[String],
+        ready_within: Duration,
+    ) -> Result<Self, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let (program, args): (PathBuf, Vec<PathBuf>) = match kind {
+        let (mut program, mut args): (PathBuf, Vec<PathBuf>) = match kind {
             Kind::Generated | Kind::GeneratedNoMetrics => (programs.chat_server.clone(), vec![]),
             Kind::Raw => (programs.raw_server.clone(), vec![]),
             Kind::Node => (PathBuf::from("node"), vec![programs.node_script.clone()]),
         };
+        if let Some((first, rest)) = wrapper.split_first() {
+            args.insert(0, program);
+            args.splice(0..0, rest.iter().map(PathBuf::from));
+            program = PathBuf::from(first);
+        }
         let core = programs.server_core.map(|core| core.to_string());
         let mut cmd =
             sys::pinned_command(programs.taskset.as_deref().zip(core.as_deref()), &program);
@@ -205,6 +237,8 @@ impl Server {
             .env("MAX_CONNECTIONS_PER_IP", "1000000")
             // And the total (100,000 by default) above the largest idle level.
             .env("MAX_CONNECTIONS", "1000000")
+            // The scale scenario's broadcast to all comes from this user.
+            .env("ADMIN_USERS", crate::scale::ADMIN)
             .env("RUST_LOG", "warn")
             .env("NODE_ENV", "production")
             .env(
@@ -229,7 +263,7 @@ impl Server {
             addr,
             log,
         };
-        server.wait_ready(Duration::from_secs(30)).await?;
+        server.wait_ready(ready_within).await?;
         Ok(server)
     }
 

@@ -219,3 +219,16 @@ pub(crate) fn raise_open_files(want: u64) -> Result<u64, String> {
         lim.rlim_cur, lim.rlim_max
     ))
 }
+
+/// This process's open-file limit (soft).
+pub(crate) fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    lim.rlim_cur
+}
