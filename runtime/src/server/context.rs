@@ -47,7 +47,9 @@ pub struct ClientMetadata {
 #[derive(Debug)]
 pub(crate) struct ClientState {
     pub(crate) namespace: &'static str,
-    pub(crate) user_id: Option<String>,
+    /// Shared with the contract rate limits counted per user (no copy per
+    /// event).
+    pub(crate) user_id: Option<Arc<str>>,
     pub(crate) connected_at: SystemTime,
     last_activity_ms: AtomicU64,
     pub(crate) remote_addr: Option<SocketAddr>,
@@ -90,7 +92,7 @@ impl ClientState {
         let runtime_count = runtime_rooms.len();
         Self {
             namespace,
-            user_id,
+            user_id: user_id.map(Arc::from),
             connected_at: now,
             last_activity_ms: AtomicU64::new(unix_ms(now)),
             remote_addr,
@@ -122,7 +124,7 @@ impl ClientState {
             namespace: self.namespace.to_owned(),
             connected_at: self.connected_at,
             last_activity: self.last_activity(),
-            user_id: self.user_id.clone(),
+            user_id: self.user_id.as_deref().map(str::to_owned),
             authenticated: self.user_id.is_some(),
             rooms: owned_rooms(socket),
             remote_addr: self.remote_addr,

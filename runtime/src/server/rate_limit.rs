@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -179,7 +179,7 @@ impl ClientLimits {
 /// `per: ip` limits) an IP address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Holder {
-    User(String),
+    User(Arc<str>),
     Ip(IpAddr),
 }
 
@@ -254,7 +254,7 @@ mod tests {
     async fn shared_limits_count_every_connection_of_a_holder_and_forget_idle_ones() {
         let shared = SharedLimits::default();
         let window = Duration::from_secs(10);
-        let alice = || Holder::User("alice".to_owned());
+        let alice = || Holder::User("alice".into());
         for _ in 0..5 {
             assert!(shared.check(alice(), "send", 5, window).is_ok());
         }
@@ -263,7 +263,7 @@ mod tests {
         assert!(shared.check(alice(), "other", 5, window).is_ok());
         assert!(
             shared
-                .check(Holder::User("bob".to_owned()), "send", 5, window)
+                .check(Holder::User("bob".into()), "send", 5, window)
                 .is_ok()
         );
         // 10,000 one-off holders, each idle after the window: the map is

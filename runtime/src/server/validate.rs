@@ -479,6 +479,14 @@ impl Keywords {
         if self.min_length.is_none() && self.max_length.is_none() {
             return None;
         }
+        // A string of n bytes has between n/4 and n characters: count them
+        // only when the bytes alone do not settle both bounds.
+        let bytes = s.len() as u64;
+        if self.max_length.is_none_or(|max| bytes <= max)
+            && self.min_length.is_none_or(|min| bytes.div_ceil(4) >= min)
+        {
+            return None;
+        }
         let chars = s.chars().count() as u64;
         if let Some(min) = self.min_length
             && chars < min
