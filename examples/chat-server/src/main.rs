@@ -93,7 +93,11 @@ impl History {
                     let Some((oldest, at)) = self.order.pop_front() else {
                         break;
                     };
-                    if self.threads.get(&oldest).is_some_and(|(_, last)| *last == at) {
+                    if self
+                        .threads
+                        .get(&oldest)
+                        .is_some_and(|(_, last)| *last == at)
+                    {
                         self.threads.remove(&oldest);
                     }
                 }
