@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -258,10 +258,20 @@ async fn next_text(ws: &mut Ws) -> Result<String, String> {
 /// destination, so client `i` connects from `127.0.0.{1 + i / 20,000}`.
 const CLIENTS_PER_SOURCE: usize = 20_000;
 
+/// Source addresses skipped before client 0's: a run after another large
+/// one starts on fresh addresses, since the ports of the closed
+/// connections stay in TIME_WAIT for a minute ([`skip_sources`]).
+static SOURCE_SKIP: AtomicUsize = AtomicUsize::new(0);
+
+/// Moves the following connections `n` source addresses further.
+pub(crate) fn skip_sources(n: usize) {
+    SOURCE_SKIP.fetch_add(n, Ordering::Relaxed);
+}
+
 /// The source address of client number `i`.
 fn source_of(i: usize) -> IpAddr {
-    let n = u8::try_from(1 + i / CLIENTS_PER_SOURCE).unwrap_or(u8::MAX);
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+    let k = (SOURCE_SKIP.load(Ordering::Relaxed) + i / CLIENTS_PER_SOURCE) % 250;
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + k as u8))
 }
 
 async fn handshake(addr: SocketAddr, source: IpAddr, token: &str) -> Result<Ws, String> {

@@ -242,7 +242,12 @@ async fn run_scale(res: &mut Results, servers: &[Kind], programs: &Programs, wor
                 .min(want);
             let fit = fit - fit % sizes.threads.max(1);
             log(&format!("scale: {e}; running at {fit} connections"));
-            (fit, Some(format!("open-file limit {limit}: {e}")))
+            (
+                fit,
+                Some(format!(
+                    "the open-file limit is {limit} and the system refused to raise it"
+                )),
+            )
         }
     };
     for kind in servers

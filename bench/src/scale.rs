@@ -65,6 +65,9 @@ pub(crate) struct ScaleRun {
     pub(crate) connects_per_s: f64,
     /// RSS of the fresh server (bytes).
     pub(crate) baseline_rss_bytes: u64,
+    /// RSS with every client connected, before joining (bytes).
+    #[serde(default)]
+    pub(crate) connected_rss_bytes: u64,
     /// RSS with every client connected and joined (bytes).
     pub(crate) rss_bytes: u64,
     /// (RSS - baseline) / connections.
@@ -120,6 +123,9 @@ pub(crate) async fn scale(
     let threads = sizes.threads.max(1);
     let baseline = settled_rss(server).await?;
     let probe = Probe::with_announcements(n, sizes.messages, sizes.window);
+    // Fresh source addresses for each run (the last run's ports linger in
+    // TIME_WAIT).
+    client::skip_sources(n / 20_000 + 1);
 
     // Connect, 1,000 at a time.
     let started = Instant::now();
@@ -136,6 +142,7 @@ pub(crate) async fn scale(
         }
     }
     let connect_seconds = started.elapsed().as_secs_f64();
+    let connected_rss = settled_rss(server).await?;
 
     // Join: client i to thread i % threads; join k of a thread is
     // announced to the k members present.
@@ -260,6 +267,7 @@ pub(crate) async fn scale(
         connect_seconds,
         connects_per_s: n as f64 / connect_seconds.max(1e-9),
         baseline_rss_bytes: baseline,
+        connected_rss_bytes: connected_rss,
         rss_bytes: rss,
         bytes_per_connection: (rss as f64 - baseline as f64) / n.max(1) as f64,
         broadcast_received,
