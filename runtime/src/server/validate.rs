@@ -251,11 +251,6 @@ impl PayloadSchema {
         self.error_at(0, value, &mut Vec::new())
     }
 
-    /// Whether `value` matches (the tree form of the verdict).
-    pub fn is_valid(&self, value: &Value) -> bool {
-        self.error_at(0, value, &mut Vec::new()).is_none()
-    }
-
     fn valid(&self, id: NodeId, value: &Value) -> bool {
         self.error_at(id, value, &mut Vec::new()).is_none()
     }
@@ -532,13 +527,8 @@ impl Keywords {
     /// Checks a scalar seen by the streaming pass (everything but the
     /// array/object keywords, which the visitor checks as it walks).
     fn scalar_ok(&self, kind: u8, as_value: impl Fn() -> Value) -> bool {
-        if let (Some(types), false) = (self.types, self.array_fused)
-            && !types.allows(kind)
-        {
-            return false;
-        }
-        if self.array_fused {
-            // The fused type check wants an array.
+        // A fused array check (`"type": "array"` with `items`) wants an array.
+        if self.array_fused || self.types.is_some_and(|types| !types.allows(kind)) {
             return false;
         }
         if self.constant.is_some() || self.enumeration.is_some() {
