@@ -67,7 +67,77 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), EmitError> {
         uuid: space.uses_uuid(),
         regress: space.uses_regress(),
     };
-    Ok((format_tokens(tokens, tolerate_unknown_fields)?, deps))
+    Ok((format_tokens(tokens, rewrite_types)?, deps))
+}
+
+/// What evcontract changes in typify's output: see the two functions.
+fn rewrite_types(file: &mut syn::File) {
+    tolerate_unknown_fields(file);
+    decode_strings_once(file);
+}
+
+/// typify decodes a constrained string (`maxLength`, `pattern`, …) into a
+/// `String`, then `parse`s it, which checks it and copies it into a second
+/// `String`. A visitor that checks the decoder's `&str` and copies it once
+/// saves an allocation, a copy and a free per string: on the server every
+/// `threadId` of every event goes through it. Error texts stay the same
+/// (`expected a string`, and the conversion error's message).
+fn decode_strings_once(file: &mut syn::File) {
+    let typify_body: syn::Block = syn::parse_quote!({
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                // typify's tokens carry this trailing comma.
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    });
+    let typify_body = quote::ToTokens::to_token_stream(&typify_body).to_string();
+    for item in &mut file.items {
+        let syn::Item::Impl(imp) = item else { continue };
+        let is_deserialize = imp
+            .trait_
+            .as_ref()
+            .and_then(|(path, _)| path.segments.last())
+            .is_some_and(|s| s.ident == "Deserialize");
+        let body_matches = match imp.items.as_slice() {
+            [syn::ImplItem::Fn(f)] => {
+                quote::ToTokens::to_token_stream(&f.block).to_string() == typify_body
+            }
+            _ => false,
+        };
+        if !is_deserialize || !body_matches {
+            continue;
+        }
+        let ty = &imp.self_ty;
+        *imp = syn::parse_quote! {
+            impl<'de> ::serde::Deserialize<'de> for #ty {
+                fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    struct Text;
+                    impl ::serde::de::Visitor<'_> for Text {
+                        type Value = #ty;
+                        fn expecting(
+                            &self,
+                            f: &mut ::std::fmt::Formatter<'_>,
+                        ) -> ::std::fmt::Result {
+                            f.write_str("a string")
+                        }
+                        fn visit_str<E: ::serde::de::Error>(
+                            self,
+                            value: &str,
+                        ) -> ::std::result::Result<Self::Value, E> {
+                            value
+                                .parse()
+                                .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+                        }
+                    }
+                    deserializer.deserialize_str(Text)
+                }
+            }
+        };
+    }
 }
 
 /// Drops typify's `deny_unknown_fields` (from `additionalProperties:

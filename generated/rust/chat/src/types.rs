@@ -55,11 +55,25 @@ impl<'de> ::serde::Deserialize<'de> for AnnounceText {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = AnnounceText;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///A notice from an administrator to everyone connected to the chat.
@@ -124,11 +138,25 @@ impl<'de> ::serde::Deserialize<'de> for AnnouncementText {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = AnnouncementText;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///Health of the service.
@@ -266,11 +294,25 @@ impl<'de> ::serde::Deserialize<'de> for JoinThreadThreadId {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = JoinThreadThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///A user joined a thread.
@@ -343,11 +385,25 @@ impl<'de> ::serde::Deserialize<'de> for LeaveThreadThreadId {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = LeaveThreadThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///A user left a thread.
@@ -413,11 +469,25 @@ impl<'de> ::serde::Deserialize<'de> for MarkReadMessageIdsItem {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = MarkReadMessageIdsItem;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///`MarkReadThreadId`
@@ -470,11 +540,25 @@ impl<'de> ::serde::Deserialize<'de> for MarkReadThreadId {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = MarkReadThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///A message posted in a thread.
@@ -552,11 +636,25 @@ impl<'de> ::serde::Deserialize<'de> for MessageThreadId {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = MessageThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///A message was posted in a thread.
@@ -626,11 +724,25 @@ impl<'de> ::serde::Deserialize<'de> for SendMessageContent {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = SendMessageContent;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///`SendMessageThreadId`
@@ -683,11 +795,25 @@ impl<'de> ::serde::Deserialize<'de> for SendMessageThreadId {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = SendMessageThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///Typing started or stopped; the rest of the room gets `typing_indicator`.
@@ -758,11 +884,25 @@ impl<'de> ::serde::Deserialize<'de> for TypingThreadId {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = TypingThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///Resource usage of one host.

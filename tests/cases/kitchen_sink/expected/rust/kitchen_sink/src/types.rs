@@ -225,11 +225,25 @@ impl<'de> ::serde::Deserialize<'de> for ScalarsCode {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = ScalarsCode;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///`ScalarsColor`
@@ -341,11 +355,25 @@ impl<'de> ::serde::Deserialize<'de> for ScalarsName {
     where
         D: ::serde::Deserializer<'de>,
     {
-        ::std::string::String::deserialize(deserializer)?
-            .parse()
-            .map_err(|e: self::error::ConversionError| {
-                <D::Error as ::serde::de::Error>::custom(e.to_string())
-            })
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = ScalarsName;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 ///A tagged union, told apart by `kind`.
