@@ -224,16 +224,22 @@ rounded!(
     crate::instructions::InstrRun => |r| r.round,
 );
 
-/// `get(a) / get(b)` for each round that has both, as median and range:
-/// the servers of one round run back to back, so a per-round ratio
-/// cancels what drifts between rounds (the machine's other load).
-fn round_ratio<'r, R: Rounded + 'r>(
-    a: impl IntoIterator<Item = &'r R>,
-    b: impl IntoIterator<Item = &'r R> + Clone,
+/// `get(x) / get(y)` for the runs `x` of `key` `a` and `y` of `key` `b` of
+/// each round that has both, as median and range: the servers of one round
+/// run back to back, so a per-round ratio cancels what drifts between
+/// rounds (the machine's other load).
+fn round_ratio<R: Rounded, K: PartialEq>(
+    runs: &[R],
+    key: impl Fn(&R) -> K,
+    a: K,
+    b: K,
     get: impl Fn(&R) -> f64,
 ) -> Option<Stat> {
-    Stat::of(a.into_iter().filter_map(|x| {
-        let y = b.clone().into_iter().find(|y| y.round() == x.round())?;
+    let key = &key;
+    Stat::of(runs.iter().filter(|x| key(x) == a).filter_map(|x| {
+        let y = runs
+            .iter()
+            .find(|y| key(y) == b && y.round() == x.round())?;
         let (p, q) = (get(x), get(y));
         (q != 0.0 && p.is_finite() && q.is_finite()).then(|| p / q)
     }))
@@ -303,13 +309,8 @@ fn columns_table<R: Rounded, C: Copy + PartialEq>(
             let _ = write!(out, " {} |", cell(stat(c), *f));
         }
         for &(_, a, b) in ratios {
-            let column_of = &column_of;
-            let side = |c: C| runs.iter().filter(move |r| column_of(r) == c);
-            let _ = write!(
-                out,
-                " {} |",
-                spread_cell(round_ratio(side(a), side(b), get))
-            );
+            let ratio = round_ratio(runs, &column_of, a, b, get);
+            let _ = write!(out, " {} |", spread_cell(ratio));
         }
         let _ = writeln!(out);
     }
@@ -340,12 +341,7 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
     // Per-round ratios of the fan-out runs of window `w`: generated (or
     // `a`) against `b`.
     let fan = |a: Kind, b: Kind, w: usize, get: fn(&FanoutRun) -> f64| {
-        let side = move |k: Kind| {
-            res.fanout
-                .iter()
-                .filter(move |r| r.server == k && r.window == w)
-        };
-        round_ratio(side(a), side(b), get)
+        round_ratio(&res.fanout, |r| (r.server, r.window), (a, w), (b, w), get)
     };
     let median = |s: Option<Stat>| s.map(|s| s.median);
     for &w in &res.sizes.windows {
@@ -365,15 +361,17 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
         );
     }
     {
-        let side = |k: Kind| res.reqack.iter().filter(move |r| r.server == k);
-        let r = round_ratio(side(Kind::Generated), side(Kind::Raw), |r| r.acks_per_s);
+        let ack = |get: fn(&ReqAckRun) -> f64| {
+            round_ratio(&res.reqack, |r| r.server, Kind::Generated, Kind::Raw, get)
+        };
+        let r = ack(|r| r.acks_per_s);
         check(
             "request/ack: generated/raw acks/s ≥ 0.97".into(),
             median(r),
             spread_cell(r),
             &|r| r >= 0.97,
         );
-        let r = round_ratio(side(Kind::Generated), side(Kind::Raw), |r| r.cpu_us_per_ack);
+        let r = ack(|r| r.cpu_us_per_ack);
         check(
             "request/ack: generated/raw CPU per ack ≤ 1.03".into(),
             median(r),
@@ -416,12 +414,13 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
         );
     }
     let fan2 = |a: Setup, b: Setup, w: usize, get: fn(&Fanout2Run) -> f64| {
-        let side = move |s: Setup| {
-            res.fanout2
-                .iter()
-                .filter(move |r| r.setup == s && r.run.window == w)
-        };
-        round_ratio(side(a), side(b), get)
+        round_ratio(
+            &res.fanout2,
+            |r| (r.setup, r.run.window),
+            (a, w),
+            (b, w),
+            get,
+        )
     };
     for &w in &res.sizes.windows {
         let r = fan2(Setup::GeneratedCluster, Setup::GeneratedSingle, w, |r| {

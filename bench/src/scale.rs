@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{self, Conn, NS, Probe};
+use crate::client::{self, Conn, Probe};
 use crate::codec;
 use crate::scenarios::{
-    CONNECT_PARALLEL, CpuMark, percentile_ms, send_payload, server_proc, settled_rss, token,
-    tokens, wait_for,
+    CONNECT_PARALLEL, CpuMark, percentile_ms, send_acked, send_payload, server_proc, settled_rss,
+    token, tokens, wait_for,
 };
 use crate::servers::{Kind, Server};
 
@@ -218,37 +218,24 @@ pub(crate) async fn scale(
     let start = CpuMark::take(&[server_proc(server)])?;
     let t1 = probe.now_ns();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let mut expected = 0u64;
-    for seq in 0..sizes.messages {
-        match tokio::time::timeout_at(deadline, probe.window.acquire()).await {
-            Ok(Ok(permit)) => permit.forget(),
-            _ => {
-                first_failure.get_or_insert(format!("timed out after {seq} sends"));
-                break;
-            }
-        }
+    // Thread t has (n - t).div_ceil(threads) members; message seq goes to
+    // thread seq % threads, from its members in turn.
+    let members = |t: usize| (n - t).div_ceil(threads);
+    let expected = (0..sizes.messages)
+        .map(|seq| members(seq % threads) as u64)
+        .sum();
+    let failure = send_acked(&probe, &conns, sizes.messages, expected, deadline, |seq| {
         let t = seq % threads;
-        let members = (n - t).div_ceil(threads);
-        let member = (seq / threads) % members;
-        let sender = t + threads * member;
-        expected += members as u64;
-        let id = probe.mark_sent(seq);
-        let thread = thread_of(round, pid, t, threads);
-        let packet = codec::event_packet(NS, id, "send_message", &send_payload(&thread, seq));
-        if let Err(e) = conns[sender].send(packet).await {
-            first_failure.get_or_insert(e);
-            break;
-        }
-    }
-    wait_for(
-        deadline.saturating_duration_since(tokio::time::Instant::now()),
-        || {
-            probe.acks_ok.load(Ordering::Relaxed) + probe.acks_failed.load(Ordering::Relaxed)
-                >= sizes.messages as u64
-                && probe.deliveries.load(Ordering::Relaxed) >= expected
-        },
-    )
+        let sender = t + threads * ((seq / threads) % members(t));
+        (
+            sender,
+            send_payload(&thread_of(round, pid, t, threads), seq),
+        )
+    })
     .await;
+    if let Some(e) = failure {
+        first_failure.get_or_insert(e);
+    }
     let end = CpuMark::take(&[server_proc(server)])?;
     let deliveries = probe.deliveries.load(Ordering::Relaxed);
     let seconds = probe.last_delivery_ns().saturating_sub(t1) as f64 / 1e9;

@@ -383,29 +383,9 @@ async fn fanout_on(
     let start = CpuMark::take(fleet.procs)?;
     let t0 = probe.now_ns();
     let deadline = tokio::time::Instant::now() + sizes.run_timeout;
-    let mut error = None;
-    for seq in 0..n {
-        match tokio::time::timeout_at(deadline, probe.window.acquire()).await {
-            Ok(Ok(permit)) => permit.forget(),
-            _ => {
-                error = Some(format!("timed out after {seq} sends waiting for acks"));
-                break;
-            }
-        }
-        let conn = &conns[seq % senders];
-        let id = probe.mark_sent(seq);
-        let packet = codec::event_packet(NS, id, "send_message", &send_payload(thread, seq));
-        if let Err(e) = conn.send(packet).await {
-            error = Some(e);
-            break;
-        }
-    }
     let expected = (n * r) as u64;
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    wait_for(remaining, || {
-        probe.acks_ok.load(Ordering::Relaxed) + probe.acks_failed.load(Ordering::Relaxed)
-            >= n as u64
-            && probe.deliveries.load(Ordering::Relaxed) >= expected
+    let error = send_acked(&probe, &conns, n, expected, deadline, |seq| {
+        (seq % senders, send_payload(thread, seq))
     })
     .await;
     let end = CpuMark::take(fleet.procs)?;
@@ -446,6 +426,47 @@ async fn fanout_on(
         generator_cpu_share: (end.generator - start.generator) / wall.max(1e-9),
     };
     Ok((run, per_proc))
+}
+
+/// Sends `n` acked `send_message`s, message `seq` on connection and with the
+/// payload `message(seq)` names, never more in flight than the probe's
+/// window; then waits until every ack and `expected` deliveries arrived or
+/// `deadline` passed. Returns the first sending error, if any.
+pub(crate) async fn send_acked(
+    probe: &Probe,
+    conns: &[Conn],
+    n: usize,
+    expected: u64,
+    deadline: tokio::time::Instant,
+    mut message: impl FnMut(usize) -> (usize, String),
+) -> Option<String> {
+    let mut error = None;
+    for seq in 0..n {
+        match tokio::time::timeout_at(deadline, probe.window.acquire()).await {
+            Ok(Ok(permit)) => permit.forget(),
+            _ => {
+                error = Some(format!("timed out after {seq} sends waiting for acks"));
+                break;
+            }
+        }
+        let (conn, payload) = message(seq);
+        let id = probe.mark_sent(seq);
+        let packet = codec::event_packet(NS, id, "send_message", &payload);
+        if let Err(e) = conns[conn].send(packet).await {
+            error = Some(e);
+            break;
+        }
+    }
+    wait_for(
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
+        || {
+            probe.acks_ok.load(Ordering::Relaxed) + probe.acks_failed.load(Ordering::Relaxed)
+                >= n as u64
+                && probe.deliveries.load(Ordering::Relaxed) >= expected
+        },
+    )
+    .await;
+    error
 }
 
 /// One request/ack run.
