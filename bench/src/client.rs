@@ -260,12 +260,14 @@ const CLIENTS_PER_SOURCE: usize = 20_000;
 
 /// Source addresses skipped before client 0's: a run after another large
 /// one starts on fresh addresses, since the ports of the closed
-/// connections stay in TIME_WAIT for a minute ([`skip_sources`]).
+/// connections stay in TIME_WAIT for a minute ([`fresh_sources`]).
 static SOURCE_SKIP: AtomicUsize = AtomicUsize::new(0);
 
-/// Moves the following connections `n` source addresses further.
-pub(crate) fn skip_sources(n: usize) {
-    SOURCE_SKIP.fetch_add(n, Ordering::Relaxed);
+/// Moves the following connections past every source address that
+/// `connections` clients use, so that a run of that size starts on fresh
+/// addresses.
+pub(crate) fn fresh_sources(connections: usize) {
+    SOURCE_SKIP.fetch_add(connections / CLIENTS_PER_SOURCE + 1, Ordering::Relaxed);
 }
 
 /// The source address of client number `i`.

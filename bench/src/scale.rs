@@ -125,7 +125,7 @@ pub(crate) async fn scale(
     let probe = Probe::with_announcements(n, sizes.messages, sizes.window);
     // Fresh source addresses for each run (the last run's ports linger in
     // TIME_WAIT).
-    client::skip_sources(n / 20_000 + 1);
+    client::fresh_sources(n);
 
     // Connect, 1,000 at a time.
     let started = Instant::now();

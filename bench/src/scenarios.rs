@@ -651,6 +651,10 @@ pub(crate) async fn idle(
     round: usize,
 ) -> Result<IdleRun, String> {
     let baseline = settled_rss(server).await?;
+    // Fresh source addresses: the previous round's ports sit in TIME_WAIT
+    // for a minute, and three servers' rounds of 10,000 clients would run
+    // out of one address's ephemeral ports.
+    client::fresh_sources(sizes.idle_levels.iter().copied().max().unwrap_or(0));
     let probe = Probe::idle();
     let mut conns: Vec<Conn> = Vec::new();
     let mut levels = Vec::new();
