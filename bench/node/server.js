@@ -140,7 +140,12 @@ chat.on("connection", (socket) => {
 async function useRedis(url) {
   const { createClient } = require("redis");
   const { createAdapter } = require("@socket.io/redis-adapter");
-  const pub = createClient({ url });
+  // node-redis gives up on a command after 5 s by default, and the
+  // adapter does not catch that rejection: at 100 messages in flight over
+  // two nodes the event loop falls that far behind and the process exits
+  // ("TimeoutError"). A minute keeps the comparison running; the latency it
+  // shows is what Node's clients see.
+  const pub = createClient({ url, commandOptions: { timeout: 60000 } });
   const sub = pub.duplicate();
   for (const client of [pub, sub]) {
     client.on("error", (e) => console.error(`redis: ${e.message}`));
