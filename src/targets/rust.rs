@@ -83,15 +83,16 @@ fn rewrite_types(file: &mut syn::File) {
 /// `threadId` of every event goes through it. Error texts stay the same
 /// (`expected a string`, and the conversion error's message).
 fn decode_strings_once(file: &mut syn::File) {
-    let typify_body: syn::Block = syn::parse_quote!({
+    // Compared as text without trailing commas: typify writes
+    // `custom(e.to_string(),)`, and rustfmt would strip that comma here.
+    let text = |tokens: proc_macro2::TokenStream| tokens.to_string().replace(" ,)", ")");
+    let typify_body = text(quote::quote!({
         ::std::string::String::deserialize(deserializer)?
             .parse()
             .map_err(|e: self::error::ConversionError| {
-                // typify's tokens carry this trailing comma.
                 <D::Error as ::serde::de::Error>::custom(e.to_string())
             })
-    });
-    let typify_body = quote::ToTokens::to_token_stream(&typify_body).to_string();
+    }));
     for item in &mut file.items {
         let syn::Item::Impl(imp) = item else { continue };
         let is_deserialize = imp
@@ -101,7 +102,7 @@ fn decode_strings_once(file: &mut syn::File) {
             .is_some_and(|s| s.ident == "Deserialize");
         let body_matches = match imp.items.as_slice() {
             [syn::ImplItem::Fn(f)] => {
-                quote::ToTokens::to_token_stream(&f.block).to_string() == typify_body
+                text(quote::ToTokens::to_token_stream(&f.block)) == typify_body
             }
             _ => false,
         };
