@@ -87,21 +87,29 @@ mod context;
 mod emitter;
 mod formats;
 mod gateway;
+mod handshake;
 mod http;
 mod log_throttle;
 mod metrics;
+mod proxy;
 mod rate_limit;
+mod room_caps;
 mod spec;
 #[cfg(feature = "tls")]
 mod tls;
+mod user_sockets;
 pub mod validate;
 
 #[cfg(feature = "redis")]
 pub use adapter::{
-    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig,
+    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT,
+    DEFAULT_REDIS_STALL_QUEUE, DEFAULT_REDIS_STALL_TIMEOUT, RedisConfig,
 };
 pub use adapter::{RawIo, RawSocket};
-pub use auth::{AuthConfig, AuthError, DEFAULT_USER_ID_CLAIM, sign_hs256, sign_hs256_claims};
+pub use auth::{
+    AuthConfig, AuthError, DEFAULT_MAX_USER_ID_BYTES, DEFAULT_USER_ID_CLAIM, sign_hs256,
+    sign_hs256_claims,
+};
 pub use config::{
     ContractMismatch, CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_ROOMS_PER_SOCKET, DEFAULT_WS_READ_BUFFER_SIZE, ServerConfig,
@@ -111,15 +119,19 @@ pub use emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitError, EmitStats, Emitter, RoomSocket, Target, user_room,
 };
 pub use gateway::{Gateway, RawLayer};
+pub use handshake::MAX_CONTRACT_FIELD_BYTES;
 pub use http::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
 };
+pub use proxy::TrustedProxies;
 pub use spec::{
     AuthMode, BoxFuture, ContractId, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope,
+    RoomSpec,
 };
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
+pub use user_sockets::DEFAULT_MAX_SOCKETS_PER_USER;
 
 /// socketioxide, re-exported for escape hatches.
 pub use socketioxide;

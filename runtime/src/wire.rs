@@ -39,9 +39,19 @@ pub mod codes {
     /// Connect refused: the client was generated from another major version
     /// of the contract (the message names both versions).
     pub const CONTRACT_MISMATCH: &str = "CONTRACT_MISMATCH";
+    /// Connect refused: the handshake's `auth` payload is malformed (not an
+    /// object, or a `contract` that is not `{name, version}` of the bounded
+    /// form); the message says what is wrong.
+    pub const INVALID_AUTH: &str = "INVALID_AUTH";
+    /// Connect refused: the user has as many connections to the namespace
+    /// on this server as it allows.
+    pub const TOO_MANY_USER_CONNECTIONS: &str = "TOO_MANY_USER_CONNECTIONS";
+    /// The room has as many members as the contract allows; details
+    /// `{maxMembers}`.
+    pub const ROOM_FULL: &str = "ROOM_FULL";
 
     /// Every built-in code, in a stable order.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 13] = [
         AUTH_REQUIRED,
         INVALID_TOKEN,
         ACCESS_DENIED,
@@ -52,6 +62,9 @@ pub mod codes {
         PAYLOAD_TOO_LARGE,
         TOO_MANY_ROOMS,
         CONTRACT_MISMATCH,
+        INVALID_AUTH,
+        TOO_MANY_USER_CONNECTIONS,
+        ROOM_FULL,
     ];
 }
 
@@ -160,6 +173,18 @@ impl EventError {
             format!("this connection is already in {max_rooms} rooms, the most allowed"),
         )
         .with_details(serde_json::json!({ "maxRooms": max_rooms }))
+    }
+
+    /// `ROOM_FULL`, with `{maxMembers}` in the details.
+    pub fn room_full(room: &str, max_members: usize) -> Self {
+        Self::new(
+            codes::ROOM_FULL,
+            format!(
+                "room `{}` already has {max_members} members, the most allowed",
+                truncate_name(room)
+            ),
+        )
+        .with_details(serde_json::json!({ "maxMembers": max_members }))
     }
 
     /// `INTERNAL`.

@@ -47,6 +47,7 @@ static NS: NamespaceSpec = NamespaceSpec {
     client_events: &EVENTS,
     server_events: &["hit", "mark"],
     contract: None,
+    rooms: &[],
 };
 
 /// `join {room}`; `emit {target, arg?, tag}` emits `hit {tag}` to the target

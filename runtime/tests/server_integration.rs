@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use evcontract_runtime::server::{
     AuthConfig, AuthMode, BoxFuture, ClientMetadata, Dispatch, Emitter, EventSpec, Gateway,
-    NamespaceSpec, RateLimit, RateScope, ServerConfig, SocketContext, Target, sign_hs256,
+    NamespaceSpec, RateLimit, RateScope, RoomSpec, ServerConfig, SocketContext, Target,
+    TrustedProxies, sign_hs256,
 };
 use evcontract_runtime::wire::{AckData, EventError, encode_ack};
 use futures_util::{SinkExt, StreamExt};
@@ -58,7 +59,7 @@ const fn ev(name: &'static str, acked: bool, schema: &'static str) -> EventSpec 
     }
 }
 
-static CHAT_EVENTS: [EventSpec; 13] = [
+static CHAT_EVENTS: [EventSpec; 14] = [
     ev("echo", true, ECHO_SCHEMA),
     ev("nested", true, NESTED_SCHEMA),
     ev("notify", false, ECHO_SCHEMA),
@@ -81,6 +82,7 @@ static CHAT_EVENTS: [EventSpec; 13] = [
     ev("boom", true, ANY),
     ev("boom_noack", false, ANY),
     ev("join", true, ROOM_SCHEMA),
+    ev("leave", true, ROOM_SCHEMA),
     ev("say", true, ROOM_SCHEMA),
     ev("flood", true, ANY),
     EventSpec {
@@ -103,6 +105,11 @@ static CHAT: NamespaceSpec = NamespaceSpec {
     client_events: &CHAT_EVENTS,
     server_events: &["said", "notice", "welcome"],
     contract: None,
+    rooms: &[RoomSpec {
+        name: "capped",
+        pattern: "capped:{id}",
+        max_members: Some(2),
+    }],
 };
 
 static PRIVATE: NamespaceSpec = NamespaceSpec {
@@ -111,6 +118,7 @@ static PRIVATE: NamespaceSpec = NamespaceSpec {
     client_events: &[ev("echo", true, ECHO_SCHEMA)],
     server_events: &[],
     contract: None,
+    rooms: &[],
 };
 
 /// What the test dispatcher observed.
@@ -150,6 +158,10 @@ impl Dispatch for TestDispatch {
                     let mut rooms = ctx.rooms();
                     rooms.sort();
                     Ok(json!(rooms))
+                }
+                "leave" => {
+                    ctx.leave(payload["room"].as_str().unwrap_or_default());
+                    Ok(json!(null))
                 }
                 "say" => {
                     let room = payload["room"].as_str().unwrap_or_default();
@@ -424,6 +436,11 @@ impl Client {
             Some(t) => json!({ "token": t }),
             None => json!({}),
         };
+        self.connect_with(ns, &auth.to_string()).await
+    }
+
+    /// Joins `ns` with `auth` as the CONNECT packet's data (raw JSON text).
+    async fn connect_with(&mut self, ns: &str, auth: &str) -> Result<String, String> {
         self.send(format!("40{}{}", prefix(ns), auth)).await;
         let p = self
             .wait_for(|p| p.ns == ns && (p.kind == 0 || p.kind == 4))
@@ -1261,4 +1278,276 @@ async fn payload_budgets_unparsable_numbers_and_long_unknown_names() {
         c.call(ns, 5, "echo", Some(json!({"text": "ok"}))).await["success"],
         json!(true)
     );
+}
+
+/// A handshake `auth` that is not an object, or whose `contract` is not
+/// `{name, version}` of the bounded form, is refused with `INVALID_AUTH`
+/// (it used to connect anonymously); the connection stays usable.
+#[tokio::test]
+async fn malformed_auth_is_refused_with_invalid_auth() {
+    let srv = start().await;
+    let mut c = Client::open(srv.addr).await;
+    for auth in [
+        r#""a-token""#,
+        "[1,2]",
+        "true",
+        r#"{"contract": "chat@1.0.0"}"#,
+        r#"{"contract": {"name": "chat"}}"#,
+        r#"{"contract": {"name": "chat", "version": "1.0"}}"#,
+    ] {
+        let err = c.connect_with("/chat", auth).await.unwrap_err();
+        assert!(err.starts_with("INVALID_AUTH: "), "{auth}: {err}");
+    }
+    let long = format!(
+        r#"{{"contract": {{"name": "chat", "version": "1.0.0-{}"}}}}"#,
+        "x".repeat(100_000)
+    );
+    let err = c.connect_with("/chat", &long).await.unwrap_err();
+    assert!(
+        err.starts_with("INVALID_AUTH: ") && err.len() < 200,
+        "{err}"
+    );
+    // No auth at all, `null`, or an object are fine.
+    assert!(c.connect_with("/chat", "").await.is_ok());
+    let mut c = Client::open(srv.addr).await;
+    assert!(c.connect_with("/chat", "null").await.is_ok());
+}
+
+/// One user holds at most `max_sockets_per_user` sockets of a namespace on
+/// a node; a socket that goes away gives its place back.
+#[tokio::test]
+async fn a_user_has_at_most_max_sockets_per_user_sockets() {
+    let srv = start_with(ServerConfig::new().max_sockets_per_user(2)).await;
+    let alice = token("alice");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = Client::open(srv.addr).await;
+        c.connect("/chat", Some(&alice)).await.unwrap();
+        held.push(c);
+    }
+    let mut third = Client::open(srv.addr).await;
+    let err = third.connect("/chat", Some(&alice)).await.unwrap_err();
+    assert!(err.starts_with("TOO_MANY_USER_CONNECTIONS: "), "{err}");
+    // Another user, and anonymous connections, are not affected.
+    assert!(third.connect("/chat", Some(&token("bob"))).await.is_ok());
+    let mut anon = Client::open(srv.addr).await;
+    assert!(anon.connect("/chat", None).await.is_ok());
+    // A closed socket gives its place back.
+    held.pop().unwrap().close().await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let mut again = Client::open(srv.addr).await;
+        if again.connect("/chat", Some(&alice)).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A room pattern with `maxMembers` refuses one member more with
+/// `ROOM_FULL`; leaving or disconnecting makes room. Other rooms are not
+/// counted.
+#[tokio::test]
+async fn capped_rooms_refuse_one_member_more_with_room_full() {
+    let srv = start().await;
+    let ns = "/chat";
+    let join = |room: &str| Some(json!({ "room": room }));
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut c = Client::open(srv.addr).await;
+        c.connect(ns, None).await.unwrap();
+        assert_eq!(
+            c.call(ns, 1, "join", join("capped:a")).await["success"],
+            json!(true)
+        );
+        members.push(c);
+    }
+    let mut late = Client::open(srv.addr).await;
+    late.connect(ns, None).await.unwrap();
+    let ack = late.call(ns, 1, "join", join("capped:a")).await;
+    assert_eq!(code(&ack), "ROOM_FULL", "{ack}");
+    assert_eq!(ack["details"]["maxMembers"], 2);
+    // Another room of the pattern, and an uncapped room, are open.
+    assert_eq!(
+        late.call(ns, 2, "join", join("capped:b")).await["success"],
+        json!(true)
+    );
+    assert_eq!(
+        late.call(ns, 3, "join", join("free")).await["success"],
+        json!(true)
+    );
+    // Rejoining a room one is in is not counted again.
+    assert_eq!(
+        members[0].call(ns, 2, "join", join("capped:a")).await["success"],
+        json!(true)
+    );
+    // A leave makes room.
+    assert_eq!(
+        members[0].call(ns, 3, "leave", join("capped:a")).await["success"],
+        json!(true)
+    );
+    assert_eq!(
+        late.call(ns, 4, "join", join("capped:a")).await["success"],
+        json!(true)
+    );
+    let mut later = Client::open(srv.addr).await;
+    later.connect(ns, None).await.unwrap();
+    assert_eq!(
+        code(&later.call(ns, 1, "join", join("capped:a")).await),
+        "ROOM_FULL"
+    );
+    // So does a disconnect.
+    members.pop().unwrap().close().await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    let mut id = 2;
+    loop {
+        let ack = later.call(ns, id, "join", join("capped:a")).await;
+        if ack["success"] == json!(true) {
+            break;
+        }
+        assert_eq!(code(&ack), "ROOM_FULL");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the disconnect did not make room"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        id += 1;
+    }
+}
+
+/// The engine.io session id of a new long-polling session.
+async fn polling_session(addr: SocketAddr) -> String {
+    let open = http(
+        addr,
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let body = &open[open.find("0{").expect("an engine.io open packet")..];
+    let open: Value = serde_json::from_str(&body[1..]).unwrap();
+    open["sid"].as_str().unwrap().to_owned()
+}
+
+/// A long-polling POST whose body trickles in a byte at a time fails after
+/// the body-read timeout and its connection is closed; one sent whole is
+/// served.
+#[tokio::test]
+async fn slow_request_bodies_are_cut_at_the_body_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let srv = start_with(ServerConfig::new().body_read_timeout(Duration::from_millis(400))).await;
+    let sid = polling_session(srv.addr).await;
+    let started = tokio::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = tcp_from("127.0.0.1", srv.addr).await;
+        tcp.write_all(
+            format!(
+                "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\n4"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        slow.push(tcp);
+    }
+    // A byte every 150 ms: never idle for long, never finished.
+    let trickle = async {
+        loop {
+            for tcp in &mut slow {
+                let _ = tcp.write_all(b"0").await;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    };
+    let gw = srv.gateway.clone();
+    tokio::select! {
+        () = trickle => {}
+        () = eventually("20 slow bodies cut", || gw.http_stats().body_timeouts >= 20) => {}
+    }
+    for tcp in &mut slow {
+        read_to_close(tcp).await;
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    eventually("descriptors released", || {
+        gw.http_stats().open_connections == 0
+    })
+    .await;
+    // A body sent whole is served as before.
+    let sid = polling_session(srv.addr).await;
+    let answer = http(
+        srv.addr,
+        &format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 1\r\nconnection: close\r\n\r\n3"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+}
+
+/// Behind a trusted proxy the per-IP limit counts the client its
+/// `X-Forwarded-For` names; from any other peer the header changes nothing.
+#[tokio::test]
+async fn per_ip_limits_count_the_client_behind_a_trusted_proxy_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = start_with(
+        ServerConfig::new()
+            .max_connections_per_ip(2)
+            .trusted_proxies(TrustedProxies::parse(["127.0.0.2"]).unwrap()),
+    )
+    .await;
+    // A request on a kept-alive connection from `source`, claiming `client`.
+    let request = |source: &'static str, client: &'static str| async move {
+        let mut tcp = tcp_from(source, srv.addr).await;
+        tcp.write_all(
+            format!("GET /nothing HTTP/1.1\r\nhost: x\r\nx-forwarded-for: {client}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut head = [0u8; 12];
+        timeout(STEP, tcp.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        (tcp, String::from_utf8_lossy(&head).into_owned())
+    };
+    let mut held = Vec::new();
+    // Through the proxy: two clients, two places each.
+    for client in ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.2"] {
+        let (tcp, status) = request("127.0.0.2", client).await;
+        assert_eq!(status, "HTTP/1.1 404", "{client}");
+        held.push(tcp);
+    }
+    // The refusal answers the request; the proxy's connection stays open.
+    let (refused, status) = request("127.0.0.2", "203.0.113.1").await;
+    assert_eq!(
+        status, "HTTP/1.1 429",
+        "the third of one client behind the proxy"
+    );
+    held.push(refused);
+    // A client that names itself through the proxy still counts as itself:
+    // what the proxy appends stands right of what the client sent.
+    let (refused, status) = request("127.0.0.2", "10.9.9.9, 203.0.113.2").await;
+    assert_eq!(status, "HTTP/1.1 429", "a spoofed address behind the proxy");
+    held.push(refused);
+    // Not a trusted proxy: the header is ignored, the peer is counted.
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let (tcp, status) = request("127.0.0.3", client).await;
+        assert_eq!(status, "HTTP/1.1 404");
+        held.push(tcp);
+    }
+    let mut spoofer = tcp_from("127.0.0.3", srv.addr).await;
+    let answer = read_to_close(&mut spoofer).await;
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+
+    // Places come back when the connections close.
+    held.clear();
+    let gw = srv.gateway.clone();
+    eventually("0 open", || gw.http_stats().open_connections == 0).await;
+    let (_tcp, status) = request("127.0.0.2", "203.0.113.1").await;
+    assert_eq!(status, "HTTP/1.1 404");
 }

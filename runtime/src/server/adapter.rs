@@ -19,7 +19,8 @@ use socketioxide::extract::SocketRef;
 pub(crate) use self::redis::{ClusterLink, RedisAdapter};
 #[cfg(feature = "redis")]
 pub use self::redis::{
-    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT, RedisConfig,
+    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT,
+    DEFAULT_REDIS_STALL_QUEUE, DEFAULT_REDIS_STALL_TIMEOUT, RedisConfig,
 };
 
 /// Runs `$body` with `$bind` bound to the socketioxide value inside a
@@ -135,6 +136,45 @@ impl Cluster {
         }
     }
 
+    /// How long an emit waits for Redis to take its publish before it is
+    /// queued instead (`None` on one node).
+    pub(crate) fn stall_timeout(&self) -> Option<std::time::Duration> {
+        #[cfg(feature = "redis")]
+        return self.link.as_ref().map(|link| link.stall_timeout());
+        #[cfg(not(feature = "redis"))]
+        None
+    }
+
+    /// Whether emits are being queued behind a publish Redis has not taken
+    /// yet: a new emit then joins the queue at once, keeping the order.
+    pub(crate) fn stalled(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.link.as_ref().is_some_and(|link| link.stalled());
+        #[cfg(not(feature = "redis"))]
+        false
+    }
+
+    /// Resolves once the connection to Redis is known lost (never on one
+    /// node).
+    pub(crate) fn down_signal(&self) -> DeferredEmit {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            return Box::pin(link.down_signal());
+        }
+        Box::pin(std::future::pending())
+    }
+
+    /// Queues `job` (an emit: its publish, then its delivery on this node)
+    /// behind the others, run one at a time in order once Redis answers;
+    /// gives it back when the queue is full (or there is no cluster).
+    pub(crate) fn defer(&self, job: DeferredEmit) -> Result<(), DeferredEmit> {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            return link.defer(job);
+        }
+        Err(job)
+    }
+
     /// Where the other nodes are reached, for messages.
     pub(crate) fn describe(&self) -> String {
         #[cfg(feature = "redis")]
@@ -144,6 +184,9 @@ impl Cluster {
         "no cluster adapter".to_owned()
     }
 }
+
+/// An emit waiting for Redis ([`Cluster::defer`]).
+pub(crate) type DeferredEmit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Name of the room of one socket. On the Redis adapter every socket joins
 /// it (as in socket.io), so that a socket on another node can be addressed
@@ -157,9 +200,11 @@ mod redis {
     //! The Redis adapter: configuration, connection, and the state of the
     //! link to Redis (what an outage does, logged once per outage).
 
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError};
     use std::time::{Duration, Instant};
+
+    use tokio::sync::mpsc;
 
     use fred::interfaces::PubsubInterface;
     use fred::prelude::{ClientLike, EventInterface, ReconnectPolicy};
@@ -168,6 +213,7 @@ mod redis {
     use socketioxide_redis::drivers::fred::FredDriver;
     use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 
+    use super::DeferredEmit;
     use crate::server::ServerError;
 
     /// The Redis adapter on the fred driver, as the gateway uses it.
@@ -187,6 +233,13 @@ mod redis {
     /// Default number of messages from other nodes buffered before the
     /// oldest is dropped: 16,384.
     pub const DEFAULT_REDIS_BUFFER: usize = 16_384;
+
+    /// Default longest wait of an emit for Redis to take its publish before
+    /// it is queued instead: 50 ms.
+    pub const DEFAULT_REDIS_STALL_TIMEOUT: Duration = Duration::from_millis(50);
+
+    /// Default most emits queued while Redis does not answer: 10,000.
+    pub const DEFAULT_REDIS_STALL_QUEUE: usize = 10_000;
 
     /// Several gateway nodes sharing rooms and broadcasts through Redis (or
     /// Valkey) 7 or newer, with socketioxide's Redis adapter.
@@ -211,6 +264,8 @@ mod redis {
         pub(crate) request_timeout: Duration,
         pub(crate) reconnect_delay: Duration,
         pub(crate) buffer: usize,
+        pub(crate) stall_timeout: Duration,
+        pub(crate) stall_queue: usize,
     }
 
     impl RedisConfig {
@@ -224,7 +279,36 @@ mod redis {
                 request_timeout: DEFAULT_REDIS_REQUEST_TIMEOUT,
                 reconnect_delay: DEFAULT_RECONNECT_DELAY,
                 buffer: DEFAULT_REDIS_BUFFER,
+                stall_timeout: DEFAULT_REDIS_STALL_TIMEOUT,
+                stall_queue: DEFAULT_REDIS_STALL_QUEUE,
             }
+        }
+
+        /// The longest a handler's emit waits for Redis to take its publish
+        /// (default [`DEFAULT_REDIS_STALL_TIMEOUT`], 50 ms). Past it the emit
+        /// returns and is queued: the queue runs in order, one publish at a
+        /// time, and each emit is delivered to every node's sockets (this
+        /// one's included) once Redis takes it, late but in order; while the
+        /// queue is not empty, new emits join it at once, so a stalled Redis
+        /// (a full disk, a paused process, a partition) never holds a
+        /// handler longer than this. A queued emit whose publish then fails
+        /// (after [`request_timeout`](Self::request_timeout)) is delivered
+        /// on this node only and counted as node-only. Cluster-wide queries
+        /// fail at once while the queue runs.
+        #[must_use]
+        pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+            self.stall_timeout = timeout.max(Duration::from_millis(1));
+            self
+        }
+
+        /// Most emits queued while Redis does not answer (default
+        /// [`DEFAULT_REDIS_STALL_QUEUE`]); past it an emit is delivered on
+        /// this node at once, the other nodes miss it, and it is counted
+        /// as node-only (and logged, aggregated).
+        #[must_use]
+        pub fn stall_queue(mut self, emits: usize) -> Self {
+            self.stall_queue = emits.max(1);
+            self
         }
 
         /// How many messages from the other nodes (broadcasts, requests)
@@ -298,6 +382,18 @@ mod redis {
         node_only: AtomicU64,
         /// Cluster-wide requests refused because Redis was unreachable.
         refused_requests: AtomicU64,
+        /// `RedisConfig::stall_timeout` and `stall_queue`.
+        stall_timeout: Duration,
+        stall_queue: usize,
+        /// The queue of emits waiting for Redis: `Some` while its task runs.
+        deferred: Mutex<Option<mpsc::UnboundedSender<DeferredEmit>>>,
+        /// Emits in that queue.
+        queued: AtomicUsize,
+        /// Emits queued since start.
+        deferred_total: AtomicU64,
+        /// `true` from a lost connection to the next reconnection: a queued
+        /// emit stops waiting for its publish then.
+        went_down: tokio::sync::watch::Sender<bool>,
     }
 
     impl ClusterLink {
@@ -351,6 +447,12 @@ mod redis {
                 down: AtomicBool::new(false),
                 node_only: AtomicU64::new(0),
                 refused_requests: AtomicU64::new(0),
+                stall_timeout: config.stall_timeout,
+                stall_queue: config.stall_queue,
+                deferred: Mutex::new(None),
+                queued: AtomicUsize::new(0),
+                deferred_total: AtomicU64::new(0),
+                went_down: tokio::sync::watch::Sender::new(false),
             });
             link.clone().watch();
             Ok((link, ctr))
@@ -370,6 +472,7 @@ mod redis {
                                 if since.is_none() {
                                     since = Some(Instant::now());
                                     self.down.store(true, Ordering::SeqCst);
+                                    self.went_down.send_replace(true);
                                     tracing::warn!(
                                         redis = %self.url,
                                         error = %err,
@@ -386,6 +489,7 @@ mod redis {
                             Ok(_) => {
                                 self.resubscribe().await;
                                 self.down.store(false, Ordering::SeqCst);
+                                self.went_down.send_replace(false);
                                 if let Some(start) = since.take() {
                                     tracing::warn!(
                                         redis = %self.url,
@@ -447,6 +551,80 @@ mod redis {
         /// The URL, without its password.
         pub(crate) fn url(&self) -> &str {
             &self.url
+        }
+
+        pub(crate) fn stall_timeout(&self) -> Duration {
+            self.stall_timeout
+        }
+
+        /// Resolves once the connection to Redis is known lost.
+        pub(crate) fn down_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+            let mut down = self.went_down.subscribe();
+            async move {
+                // An error means the link is gone: stop waiting too.
+                let _ = down.wait_for(|down| *down).await;
+            }
+        }
+
+        pub(crate) fn stalled(&self) -> bool {
+            self.deferred
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+        }
+
+        /// Queues `job`; starts the queue's task when it is not running.
+        pub(crate) fn defer(self: &Arc<Self>, job: DeferredEmit) -> Result<(), DeferredEmit> {
+            let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.queued.load(Ordering::SeqCst) >= self.stall_queue {
+                return Err(job);
+            }
+            let sender = match &*deferred {
+                Some(sender) => sender.clone(),
+                None => {
+                    let (sender, receiver) = mpsc::unbounded_channel();
+                    *deferred = Some(sender.clone());
+                    tracing::warn!(
+                        redis = %self.url,
+                        stall_ms = self.stall_timeout.as_millis() as u64,
+                        "Redis did not take a publish in time: emits are queued and delivered \
+                         in order once it answers; handlers do not wait"
+                    );
+                    tokio::spawn(self.clone().drain(receiver));
+                    sender
+                }
+            };
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            self.deferred_total.fetch_add(1, Ordering::Relaxed);
+            // The receiver lives until the queue is closed under this lock.
+            let _ = sender.send(job);
+            Ok(())
+        }
+
+        /// Runs the queued emits one at a time, in order, and closes the
+        /// queue when it is empty (checked under the lock that `defer`
+        /// takes, so no emit is left behind).
+        async fn drain(self: Arc<Self>, mut receiver: mpsc::UnboundedReceiver<DeferredEmit>) {
+            let started = Instant::now();
+            let mut ran = 0u64;
+            loop {
+                if let Some(job) = receiver.recv().await {
+                    job.await;
+                    ran += 1;
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                }
+                let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+                if receiver.is_empty() {
+                    *deferred = None;
+                    break;
+                }
+            }
+            tracing::warn!(
+                redis = %self.url,
+                queued_ms = started.elapsed().as_millis() as u64,
+                emits = ran,
+                "Redis answers again: the queued emits are delivered, handlers' emits go straight through"
+            );
         }
     }
 

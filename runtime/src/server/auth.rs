@@ -13,6 +13,9 @@ use super::ServerError;
 /// Default claim that carries the user id.
 pub const DEFAULT_USER_ID_CLAIM: &str = "sub";
 
+/// Default longest user id accepted from a token, in bytes: 256.
+pub const DEFAULT_MAX_USER_ID_BYTES: usize = 256;
+
 /// How handshake tokens are verified.
 ///
 /// The algorithm is pinned to exactly the configured one (a token whose header
@@ -28,6 +31,7 @@ pub struct AuthConfig {
     audiences: Vec<String>,
     user_id_claim: String,
     leeway: Duration,
+    max_user_id_bytes: usize,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -39,6 +43,7 @@ impl fmt::Debug for AuthConfig {
             .field("audiences", &self.audiences)
             .field("user_id_claim", &self.user_id_claim)
             .field("leeway", &self.leeway)
+            .field("max_user_id_bytes", &self.max_user_id_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +62,7 @@ impl AuthConfig {
             audiences: Vec::new(),
             user_id_claim: DEFAULT_USER_ID_CLAIM.to_owned(),
             leeway: Duration::from_secs(60),
+            max_user_id_bytes: DEFAULT_MAX_USER_ID_BYTES,
         }
     }
 
@@ -107,6 +113,17 @@ impl AuthConfig {
         self
     }
 
+    /// Longest user id accepted, in bytes (default 256,
+    /// [`DEFAULT_MAX_USER_ID_BYTES`]). The user id is kept per socket, named
+    /// in rooms and echoed to other users (member lists, `joined`), so a
+    /// longer one, or one with control characters (NUL, newlines), is
+    /// refused as `INVALID_TOKEN` even when the signature is valid.
+    #[must_use]
+    pub fn max_user_id_bytes(mut self, max: usize) -> Self {
+        self.max_user_id_bytes = max.max(1);
+        self
+    }
+
     /// The pinned algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
@@ -149,6 +166,16 @@ impl AuthConfig {
         .map_err(|_| AuthError("token verification panicked".to_owned()))?
         .map_err(|e| AuthError(e.to_string()))?;
         match decoded.claims.get(&self.user_id_claim) {
+            Some(Value::String(s)) if s.len() > self.max_user_id_bytes => Err(AuthError(format!(
+                "claim `{}` is {} bytes long, at most {} are accepted",
+                self.user_id_claim,
+                s.len(),
+                self.max_user_id_bytes
+            ))),
+            Some(Value::String(s)) if s.chars().any(char::is_control) => Err(AuthError(format!(
+                "claim `{}` contains control characters",
+                self.user_id_claim
+            ))),
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
             Some(_) => Err(AuthError(format!(
@@ -467,6 +494,29 @@ mod tests {
         // Without configured audience a token carrying `aud` is accepted.
         let plain = AuthConfig::hs256(SECRET);
         assert!(plain.verify(&wrong_aud).is_ok());
+    }
+
+    #[test]
+    fn user_ids_are_bounded_and_printable() {
+        let cfg = AuthConfig::hs256(SECRET);
+        let at_bound = "u".repeat(DEFAULT_MAX_USER_ID_BYTES);
+        let ok = hs(&json!({"sub": at_bound, "exp": later()}));
+        assert_eq!(cfg.verify(&ok).unwrap().len(), DEFAULT_MAX_USER_ID_BYTES);
+        let long = hs(&json!({"sub": "u".repeat(100_000), "exp": later()}));
+        assert!(err(&cfg, &long).contains("100000 bytes long"));
+        for bad in ["a\u{0}b", "line\nbreak", "tab\there", "\u{7f}"] {
+            let token = hs(&json!({"sub": bad, "exp": later()}));
+            assert!(err(&cfg, &token).contains("control characters"), "{bad:?}");
+        }
+        // Non-ASCII letters are fine.
+        let token = hs(&json!({"sub": "zoë", "exp": later()}));
+        assert_eq!(cfg.verify(&token).unwrap(), "zoë");
+        let tight = AuthConfig::hs256(SECRET).max_user_id_bytes(3);
+        assert!(
+            tight
+                .verify(&hs(&json!({"sub": "abcd", "exp": later()})))
+                .is_err()
+        );
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub(crate) contract_mismatch: ContractMismatch,
     pub(crate) allow_unversioned_clients: bool,
     pub(crate) metrics_path: Option<String>,
+    pub(crate) max_sockets_per_user: usize,
+    pub(crate) metrics_public: bool,
+    pub(crate) metrics_token: Option<String>,
+    pub(crate) trusted_proxies: super::TrustedProxies,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
 }
@@ -87,6 +91,10 @@ impl Default for ServerConfig {
             contract_mismatch: ContractMismatch::default(),
             allow_unversioned_clients: true,
             metrics_path: None,
+            max_sockets_per_user: super::DEFAULT_MAX_SOCKETS_PER_USER,
+            metrics_public: true,
+            metrics_token: None,
+            trusted_proxies: super::TrustedProxies::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -186,6 +194,17 @@ impl ServerConfig {
         self
     }
 
+    /// How long a request body may take to arrive whole once the server
+    /// waits for it (default 15 s, [`DEFAULT_BODY_READ_TIMEOUT`](super::DEFAULT_BODY_READ_TIMEOUT)):
+    /// a long-polling POST trickled a byte at a time fails after it and its
+    /// connection is closed (counted in `HttpStats::body_timeouts`). Applies
+    /// to the serve helpers.
+    #[must_use]
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.http.body_read_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// How long a write to a client may stay blocked before the connection
     /// is closed (default 5 s, [`DEFAULT_SLOW_CONSUMER_TIMEOUT`](super::DEFAULT_SLOW_CONSUMER_TIMEOUT)):
     /// a client that stops reading is disconnected (rooms left, metadata
@@ -218,6 +237,21 @@ impl ServerConfig {
         self
     }
 
+    /// The reverse proxies (load balancers) in front of this server, by
+    /// address or CIDR network (none by default). A request whose TCP peer
+    /// is one of them is counted as coming from the client its `Forwarded`
+    /// or `X-Forwarded-For` header names (the right-most address that is
+    /// not itself a trusted proxy): the per-IP connection limit, the
+    /// per-IP and anonymous rate limits and `ClientMetadata::remote_addr`
+    /// then use the client's address. From any other peer the headers are
+    /// ignored, so a client cannot choose its own address. Applies to the
+    /// serve helpers.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: super::TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
     /// What to do with a client generated from another major version of a
     /// namespace's contract (another minor below 1.0): refuse it with
     /// `CONTRACT_MISMATCH` (the default) or let it in and log it.
@@ -247,6 +281,18 @@ impl ServerConfig {
         self
     }
 
+    /// Most sockets one authenticated user may have in one namespace on
+    /// this node (default 32,
+    /// [`DEFAULT_MAX_SOCKETS_PER_USER`](super::DEFAULT_MAX_SOCKETS_PER_USER));
+    /// one more is refused with `TOO_MANY_USER_CONNECTIONS`. Every socket
+    /// may join rooms, so without this bound one account could make the
+    /// work of room announcements grow with the square of its sockets.
+    #[must_use]
+    pub fn max_sockets_per_user(mut self, max: usize) -> Self {
+        self.max_sockets_per_user = max.max(1);
+        self
+    }
+
     /// HTTP path of the Socket.IO endpoint (default `/socket.io`).
     #[must_use]
     pub fn req_path(mut self, path: impl Into<String>) -> Self {
@@ -261,9 +307,35 @@ impl ServerConfig {
     /// `/metrics`) with them in the OpenMetrics text format;
     /// [`Gateway::metrics_text`](super::Gateway::metrics_text) returns the
     /// same text. Counting costs a few atomic increments per event.
+    ///
+    /// The route is then public on the gateway's own port: anyone who can
+    /// connect can read it. Prefer [`metrics_private`](Self::metrics_private)
+    /// (served on a listener of its own) or add
+    /// [`metrics_token`](Self::metrics_token).
     #[must_use]
     pub fn metrics(mut self, path: impl Into<String>) -> Self {
         self.metrics_path = Some(path.into());
+        self.metrics_public = true;
+        self
+    }
+
+    /// Metrics as with [`metrics`](Self::metrics), but `attach` does not
+    /// mount the route: serve it on a listener of its own (loopback or an
+    /// internal network) with
+    /// [`Gateway::serve_metrics`](super::Gateway::serve_metrics) or mount
+    /// [`Gateway::metrics_router`](super::Gateway::metrics_router) yourself.
+    #[must_use]
+    pub fn metrics_private(mut self, path: impl Into<String>) -> Self {
+        self.metrics_path = Some(path.into());
+        self.metrics_public = false;
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on the metrics route
+    /// (answered `401` without it), wherever it is served.
+    #[must_use]
+    pub fn metrics_token(mut self, token: impl Into<String>) -> Self {
+        self.metrics_token = Some(token.into());
         self
     }
 

@@ -12,6 +12,8 @@ use socketioxide::extract::SocketRef;
 use super::adapter::{GatewayAdapter, RawSocket, with_adapter};
 use super::emitter::{EmitError, Emitter};
 use super::rate_limit::ClientLimits;
+use super::room_caps::RoomCaps;
+use super::user_sockets::UserSlot;
 use crate::wire::EventError;
 
 /// A snapshot of what the runtime knows about one connection (one socket in
@@ -32,8 +34,10 @@ pub struct ClientMetadata {
     pub authenticated: bool,
     /// Rooms the socket is in (including the runtime's own rooms).
     pub rooms: Vec<String>,
-    /// Peer address of the HTTP connection, when the server was started with
-    /// connect info (the serve helpers do); proxies are not looked through.
+    /// Address of the client, when the server was started with connect
+    /// info (the serve helpers do): the TCP peer, or behind a trusted proxy
+    /// (`ServerConfig::trusted_proxies`) the client its forwarded headers
+    /// name, with port 0.
     pub remote_addr: Option<SocketAddr>,
     /// `User-Agent` of the handshake request.
     pub user_agent: Option<String>,
@@ -64,8 +68,41 @@ pub(crate) struct ClientState {
     runtime_rooms: usize,
     /// Most rooms a handler may join for this socket.
     max_rooms: usize,
-    /// The contract version the client named in its handshake.
+    /// The contract version the client named in its handshake (bounded
+    /// and well-formed: see `handshake::client_contract`).
     pub(crate) contract_version: Option<String>,
+    /// Whether `contract_version` may be a metric label (a version the
+    /// namespace's contract accepts).
+    pub(crate) version_is_label: bool,
+    /// This socket's place in its user's socket cap, given back on drop.
+    _user_slot: Option<UserSlot>,
+    /// The namespace's room member caps, when a room has one.
+    room_caps: Option<Arc<RoomCaps>>,
+}
+
+impl Drop for ClientState {
+    /// socketioxide drops the state with the socket, which leaves every
+    /// room: its places in the capped rooms are given back.
+    fn drop(&mut self) {
+        if let Some(caps) = &self.room_caps {
+            for room in self.rooms().iter() {
+                caps.leave(room);
+            }
+        }
+    }
+}
+
+/// What the handshake settled for a new socket ([`ClientState::new`]).
+pub(crate) struct NewClient {
+    pub(crate) user_id: Option<Arc<str>>,
+    pub(crate) user_slot: Option<UserSlot>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) runtime_rooms: Vec<String>,
+    pub(crate) max_rooms: usize,
+    pub(crate) contract_version: Option<String>,
+    pub(crate) version_is_label: bool,
+    pub(crate) room_caps: Option<Arc<RoomCaps>>,
 }
 
 /// The rooms `socket` is in, as owned names.
@@ -79,29 +116,36 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl ClientState {
-    pub(crate) fn new(
-        namespace: &'static str,
-        user_id: Option<String>,
-        remote_addr: Option<SocketAddr>,
-        user_agent: Option<String>,
-        runtime_rooms: Vec<String>,
-        max_rooms: usize,
-        contract_version: Option<String>,
-    ) -> Self {
+    pub(crate) fn new(namespace: &'static str, new: NewClient) -> Self {
         let now = SystemTime::now();
-        let runtime_count = runtime_rooms.len();
+        let runtime_count = new.runtime_rooms.len();
         Self {
             namespace,
-            user_id: user_id.map(Arc::from),
+            user_id: new.user_id,
             connected_at: now,
             last_activity_ms: AtomicU64::new(unix_ms(now)),
-            remote_addr,
-            user_agent,
+            remote_addr: new.remote_addr,
+            user_agent: new.user_agent,
             limits: ClientLimits::default(),
-            rooms: Mutex::new(runtime_rooms.into_iter().collect()),
+            rooms: Mutex::new(new.runtime_rooms.into_iter().collect()),
             runtime_rooms: runtime_count,
-            max_rooms,
-            contract_version,
+            max_rooms: new.max_rooms,
+            contract_version: new.contract_version,
+            version_is_label: new.version_is_label,
+            _user_slot: new.user_slot,
+            room_caps: new.room_caps,
+        }
+    }
+
+    /// The contract version as its metric label: `None` (no version),
+    /// `Some(version)` for a version the contract accepts, `Some("other")`
+    /// for one let in despite a mismatch, so that only accepted versions
+    /// become labels.
+    pub(crate) fn labelled_version(&self) -> Option<&str> {
+        match (&self.contract_version, self.version_is_label) {
+            (None, _) => None,
+            (Some(v), true) => Some(v),
+            (Some(_), false) => Some("other"),
         }
     }
 
@@ -195,7 +239,8 @@ impl SocketContext {
     /// Joins a room of this namespace; joining a room the socket is in is a
     /// success. Refused with `TOO_MANY_ROOMS` when the socket is in
     /// `ServerConfig::max_rooms_per_socket` rooms (the runtime's own rooms
-    /// not counted). The socket's own membership lives on the node that
+    /// not counted), and with `ROOM_FULL` when the room's contract pattern
+    /// has `maxMembers` and this node's sockets fill it. The socket's own membership lives on the node that
     /// holds it, so this is immediate on any adapter; with the Redis
     /// adapter, broadcasts from every node reach the room's members.
     pub fn join(&self, room: impl Into<String>) -> Result<(), EventError> {
@@ -208,6 +253,10 @@ impl SocketContext {
             if rooms.len() - self.state.runtime_rooms >= self.state.max_rooms {
                 return Err(EventError::too_many_rooms(self.state.max_rooms));
             }
+            if let Some(caps) = &self.state.room_caps {
+                caps.enter(&room)
+                    .map_err(|max| EventError::room_full(&room, max))?;
+            }
             rooms.insert(room.clone());
         }
         with_adapter!(RawSocket, &self.socket, socket => socket.join(room));
@@ -217,7 +266,10 @@ impl SocketContext {
     /// Leaves a room of this namespace (immediate, like [`join`](Self::join)).
     pub fn leave(&self, room: impl Into<String>) {
         let room = room.into();
-        self.state.rooms().remove(&room);
+        let was_in = self.state.rooms().remove(&room);
+        if let (true, Some(caps)) = (was_in, &self.state.room_caps) {
+            caps.leave(&room);
+        }
         with_adapter!(RawSocket, &self.socket, socket => socket.leave(room));
     }
 

@@ -162,6 +162,10 @@ pub struct EmitStats {
     /// Acks that could not be queued at once (the socket's buffer was full)
     /// and were retried.
     pub acks_retried: u64,
+    /// Broadcasts queued because Redis did not take their publish within
+    /// `RedisConfig::stall_timeout` (delivered late, in order; those whose
+    /// publish then failed count in `node_only_emits` too).
+    pub deferred_emits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +175,7 @@ pub(crate) struct StatsInner {
     failed_deliveries: AtomicU64,
     node_only_emits: AtomicU64,
     acks_retried: AtomicU64,
+    deferred: AtomicU64,
     /// Failed emits are logged once per interval, with their count.
     failure_log: LogThrottle,
     /// Likewise for broadcasts that stayed on this node.
@@ -185,6 +190,7 @@ impl StatsInner {
             failed_deliveries: self.failed_deliveries.load(Ordering::Relaxed),
             node_only_emits: self.node_only_emits.load(Ordering::Relaxed),
             acks_retried: self.acks_retried.load(Ordering::Relaxed),
+            deferred_emits: self.deferred.load(Ordering::Relaxed),
         }
     }
 
@@ -322,7 +328,11 @@ impl Emitter {
     /// With the Redis adapter, a broadcast is published to the other nodes
     /// and delivered to this node's sockets; while Redis is unreachable it
     /// is delivered to this node's sockets at once and returns
-    /// [`EmitError::NodeOnly`] (what the other nodes missed is lost).
+    /// [`EmitError::NodeOnly`] (what the other nodes missed is lost). When
+    /// Redis is connected but does not take the publish within
+    /// `RedisConfig::stall_timeout`, the emit returns `Ok` and is queued:
+    /// delivered everywhere, in order, once Redis answers (counted in
+    /// [`EmitStats::deferred_emits`]).
     pub async fn emit<T: Serialize + ?Sized>(
         &self,
         target: Target,
@@ -355,25 +365,118 @@ impl Emitter {
         // While Redis is known to be down, do not wait for a publish that
         // cannot succeed: this node's sockets get the packet now.
         let degraded = !local && !self.cluster.available();
+        if !local
+            && !degraded
+            && let Some(stall) = self.cluster.stall_timeout()
+        {
+            return self.emit_cluster(&op, &target, event, payload, stall).await;
+        }
         let res = self
             .operator(&op, &target, local || degraded)
             .emit(event, payload)
             .await;
-        let reason = match res {
-            Ok(()) if degraded => format!("{} is unreachable", self.cluster.describe()),
-            Ok(()) => return Ok(()),
-            // The publish failed before anything was delivered here.
-            Err(BroadcastError::Adapter(err)) => {
-                self.operator(&op, &target, true)
+        match res {
+            Ok(()) if degraded => {
+                Err(self.node_only(event, format!("{} is unreachable", self.cluster.describe())))
+            }
+            Ok(()) => Ok(()),
+            Err(err) => Err(self.fail(event, from_broadcast_error(err))),
+        }
+    }
+
+    /// A broadcast through the cluster adapter that keeps the handler
+    /// waiting at most `stall`: past it (or at once while earlier emits
+    /// wait) the emit is queued behind the others and delivered, in order,
+    /// when Redis takes it (see `RedisConfig::stall_timeout`).
+    async fn emit_cluster<A: GatewayAdapter, T: Serialize + ?Sized>(
+        &self,
+        op: &BroadcastOperators<A>,
+        target: &Target,
+        event: &str,
+        payload: &T,
+        stall: std::time::Duration,
+    ) -> Result<(), EmitError> {
+        // The attempt may outlive this call (finished in the queue), so it
+        // owns the event name and the payload's JSON text.
+        let raw = serde_json::value::to_raw_value(payload)
+            .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
+        let (everywhere, here) = (
+            self.operator(op, target, false),
+            self.operator(op, target, true),
+        );
+        let name = event.to_owned();
+        let mut attempt = Box::pin(async move {
+            match everywhere.emit(&name, &*raw).await {
+                Ok(()) => (name, Ok(())),
+                // The publish failed before anything was delivered here.
+                Err(BroadcastError::Adapter(err)) => match here.emit(&name, &*raw).await {
+                    Ok(()) => (name, Err(Err(err.to_string()))),
+                    Err(e) => (name, Err(Ok(from_broadcast_error(e)))),
+                },
+                Err(err) => (name, Err(Ok(from_broadcast_error(err)))),
+            }
+        });
+        if !self.cluster.stalled()
+            && let Ok((_, outcome)) = tokio::time::timeout(stall, &mut attempt).await
+        {
+            return self.settle(event, outcome);
+        }
+        // When Redis is known lost while the emit waits (fred keeps the
+        // command while it reconnects), this node's sockets get it at once.
+        let raw = serde_json::value::to_raw_value(payload)
+            .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
+        let (here, name) = (self.operator(op, target, true), event.to_owned());
+        let down = self.cluster.down_signal();
+        let this = self.clone();
+        let job = Box::pin(async move {
+            tokio::select! {
+                (name, outcome) = attempt => {
+                    let _ = this.settle(&name, outcome);
+                }
+                () = down => {
+                    if let Err(e) = here.emit(&name, &*raw).await {
+                        this.fail(&name, from_broadcast_error(e));
+                    }
+                    this.node_only(&name, "Redis was lost while the emit waited for it".to_owned());
+                }
+            }
+        });
+        match self.cluster.defer(job) {
+            Ok(()) => {
+                self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_full) => {
+                self.operator(op, target, true)
                     .emit(event, payload)
                     .await
                     .map_err(|e| self.fail(event, from_broadcast_error(e)))?;
-                err.to_string()
+                Err(self.node_only(
+                    event,
+                    "too many emits are waiting for Redis (RedisConfig::stall_queue)".to_owned(),
+                ))
             }
-            Err(err) => return Err(self.fail(event, from_broadcast_error(err))),
-        };
+        }
+    }
+
+    /// Counts the outcome of a cluster broadcast: `Err(Err(reason))` when it
+    /// reached this node only, `Err(Ok(error))` when it failed.
+    fn settle(
+        &self,
+        event: &str,
+        outcome: Result<(), Result<EmitError, String>>,
+    ) -> Result<(), EmitError> {
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(Err(reason)) => Err(self.node_only(event, reason)),
+            Err(Ok(err)) => Err(self.fail(event, err)),
+        }
+    }
+
+    /// Counts and logs a broadcast that reached this node's sockets only.
+    fn node_only(&self, event: &str, reason: String) -> EmitError {
         self.cluster.record_node_only();
-        Err(self.fail(event, EmitError::NodeOnly { reason }))
+        self.fail(event, EmitError::NodeOnly { reason })
     }
 
     /// The broadcast operator for `target` (never [`Target::Local`]).
@@ -544,6 +647,15 @@ impl Emitter {
             self.cluster.record_refused_request();
             return Err(ClusterError::Unavailable(format!(
                 "{} is unreachable",
+                self.cluster.describe()
+            )));
+        }
+        if self.cluster.stalled() {
+            // Emits are queued behind a publish Redis has not taken: a
+            // request would wait as long.
+            self.cluster.record_refused_request();
+            return Err(ClusterError::Unavailable(format!(
+                "{} does not answer in time",
                 self.cluster.describe()
             )));
         }

@@ -33,14 +33,19 @@ use super::ServerError;
 use super::adapter::{Cluster, GatewayAdapter, RawIo, socket_room, with_adapter};
 use super::auth::{AuthConfig, extract_token};
 use super::config::{ContractMismatch, ServerConfig};
-use super::context::{ClientMetadata, ClientState, SocketContext};
+use super::context::{ClientMetadata, ClientState, NewClient, SocketContext};
 use super::emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
 };
+use super::handshake::{ClientContract, MalformedAuth, client_contract, truncate_on_char};
 use super::http::{HttpCounters, HttpLimits, HttpStats};
+use super::log_throttle::LogThrottle;
 use super::metrics::{EventMetrics, Metrics, NsMetrics, UNKNOWN_EVENT_LABEL};
+use super::proxy::TrustedProxies;
 use super::rate_limit::{Holder, SharedLimits, ceil_millis};
+use super::room_caps::RoomCaps;
 use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope};
+use super::user_sockets::UserSockets;
 use super::validate::PayloadSchema;
 use crate::wire::{
     AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes, truncate_name,
@@ -88,6 +93,15 @@ struct Inner {
     max_rooms: usize,
     /// `ServerConfig::contract_mismatch` and `allow_unversioned_clients`.
     contract_check: (ContractMismatch, bool),
+    /// `ServerConfig::max_sockets_per_user`.
+    max_sockets_per_user: usize,
+    /// Whether `attach` mounts the metrics route (`ServerConfig::metrics`,
+    /// not `metrics_private`).
+    metrics_public: bool,
+    /// `ServerConfig::metrics_token`.
+    metrics_token: Option<Arc<str>>,
+    /// `ServerConfig::trusted_proxies`.
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -172,6 +186,10 @@ impl Gateway {
                 http_limits: config.http,
                 max_rooms: config.max_rooms_per_socket,
                 contract_check: (config.contract_mismatch, config.allow_unversioned_clients),
+                max_sockets_per_user: config.max_sockets_per_user,
+                metrics_public: config.metrics_public,
+                metrics_token: config.metrics_token.as_deref().map(Arc::from),
+                trusted_proxies: Arc::new(config.trusted_proxies.clone()),
                 http: http.clone(),
                 metrics: config
                     .metrics_path
@@ -237,6 +255,10 @@ impl Gateway {
             shared_limits: SharedLimits::default(),
             max_rooms: self.inner.max_rooms,
             contract_check: self.inner.contract_check,
+            user_sockets: Arc::default(),
+            max_sockets_per_user: self.inner.max_sockets_per_user,
+            user_cap_log: LogThrottle::default(),
+            room_caps: RoomCaps::of(spec).map(Arc::new),
         });
         {
             let mut map = self
@@ -366,28 +388,16 @@ impl Gateway {
     }
 
     /// Adds the Socket.IO endpoint (and CORS, when configured) to `router`,
-    /// and the metrics route when [`ServerConfig::metrics`] is set.
+    /// and the metrics route when [`ServerConfig::metrics`] is set (not
+    /// with [`ServerConfig::metrics_private`], whose route only
+    /// [`Gateway::metrics_router`] serves).
     pub fn attach(&self, router: Router) -> Router {
-        let router = match &self.inner.metrics {
-            Some((metrics, path)) => {
-                let metrics = metrics.clone();
-                router.route(
-                    path,
-                    axum::routing::get(move || {
-                        let text = metrics.encode();
-                        async move {
-                            (
-                                [(
-                                    axum::http::header::CONTENT_TYPE,
-                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                )],
-                                text,
-                            )
-                        }
-                    }),
-                )
-            }
-            None => router,
+        let router = match (&self.inner.metrics, self.inner.metrics_public) {
+            (Some((metrics, path)), true) => router.route(
+                path,
+                metrics_route(metrics.clone(), self.inner.metrics_token.clone()),
+            ),
+            _ => router,
         };
         let req_path = self.inner.req_path.clone();
         let router = match self.layer() {
@@ -407,6 +417,34 @@ impl Gateway {
             Some(cors) => router.layer(cors),
             None => router,
         }
+    }
+
+    /// A router with only the metrics route (`GET <path>`, behind the
+    /// bearer token when [`ServerConfig::metrics_token`] is set), to serve
+    /// on a listener of its own, typically on loopback or an internal
+    /// network: see [`Gateway::serve_metrics`]. `None` when metrics are off.
+    pub fn metrics_router(&self) -> Option<Router> {
+        let (metrics, path) = self.inner.metrics.as_ref()?;
+        Some(Router::new().route(
+            path,
+            metrics_route(metrics.clone(), self.inner.metrics_token.clone()),
+        ))
+    }
+
+    /// Serves [`Gateway::metrics_router`] on `listener` until `shutdown`
+    /// resolves (an error when metrics are off).
+    pub async fn serve_metrics(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let router = self.metrics_router().ok_or_else(|| {
+            ServerError::Config("metrics are off: set ServerConfig::metrics first".to_owned())
+        })?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
     }
 
     /// A router with only the Socket.IO endpoint.
@@ -452,16 +490,13 @@ impl Gateway {
         // Upgraded WebSocket connections are not tracked by the HTTP
         // server's graceful shutdown: close them explicitly.
         let close = async move { gateway.close().await };
-        super::http::serve(
-            listener,
-            router,
-            self.inner.http_limits,
-            self.inner.tls.clone(),
-            self.inner.http.clone(),
-            shutdown,
-            close,
-        )
-        .await?;
+        let front = super::http::Front {
+            limits: self.inner.http_limits,
+            trusted: self.inner.trusted_proxies.clone(),
+            tls: self.inner.tls.clone(),
+            counters: self.inner.http.clone(),
+        };
+        super::http::serve(listener, router, front, shutdown, close).await?;
         Ok(())
     }
 
@@ -560,17 +595,54 @@ struct NamespaceRuntime {
     max_rooms: usize,
     /// `ServerConfig::contract_mismatch` and `allow_unversioned_clients`.
     contract_check: (ContractMismatch, bool),
+    /// Sockets per user in this namespace on this node.
+    user_sockets: Arc<UserSockets>,
+    /// `ServerConfig::max_sockets_per_user`.
+    max_sockets_per_user: usize,
+    /// Refusals by the per-user cap are logged once per interval.
+    user_cap_log: LogThrottle,
+    /// Member caps of the contract's rooms, when one has a cap.
+    room_caps: Option<Arc<RoomCaps>>,
 }
 
-/// The contract a client names in its handshake (`auth.contract`, as the
-/// generated clients send it): name and version.
-fn client_contract(auth: Option<&Value>) -> Option<(String, String)> {
-    let c = auth?.get("contract")?;
-    Some((
-        c.get("name")?.as_str()?.to_owned(),
-        c.get("version")?.as_str()?.to_owned(),
-    ))
+/// The metrics route: the OpenMetrics text, or `401` without the bearer
+/// token when one is configured.
+fn metrics_route(metrics: Arc<Metrics>, token: Option<Arc<str>>) -> axum::routing::MethodRouter {
+    axum::routing::get(move |headers: axum::http::HeaderMap| {
+        let allowed = token.as_deref().is_none_or(|token| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes()))
+        });
+        let response = if allowed {
+            (
+                axum::http::StatusCode::OK,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                metrics.encode(),
+            )
+        } else {
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "the metrics need a bearer token\n".to_owned(),
+            )
+        };
+        async move { response }
+    })
 }
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Most bytes of a handshake's `User-Agent` kept in a socket's metadata.
+const MAX_USER_AGENT_BYTES: usize = 256;
 
 fn mount<A: GatewayAdapter + DefinedAdapter>(
     io: &SocketIo<A>,
@@ -600,8 +672,18 @@ impl NamespaceRuntime {
         socket: SocketRef<A>,
         auth: Option<Value>,
     ) -> Result<(), Cow<'static, str>> {
-        let client_contract = client_contract(auth.as_ref());
-        self.check_contract(client_contract.as_ref())?;
+        let client_contract = match client_contract(auth.as_ref()) {
+            Ok(contract) => contract,
+            Err(MalformedAuth(why)) => {
+                tracing::debug!(
+                    namespace = self.spec.path,
+                    "connection refused: INVALID_AUTH ({why})"
+                );
+                let code = self.refuse(codes::INVALID_AUTH);
+                return Err(format!("{code}: {why}").into());
+            }
+        };
+        let compatible = self.check_contract(client_contract.as_ref())?;
         let parts = socket.req_parts();
         let user_id = match extract_token(auth.as_ref(), &parts.headers) {
             None => None,
@@ -629,15 +711,39 @@ impl NamespaceRuntime {
             );
             return Err(self.refuse(codes::AUTH_REQUIRED).into());
         }
+        let user_id: Option<Arc<str>> = user_id.map(Arc::from);
+        let user_slot = match &user_id {
+            None => None,
+            Some(user) => match self.user_sockets.take(user, self.max_sockets_per_user) {
+                Some(slot) => Some(slot),
+                None => {
+                    if let Some(count) = self.user_cap_log.hit() {
+                        tracing::warn!(
+                            namespace = self.spec.path,
+                            max = self.max_sockets_per_user,
+                            count,
+                            "connection refused: TOO_MANY_USER_CONNECTIONS ({count} since the last line)"
+                        );
+                    }
+                    let code = self.refuse(codes::TOO_MANY_USER_CONNECTIONS);
+                    return Err(format!(
+                        "{code}: this user has {} connections to {} on this server, the most allowed",
+                        self.max_sockets_per_user, self.spec.path
+                    )
+                    .into());
+                }
+            },
+        };
         let remote_addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0);
+        // Kept for the socket's life: bounded like the handshake's fields.
         let user_agent = parts
             .headers
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(|ua| truncate_on_char(ua, MAX_USER_AGENT_BYTES).to_owned());
         let mut runtime_rooms = Vec::new();
         if let Some(user_id) = &user_id {
             // The shared room's name is borrowed: every socket's room set
@@ -658,12 +764,17 @@ impl NamespaceRuntime {
         }
         let state = Arc::new(ClientState::new(
             self.spec.path,
-            user_id,
-            remote_addr,
-            user_agent,
-            runtime_rooms,
-            self.max_rooms,
-            client_contract.map(|(_, version)| version),
+            NewClient {
+                user_id,
+                user_slot,
+                remote_addr,
+                user_agent,
+                runtime_rooms,
+                max_rooms: self.max_rooms,
+                contract_version: client_contract.map(|c| c.version),
+                version_is_label: compatible,
+                room_caps: self.room_caps.clone(),
+            },
         ));
         // In the extensions for metadata queries; the socket's own handlers
         // hold it directly, so no event has to look it up.
@@ -686,18 +797,23 @@ impl NamespaceRuntime {
     /// major version of this namespace's contract (or none, when
     /// unversioned clients are not allowed) is refused, or let in and
     /// logged, as configured.
-    fn check_contract(&self, client: Option<&(String, String)>) -> Result<(), Cow<'static, str>> {
+    ///
+    /// `Ok(true)` when the client names a compatible version (only those
+    /// become metric labels), `Ok(false)` when it names none or is let in
+    /// despite a mismatch. The name and version were bounded by
+    /// [`client_contract`], so the messages here are too.
+    fn check_contract(&self, client: Option<&ClientContract>) -> Result<bool, Cow<'static, str>> {
         let Some(ours) = self.spec.contract else {
-            return Ok(());
+            return Ok(client.is_some());
         };
         let (policy, allow_unversioned) = self.contract_check;
         let why = match client {
-            Some((name, version)) if ours.accepts(name, version) => return Ok(()),
-            Some((name, version)) => format!(
-                "the client speaks contract {name} {version}, this server {} {}",
-                ours.name, ours.version
+            Some(c) if ours.accepts(&c.name, &c.version) => return Ok(true),
+            Some(c) => format!(
+                "the client speaks contract {} {}, this server {} {}",
+                c.name, c.version, ours.name, ours.version
             ),
-            None if allow_unversioned => return Ok(()),
+            None if allow_unversioned => return Ok(false),
             None => format!(
                 "the client names no contract version, this server speaks {} {}",
                 ours.name, ours.version
@@ -708,7 +824,7 @@ impl NamespaceRuntime {
                 namespace = self.spec.path,
                 "contract mismatch allowed: {why}"
             );
-            return Ok(());
+            return Ok(false);
         }
         tracing::debug!(
             namespace = self.spec.path,
@@ -743,7 +859,7 @@ impl NamespaceRuntime {
         if let Some(m) = &self.metrics {
             m.connects.inc();
             m.connected.inc();
-            m.by_version(state.contract_version.as_deref()).inc();
+            m.by_version(state.labelled_version()).inc();
         }
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
@@ -754,7 +870,7 @@ impl NamespaceRuntime {
     async fn disconnected<A: GatewayAdapter>(&self, socket: SocketRef<A>, state: Arc<ClientState>) {
         if let Some(m) = &self.metrics {
             m.connected.dec();
-            m.by_version(state.contract_version.as_deref()).dec();
+            m.by_version(state.labelled_version()).dec();
         }
         let ctx = self.context(&socket, state);
         if let Err(panic) = guarded(|| self.dispatch.on_disconnect(ctx)).await {

@@ -9,6 +9,10 @@
 //!   request head within the timeout is closed. hyper starts this timer
 //!   whenever it waits for a request head, so it bounds silent connections,
 //!   half-sent request lines and idle keep-alive connections alike.
+//! - **Body-read timeout**: a request body (a long-polling POST, say) that
+//!   is not complete within the timeout fails, and the connection is
+//!   closed: a client trickling one byte every few seconds cannot hold a
+//!   connection and a task forever.
 //! - **Slow consumers**: a write to the connection that stays blocked for
 //!   the slow-consumer timeout (the client stopped reading and the kernel
 //!   buffers are full) fails, which ends the connection: engine.io closes
@@ -37,9 +41,13 @@ use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use super::log_throttle::LogThrottle;
+use super::proxy::TrustedProxies;
 
 /// Default header-read timeout: 10 s.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default body-read timeout (longest a request body may take to arrive
+/// whole): 15 s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default slow-consumer timeout (longest a write may stay blocked): 5 s.
 pub const DEFAULT_SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default maximum of concurrent connections per node: 100,000.
@@ -56,6 +64,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HttpLimits {
     pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     pub(crate) slow_consumer_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_connections_per_ip: usize,
@@ -65,6 +74,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             slow_consumer_timeout: DEFAULT_SLOW_CONSUMER_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -89,6 +99,9 @@ pub struct HttpStats {
     /// Connections closed because no complete request head arrived within
     /// the header-read timeout.
     pub header_timeouts: u64,
+    /// Request bodies that did not arrive whole within the body-read
+    /// timeout (their connections were closed).
+    pub body_timeouts: u64,
     /// Connections closed because a write stayed blocked for the
     /// slow-consumer timeout.
     pub slow_consumers: u64,
@@ -105,11 +118,13 @@ pub(crate) struct HttpCounters {
     refused_node: AtomicU64,
     refused_ip: AtomicU64,
     header_timeouts: AtomicU64,
+    body_timeouts: AtomicU64,
     slow_consumers: AtomicU64,
     tls_failures: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     refusal_log: LogThrottle,
     slow_log: LogThrottle,
+    body_log: LogThrottle,
 }
 
 impl HttpCounters {
@@ -120,41 +135,79 @@ impl HttpCounters {
             refused_node_limit: self.refused_node.load(Ordering::Relaxed),
             refused_ip_limit: self.refused_ip.load(Ordering::Relaxed),
             header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+            body_timeouts: self.body_timeouts.load(Ordering::Relaxed),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
             tls_failures: self.tls_failures.load(Ordering::Relaxed),
         }
     }
 
-    /// Takes a connection slot for `ip`, or says which limit refuses it.
-    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &HttpLimits) -> Result<Slot, Refusal> {
+    /// Takes a connection slot, and one for `ip` when it is given (not for
+    /// a trusted proxy, whose requests take theirs per client), or says
+    /// which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: Option<IpAddr>, limits: &HttpLimits) -> Result<Slot, Refusal> {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
         if self.open.load(Ordering::Relaxed) >= limits.max_connections {
             self.refused_node.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Node);
         }
+        let ip = ip
+            .map(|ip| self.take_ip(&mut per_ip, ip, limits))
+            .transpose()?;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            counters: self.clone(),
+            _ip: ip,
+        })
+    }
+
+    /// A place for one more connection of `ip` (the client behind a trusted
+    /// proxy), or `Refusal::Ip`.
+    fn admit_ip(self: &Arc<Self>, ip: IpAddr, limits: &HttpLimits) -> Result<IpSlot, Refusal> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        self.take_ip(&mut per_ip, ip, limits)
+    }
+
+    fn take_ip(
+        self: &Arc<Self>,
+        per_ip: &mut HashMap<IpAddr, usize>,
+        ip: IpAddr,
+        limits: &HttpLimits,
+    ) -> Result<IpSlot, Refusal> {
         let count = per_ip.entry(ip).or_insert(0);
         if *count >= limits.max_connections_per_ip {
             self.refused_ip.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Ip);
         }
         *count += 1;
-        self.open.fetch_add(1, Ordering::Relaxed);
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        Ok(Slot {
+        Ok(IpSlot {
             counters: self.clone(),
             ip,
         })
     }
 }
 
-/// One open connection's place in the counters, given back on drop (the
-/// per-IP map only holds IPs with open connections, so it stays bounded).
+/// One open connection's place in the node's count, given back on drop,
+/// with its client's place in the per-IP count.
 struct Slot {
+    counters: Arc<HttpCounters>,
+    _ip: Option<IpSlot>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One connection's place in the per-IP count, given back on drop (the
+/// per-IP map only holds IPs with open connections, so it stays bounded).
+struct IpSlot {
     counters: Arc<HttpCounters>,
     ip: IpAddr,
 }
 
-impl Drop for Slot {
+impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut per_ip = self
             .counters
@@ -167,9 +220,14 @@ impl Drop for Slot {
                 per_ip.remove(&self.ip);
             }
         }
-        self.counters.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// The client slot of a connection from a trusted proxy: taken by its
+/// requests for the client the forwarded headers name, kept while the
+/// connection (or the WebSocket it was upgraded to) lives, and moved when a
+/// pooled proxy connection carries another client's request.
+type ProxiedClient = Arc<Mutex<Option<IpSlot>>>;
 
 #[derive(Debug, Clone, Copy)]
 enum Refusal {
@@ -178,6 +236,28 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// The refusal as a response of the router's kind (for a request from
+    /// a trusted proxy: the connection to the proxy stays open).
+    fn http_response(self) -> axum::response::Response {
+        let (status, body) = match self {
+            Refusal::Node => (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "TOO_MANY_CONNECTIONS",
+            ),
+            Refusal::Ip => (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_CONNECTIONS_PER_IP",
+            ),
+        };
+        let mut response = axum::response::Response::new(axum::body::Body::from(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        response
+    }
+
     /// The complete HTTP response that refuses the connection.
     fn response(self) -> &'static [u8] {
         match self {
@@ -199,18 +279,31 @@ pub(crate) type Acceptor = tokio_rustls::TlsAcceptor;
 #[derive(Debug, Clone)]
 pub(crate) enum Acceptor {}
 
-/// Serves `router` on `listener` with `limits` until `shutdown` resolves;
+/// How the serve helpers take connections: the limits, the trusted
+/// proxies, TLS, and the counters to keep.
+pub(crate) struct Front {
+    pub(crate) limits: HttpLimits,
+    pub(crate) trusted: Arc<TrustedProxies>,
+    pub(crate) tls: Option<Acceptor>,
+    pub(crate) counters: Arc<HttpCounters>,
+}
+
+/// Serves `router` on `listener` with `front`'s limits until `shutdown` resolves;
 /// then `close` runs (closing the upgraded WebSockets, which hyper does not
 /// track), and open connections get [`SHUTDOWN_GRACE`] to finish.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: HttpLimits,
-    tls: Option<Acceptor>,
-    counters: Arc<HttpCounters>,
+    front: Front,
     shutdown: impl Future<Output = ()> + Send + 'static,
     close: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let Front {
+        limits,
+        trusted,
+        tls,
+        counters,
+    } = front;
     // Each connection holds a receiver: `closed()` tells when all are gone.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -228,7 +321,8 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let slot = match counters.admit(peer.ip(), &limits) {
+        let proxied = trusted.contains(peer.ip());
+        let slot = match counters.admit((!proxied).then_some(peer.ip()), &limits) {
             Ok(slot) => slot,
             Err(refusal) => {
                 refuse(stream, peer, refusal, &counters);
@@ -238,15 +332,23 @@ pub(crate) async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
+        let client_slot: Option<ProxiedClient> = proxied.then(ProxiedClient::default);
         // The slot lives in the IO: an upgraded WebSocket outlives hyper's
         // connection future and still counts as open.
-        let io = DeadlineIo::new(stream, limits.slow_consumer_timeout, slot, peer);
-        let service = router
-            .clone()
-            .map_request(move |mut req: axum::http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
+        let io = DeadlineIo::new(
+            stream,
+            limits.slow_consumer_timeout,
+            slot,
+            client_slot.clone(),
+            peer,
+        );
+        let service = RequestService {
+            router: router.clone(),
+            limits,
+            counters: counters.clone(),
+            peer,
+            proxied: client_slot.map(|slot| (slot, trusted.clone())),
+        };
         let counters = counters.clone();
         let stop = stop_rx.clone();
         match tls.clone() {
@@ -339,6 +441,19 @@ async fn serve_connection<I, S>(
 /// Answers a connection over a limit with a complete HTTP response and
 /// closes it (in its own task, bounded, so accepting goes on).
 fn refuse(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal, counters: &HttpCounters) {
+    log_refusal(counters, peer, refusal);
+    tokio::spawn(async move {
+        let write = async {
+            stream.write_all(refusal.response()).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
+    });
+}
+
+/// Logs a refusal by a connection limit, at most once per interval with the
+/// count since the last line.
+fn log_refusal(counters: &HttpCounters, peer: SocketAddr, refusal: Refusal) {
     if let Some(count) = counters.refusal_log.hit() {
         tracing::warn!(
             %peer,
@@ -347,13 +462,6 @@ fn refuse(mut stream: TcpStream, peer: SocketAddr, refusal: Refusal, counters: &
             "connection refused: over the connection limit ({count} refused since the last line)"
         );
     }
-    tokio::spawn(async move {
-        let write = async {
-            stream.write_all(refusal.response()).await?;
-            stream.shutdown().await
-        };
-        let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await;
-    });
 }
 
 /// A TCP stream whose writes fail once one stayed blocked for `timeout`
@@ -370,11 +478,19 @@ struct DeadlineIo {
     read_waker: Option<std::task::Waker>,
     /// This connection's place in the counters.
     slot: Slot,
+    /// Its client's place, when it comes from a trusted proxy.
+    _client: Option<ProxiedClient>,
     peer: SocketAddr,
 }
 
 impl DeadlineIo {
-    fn new(inner: TcpStream, timeout: Duration, slot: Slot, peer: SocketAddr) -> Self {
+    fn new(
+        inner: TcpStream,
+        timeout: Duration,
+        slot: Slot,
+        client: Option<ProxiedClient>,
+        peer: SocketAddr,
+    ) -> Self {
         Self {
             inner,
             timeout,
@@ -382,6 +498,7 @@ impl DeadlineIo {
             failed: false,
             read_waker: None,
             slot,
+            _client: client,
             peer,
         }
     }
@@ -483,5 +600,144 @@ impl AsyncWrite for DeadlineIo {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The per-request service of one connection: records the client's
+/// address (looked up behind a trusted proxy, where its per-IP slot is
+/// taken too), bounds the body's read time, and calls the router.
+#[derive(Clone)]
+struct RequestService {
+    router: Router,
+    limits: HttpLimits,
+    counters: Arc<HttpCounters>,
+    peer: SocketAddr,
+    /// The connection's client slot and the proxies, for a connection
+    /// from a trusted proxy.
+    proxied: Option<(ProxiedClient, Arc<TrustedProxies>)>,
+}
+
+impl RequestService {
+    /// The client's address, after taking its per-IP slot when it is
+    /// behind a trusted proxy; the refusal's response when that IP has
+    /// its fill of connections.
+    fn client(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<SocketAddr, Box<axum::response::Response>> {
+        let Some((slot, trusted)) = &self.proxied else {
+            return Ok(self.peer);
+        };
+        let ip = trusted.client(self.peer.ip(), headers);
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_none_or(|held| held.ip != ip) {
+            // Give back the previous client's place first: a pooled proxy
+            // connection now serves another client.
+            *slot = None;
+            match self.counters.admit_ip(ip, &self.limits) {
+                Ok(taken) => *slot = Some(taken),
+                Err(refusal) => {
+                    log_refusal(&self.counters, SocketAddr::new(ip, 0), refusal);
+                    return Err(Box::new(refusal.http_response()));
+                }
+            }
+        }
+        // Behind a proxy the client's port is not known.
+        Ok(SocketAddr::new(ip, 0))
+    }
+}
+
+impl tower::Service<axum::http::Request<Incoming>> for RequestService {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<Incoming>) -> Self::Future {
+        let client = match self.client(req.headers()) {
+            Ok(client) => client,
+            Err(refused) => return Box::pin(std::future::ready(Ok(*refused))),
+        };
+        let (counters, timeout) = (self.counters.clone(), self.limits.body_read_timeout);
+        let mut req = req
+            .map(|body| axum::body::Body::new(TimeoutBody::new(body, timeout, counters, client)));
+        req.extensions_mut().insert(ConnectInfo(client));
+        Box::pin(self.router.clone().oneshot(req))
+    }
+}
+
+/// A request body that fails once it has not arrived whole within the
+/// body-read timeout, counted from its first read that had to wait (a body
+/// that is already buffered never arms a timer). The failure reaches the
+/// handler reading it, and hyper closes a connection whose request body
+/// was not read to its end.
+struct TimeoutBody<B> {
+    inner: B,
+    timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+    counters: Arc<HttpCounters>,
+    peer: SocketAddr,
+}
+
+impl<B> TimeoutBody<B> {
+    fn new(inner: B, timeout: Duration, counters: Arc<HttpCounters>, peer: SocketAddr) -> Self {
+        Self {
+            inner,
+            timeout,
+            deadline: None,
+            counters,
+            peer,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for TimeoutBody<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(deadline.as_mut().poll(cx));
+                this.counters.body_timeouts.fetch_add(1, Ordering::Relaxed);
+                if let Some(count) = this.counters.body_log.hit() {
+                    tracing::warn!(
+                        peer = %this.peer,
+                        count,
+                        "request body not complete within {} ms: connection closed ({count} since the last line)",
+                        timeout.as_millis()
+                    );
+                }
+                Poll::Ready(Some(Err(format!(
+                    "the request body did not arrive whole within {} ms",
+                    timeout.as_millis()
+                )
+                .into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -190,7 +190,7 @@ impl Metrics {
         let by_version = Family::<VersionLabels, Gauge>::default();
         registry.register(
             "connected_sockets_by_contract_version",
-            "Sockets connected to this node, per namespace and the contract version their client named (`none`: a client that named none; `other`: past 32 distinct versions)",
+            "Sockets connected to this node, per namespace and the contract version their client named (`none`: a client that named none; `other`: a version let in despite a mismatch, or past 32 distinct versions)",
             by_version.clone(),
         );
         registry.register_collector(Box::new(RuntimeCollector { emits, http }));
@@ -334,7 +334,7 @@ impl prometheus_client::collector::Collector for RuntimeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let e = self.emits.snapshot();
         let h = self.http.snapshot();
-        let counters: [(&str, &str, u64); 11] = [
+        let counters: [(&str, &str, u64); 13] = [
             (
                 "emits",
                 "Emits attempted (broadcasts count once), the runtime's acks and error events included",
@@ -360,6 +360,11 @@ impl prometheus_client::collector::Collector for RuntimeCollector {
                 "Acks retried because the socket's buffer was full",
                 e.acks_retried,
             ),
+            (
+                "deferred_emits",
+                "Broadcasts queued because Redis did not take their publish in time (delivered late, in order)",
+                e.deferred_emits,
+            ),
             ("http_accepted", "TCP connections accepted", h.accepted),
             (
                 "http_refused_node_limit",
@@ -375,6 +380,11 @@ impl prometheus_client::collector::Collector for RuntimeCollector {
                 "http_header_timeouts",
                 "Connections closed for no complete request head in time",
                 h.header_timeouts,
+            ),
+            (
+                "http_body_timeouts",
+                "Connections closed for a request body not complete in time",
+                h.body_timeouts,
             ),
             (
                 "http_slow_consumers",

@@ -83,6 +83,52 @@ pub struct NamespaceSpec {
     /// [`ServerConfig::contract_mismatch`](super::ServerConfig::contract_mismatch));
     /// `None`: no check.
     pub contract: Option<ContractId>,
+    /// The contract's room patterns (those with a member cap are enforced
+    /// by [`SocketContext::join`](super::SocketContext::join)).
+    pub rooms: &'static [RoomSpec],
+}
+
+/// A room pattern of the contract, such as `thread:{threadId}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomSpec {
+    /// The room's name in the contract (`thread`).
+    pub name: &'static str,
+    /// The pattern: literal text with `{param}` placeholders, each standing
+    /// for one or more characters.
+    pub pattern: &'static str,
+    /// Most sockets one room of this pattern may hold on one node; a join
+    /// past it is refused with `ROOM_FULL`.
+    pub max_members: Option<usize>,
+}
+
+impl RoomSpec {
+    /// Whether room name `room` is an instance of this pattern.
+    pub fn matches(&self, room: &str) -> bool {
+        matches_pattern(self.pattern, room)
+    }
+}
+
+/// Whether `text` matches `pattern`, whose `{param}` placeholders each stand
+/// for one or more characters (tried shortest first, backtracking).
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    match pattern.find('{') {
+        None => pattern == text,
+        Some(open) => {
+            let Some(rest) = text.strip_prefix(&pattern[..open]) else {
+                return false;
+            };
+            let Some(close) = pattern[open..].find('}') else {
+                return false;
+            };
+            let after = &pattern[open + close + 1..];
+            rest.char_indices()
+                .skip(1)
+                .map(|(i, _)| i)
+                .chain(std::iter::once(rest.len()))
+                .filter(|&i| i > 0)
+                .any(|i| matches_pattern(after, &rest[i..]))
+        }
+    }
 }
 
 /// A contract's name and version, as generated code carries them.
@@ -166,5 +212,34 @@ pub trait Dispatch: Send + Sync + 'static {
     fn after_init(&self, emitter: Emitter) -> BoxFuture<'static, ()> {
         let _ = emitter;
         Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod room_tests {
+    use super::*;
+
+    #[test]
+    fn room_patterns_match_their_instances_only() {
+        let thread = RoomSpec {
+            name: "thread",
+            pattern: "thread:{threadId}",
+            max_members: Some(2),
+        };
+        assert!(thread.matches("thread:t1"));
+        assert!(thread.matches("thread:a:b"));
+        assert!(!thread.matches("thread:"));
+        assert!(!thread.matches("threads:t1"));
+        assert!(!thread.matches("user:t1"));
+        let two = RoomSpec {
+            name: "pair",
+            pattern: "org:{org}:team:{team}",
+            max_members: None,
+        };
+        assert!(two.matches("org:a:team:b"));
+        assert!(two.matches("org:a:team:x:team:b"));
+        assert!(!two.matches("org:a:team:"));
+        assert!(!two.matches("org::team:b"));
+        assert!(two.matches("org:é:team:ü"));
     }
 }
