@@ -278,6 +278,31 @@ impl<'a> Diff<'a, '_> {
                     format!("namespace `{path}` now requires a token: old clients that connect without one are refused"),
                 );
             }
+            for (name, new_room) in &new_ns.rooms {
+                let old_cap = old_ns.rooms.get(name).map(|r| r.max_members);
+                let tighter = match (old_cap, new_room.max_members) {
+                    (Some(Some(o)), Some(n)) => n < o,
+                    (Some(None), Some(_)) => true,
+                    _ => false,
+                };
+                if tighter {
+                    let was = old_cap
+                        .flatten()
+                        .map_or_else(|| "no cap".to_owned(), |o| o.to_string());
+                    self.report(
+                        "room-cap-tightened",
+                        Severity::Breaking,
+                        Some(Direction::ClientToServer),
+                        Breaks::OldClients,
+                        At::New,
+                        at.join("rooms").join(name).join("maxMembers").as_str(),
+                        format!(
+                            "the member cap of room `{name}` went from {was} to {}: old clients joining a room past it get ROOM_FULL",
+                            new_room.max_members.unwrap_or_default()
+                        ),
+                    );
+                }
+            }
             self.event_map(
                 &CLIENT_EVENTS,
                 &old_ns.client_events,

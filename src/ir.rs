@@ -107,12 +107,16 @@ pub struct RoomIr {
     pub ts_fn: String,
     /// The pattern, as written.
     pub pattern: String,
+    /// The pattern as a Rust string literal.
+    pub pattern_literal: String,
     /// Its parameters, in order.
     pub params: Vec<RoomParamIr>,
     /// A Rust `format!` string that builds the room name from `params`.
     pub rust_format: String,
     /// A TypeScript template literal body that builds the room name.
     pub ts_template: String,
+    /// The contract's `maxMembers`, if any.
+    pub max_members: Option<u64>,
     /// Doc lines.
     pub doc: Vec<String>,
 }
@@ -483,9 +487,11 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                     rust_fn: rust_ident(name),
                     ts_fn: name.to_lower_camel_case(),
                     pattern: room.pattern.clone(),
+                    pattern_literal: format!("{:?}", room.pattern),
                     params,
                     rust_format: format!("{rust_format:?}"),
                     ts_template,
+                    max_members: room.max_members,
                     doc: doc_lines(room.description.as_deref()),
                 }
             })

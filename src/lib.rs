@@ -40,10 +40,10 @@ pub use builder::{BuildError, Builder};
 use render::Templates;
 
 /// The built-in error codes (shared with the runtime).
-pub const BUILTIN_ERROR_CODES: [&str; 10] = evcontract_runtime::wire::codes::ALL;
+pub const BUILTIN_ERROR_CODES: [&str; 13] = evcontract_runtime::wire::codes::ALL;
 
 /// What each built-in error code means, in the order of [`BUILTIN_ERROR_CODES`].
-pub const BUILTIN_ERROR_DOCS: [&str; 10] = [
+pub const BUILTIN_ERROR_DOCS: [&str; 13] = [
     "The event (or namespace) needs an authenticated connection.",
     "The handshake token failed verification.",
     "The caller is authenticated but may not do this.",
@@ -54,6 +54,9 @@ pub const BUILTIN_ERROR_DOCS: [&str; 10] = [
     "The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.",
     "The connection is in as many rooms as the server allows; details `{maxRooms}`.",
     "Connect refused: the client was generated from another major version of the contract (the message names both).",
+    "Connect refused: the handshake's `auth` payload is malformed (the message says what is wrong).",
+    "Connect refused: the user has as many connections to the namespace on this server as it allows.",
+    "The room has as many members as the contract allows; details `{maxMembers}`.",
 ];
 
 /// The marker every generated file carries near its top; only files with it

@@ -103,6 +103,11 @@ pub struct Room {
     /// What the room groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Most sockets one room of this pattern may hold on one server node; a
+    /// join past it is refused with `ROOM_FULL`. No cap when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_members: Option<u64>,
 }
 
 /// An event from client to server.

@@ -530,8 +530,22 @@ impl Walker<'_> {
         let Some(o) = self.object(v, at, "a room") else {
             return;
         };
-        self.keys(o, at, "a room", &["pattern", "description"], &["pattern"]);
+        self.keys(
+            o,
+            at,
+            "a room",
+            &["pattern", "description", "maxMembers"],
+            &["pattern"],
+        );
         self.string(o, "description", at);
+        if let Some(n) = o.get("maxMembers")
+            && !matches!(n.as_u64(), Some(1..))
+        {
+            self.sink.error(
+                &at.join("maxMembers"),
+                format!("`maxMembers` must be a positive integer, found {n}"),
+            );
+        }
         let Some(pattern) = self.string(o, "pattern", at) else {
             return;
         };

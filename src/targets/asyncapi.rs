@@ -163,7 +163,13 @@ fn channel(
         value["x-evcontract-rooms"] = ns
             .rooms
             .iter()
-            .map(|r| (r.name.clone(), json!(r.pattern)))
+            .map(|r| {
+                let room = match r.max_members {
+                    Some(max) => json!({ "pattern": r.pattern, "maxMembers": max }),
+                    None => json!(r.pattern),
+                };
+                (r.name.clone(), room)
+            })
             .collect::<Map<String, Value>>()
             .into();
     }

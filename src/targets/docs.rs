@@ -45,13 +45,18 @@ pub fn render(ir: &ContractIr) -> String {
             }
         );
         if !ns.rooms.is_empty() {
-            out.push_str("\nRooms:\n\n| room | name pattern | |\n|---|---|---|\n");
+            out.push_str("\nRooms:\n\n| room | name pattern | members | |\n|---|---|---|---|\n");
             for r in &ns.rooms {
+                let members = r.max_members.map_or_else(
+                    || "no cap".to_owned(),
+                    |m| format!("at most {m} per server (`ROOM_FULL`)"),
+                );
                 let _ = writeln!(
                     out,
-                    "| `{}` | `{}` | {} |",
+                    "| `{}` | `{}` | {} | {} |",
                     r.name,
                     r.pattern,
+                    members,
                     cell(&r.doc.join(" "))
                 );
             }

@@ -30,7 +30,10 @@ export type ErrorCode =
   | "INTERNAL"
   | "PAYLOAD_TOO_LARGE"
   | "TOO_MANY_ROOMS"
-  | "CONTRACT_MISMATCH";
+  | "CONTRACT_MISMATCH"
+  | "INVALID_AUTH"
+  | "TOO_MANY_USER_CONNECTIONS"
+  | "ROOM_FULL";
 
 /** The answer to an acked event. */
 export type AckResponse<T> =

@@ -18,6 +18,9 @@ export type ErrorCode =
   | "PAYLOAD_TOO_LARGE"
   | "TOO_MANY_ROOMS"
   | "CONTRACT_MISMATCH"
+  | "INVALID_AUTH"
+  | "TOO_MANY_USER_CONNECTIONS"
+  | "ROOM_FULL"
   | "NOT_FOUND"
   | "QUOTA_EXCEEDED";
 
@@ -33,6 +36,9 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "PAYLOAD_TOO_LARGE",
   "TOO_MANY_ROOMS",
   "CONTRACT_MISMATCH",
+  "INVALID_AUTH",
+  "TOO_MANY_USER_CONNECTIONS",
+  "ROOM_FULL",
   "NOT_FOUND",
   "QUOTA_EXCEEDED",
 ];

@@ -17,7 +17,10 @@ export type ErrorCode =
   | "INTERNAL"
   | "PAYLOAD_TOO_LARGE"
   | "TOO_MANY_ROOMS"
-  | "CONTRACT_MISMATCH";
+  | "CONTRACT_MISMATCH"
+  | "INVALID_AUTH"
+  | "TOO_MANY_USER_CONNECTIONS"
+  | "ROOM_FULL";
 
 /** Every error code, in contract order (built-in ones first). */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -31,6 +34,9 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "PAYLOAD_TOO_LARGE",
   "TOO_MANY_ROOMS",
   "CONTRACT_MISMATCH",
+  "INVALID_AUTH",
+  "TOO_MANY_USER_CONNECTIONS",
+  "ROOM_FULL",
 ];
 
 /**

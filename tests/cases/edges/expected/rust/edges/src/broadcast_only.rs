@@ -46,6 +46,7 @@ pub mod server {
             name: crate::CONTRACT,
             version: crate::VERSION,
         }),
+        rooms: &[],
     };
     /// The handlers of namespace `/broadcast-only`: one method per client event.
     ///

@@ -46,10 +46,19 @@ pub enum ErrorCode {
     /// Connect refused: the client was generated from another major version of the contract (the message names both).
     #[serde(rename = "CONTRACT_MISMATCH")]
     ContractMismatch,
+    /// Connect refused: the handshake's `auth` payload is malformed (the message says what is wrong).
+    #[serde(rename = "INVALID_AUTH")]
+    InvalidAuth,
+    /// Connect refused: the user has as many connections to the namespace on this server as it allows.
+    #[serde(rename = "TOO_MANY_USER_CONNECTIONS")]
+    TooManyUserConnections,
+    /// The room has as many members as the contract allows; details `{maxMembers}`.
+    #[serde(rename = "ROOM_FULL")]
+    RoomFull,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -60,6 +69,9 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyRooms,
         ErrorCode::ContractMismatch,
+        ErrorCode::InvalidAuth,
+        ErrorCode::TooManyUserConnections,
+        ErrorCode::RoomFull,
     ];
     /// The code as sent on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -74,6 +86,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::ContractMismatch => "CONTRACT_MISMATCH",
+            ErrorCode::InvalidAuth => "INVALID_AUTH",
+            ErrorCode::TooManyUserConnections => "TOO_MANY_USER_CONNECTIONS",
+            ErrorCode::RoomFull => "ROOM_FULL",
         }
     }
     /// The code for a wire string, if it is one of this contract's.

@@ -57,6 +57,7 @@ pub mod server {
             name: crate::CONTRACT,
             version: crate::VERSION,
         }),
+        rooms: &[],
     };
     /// The handlers of namespace `/admin-panel`: one method per client event.
     ///

@@ -87,6 +87,13 @@ pub mod server {
             name: crate::CONTRACT,
             version: crate::VERSION,
         }),
+        rooms: &[
+            rt::RoomSpec {
+                name: "board",
+                pattern: "board:{boardId}:lane:{laneId}",
+                max_members: ::core::option::Option::Some(250),
+            },
+        ],
     };
     /// The handlers of namespace `/`: one method per client event.
     ///

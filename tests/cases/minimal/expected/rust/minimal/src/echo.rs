@@ -53,6 +53,7 @@ pub mod server {
             name: crate::CONTRACT,
             version: crate::VERSION,
         }),
+        rooms: &[],
     };
     /// The handlers of namespace `/echo`: one method per client event.
     ///
