@@ -85,7 +85,11 @@ pub mod server {
             rt::EventSpec {
                 name: super::client_events::JOIN_THREAD,
                 auth: rt::AuthMode::Required,
-                rate_limit: ::core::option::Option::None,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 120,
+                    window_ms: 60000,
+                    per: rt::RateScope::User,
+                }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
@@ -93,7 +97,11 @@ pub mod server {
             rt::EventSpec {
                 name: super::client_events::LEAVE_THREAD,
                 auth: rt::AuthMode::Required,
-                rate_limit: ::core::option::Option::None,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 120,
+                    window_ms: 60000,
+                    per: rt::RateScope::User,
+                }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
@@ -152,6 +160,13 @@ pub mod server {
             name: crate::CONTRACT,
             version: crate::VERSION,
         }),
+        rooms: &[
+            rt::RoomSpec {
+                name: "thread",
+                pattern: "thread:{threadId}",
+                max_members: ::core::option::Option::Some(1000),
+            },
+        ],
     };
     /// The handlers of namespace `/chat`: one method per client event.
     ///
@@ -159,9 +174,9 @@ pub mod server {
     /// (or `()` for events without ack), or an [`EventError`] that is sent to
     /// the client.
     pub trait ChatHandler: ::core::marker::Send + ::core::marker::Sync + 'static {
-        /// `join_thread` (authentication required).
+        /// `join_thread` (authentication required), at most 120 per 60000 ms per user.
         ///
-        /// Join a thread's room; everyone in it (the joiner too) gets `joined`.
+        /// Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval.
         fn join_thread(
             &self,
             ctx: &rt::SocketContext,
@@ -169,9 +184,9 @@ pub mod server {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<crate::JoinThreadAck, EventError>,
         > + ::core::marker::Send;
-        /// `leave_thread` (authentication required).
+        /// `leave_thread` (authentication required), at most 120 per 60000 ms per user.
         ///
-        /// Leave a thread's room; the remaining members get `left`.
+        /// Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval.
         fn leave_thread(
             &self,
             ctx: &rt::SocketContext,
@@ -550,7 +565,7 @@ pub mod client {
         }
         /// Sends `join_thread` and waits for its ack.
         ///
-        /// Join a thread's room; everyone in it (the joiner too) gets `joined`.
+        /// Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval.
         pub async fn join_thread(
             &self,
             payload: crate::JoinThread,
@@ -559,7 +574,7 @@ pub mod client {
         }
         /// Sends `leave_thread` and waits for its ack.
         ///
-        /// Leave a thread's room; the remaining members get `left`.
+        /// Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval.
         pub async fn leave_thread(
             &self,
             payload: crate::LeaveThread,

@@ -46,13 +46,22 @@ pub enum ErrorCode {
     /// Connect refused: the client was generated from another major version of the contract (the message names both).
     #[serde(rename = "CONTRACT_MISMATCH")]
     ContractMismatch,
+    /// Connect refused: the handshake's `auth` payload is malformed (the message says what is wrong).
+    #[serde(rename = "INVALID_AUTH")]
+    InvalidAuth,
+    /// Connect refused: the user has as many connections to the namespace on this server as it allows.
+    #[serde(rename = "TOO_MANY_USER_CONNECTIONS")]
+    TooManyUserConnections,
+    /// The room has as many members as the contract allows; details `{maxMembers}`.
+    #[serde(rename = "ROOM_FULL")]
+    RoomFull,
     /// The thread does not exist.
     #[serde(rename = "THREAD_NOT_FOUND")]
     ThreadNotFound,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -63,6 +72,9 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyRooms,
         ErrorCode::ContractMismatch,
+        ErrorCode::InvalidAuth,
+        ErrorCode::TooManyUserConnections,
+        ErrorCode::RoomFull,
         ErrorCode::ThreadNotFound,
     ];
     /// The code as sent on the wire.
@@ -78,6 +90,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::ContractMismatch => "CONTRACT_MISMATCH",
+            ErrorCode::InvalidAuth => "INVALID_AUTH",
+            ErrorCode::TooManyUserConnections => "TOO_MANY_USER_CONNECTIONS",
+            ErrorCode::RoomFull => "ROOM_FULL",
             ErrorCode::ThreadNotFound => "THREAD_NOT_FOUND",
         }
     }

@@ -61,6 +61,7 @@ pub mod server {
             name: crate::CONTRACT,
             version: crate::VERSION,
         }),
+        rooms: &[],
     };
     /// The handlers of namespace `/health`: one method per client event.
     ///

@@ -230,7 +230,7 @@ impl ::std::convert::TryFrom<::std::string::String> for HealthStatusStatus {
         value.parse()
     }
 }
-///Join a thread's room; everyone in it (the joiner too) gets `joined`.
+///Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct JoinThread {
     #[serde(rename = "threadId")]
@@ -323,7 +323,7 @@ pub struct Joined {
     #[serde(rename = "userId")]
     pub user_id: ::std::string::String,
 }
-///Leave a thread's room; the remaining members get `left`.
+///Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct LeaveThread {
     #[serde(rename = "threadId")]
