@@ -10,12 +10,15 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # What the tests need from the system: Node.js with npm, Debian's Chromium
-# for the browser test and Debian's redis-server for the several-node tests.
+# for the browser test, Debian's redis-server for the several-node tests and
+# Debian's nginx for the trusted-proxy test.
 # Installed here (as root, with apt) so that this one command works on a
 # fresh machine; .ci/run only calls this script.
 need_apt=()
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# nginx: the reverse proxy in front of chat-server in the trusted-proxy test.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ "${EVCONTRACT_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)
 fi
@@ -107,7 +110,7 @@ export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
 step "cargo test"
 cargo test --workspace --all-features --locked
 
-step "end-to-end: examples/chat-server (one node, and several on Redis) driven by socket.io-client and examples/chat-client (node --test)"
+step "end-to-end: examples/chat-server (one node, behind nginx, and several on Redis) driven by socket.io-client and examples/chat-client (node --test)"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
 node --test target/e2e-js/tests/e2e/

@@ -239,6 +239,9 @@ impl Server {
             .env("MAX_CONNECTIONS", "1000000")
             // The scale scenario's broadcast to all comes from this user.
             .env("ADMIN_USERS", crate::scale::ADMIN)
+            // Several servers run at once: each metrics listener on a port
+            // of its own (the benchmark does not scrape them).
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .env("NODE_ENV", "production")
             .env(

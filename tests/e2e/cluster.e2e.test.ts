@@ -284,10 +284,71 @@ describe("Redis outage", () => {
     }
   });
 
+  test("paused (SIGSTOP) for 3 s: acks stay fast, every message reaches both nodes late but in order, once", async (t) => {
+    const redis = await RedisServer.start();
+    try {
+      const [a, b] = await startNodes(2, redis.url);
+      const thread = newThread();
+      const senders = await Promise.all(Array.from({ length: 8 }, (_, i) => chatOn(a, token(`stall-sender-${i}`))));
+      const carol = await chatOn(a, token("carol"));
+      const bob = await chatOn(b, token("bob"));
+      for (const s of [...senders, carol, bob]) assertSuccess(await s.emitWithAck("join_thread", { threadId: thread }));
+      const carolMessages = record<chat.NewMessage>(carol, "new_message");
+      const bobMessages = record<chat.NewMessage>(bob, "new_message");
+
+      redis.pause();
+      const pausedAt = Date.now();
+      const latencies: number[] = [];
+      const sent: string[][] = senders.map(() => []);
+      // send_message allows 20 per 10 s per user: each sender sends every 300 ms.
+      await Promise.all(
+        senders.map(async (s, i) => {
+          while (Date.now() - pausedAt < 3000) {
+            const started = performance.now();
+            const m = assertSuccess(await s.emitWithAck("send_message", { threadId: thread, content: `stall ${i}.${sent[i].length}` }));
+            latencies.push(performance.now() - started);
+            sent[i].push(m.id);
+            await sleep(300);
+          }
+        }),
+      );
+      // A join during the stall: its members come from this node at once.
+      const dave = await chatOn(a, token("dave"));
+      const joinStarted = performance.now();
+      assertSuccess(await dave.emitWithAck("join_thread", { threadId: thread }));
+      const joinMs = performance.now() - joinStarted;
+      const deliveredDuringStall = bobMessages.length;
+      redis.unpause();
+
+      const total = sent.flat().length;
+      await until(`${total} messages on both nodes`, () => carolMessages.length >= total && bobMessages.length >= total, 15_000);
+      for (const [who, got] of [["carol (same node)", carolMessages], ["bob (other node)", bobMessages]] as const) {
+        const ids = got.map((m) => m.message.id);
+        assert.equal(new Set(ids).size, ids.length, `${who}: a message arrived twice`);
+        assert.equal(ids.length, total, `${who}: extra messages`);
+        senders.forEach((_, i) => {
+          const mine = got.filter((m) => m.message.userId === `stall-sender-${i}`).map((m) => m.message.id);
+          assert.deepEqual(mine, sent[i], `${who}: sender ${i}'s messages out of order or missing`);
+        });
+      }
+      latencies.sort((x, y) => x - y);
+      const p99 = latencies[Math.ceil(latencies.length * 0.99) - 1];
+      t.diagnostic(
+        `${total} acks during a 3 s Redis pause: p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms; join_thread ${joinMs.toFixed(1)} ms; ${deliveredDuringStall} reached node B before Redis went on`,
+      );
+      assert.ok(p99 < 100, `send_message p99 ${p99.toFixed(1)} ms during the pause (want < 100)`);
+      assert.ok(joinMs < 250, `join_thread took ${joinMs.toFixed(1)} ms during the pause`);
+      assert.ok(a.log.includes("emits are queued"), a.log);
+    } finally {
+      redis.unpause();
+      await redis.stop();
+    }
+  });
+
   test("unreachable at start: chat-server exits 1 with one line naming the URL", async () => {
     const port = await freePort();
     const proc = spawn(SERVER_BIN, [], {
-      env: { ...process.env, PORT: String(await freePort()), JWT_SECRET: "s", REDIS_URL: `redis://127.0.0.1:${port}`, RUST_LOG: "warn" },
+      env: { ...process.env, PORT: String(await freePort()), JWT_SECRET: "s", REDIS_URL: `redis://127.0.0.1:${port}`, RUST_LOG: "warn", METRICS_ADDR: "127.0.0.1:0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";

@@ -57,7 +57,9 @@ export class ChatServer {
    */
   static async start(port: number, env: Record<string, string> = {}): Promise<ChatServer> {
     const proc = spawn(SERVER_BIN, [], {
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn", ...env },
+      // METRICS_ADDR: several servers run at once, each with its metrics
+      // listener on a port of its own.
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RUST_LOG: "warn", METRICS_ADDR: "127.0.0.1:0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const tls = env.TLS_CERT !== undefined;

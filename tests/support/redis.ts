@@ -61,6 +61,19 @@ export class RedisServer {
     }
   }
 
+  /**
+   * Freezes the process (SIGSTOP): its connections stay open and nothing is
+   * answered, as with a stuck disk or a paused VM. `unpause` lets it go on.
+   */
+  pause(): void {
+    this.proc?.kill("SIGSTOP");
+  }
+
+  /** Lets a paused process go on (SIGCONT). */
+  unpause(): void {
+    this.proc?.kill("SIGCONT");
+  }
+
   /** Stops the process (SIGKILL: nothing is saved anyway) and waits for the port to close. */
   async stop(): Promise<void> {
     const proc = this.proc;

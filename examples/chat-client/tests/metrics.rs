@@ -11,7 +11,7 @@ use chat_contract::{JoinThread, SendMessage};
 use serde_json::json;
 
 mod support;
-use support::{Server, Spec, http_get, token_signed_with, within};
+use support::{Server, Spec, http_get, http_get_with, token_signed_with, within};
 
 const SECRET: &str = "chat-client-metrics-secret";
 const WAIT: Duration = Duration::from_secs(10);
@@ -26,9 +26,13 @@ const LIMITED: usize = 4;
 
 /// The samples of the scrape: `name{labels}` to value.
 async fn scrape(server: &Server) -> BTreeMap<String, f64> {
-    let response = within(WAIT, "GET /metrics", http_get(server.port, "/metrics"))
-        .await
-        .expect("GET /metrics");
+    let response = within(
+        WAIT,
+        "GET /metrics",
+        http_get(server.metrics_port, "/metrics"),
+    )
+    .await
+    .expect("GET /metrics");
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
     assert!(
@@ -237,6 +241,71 @@ async fn metrics_can_be_turned_off() {
         .await
         .expect("an answer");
     assert!(response.starts_with("HTTP/1.0 404"), "{response}");
+    assert!(
+        http_get(server.metrics_port, "/metrics").await.is_err(),
+        "no metrics listener"
+    );
+}
+
+/// By default the metrics are served on their own loopback listener
+/// (`METRICS_ADDR`), not on the public port; on the public port
+/// (`METRICS_ADDR=main`) `METRICS_TOKEN` guards them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_not_public_by_default_and_a_token_guards_them() {
+    let server = Server::start(&Spec::new(SECRET)).await;
+    let public = within(WAIT, "GET /metrics", http_get(server.port, "/metrics"))
+        .await
+        .expect("an answer");
+    assert!(public.starts_with("HTTP/1.0 404"), "{public}");
+    let own = within(
+        WAIT,
+        "GET /metrics",
+        http_get(server.metrics_port, "/metrics"),
+    )
+    .await
+    .expect("an answer");
+    assert!(own.starts_with("HTTP/1.0 200"), "{own}");
+
+    let guarded = Server::start(
+        &Spec::new(SECRET)
+            .env("METRICS_ADDR", "main")
+            .env("METRICS_TOKEN", "scrape-secret"),
+    )
+    .await;
+    for headers in [
+        "",
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: scrape-secret\r\n",
+    ] {
+        let refused = within(
+            WAIT,
+            "GET /metrics",
+            http_get_with(guarded.port, "/metrics", headers),
+        )
+        .await
+        .expect("an answer");
+        assert!(
+            refused.starts_with("HTTP/1.0 401"),
+            "{headers:?}: {refused}"
+        );
+        assert!(!refused.contains("evcontract_"), "{refused}");
+    }
+    let allowed = within(
+        WAIT,
+        "GET /metrics",
+        http_get_with(
+            guarded.port,
+            "/metrics",
+            "Authorization: Bearer scrape-secret\r\n",
+        ),
+    )
+    .await
+    .expect("an answer");
+    assert!(allowed.starts_with("HTTP/1.0 200"), "{allowed}");
+    assert!(
+        allowed.contains("evcontract_connected_sockets"),
+        "{allowed}"
+    );
 }
 
 /// At `debug`, every refused event and connection leaves a line with its

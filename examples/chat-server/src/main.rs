@@ -15,10 +15,20 @@
 //! `REDIS_PREFIX` (the Redis channel prefix, default `evcontract`), and the
 //! HTTP limits `MAX_CONNECTIONS` (default 100000), `MAX_CONNECTIONS_PER_IP`
 //! (1000), `HEADER_READ_TIMEOUT_MS` (10000), `SLOW_CONSUMER_TIMEOUT_MS`
-//! (5000) and `MAX_ROOMS_PER_SOCKET` (100). `TLS_CERT` and `TLS_KEY` (PEM
+//! (5000), `BODY_READ_TIMEOUT_MS` (15000), `MAX_ROOMS_PER_SOCKET` (100) and
+//! `MAX_SOCKETS_PER_USER` (32); `TRUSTED_PROXIES` (comma-separated addresses
+//! or CIDR networks of the reverse proxies whose `X-Forwarded-For` names the
+//! client; none by default); `JWT_ISSUER` / `JWT_AUDIENCE` (required `iss` /
+//! `aud`, comma-separated to accept several; unchecked by default);
+//! `PRESENCE_INTERVAL_MS` (1000: a user is announced in a thread at most
+//! once per interval); `REDIS_STALL_TIMEOUT_MS` (50: the longest a handler's
+//! emit waits for Redis). `TLS_CERT` and `TLS_KEY` (PEM
 //! files: the certificate chain and its private key) serve HTTPS/WSS
 //! instead of plain HTTP. Prometheus metrics are served at `GET /metrics`
-//! (`METRICS_PATH`); `METRICS=off` turns them off. A client generated from
+//! (`METRICS_PATH`) on their own listener, `METRICS_ADDR` (default
+//! `127.0.0.1:9464`, loopback only; `main` serves them on the public port,
+//! where `METRICS_TOKEN` should guard them with a bearer token);
+//! `METRICS=off` turns them off. A client generated from
 //! another major version of the contract is refused with `CONTRACT_MISMATCH`
 //! (`CONTRACT_MISMATCH=allow` lets it in and logs it); a client that names
 //! no version is let in (`UNVERSIONED_CLIENTS=refuse` refuses it).
@@ -40,15 +50,20 @@ use chat_contract::health::server::{HealthEmitter, HealthHandler};
 use chat_contract::runtime::EventError;
 use chat_contract::runtime::server::{
     AuthConfig, ContractMismatch, Gateway, RedisConfig, ServerConfig, SocketContext, Target,
-    TlsConfig, sign_hs256,
+    TlsConfig, TrustedProxies, sign_hs256,
 };
 use chat_contract::{
     Announce, Announcement, ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck,
-    Joined, LeaveThread, LeaveThreadAck, Left, MarkRead, Message, MessageRead, NewMessage,
-    RequestRefresh, SendMessage, Typing, TypingIndicator, VpsData,
+    LeaveThread, LeaveThreadAck, MarkRead, Message, MessageRead, NewMessage, RequestRefresh,
+    SendMessage, Typing, TypingIndicator, VpsData,
 };
+use presence::Presence;
+
+mod presence;
 
 const DEV_SECRET: &str = "dev-secret";
+/// Longest user name `/dev/token` signs, in bytes.
+const MAX_DEV_USER_BYTES: usize = 64;
 const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The `/chat` namespace: threads kept in memory, bounded: the newest
@@ -57,6 +72,8 @@ struct Chat {
     threads: Mutex<History>,
     /// The user ids who may `announce` (`ADMIN_USERS`).
     admins: HashSet<String>,
+    /// Who is in which thread, and the `joined` / `left` announcements.
+    presence: Presence,
 }
 
 /// Messages kept per thread (older ones are dropped first).
@@ -172,14 +189,9 @@ impl ChatHandler for Chat {
         // user to this line.
         tracing::debug!(thread = %thread_id, "joined the thread");
         let emitter = ChatEmitter::of(ctx);
-        let joined = Joined {
-            thread_id: thread_id.clone(),
-            user_id: user,
-        };
-        emitter
-            .joined(Target::room(room.clone()), &joined)
-            .await
-            .unwrap_or_else(delivered_partly);
+        self.presence
+            .entered(&emitter, ctx.socket_id(), &user, &thread_id)
+            .await;
         // Members on every node; while the other nodes cannot be asked
         // (Redis down), this node's members, rather than no answer.
         let members = match emitter.raw().room_users(&room).await {
@@ -206,18 +218,10 @@ impl ChatHandler for Chat {
         let user = ctx.require_auth()?.to_owned();
         let thread_id = p.thread_id.to_string();
         let room = rooms::thread(&thread_id);
-        let was_member = ctx.in_room(&room);
-        ctx.leave(room.clone());
-        if was_member {
-            let left = Left {
-                thread_id: thread_id.clone(),
-                user_id: user,
-            };
-            ChatEmitter::of(ctx)
-                .left(Target::room(room), &left)
-                .await
-                .unwrap_or_else(delivered_partly);
-        }
+        ctx.leave(room);
+        self.presence
+            .exited(&ChatEmitter::of(ctx), ctx.socket_id(), &user, &thread_id)
+            .await;
         Ok(LeaveThreadAck { thread_id })
     }
 
@@ -279,6 +283,14 @@ impl ChatHandler for Chat {
             .await
             .unwrap_or_else(delivered_partly);
         Ok(())
+    }
+
+    async fn on_disconnect(&self, ctx: &SocketContext) {
+        if let Some(user) = ctx.user_id() {
+            self.presence
+                .disconnected(&ChatEmitter::of(ctx), ctx.socket_id(), user)
+                .await;
+        }
     }
 
     async fn announce(&self, ctx: &SocketContext, p: Announce) -> Result<Announcement, EventError> {
@@ -469,7 +481,62 @@ fn with_limits(mut config: ServerConfig) -> Result<ServerConfig, String> {
     if let Some(ms) = env_number("SLOW_CONSUMER_TIMEOUT_MS")? {
         config = config.slow_consumer_timeout(Duration::from_millis(ms));
     }
+    if let Some(ms) = env_number("BODY_READ_TIMEOUT_MS")? {
+        config = config.body_read_timeout(Duration::from_millis(ms));
+    }
+    if let Some(n) = env_number("MAX_SOCKETS_PER_USER")? {
+        config = config.max_sockets_per_user(n);
+    }
+    if let Ok(list) = std::env::var("TRUSTED_PROXIES") {
+        let proxies = TrustedProxies::parse(list.split(',')).map_err(|e| e.to_string())?;
+        config = config.trusted_proxies(proxies);
+    }
     Ok(config)
+}
+
+/// Token verification: `JWT_SECRET`, and the issuer and audience a token
+/// must name when `JWT_ISSUER` / `JWT_AUDIENCE` are set (comma-separated
+/// to accept several).
+fn auth_config(secret: &str) -> AuthConfig {
+    let mut auth = AuthConfig::hs256(secret.as_bytes());
+    let list = |name: &str| -> Vec<String> {
+        std::env::var(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    for issuer in list("JWT_ISSUER") {
+        auth = auth.issuer(issuer);
+    }
+    for audience in list("JWT_AUDIENCE") {
+        auth = auth.audience(audience);
+    }
+    auth
+}
+
+/// Where the metrics are served: `METRICS_ADDR` (default
+/// [`DEFAULT_METRICS_ADDR`], loopback only), or `main` for the public port,
+/// where `METRICS_TOKEN` should then guard them.
+enum MetricsAt {
+    Own(SocketAddr),
+    Main,
+}
+
+/// The metrics listener's default address: loopback, so that only the
+/// machine (a Prometheus agent beside the server) can read them.
+const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+fn metrics_at() -> Result<MetricsAt, String> {
+    match env_or("METRICS_ADDR", DEFAULT_METRICS_ADDR).as_str() {
+        "main" => Ok(MetricsAt::Main),
+        addr => addr
+            .parse()
+            .map(MetricsAt::Own)
+            .map_err(|e| format!("bad METRICS_ADDR `{addr}` (host:port or main): {e}")),
+    }
 }
 
 async fn run() -> Result<(), String> {
@@ -505,19 +572,41 @@ async fn run() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("bad HEALTH_INTERVAL_MS: {e}"))?;
 
-    let mut config = with_limits(ServerConfig::new().auth(AuthConfig::hs256(secret.as_bytes())))?;
+    let mut config = with_limits(ServerConfig::new().auth(auth_config(&secret)))?;
     if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
         let mut redis = RedisConfig::new(url);
         if let Ok(prefix) = std::env::var("REDIS_PREFIX") {
             redis = redis.prefix(prefix);
         }
+        if let Some(ms) = env_number("REDIS_STALL_TIMEOUT_MS")? {
+            redis = redis.stall_timeout(Duration::from_millis(ms));
+        }
         config = config.redis(redis);
     }
-    match env_or("METRICS", "on").as_str() {
-        "on" => config = config.metrics(env_or("METRICS_PATH", "/metrics")),
-        "off" => {}
+    let presence_interval = match env_number("PRESENCE_INTERVAL_MS")? {
+        Some(ms) => Duration::from_millis(ms),
+        None => presence::DEFAULT_INTERVAL,
+    };
+    let metrics_listener = match env_or("METRICS", "on").as_str() {
+        "on" => {
+            let path = env_or("METRICS_PATH", "/metrics");
+            if let Ok(token) = std::env::var("METRICS_TOKEN") {
+                config = config.metrics_token(token);
+            }
+            match metrics_at()? {
+                MetricsAt::Main => {
+                    config = config.metrics(path);
+                    None
+                }
+                MetricsAt::Own(addr) => {
+                    config = config.metrics_private(path);
+                    Some(addr)
+                }
+            }
+        }
+        "off" => None,
         other => return Err(format!("bad METRICS `{other}`: use on or off")),
-    }
+    };
     let scheme = match (std::env::var_os("TLS_CERT"), std::env::var_os("TLS_KEY")) {
         (Some(cert), Some(key)) => {
             let tls = TlsConfig::from_pem_files(cert.as_ref(), key.as_ref())
@@ -537,6 +626,7 @@ async fn run() -> Result<(), String> {
         Chat {
             threads: Mutex::default(),
             admins: Chat::admins_from_env(),
+            presence: Presence::new(presence_interval),
         },
     )
     .await
@@ -556,6 +646,19 @@ async fn run() -> Result<(), String> {
         router = router.route(
             "/dev/token",
             get(move |Query(q): Query<TokenQuery>| async move {
+                // The server refuses longer ids and control characters in a
+                // token: refuse to sign them too.
+                if q.user.is_empty()
+                    || q.user.len() > MAX_DEV_USER_BYTES
+                    || q.user.chars().any(char::is_control)
+                {
+                    return Err((
+                        axum::http::StatusCode::BAD_REQUEST,
+                        format!(
+                            "user must be 1 to {MAX_DEV_USER_BYTES} bytes without control characters"
+                        ),
+                    ));
+                }
                 sign_hs256(&secret, &q.user, TOKEN_TTL)
                     .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
             }),
@@ -573,6 +676,26 @@ async fn run() -> Result<(), String> {
         }
     }
     let router = gateway.attach(router);
+    if let Some(addr) = metrics_listener {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on METRICS_ADDR {addr}: {e}"))?;
+        if let Ok(at) = listener.local_addr() {
+            tracing::info!(
+                "metrics on http://{at}{}",
+                env_or("METRICS_PATH", "/metrics")
+            );
+        }
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            if let Err(err) = gateway
+                .serve_metrics(listener, std::future::pending())
+                .await
+            {
+                tracing::error!(%err, "the metrics listener stopped");
+            }
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -52,9 +52,14 @@ pub(crate) fn free_port() -> u16 {
 
 /// The response (head and body) to a plain-HTTP `GET path` on `port`.
 pub(crate) async fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    http_get_with(port, path, "").await
+}
+
+/// [`http_get`] with more header lines (each ending in `\r\n`).
+pub(crate) async fn http_get_with(port: u16, path: &str, headers: &str) -> std::io::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n").as_bytes())
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
@@ -106,6 +111,8 @@ impl Spec {
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    /// Where its metrics are served (`METRICS_ADDR`, loopback).
+    pub(crate) metrics_port: u16,
     tls: bool,
     stderr: Option<tokio::task::JoinHandle<String>>,
 }
@@ -126,9 +133,11 @@ impl Server {
 
     /// A server on `port`, once it answers.
     pub(crate) async fn start_on(port: u16, spec: &Spec) -> Result<Self, String> {
+        let metrics_port = free_port();
         let mut child = Command::new(server_bin())
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("HEALTH_INTERVAL_MS", "100")
             .env("JWT_SECRET", &spec.secret)
             .env("RUST_LOG", &spec.log)
@@ -154,6 +163,7 @@ impl Server {
         let mut server = Self {
             child,
             port,
+            metrics_port,
             tls: spec.tls,
             stderr,
         };
