@@ -88,6 +88,7 @@ mod emitter;
 mod formats;
 mod gateway;
 mod handshake;
+mod history;
 mod http;
 mod log_throttle;
 mod metrics;
@@ -119,15 +120,15 @@ pub use emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitError, EmitStats, Emitter, RoomSocket, Target, user_room,
 };
 pub use gateway::{Gateway, RawLayer};
-pub use handshake::MAX_CONTRACT_FIELD_BYTES;
+pub use handshake::{MAX_CONTRACT_FIELD_BYTES, MAX_RESUME_ROOMS};
 pub use http::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
 };
 pub use proxy::TrustedProxies;
 pub use spec::{
-    AuthMode, BoxFuture, ContractId, Dispatch, EventSpec, NamespaceSpec, RateLimit, RateScope,
-    RoomSpec,
+    AuthMode, BoxFuture, ContractId, Dispatch, EventSpec, HistorySpec, NamespaceSpec, RateLimit,
+    RateScope, RoomSpec,
 };
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;

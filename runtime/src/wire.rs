@@ -71,6 +71,72 @@ pub mod codes {
 /// Name of the server event that carries failures of events without an ack.
 pub const ERROR_EVENT: &str = "error";
 
+/// Name of the server event that tells a client where it stands in a room
+/// with history ([`RoomPosition`]): once when it joins the room, and once
+/// per room it asked to resume after a reconnection.
+pub const RECOVERY_EVENT: &str = "evcontract:recovery";
+
+/// Where an event stands in its room's history: the extra last argument of
+/// every event sent to a room with history, for clients that asked for it
+/// in their handshake (`auth.recovery`), as socket.io's own connection-state
+/// recovery sends its offset. Clients that did not ask get the event as
+/// before, without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offset {
+    /// The room.
+    pub room: String,
+    /// The history's epoch: a new one means the earlier offsets are gone
+    /// (a restarted node, a lost store).
+    pub epoch: String,
+    /// The event's offset in the room, from 1, one more per event.
+    pub offset: u64,
+}
+
+/// Where a client stands in a room with history ([`RECOVERY_EVENT`]).
+///
+/// On a join: `recovered: true`, `replayed: 0`, and the room's current
+/// offset (the client has everything up to it). After a reconnection, per
+/// room the client asked to resume: `recovered: true` when every event it
+/// missed was sent again, in order, before this signal (`replayed` of them),
+/// or `recovered: false` with the `reason` when some are gone; the client
+/// is back in the room either way, from `offset` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPosition {
+    /// The room.
+    pub room: String,
+    /// The history's epoch.
+    pub epoch: String,
+    /// The room's last offset: the client has, or was told it missed,
+    /// everything up to it.
+    pub offset: u64,
+    /// Whether nothing was missed.
+    pub recovered: bool,
+    /// Events sent again.
+    #[serde(default)]
+    pub replayed: u64,
+    /// Why events were missed (when `recovered` is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RecoveryGap>,
+}
+
+/// Why a room could not be recovered after a reconnection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryGap {
+    /// Events the client missed were dropped to keep the history's size.
+    Trimmed,
+    /// Events the client missed outlived the history's `ttlSeconds`.
+    Expired,
+    /// The history was lost since (a restarted node, a new store): its
+    /// epoch changed.
+    Epoch,
+    /// The room has no history in the contract.
+    NoHistory,
+    /// The server did not let the client back into the room (the room is
+    /// full, or the handler refused it).
+    Refused,
+}
+
 /// A failed event: a code, a human-readable message and optional details.
 ///
 /// Handlers return it; the server maps it to the ack envelope (acked events)

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use evcontract_runtime::server::{
     AuthConfig, AuthMode, BoxFuture, ClientMetadata, Dispatch, Emitter, EventSpec, Gateway,
-    NamespaceSpec, RateLimit, RateScope, RoomSpec, ServerConfig, SocketContext, Target,
-    TrustedProxies, sign_hs256,
+    HistorySpec, NamespaceSpec, RateLimit, RateScope, RoomSpec, ServerConfig, SocketContext,
+    Target, TrustedProxies, sign_hs256,
 };
 use evcontract_runtime::wire::{AckData, EventError, encode_ack};
 use futures_util::{SinkExt, StreamExt};
@@ -59,7 +59,7 @@ const fn ev(name: &'static str, acked: bool, schema: &'static str) -> EventSpec 
     }
 }
 
-static CHAT_EVENTS: [EventSpec; 14] = [
+static CHAT_EVENTS: [EventSpec; 15] = [
     ev("echo", true, ECHO_SCHEMA),
     ev("nested", true, NESTED_SCHEMA),
     ev("notify", false, ECHO_SCHEMA),
@@ -83,6 +83,7 @@ static CHAT_EVENTS: [EventSpec; 14] = [
     ev("boom_noack", false, ANY),
     ev("join", true, ROOM_SCHEMA),
     ev("leave", true, ROOM_SCHEMA),
+    ev("shout", true, ROOM_SCHEMA),
     ev("say", true, ROOM_SCHEMA),
     ev("flood", true, ANY),
     EventSpec {
@@ -105,11 +106,32 @@ static CHAT: NamespaceSpec = NamespaceSpec {
     client_events: &CHAT_EVENTS,
     server_events: &["said", "notice", "welcome"],
     contract: None,
-    rooms: &[RoomSpec {
-        name: "capped",
-        pattern: "capped:{id}",
-        max_members: Some(2),
-    }],
+    rooms: &[
+        RoomSpec {
+            name: "capped",
+            pattern: "capped:{id}",
+            max_members: Some(2),
+            history: None,
+        },
+        RoomSpec {
+            name: "kept",
+            pattern: "kept:{id}",
+            max_members: None,
+            history: Some(HistorySpec {
+                size: 300,
+                ttl_seconds: 60,
+            }),
+        },
+        RoomSpec {
+            name: "short",
+            pattern: "short:{id}",
+            max_members: None,
+            history: Some(HistorySpec {
+                size: 5,
+                ttl_seconds: 60,
+            }),
+        },
+    ],
 };
 
 static PRIVATE: NamespaceSpec = NamespaceSpec {
@@ -161,6 +183,20 @@ impl Dispatch for TestDispatch {
                 }
                 "leave" => {
                     ctx.leave(payload["room"].as_str().unwrap_or_default());
+                    Ok(json!(null))
+                }
+                "shout" => {
+                    // The whole room, the sender included: kept when the
+                    // room has history.
+                    let room = payload["room"].as_str().unwrap_or_default();
+                    ctx.emitter()
+                        .emit(
+                            Target::room(room),
+                            "said",
+                            &json!({"text": payload["text"]}),
+                        )
+                        .await
+                        .map_err(|e| EventError::internal(e.to_string()))?;
                     Ok(json!(null))
                 }
                 "say" => {
@@ -1550,4 +1586,182 @@ async fn per_ip_limits_count_the_client_behind_a_trusted_proxy_only() {
     eventually("0 open", || gw.http_stats().open_connections == 0).await;
     let (_tcp, status) = request("127.0.0.2", "203.0.113.1").await;
     assert_eq!(status, "HTTP/1.1 404");
+}
+
+/// The `said` events on `ns` with their offset argument, until `n` arrived.
+async fn said_with_offsets(c: &mut Client, ns: &str, n: usize) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let p = c.wait_for(|p| p.is_event(ns, "said")).await;
+        let data = p.data.unwrap();
+        out.push((
+            data[1]["text"].as_str().unwrap_or_default().to_owned(),
+            data[2].clone(),
+        ));
+    }
+    out
+}
+
+/// The next `evcontract:recovery` on `ns`.
+async fn position(c: &mut Client, ns: &str) -> Value {
+    c.event(ns, "evcontract:recovery").await
+}
+
+/// A room with history: a client that asked for offsets gets each event's
+/// offset as the extra last argument, a plain client the event as before;
+/// a client whose connection was cut (no goodbye) comes back naming its
+/// last offset and gets the 200 events it missed in order, once, then live
+/// events, with nothing between; a trimmed history, another epoch and a
+/// room without history are each reported with their reason.
+#[tokio::test]
+async fn a_client_cut_off_gets_what_it_missed_in_order_once() {
+    let srv = start().await;
+    let ns = "/chat";
+    let room = |r: &str| Some(json!({ "room": r }));
+    let mut sender = Client::open(srv.addr).await;
+    sender.connect(ns, None).await.unwrap();
+    sender.call(ns, 1, "join", room("kept:1")).await;
+    let mut plain = Client::open(srv.addr).await;
+    plain.connect(ns, None).await.unwrap();
+    plain.call(ns, 1, "join", room("kept:1")).await;
+    let mut reader = Client::open(srv.addr).await;
+    reader
+        .connect_with(ns, r#"{"recovery": {}}"#)
+        .await
+        .unwrap();
+    reader.call(ns, 1, "join", room("kept:1")).await;
+    let joined = position(&mut reader, ns).await;
+    assert_eq!(
+        (joined["recovered"].clone(), joined["offset"].clone()),
+        (json!(true), json!(0))
+    );
+    let epoch = joined["epoch"].as_str().unwrap().to_owned();
+
+    sender
+        .call(
+            ns,
+            2,
+            "shout",
+            Some(json!({"room": "kept:1", "text": "first"})),
+        )
+        .await;
+    let first = said_with_offsets(&mut reader, ns, 1).await;
+    assert_eq!(first[0].0, "first");
+    assert_eq!(
+        first[0].1,
+        json!({"room": "kept:1", "epoch": epoch, "offset": 1})
+    );
+    let p = plain.wait_for(|p| p.is_event(ns, "said")).await;
+    assert_eq!(
+        p.data.unwrap().as_array().unwrap().len(),
+        2,
+        "a plain client gets no offset"
+    );
+
+    // Cut: the TCP connection goes without a close frame.
+    drop(reader);
+    for i in 0..200 {
+        sender
+            .call(
+                ns,
+                100 + i,
+                "shout",
+                Some(json!({"room": "kept:1", "text": format!("m{i}")})),
+            )
+            .await;
+    }
+    let mut back = Client::open(srv.addr).await;
+    let auth = json!({"recovery": {"kept:1": {"epoch": epoch, "offset": 1}, "free": {"epoch": "x", "offset": 0}}});
+    back.connect_with(ns, &auth.to_string()).await.unwrap();
+    let replayed = said_with_offsets(&mut back, ns, 200).await;
+    for (i, (text, offset)) in replayed.iter().enumerate() {
+        assert_eq!(text, &format!("m{i}"));
+        assert_eq!(offset["offset"], json!(i as u64 + 2));
+    }
+    // The positions come in room order: `free` has no history, `kept:1`
+    // was recovered whole.
+    let free = position(&mut back, ns).await;
+    assert_eq!(
+        (
+            free["room"].clone(),
+            free["recovered"].clone(),
+            free["reason"].clone()
+        ),
+        (json!("free"), json!(false), json!("no_history"))
+    );
+    let kept = position(&mut back, ns).await;
+    assert_eq!(
+        kept,
+        json!({"room": "kept:1", "epoch": epoch, "offset": 201, "recovered": true, "replayed": 200})
+    );
+    // Back in the room: the next event is live, numbered 202, and nothing
+    // arrives twice.
+    sender
+        .call(
+            ns,
+            400,
+            "shout",
+            Some(json!({"room": "kept:1", "text": "live"})),
+        )
+        .await;
+    let live = said_with_offsets(&mut back, ns, 1).await;
+    assert_eq!(
+        (live[0].0.as_str(), live[0].1["offset"].clone()),
+        ("live", json!(202))
+    );
+    back.no_event(ns, "said", Duration::from_millis(200)).await;
+
+    // A history that kept 5 events: 10 missed is a gap, reported; the
+    // client is back in the room all the same.
+    let mut short = Client::open(srv.addr).await;
+    short.connect_with(ns, r#"{"recovery": {}}"#).await.unwrap();
+    short.call(ns, 1, "join", room("short:1")).await;
+    let start = position(&mut short, ns).await;
+    drop(short);
+    sender.call(ns, 500, "join", room("short:1")).await;
+    for i in 0..10 {
+        sender
+            .call(
+                ns,
+                501 + i,
+                "shout",
+                Some(json!({"room": "short:1", "text": format!("s{i}")})),
+            )
+            .await;
+    }
+    let mut again = Client::open(srv.addr).await;
+    let auth = json!({"recovery": {"short:1": {"epoch": start["epoch"], "offset": 0}}});
+    again.connect_with(ns, &auth.to_string()).await.unwrap();
+    let gap = position(&mut again, ns).await;
+    assert_eq!(
+        (
+            gap["recovered"].clone(),
+            gap["reason"].clone(),
+            gap["offset"].clone()
+        ),
+        (json!(false), json!("trimmed"), json!(10))
+    );
+    again.no_event(ns, "said", Duration::from_millis(100)).await;
+    sender
+        .call(
+            ns,
+            600,
+            "shout",
+            Some(json!({"room": "short:1", "text": "after"})),
+        )
+        .await;
+    assert_eq!(
+        said_with_offsets(&mut again, ns, 1).await[0].1["offset"],
+        json!(11)
+    );
+    // Another epoch: the history the client saw is gone.
+    let mut stale = Client::open(srv.addr).await;
+    stale
+        .connect_with(
+            ns,
+            r#"{"recovery": {"kept:1": {"epoch": "0000000000000000", "offset": 3}}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(position(&mut stale, ns).await["reason"], json!("epoch"));
 }

@@ -11,10 +11,12 @@ use socketioxide::extract::SocketRef;
 
 use super::adapter::{GatewayAdapter, RawSocket, with_adapter};
 use super::emitter::{EmitError, Emitter};
+use super::handshake::ResumeAt;
+use super::history::{self, HistoryStore, offsets_room};
 use super::rate_limit::ClientLimits;
 use super::room_caps::RoomCaps;
 use super::user_sockets::UserSlot;
-use crate::wire::EventError;
+use crate::wire::{EventError, RECOVERY_EVENT};
 
 /// A snapshot of what the runtime knows about one connection (one socket in
 /// one namespace).
@@ -78,6 +80,12 @@ pub(crate) struct ClientState {
     _user_slot: Option<UserSlot>,
     /// The namespace's room member caps, when a room has one.
     room_caps: Option<Arc<RoomCaps>>,
+    /// The namespace's room history, when a room has one.
+    pub(crate) history: Option<Arc<HistoryStore>>,
+    /// Whether the client asked for offsets (`auth.recovery`), and the
+    /// rooms it asked to resume (taken once, when it has connected).
+    pub(crate) offsets: bool,
+    pub(crate) resume: Mutex<Vec<ResumeAt>>,
 }
 
 impl Drop for ClientState {
@@ -103,6 +111,9 @@ pub(crate) struct NewClient {
     pub(crate) contract_version: Option<String>,
     pub(crate) version_is_label: bool,
     pub(crate) room_caps: Option<Arc<RoomCaps>>,
+    pub(crate) history: Option<Arc<HistoryStore>>,
+    /// `Some` when the client asked for offsets: the rooms to resume.
+    pub(crate) recovery: Option<Vec<ResumeAt>>,
 }
 
 /// The rooms `socket` is in, as owned names.
@@ -134,6 +145,9 @@ impl ClientState {
             version_is_label: new.version_is_label,
             _user_slot: new.user_slot,
             room_caps: new.room_caps,
+            history: new.history,
+            offsets: new.recovery.is_some(),
+            resume: Mutex::new(new.recovery.unwrap_or_default()),
         }
     }
 
@@ -245,10 +259,40 @@ impl SocketContext {
     /// adapter, broadcasts from every node reach the room's members.
     pub fn join(&self, room: impl Into<String>) -> Result<(), EventError> {
         let room = room.into();
+        // A socket that asked for offsets joins a room with history under
+        // the room's lock and is told where it starts: no event is numbered
+        // between its position and its membership.
+        let log = match &self.state.history {
+            Some(history) if self.state.offsets => history.log(&room),
+            _ => None,
+        };
+        let Some(log) = log else {
+            return self.join_now(room).map(|_| ());
+        };
+        let log = history::lock(&log);
+        if self.join_now(room.clone())? {
+            self.join_offsets(&offsets_room(&room));
+            let _ = self.emit_to_self(RECOVERY_EVENT, &log.position(&room, true));
+        }
+        Ok(())
+    }
+
+    /// The runtime's state of this socket.
+    pub(crate) fn state(&self) -> &ClientState {
+        &self.state
+    }
+
+    /// Joins the offsets room of a room (see `history::offsets_room`).
+    pub(crate) fn join_offsets(&self, offsets_room: &str) {
+        with_adapter!(RawSocket, &self.socket, socket => socket.join(offsets_room.to_owned()));
+    }
+
+    /// Joins `room` now; `Ok(false)` when the socket was in it already.
+    pub(crate) fn join_now(&self, room: String) -> Result<bool, EventError> {
         {
             let mut rooms = self.state.rooms();
             if rooms.contains(&room) {
-                return Ok(());
+                return Ok(false);
             }
             if rooms.len() - self.state.runtime_rooms >= self.state.max_rooms {
                 return Err(EventError::too_many_rooms(self.state.max_rooms));
@@ -260,7 +304,7 @@ impl SocketContext {
             rooms.insert(room.clone());
         }
         with_adapter!(RawSocket, &self.socket, socket => socket.join(room));
-        Ok(())
+        Ok(true)
     }
 
     /// Leaves a room of this namespace (immediate, like [`join`](Self::join)).
@@ -269,6 +313,9 @@ impl SocketContext {
         let was_in = self.state.rooms().remove(&room);
         if let (true, Some(caps)) = (was_in, &self.state.room_caps) {
             caps.leave(&room);
+        }
+        if self.state.offsets {
+            with_adapter!(RawSocket, &self.socket, socket => socket.leave(offsets_room(&room)));
         }
         with_adapter!(RawSocket, &self.socket, socket => socket.leave(room));
     }

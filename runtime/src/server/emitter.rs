@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
@@ -12,6 +13,7 @@ use socketioxide::{BroadcastError, SendError, SocketIo};
 
 use super::adapter::{Cluster, GatewayAdapter, RawIo, RawSocket, socket_room, with_adapter};
 use super::context::{ClientMetadata, ClientState};
+use super::history::{self, HistoryStore, RoomLog, offsets_room};
 use super::log_throttle::LogThrottle;
 
 /// Room every authenticated socket joins (for [`Target::Authenticated`]).
@@ -284,6 +286,8 @@ pub struct Emitter {
     ns: Arc<str>,
     stats: Arc<StatsInner>,
     cluster: Cluster,
+    /// The namespace's room history, when a room has one.
+    history: Option<Arc<HistoryStore>>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -304,12 +308,19 @@ pub(crate) fn client_state<A: GatewayAdapter>(socket: &SocketRef<A>) -> Option<A
 }
 
 impl Emitter {
-    pub(crate) fn new(io: RawIo, ns: Arc<str>, stats: Arc<StatsInner>, cluster: Cluster) -> Self {
+    pub(crate) fn new(
+        io: RawIo,
+        ns: Arc<str>,
+        stats: Arc<StatsInner>,
+        cluster: Cluster,
+        history: Option<Arc<HistoryStore>>,
+    ) -> Self {
         Self {
             io,
             ns,
             stats,
             cluster,
+            history,
         }
     }
 
@@ -361,6 +372,12 @@ impl Emitter {
             if local || !self.cluster.is_remote() {
                 return Err(self.fail(event, EmitError::SocketNotFound(id.clone())));
             }
+        }
+        if let (Target::Room { room, except: None }, Some(history)) = (&target, &self.history)
+            && !self.cluster.is_remote()
+            && let Some(log) = history.log(room)
+        {
+            return self.emit_kept(&op, room.as_str(), &log, event, payload);
         }
         // While Redis is known to be down, do not wait for a publish that
         // cannot succeed: this node's sockets get the packet now.
@@ -471,6 +488,57 @@ impl Emitter {
             Err(Err(reason)) => Err(self.node_only(event, reason)),
             Err(Ok(err)) => Err(self.fail(event, err)),
         }
+    }
+
+    /// An emit to a whole room with history (one node): numbered, kept, and
+    /// handed to the members' queues under the room's lock, so that a
+    /// returning socket's replay (taken under the same lock) and this event
+    /// never overlap. Members that asked for offsets get it as the extra
+    /// last argument.
+    fn emit_kept<A: GatewayAdapter, T: Serialize + ?Sized>(
+        &self,
+        op: &BroadcastOperators<A>,
+        room: &str,
+        log: &std::sync::Mutex<RoomLog>,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
+        let raw = serde_json::value::to_raw_value(payload)
+            .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
+        let offsets = offsets_room(room);
+        let mut log = history::lock(log);
+        let offset = log.push(room, event, raw.clone());
+        // The local adapter delivers synchronously: its futures are ready
+        // at the first poll, which happens here, under the lock.
+        let with_offset = (&*raw, &offset);
+        let sent = [
+            op.clone()
+                .to(room.to_owned())
+                .except(offsets.clone())
+                .emit(event, &*raw)
+                .now_or_never(),
+            op.clone()
+                .to(offsets)
+                .emit(event, &with_offset)
+                .now_or_never(),
+        ];
+        drop(log);
+        for res in sent {
+            match res {
+                Some(Ok(())) => {}
+                Some(Err(err)) => return Err(self.fail(event, from_broadcast_error(err))),
+                None => {
+                    return Err(self.fail(
+                        event,
+                        EmitError::Send {
+                            failed: 0,
+                            message: "the adapter did not deliver at once".to_owned(),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Counts and logs a broadcast that reached this node's sockets only.

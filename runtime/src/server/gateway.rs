@@ -37,7 +37,10 @@ use super::context::{ClientMetadata, ClientState, NewClient, SocketContext};
 use super::emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
 };
-use super::handshake::{ClientContract, MalformedAuth, client_contract, truncate_on_char};
+use super::handshake::{
+    ClientContract, MalformedAuth, client_contract, recovery, truncate_on_char,
+};
+use super::history::{self, HistoryStore, offsets_room};
 use super::http::{HttpCounters, HttpLimits, HttpStats};
 use super::log_throttle::LogThrottle;
 use super::metrics::{EventMetrics, Metrics, NsMetrics, UNKNOWN_EVENT_LABEL};
@@ -48,7 +51,8 @@ use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateL
 use super::user_sockets::UserSockets;
 use super::validate::PayloadSchema;
 use crate::wire::{
-    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, codes, truncate_name,
+    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, Offset, RECOVERY_EVENT, RecoveryGap,
+    RoomPosition, codes, truncate_name,
 };
 use socketioxide_core::Str;
 use std::ops::Range;
@@ -102,6 +106,8 @@ struct Inner {
     metrics_token: Option<Arc<str>>,
     /// `ServerConfig::trusted_proxies`.
     trusted_proxies: Arc<TrustedProxies>,
+    /// The room history of each registered namespace that has one.
+    histories: RwLock<HashMap<&'static str, Arc<HistoryStore>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -190,6 +196,7 @@ impl Gateway {
                 metrics_public: config.metrics_public,
                 metrics_token: config.metrics_token.as_deref().map(Arc::from),
                 trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+                histories: RwLock::new(HashMap::new()),
                 http: http.clone(),
                 metrics: config
                     .metrics_path
@@ -244,8 +251,17 @@ impl Gateway {
             }
             ns
         });
+        let history = HistoryStore::of(spec).map(Arc::new);
+        if let Some(history) = &history {
+            self.inner
+                .histories
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(spec.path, history.clone());
+        }
         let rt = Arc::new(NamespaceRuntime {
             spec,
+            history,
             events,
             metrics,
             dispatch: Box::new(dispatch),
@@ -304,11 +320,19 @@ impl Gateway {
     /// The emitter of namespace `ns` (emits fail with `UnknownNamespace`
     /// while it is not registered).
     pub fn emitter(&self, ns: &str) -> Emitter {
+        let history = self
+            .inner
+            .histories
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(ns)
+            .cloned();
         Emitter::new(
             self.inner.io.clone(),
             Arc::from(ns),
             self.inner.stats.clone(),
             self.inner.cluster.clone(),
+            history,
         )
     }
 
@@ -603,6 +627,32 @@ struct NamespaceRuntime {
     user_cap_log: LogThrottle,
     /// Member caps of the contract's rooms, when one has a cap.
     room_caps: Option<Arc<RoomCaps>>,
+    /// The history of the contract's rooms, when one has history.
+    history: Option<Arc<HistoryStore>>,
+}
+
+/// The position of a room a returning client re-joined whose history is
+/// gone (a new log starts with the join).
+fn continue_gap(history: &HistoryStore, room: &str, gap: RecoveryGap) -> RoomPosition {
+    let mut position = history
+        .log(room)
+        .map(|log| history::lock(&log).position(room, false))
+        .unwrap_or_else(|| refused(room));
+    position.recovered = false;
+    position.reason = Some(gap);
+    position
+}
+
+/// The position of a room a returning client was not let back into.
+fn refused(room: &str) -> RoomPosition {
+    RoomPosition {
+        room: room.to_owned(),
+        epoch: String::new(),
+        offset: 0,
+        recovered: false,
+        replayed: 0,
+        reason: Some(RecoveryGap::Refused),
+    }
 }
 
 /// The metrics route: the OpenMetrics text, or `401` without the bearer
@@ -684,6 +734,17 @@ impl NamespaceRuntime {
             }
         };
         let compatible = self.check_contract(client_contract.as_ref())?;
+        let recovery = match recovery(auth.as_ref()) {
+            Ok(recovery) => recovery,
+            Err(MalformedAuth(why)) => {
+                tracing::debug!(
+                    namespace = self.spec.path,
+                    "connection refused: INVALID_AUTH ({why})"
+                );
+                let code = self.refuse(codes::INVALID_AUTH);
+                return Err(format!("{code}: {why}").into());
+            }
+        };
         let parts = socket.req_parts();
         let user_id = match extract_token(auth.as_ref(), &parts.headers) {
             None => None,
@@ -774,6 +835,8 @@ impl NamespaceRuntime {
                 contract_version: client_contract.map(|c| c.version),
                 version_is_label: compatible,
                 room_caps: self.room_caps.clone(),
+                history: self.history.clone(),
+                recovery,
             },
         ));
         // In the extensions for metadata queries; the socket's own handlers
@@ -862,8 +925,78 @@ impl NamespaceRuntime {
             m.by_version(state.labelled_version()).inc();
         }
         let ctx = self.context(&socket, state);
+        self.resume(&ctx);
         if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_connect panicked");
+        }
+    }
+
+    /// Puts a reconnecting client back in the rooms it asked to resume
+    /// (`auth.recovery`): per room, under the room's lock, the events it
+    /// missed are sent again in order, with their offsets, it re-joins, and
+    /// a [`RoomPosition`](crate::wire::RoomPosition) says whether anything
+    /// is gone. Later events of the room reach it after its replay.
+    fn resume(&self, ctx: &SocketContext) {
+        let asked = std::mem::take(
+            &mut *ctx
+                .state()
+                .resume
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for at in asked {
+            let position = match self
+                .history
+                .as_ref()
+                .and_then(|h| h.spec_for(&at.room).map(|_| h))
+            {
+                None => RoomPosition {
+                    room: at.room.clone(),
+                    epoch: String::new(),
+                    offset: 0,
+                    recovered: false,
+                    replayed: 0,
+                    reason: Some(RecoveryGap::NoHistory),
+                },
+                Some(history) => match history.existing(&at.room) {
+                    // The room's log is gone (idle past its time to live):
+                    // a new one starts with the join.
+                    None => match ctx.join(at.room.clone()) {
+                        Ok(()) => continue_gap(history, &at.room, RecoveryGap::Expired),
+                        Err(_) => refused(&at.room),
+                    },
+                    Some(log) => {
+                        let mut log = history::lock(&log);
+                        let mut position = log.position(&at.room, true);
+                        let replay = log.since(&at.epoch, at.offset);
+                        match ctx.join_now(at.room.clone()) {
+                            Err(_) => refused(&at.room),
+                            Ok(_) => {
+                                ctx.join_offsets(&offsets_room(&at.room));
+                                match replay {
+                                    Ok(events) => {
+                                        position.replayed = events.len() as u64;
+                                        for (event, payload, offset) in events {
+                                            let offset = Offset {
+                                                room: at.room.clone(),
+                                                epoch: position.epoch.clone(),
+                                                offset,
+                                            };
+                                            let _ = ctx.emit_to_self(event, &(payload, &offset));
+                                        }
+                                    }
+                                    Err(gap) => {
+                                        position.recovered = false;
+                                        position.reason = Some(gap);
+                                    }
+                                }
+                                position
+                            }
+                        }
+                    }
+                },
+            };
+            let _ = ctx.emit_to_self(RECOVERY_EVENT, &position);
         }
     }
 

@@ -15,6 +15,72 @@ pub const MAX_CONTRACT_FIELD_BYTES: usize = 64;
 /// Most bytes of a refused value quoted back in a refusal or a log line.
 const MAX_ECHO: usize = 32;
 
+/// Most rooms one handshake may ask to resume.
+pub const MAX_RESUME_ROOMS: usize = 100;
+
+/// Longest room name a handshake may ask to resume, in bytes.
+const MAX_RESUME_ROOM_BYTES: usize = 256;
+
+/// A room a reconnecting client asks to resume: the last offset it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResumeAt {
+    pub(crate) room: String,
+    pub(crate) epoch: String,
+    pub(crate) offset: u64,
+}
+
+/// Reads `auth.recovery`: `None` when absent (the client wants no offsets),
+/// else the rooms to resume (`{}` on a first connection), sorted by room.
+pub(crate) fn recovery(auth: Option<&Value>) -> Result<Option<Vec<ResumeAt>>, MalformedAuth> {
+    let Some(Value::Object(auth)) = auth else {
+        return Ok(None);
+    };
+    let rooms = match auth.get("recovery") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(rooms)) => rooms,
+        Some(other) => {
+            return Err(MalformedAuth(format!(
+                "auth.recovery must be an object {{room: {{epoch, offset}}}}, not {}",
+                kind(other)
+            )));
+        }
+    };
+    if rooms.len() > MAX_RESUME_ROOMS {
+        return Err(MalformedAuth(format!(
+            "auth.recovery names {} rooms, at most {MAX_RESUME_ROOMS} are accepted",
+            rooms.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(rooms.len());
+    for (room, at) in rooms {
+        if room.len() > MAX_RESUME_ROOM_BYTES {
+            return Err(MalformedAuth(format!(
+                "auth.recovery names a room of {} bytes, at most {MAX_RESUME_ROOM_BYTES} are accepted",
+                room.len()
+            )));
+        }
+        let epoch = at.get("epoch").and_then(Value::as_str);
+        let offset = at.get("offset").and_then(Value::as_u64);
+        match (epoch, offset) {
+            (Some(epoch), Some(offset)) if epoch.len() <= MAX_CONTRACT_FIELD_BYTES => {
+                out.push(ResumeAt {
+                    room: room.clone(),
+                    epoch: epoch.to_owned(),
+                    offset,
+                });
+            }
+            _ => {
+                return Err(MalformedAuth(format!(
+                    "auth.recovery[`{}`] must be {{epoch: a string of at most {MAX_CONTRACT_FIELD_BYTES} bytes, offset: an integer}}",
+                    echo(room)
+                )));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.room.cmp(&b.room));
+    Ok(Some(out))
+}
+
 /// The contract a client names (`auth.contract: {name, version}`), checked:
 /// both at most [`MAX_CONTRACT_FIELD_BYTES`], the name of letters, digits,
 /// `_`, `-` and `.`, the version `MAJOR.MINOR.PATCH` with an optional
@@ -216,6 +282,38 @@ mod tests {
         assert!(contract(json!({"contract": "chat@1.0.0"})).is_err());
         assert!(contract(json!({"contract": {"name": "chat"}})).is_err());
         assert!(contract(json!({"contract": {"name": "chat", "version": 1}})).is_err());
+    }
+
+    #[test]
+    fn recovery_requests_are_bounded() {
+        assert_eq!(recovery(None), Ok(None));
+        assert_eq!(recovery(Some(&json!({"token": "t"}))), Ok(None));
+        assert_eq!(recovery(Some(&json!({"recovery": {}}))), Ok(Some(vec![])));
+        let asked = recovery(Some(&json!({"recovery": {
+            "thread:b": {"epoch": "e1", "offset": 7},
+            "thread:a": {"epoch": "e2", "offset": 0}
+        }})))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            asked.iter().map(|r| r.room.as_str()).collect::<Vec<_>>(),
+            ["thread:a", "thread:b"]
+        );
+        assert_eq!(asked[1].offset, 7);
+        for bad in [
+            json!({"recovery": []}),
+            json!({"recovery": {"r": {"epoch": "e"}}}),
+            json!({"recovery": {"r": {"epoch": 1, "offset": 1}}}),
+            json!({"recovery": {"r": {"epoch": "e", "offset": -1}}}),
+            json!({"recovery": {"r": {"epoch": "e".repeat(65), "offset": 1}}}),
+            json!({"recovery": {"r".repeat(257): {"epoch": "e", "offset": 1}}}),
+        ] {
+            assert!(recovery(Some(&bad)).is_err(), "{bad}");
+        }
+        let many: serde_json::Map<String, Value> = (0..=MAX_RESUME_ROOMS)
+            .map(|i| (format!("r{i}"), json!({"epoch": "e", "offset": 1})))
+            .collect();
+        assert!(recovery(Some(&json!({ "recovery": many }))).is_err());
     }
 
     #[test]

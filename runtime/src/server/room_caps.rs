@@ -84,11 +84,13 @@ mod tests {
                 name: "thread",
                 pattern: "thread:{id}",
                 max_members: Some(2),
+                history: None,
             },
             RoomSpec {
                 name: "lobby",
                 pattern: "lobby:{id}",
                 max_members: None,
+                history: None,
             },
         ],
     };

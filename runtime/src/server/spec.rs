@@ -99,6 +99,19 @@ pub struct RoomSpec {
     /// Most sockets one room of this pattern may hold on one node; a join
     /// past it is refused with `ROOM_FULL`.
     pub max_members: Option<usize>,
+    /// The room's history, kept so that reconnecting clients get what they
+    /// missed (see [`HistorySpec`]).
+    pub history: Option<HistorySpec>,
+}
+
+/// How much of a room's events the server keeps for clients that
+/// reconnect: the contract's `history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistorySpec {
+    /// Events kept per room (the oldest go first).
+    pub size: u32,
+    /// How long an event is kept, in seconds.
+    pub ttl_seconds: u32,
 }
 
 impl RoomSpec {
@@ -225,6 +238,7 @@ mod room_tests {
             name: "thread",
             pattern: "thread:{threadId}",
             max_members: Some(2),
+            history: None,
         };
         assert!(thread.matches("thread:t1"));
         assert!(thread.matches("thread:a:b"));
@@ -235,6 +249,7 @@ mod room_tests {
             name: "pair",
             pattern: "org:{org}:team:{team}",
             max_members: None,
+            history: None,
         };
         assert!(two.matches("org:a:team:b"));
         assert!(two.matches("org:a:team:x:team:b"));
