@@ -278,6 +278,33 @@ impl<'a> Diff<'a, '_> {
                     format!("namespace `{path}` now requires a token: old clients that connect without one are refused"),
                 );
             }
+            for (name, old_room) in &old_ns.rooms {
+                let Some(old_history) = old_room.history else {
+                    continue;
+                };
+                let new_history = new_ns.rooms.get(name).and_then(|r| r.history);
+                let shrunk = new_history.is_none_or(|n| {
+                    n.size < old_history.size || n.ttl_seconds < old_history.ttl_seconds
+                });
+                if shrunk && new_ns.rooms.contains_key(name) {
+                    let now = new_history.map_or_else(
+                        || "none".to_owned(),
+                        |n| format!("{} events, {} s", n.size, n.ttl_seconds),
+                    );
+                    self.report(
+                        "history-shrunk",
+                        Severity::Warning,
+                        Some(Direction::ServerToClient),
+                        Breaks::OldClients,
+                        At::New,
+                        at.join("rooms").join(name).as_str(),
+                        format!(
+                            "the history of room `{name}` went from {} events, {} s to {now}: clients that reconnect are told `recovered: false` sooner",
+                            old_history.size, old_history.ttl_seconds
+                        ),
+                    );
+                }
+            }
             for (name, new_room) in &new_ns.rooms {
                 let old_cap = old_ns.rooms.get(name).map(|r| r.max_members);
                 let tighter = match (old_cap, new_room.max_members) {

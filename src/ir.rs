@@ -117,8 +117,19 @@ pub struct RoomIr {
     pub ts_template: String,
     /// The contract's `maxMembers`, if any.
     pub max_members: Option<u64>,
+    /// The contract's `history`, if any.
+    pub history: Option<HistoryIr>,
     /// Doc lines.
     pub doc: Vec<String>,
+}
+
+/// How much of a room's events is kept for reconnecting clients.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HistoryIr {
+    /// Events kept per room.
+    pub size: u32,
+    /// Seconds an event is kept.
+    pub ttl_seconds: u32,
 }
 
 /// A parameter of a room pattern.
@@ -492,6 +503,10 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                     rust_format: format!("{rust_format:?}"),
                     ts_template,
                     max_members: room.max_members,
+                    history: room.history.map(|h| HistoryIr {
+                        size: h.size,
+                        ttl_seconds: h.ttl_seconds,
+                    }),
                     doc: doc_lines(room.description.as_deref()),
                 }
             })

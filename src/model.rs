@@ -108,6 +108,23 @@ pub struct Room {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_members: Option<u64>,
+    /// Keep the events sent to a room of this pattern, so that a client
+    /// that lost its connection gets what it missed when it comes back
+    /// (see the README's "Delivery guarantees").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
+}
+
+/// How much of a room's events is kept for clients that reconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct History {
+    /// Events kept per room (the oldest go first), 1 to 100,000.
+    #[schemars(range(min = 1, max = 100_000))]
+    pub size: u32,
+    /// How long an event is kept, in seconds (1 to 86,400).
+    #[schemars(range(min = 1, max = 86_400))]
+    pub ttl_seconds: u32,
 }
 
 /// An event from client to server.

@@ -534,7 +534,7 @@ impl Walker<'_> {
             o,
             at,
             "a room",
-            &["pattern", "description", "maxMembers"],
+            &["pattern", "description", "maxMembers", "history"],
             &["pattern"],
         );
         self.string(o, "description", at);
@@ -545,6 +545,28 @@ impl Walker<'_> {
                 &at.join("maxMembers"),
                 format!("`maxMembers` must be a positive integer, found {n}"),
             );
+        }
+        if let Some(h) = o.get("history") {
+            let h_at = at.join("history");
+            if let Some(h) = self.object(h, &h_at, "`history`") {
+                self.keys(
+                    h,
+                    &h_at,
+                    "`history`",
+                    &["size", "ttlSeconds"],
+                    &["size", "ttlSeconds"],
+                );
+                for (key, max) in [("size", 100_000u64), ("ttlSeconds", 86_400)] {
+                    if let Some(n) = h.get(key)
+                        && !n.as_u64().is_some_and(|n| (1..=max).contains(&n))
+                    {
+                        self.sink.error(
+                            &h_at.join(key),
+                            format!("`{key}` must be an integer from 1 to {max}, found {n}"),
+                        );
+                    }
+                }
+            }
         }
         let Some(pattern) = self.string(o, "pattern", at) else {
             return;

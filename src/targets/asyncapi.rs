@@ -164,9 +164,17 @@ fn channel(
             .rooms
             .iter()
             .map(|r| {
-                let room = match r.max_members {
-                    Some(max) => json!({ "pattern": r.pattern, "maxMembers": max }),
-                    None => json!(r.pattern),
+                let room = if r.max_members.is_none() && r.history.is_none() {
+                    json!(r.pattern)
+                } else {
+                    let mut room = json!({ "pattern": r.pattern });
+                    if let Some(max) = r.max_members {
+                        room["maxMembers"] = json!(max);
+                    }
+                    if let Some(h) = r.history {
+                        room["history"] = json!({ "size": h.size, "ttlSeconds": h.ttl_seconds });
+                    }
+                    room
                 };
                 (r.name.clone(), room)
             })

@@ -45,18 +45,25 @@ pub fn render(ir: &ContractIr) -> String {
             }
         );
         if !ns.rooms.is_empty() {
-            out.push_str("\nRooms:\n\n| room | name pattern | members | |\n|---|---|---|---|\n");
+            out.push_str(
+                "\nRooms:\n\n| room | name pattern | members | history | |\n|---|---|---|---|---|\n",
+            );
             for r in &ns.rooms {
                 let members = r.max_members.map_or_else(
                     || "no cap".to_owned(),
                     |m| format!("at most {m} per server (`ROOM_FULL`)"),
                 );
+                let history = r.history.map_or_else(
+                    || "none".to_owned(),
+                    |h| format!("the last {} events, {} s each", h.size, h.ttl_seconds),
+                );
                 let _ = writeln!(
                     out,
-                    "| `{}` | `{}` | {} | {} |",
+                    "| `{}` | `{}` | {} | {} | {} |",
                     r.name,
                     r.pattern,
                     members,
+                    history,
                     cell(&r.doc.join(" "))
                 );
             }

@@ -92,6 +92,10 @@ pub mod server {
                 name: "board",
                 pattern: "board:{boardId}:lane:{laneId}",
                 max_members: ::core::option::Option::Some(250),
+                history: ::core::option::Option::Some(rt::HistorySpec {
+                    size: 100,
+                    ttl_seconds: 300,
+                }),
             },
         ],
     };
