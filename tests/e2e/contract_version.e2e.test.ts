@@ -1,5 +1,5 @@
 // The contract-version handshake with the real socket.io-client: the
-// generated connect helper names the contract (chat 2.0.0), a client of
+// generated connect helper names the contract (chat 2.1.0), a client of
 // another major version gets `CONTRACT_MISMATCH` naming both versions, and
 // the generated `connectError` turns it into a `ContractMismatchError` (what
 // the React hook reports, so a page can ask the user to reload).
@@ -31,10 +31,10 @@ function outcome(s: Socket): Promise<{ connected: true } | { connected: false; e
 }
 
 test("the generated connect helper names its contract and is let in", async () => {
-  assert.deepEqual(CONTRACT, { name: "chat", version: "2.0.0" });
+  assert.deepEqual(CONTRACT, { name: "chat", version: "2.1.0" });
   const s = connectChat({ url: server.url, token: token("ada"), reconnection: false });
   const auth = s.auth as { token?: string; contract?: unknown };
-  assert.deepEqual(auth.contract, { name: "chat", version: "2.0.0" });
+  assert.deepEqual(auth.contract, { name: "chat", version: "2.1.0" });
   assert.deepEqual(await outcome(s), { connected: true });
 });
 
@@ -48,7 +48,7 @@ test("another major version is refused with both versions, as a ContractMismatch
   const result = await outcome(s);
   assert.equal(result.connected, false);
   if (result.connected) return;
-  assert.match(result.error.message, /^CONTRACT_MISMATCH: .*chat 3\.1\.0.*chat 2\.0\.0/);
+  assert.match(result.error.message, /^CONTRACT_MISMATCH: .*chat 3\.1\.0.*chat 2\.1\.0/);
   const mapped = connectError(result.error);
   assert.ok(mapped instanceof ContractMismatchError);
   assert.equal(mapped.code, "CONTRACT_MISMATCH");

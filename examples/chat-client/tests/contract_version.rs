@@ -1,5 +1,5 @@
 //! The contract-version handshake against `chat-server` (contract `chat`
-//! 2.0.0): generated clients name their contract, a client of another major
+//! 2.1.0): generated clients name their contract, a client of another major
 //! version is refused with `CONTRACT_MISMATCH` naming both versions (or let
 //! in, as configured), and connected sockets are counted per version.
 
@@ -44,7 +44,7 @@ async fn another_major_version_is_refused_with_both_versions() {
     let server = Server::start(&Spec::new(SECRET)).await;
     let token = token_signed_with("ada", SECRET).await;
 
-    // The generated client names chat 2.0.0 and is let in.
+    // The generated client names chat 2.1.0 and is let in.
     let generated = within(
         WAIT,
         "generated client",
@@ -81,7 +81,7 @@ async fn another_major_version_is_refused_with_both_versions() {
         ConnectError::ContractMismatch { message } => {
             assert!(message.starts_with("CONTRACT_MISMATCH: "), "{message}");
             assert!(
-                message.contains("chat 1.1.0") && message.contains("chat 2.0.0"),
+                message.contains("chat 1.1.0") && message.contains("chat 2.1.0"),
                 "{message}"
             );
         }
@@ -101,7 +101,7 @@ async fn another_major_version_is_refused_with_both_versions() {
     );
 
     // Counted per version, on connect and on disconnect.
-    assert_eq!(by_version(&server, "2.0.0").await, 1.0);
+    assert_eq!(by_version(&server, "2.1.0").await, 1.0);
     assert_eq!(by_version(&server, "2.4.2").await, 1.0);
     assert_eq!(by_version(&server, "none").await, 1.0);
     drop(generated);

@@ -60,7 +60,7 @@ pub mod server_events {
 pub mod rooms {
     /// Room `thread:{threadId}`.
     ///
-    /// Everyone who joined one thread.
+    /// Everyone who joined one thread. Its last 500 events (10 minutes each) are kept for clients that reconnect.
     pub fn thread(thread_id: impl ::core::fmt::Display) -> ::std::string::String {
         ::std::format!("thread:{}", thread_id)
     }
@@ -165,6 +165,10 @@ pub mod server {
                 name: "thread",
                 pattern: "thread:{threadId}",
                 max_members: ::core::option::Option::Some(1000),
+                history: ::core::option::Option::Some(rt::HistorySpec {
+                    size: 500,
+                    ttl_seconds: 600,
+                }),
             },
         ],
     };
