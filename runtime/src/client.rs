@@ -108,6 +108,7 @@ mod error;
 mod event;
 mod options;
 mod protocol;
+mod recovery;
 #[cfg(feature = "tls")]
 mod tls;
 mod typed;
@@ -136,6 +137,7 @@ pub use tokio::sync::{broadcast, watch};
 use crate::wire::AckResponse;
 use connection::{ConnShared, stop_requested};
 use options::{BoxFuture, Endpoints};
+use recovery::Inbox;
 
 /// How `wss://` nodes are reached (feature `tls`).
 #[cfg(feature = "tls")]
@@ -190,7 +192,8 @@ where
 struct Channels {
     state: watch::Sender<ConnectionState>,
     last_error: watch::Sender<Option<ConnectionError>>,
-    events: broadcast::Sender<ServerEvent>,
+    /// The server events, and where the client stands in rooms with history.
+    inbox: Arc<Inbox>,
     hooks: Mutex<Vec<ReconnectHook>>,
 }
 
@@ -209,7 +212,7 @@ impl ClientBuilder {
     /// A receiver of every server event from the first connection on. See
     /// [`Client::subscribe`] for the lag policy.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
-        self.channels.events.subscribe()
+        self.channels.inbox.events.subscribe()
     }
 
     /// Runs `handler` for every server event named `event`, from the first
@@ -220,7 +223,7 @@ impl ClientBuilder {
         F: Fn(ServerEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let rx = self.channels.events.subscribe();
+        let rx = self.channels.inbox.events.subscribe();
         self.handlers
             .push((event.into(), rx, boxed_handler(handler)));
         self
@@ -406,7 +409,11 @@ impl Core {
                 Some(provider) => provider().await,
                 None => None,
             };
-            let auth = handshake_auth(token, self.options.contract);
+            let recovery = self
+                .options
+                .recovery
+                .then(|| self.channels.inbox.resume_request());
+            let auth = handshake_auth(token, self.options.contract, recovery);
             connection::establish(target, namespace, auth, self.connector.clone()).await
         };
         let established = tokio::time::timeout(self.options.connect_timeout, attempt)
@@ -420,7 +427,7 @@ impl Core {
             namespace.clone(),
             generation,
             ready,
-            self.channels.events.clone(),
+            self.channels.inbox.clone(),
             self.shutdown.subscribe(),
         );
         *lock(&self.conn) = Some(Current {
@@ -642,7 +649,7 @@ impl Client {
     /// A builder, to subscribe or add handlers and hooks before the first
     /// connection.
     pub fn builder(options: ClientOptions) -> ClientBuilder {
-        let (events, _) = broadcast::channel(options.event_buffer.max(1));
+        let inbox = Arc::new(Inbox::new(options.event_buffer));
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (last_error, _) = watch::channel(None);
         ClientBuilder {
@@ -650,7 +657,7 @@ impl Client {
             channels: Channels {
                 state,
                 last_error,
-                events,
+                inbox,
                 hooks: Mutex::new(Vec::new()),
             },
             handlers: Vec::new(),
@@ -791,7 +798,7 @@ impl Client {
     /// receiver. `recv()` returns `RecvError::Closed` once the client stopped
     /// and every handle is gone.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
-        self.core().channels.events.subscribe()
+        self.core().channels.inbox.events.subscribe()
     }
 
     /// Runs `handler` for every server event named `event`, in a task of its
@@ -835,6 +842,11 @@ impl Client {
     }
 
     /// Whether the client is connected and accepts emits.
+    pub fn room_positions(&self) -> std::collections::BTreeMap<String, (String, u64)> {
+        self.core().channels.inbox.snapshot()
+    }
+
+    /// Whether the client is connected now.
     pub fn is_connected(&self) -> bool {
         *self.core().channels.state.borrow() == ConnectionState::Connected
     }
@@ -857,11 +869,12 @@ impl Client {
     }
 }
 
-/// The handshake's `auth` payload: `{"token"?, "contract"?: {name, version}}`,
-/// or none when there is neither.
+/// The handshake's `auth` payload: `{"token"?, "contract"?: {name, version},
+/// "recovery"?: {room: {epoch, offset}}}`, or none when there is nothing.
 fn handshake_auth(
     token: Option<String>,
     contract: Option<(&'static str, &'static str)>,
+    recovery: Option<Value>,
 ) -> Option<Value> {
     let mut auth = serde_json::Map::new();
     if let Some(token) = token {
@@ -872,6 +885,9 @@ fn handshake_auth(
             "contract".to_owned(),
             serde_json::json!({ "name": name, "version": version }),
         );
+    }
+    if let Some(recovery) = recovery {
+        auth.insert("recovery".to_owned(), recovery);
     }
     (!auth.is_empty()).then_some(Value::Object(auth))
 }

@@ -95,7 +95,7 @@ pub struct Offset {
 /// Where a client stands in a room with history ([`RECOVERY_EVENT`]).
 ///
 /// On a join: `recovered: true`, `replayed: 0`, and the room's current
-/// offset (the client has everything up to it). After a reconnection, per
+/// offset (the client has everything up to it); on a leave: `left: true`. After a reconnection, per
 /// room the client asked to resume: `recovered: true` when every event it
 /// missed was sent again, in order, before this signal (`replayed` of them),
 /// or `recovered: false` with the `reason` when some are gone; the client
@@ -117,6 +117,10 @@ pub struct RoomPosition {
     /// Why events were missed (when `recovered` is false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<RecoveryGap>,
+    /// The client left the room: it stops tracking it (and does not ask
+    /// to resume it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left: bool,
 }
 
 /// Why a room could not be recovered after a reconnection.

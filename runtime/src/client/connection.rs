@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -27,6 +27,7 @@ use super::error::{ClientError, ConnectError, DisconnectReason, TransportError};
 use super::event::{AckResponder, ServerEvent};
 use super::options::Node;
 use super::protocol::{self, EnginePacket, OpenInfo, SocketPacket};
+use super::recovery::Inbox;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -256,7 +257,7 @@ pub(crate) fn spawn(
     namespace: Arc<str>,
     generation: u64,
     ready: bool,
-    events: broadcast::Sender<ServerEvent>,
+    inbox: Arc<Inbox>,
     shutdown: watch::Receiver<bool>,
 ) -> (Arc<ConnShared>, JoinHandle<DisconnectReason>) {
     let Established { ws, open, sid } = established;
@@ -271,14 +272,7 @@ pub(crate) fn spawn(
         ready: AtomicBool::new(ready),
     });
     let liveness = liveness(&open);
-    let task = runtime.spawn(drive(
-        ws,
-        out_rx,
-        shared.clone(),
-        events,
-        shutdown,
-        liveness,
-    ));
+    let task = runtime.spawn(drive(ws, out_rx, shared.clone(), inbox, shutdown, liveness));
     (shared, task)
 }
 
@@ -301,7 +295,7 @@ async fn drive(
     mut ws: Ws,
     mut out_rx: mpsc::Receiver<Message>,
     conn: Arc<ConnShared>,
-    events: broadcast::Sender<ServerEvent>,
+    inbox: Arc<Inbox>,
     mut shutdown: watch::Receiver<bool>,
     liveness: Duration,
 ) -> DisconnectReason {
@@ -327,7 +321,7 @@ async fn drive(
                         break DisconnectReason::TransportError(TransportError::new(err));
                     }
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(reason) = on_text(&text, &mut ws, &conn, &events).await {
+                        if let Some(reason) = on_text(&text, &mut ws, &conn, &inbox).await {
                             break reason;
                         }
                     }
@@ -370,7 +364,7 @@ async fn on_text(
     text: &str,
     ws: &mut Ws,
     conn: &Arc<ConnShared>,
-    events: &broadcast::Sender<ServerEvent>,
+    inbox: &Inbox,
 ) -> Option<DisconnectReason> {
     match protocol::decode_engine(text) {
         Ok(EnginePacket::Ping(data)) => {
@@ -384,9 +378,7 @@ async fn on_text(
             match protocol::decode_socket(inner) {
                 Ok(SocketPacket::Event { ns, id, name, args }) if ours(ns) => {
                     let ack = id.map(|id| AckResponder::new(conn, id));
-                    // Never waits: a lagging subscriber loses its oldest
-                    // events instead. No subscriber at all is fine too.
-                    let _ = events.send(ServerEvent::new(name, args, ack));
+                    inbox.deliver(ServerEvent::new(name, args, ack));
                 }
                 Ok(SocketPacket::Ack { ns, id, args }) if ours(ns) => conn.resolve(id, Ok(args)),
                 Ok(SocketPacket::BinaryAck { ns, id: Some(id) }) if ours(ns) => conn.resolve(

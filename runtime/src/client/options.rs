@@ -48,6 +48,7 @@ pub struct ClientOptions {
     pub(crate) tls_roots: TlsRoots,
     pub(crate) root_ca_pems: Vec<Vec<u8>>,
     pub(crate) contract: Option<(&'static str, &'static str)>,
+    pub(crate) recovery: bool,
 }
 
 /// Which certificate authorities a `wss://` (or `https://`) server's
@@ -92,6 +93,7 @@ impl ClientOptions {
             namespace: "/".to_owned(),
             token: None,
             contract: None,
+            recovery: true,
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -191,6 +193,18 @@ impl ClientOptions {
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
+        self
+    }
+
+    /// Whether the client asks for room offsets and resumes its rooms
+    /// after a reconnection (default `true`): it names in every handshake
+    /// the last offset it has of each room with history
+    /// (`auth.recovery`), and the server sends what it missed (see
+    /// [`Client::room_positions`](super::Client::room_positions)). Servers
+    /// without history ignore it.
+    #[must_use]
+    pub fn recovery(mut self, on: bool) -> Self {
+        self.recovery = on;
         self
     }
 

@@ -314,8 +314,16 @@ impl SocketContext {
         if let (true, Some(caps)) = (was_in, &self.state.room_caps) {
             caps.leave(&room);
         }
-        if self.state.offsets {
+        if self.state.offsets
+            && let Some(history) = &self.state.history
+            && history.spec_for(&room).is_some()
+        {
             with_adapter!(RawSocket, &self.socket, socket => socket.leave(offsets_room(&room)));
+            if was_in && let Some(log) = history.existing(&room) {
+                let mut position = history::lock(&log).position(&room, true);
+                position.left = true;
+                let _ = self.emit_to_self(RECOVERY_EVENT, &position);
+            }
         }
         with_adapter!(RawSocket, &self.socket, socket => socket.leave(room));
     }

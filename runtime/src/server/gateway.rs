@@ -652,6 +652,7 @@ fn refused(room: &str) -> RoomPosition {
         recovered: false,
         replayed: 0,
         reason: Some(RecoveryGap::Refused),
+        left: false,
     }
 }
 
@@ -957,6 +958,7 @@ impl NamespaceRuntime {
                     recovered: false,
                     replayed: 0,
                     reason: Some(RecoveryGap::NoHistory),
+                    left: false,
                 },
                 Some(history) => match history.existing(&at.room) {
                     // The room's log is gone (idle past its time to live):

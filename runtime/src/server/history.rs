@@ -207,6 +207,7 @@ impl RoomLog {
             recovered,
             replayed: 0,
             reason: None,
+            left: false,
         }
     }
 
