@@ -74,8 +74,11 @@
 //!   nodes during the outage is lost.
 //! - Redis unreachable at start: [`Gateway::build`] fails with
 //!   [`ServerError::Cluster`] naming the URL (without its password).
-//! - socketioxide has no connection-state recovery: a client that
-//!   reconnects (to any node) starts a new session and re-joins its rooms.
+//! - socketioxide has no connection-state recovery; the runtime's own
+//!   (rooms with history, see `history` and the README's "Delivery
+//!   guarantees") keeps each room's history in the memory of the node that
+//!   sent its events: a client that comes back to another node is re-joined
+//!   and told `recovered: false` for those rooms.
 //! - HTTP long-polling needs sticky sessions at the load balancer (every
 //!   request of one engine.io session must reach the same node); clients
 //!   that cannot have them connect with WebSocket only.
