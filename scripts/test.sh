@@ -11,7 +11,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # What the tests need from the system: Node.js with npm, Debian's Chromium
 # for the browser test, Debian's redis-server for the several-node tests and
-# Debian's nginx for the trusted-proxy test.
+# Debian's nginx for the trusted-proxy test, Python 3 with venv for
+# python-socketio.
 # Installed here (as root, with apt) so that this one command works on a
 # fresh machine; .ci/run only calls this script.
 need_apt=()
@@ -19,6 +20,8 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_apt+=(
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # nginx: the reverse proxy in front of chat-server in the trusted-proxy test.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+# Python with venv: python-socketio, the plain client of the e2e suite.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 if [ "${EVCONTRACT_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)
 fi
@@ -110,7 +113,14 @@ export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
 step "cargo test"
 cargo test --workspace --all-features --locked
 
-step "end-to-end: examples/chat-server (one node, behind nginx, and several on Redis) driven by socket.io-client and examples/chat-client (node --test)"
+step "python-socketio 5 in target/pyvenv (the plain Python client of the end-to-end suite)"
+if ! target/pyvenv/bin/python -c 'import socketio' >/dev/null 2>&1; then
+  python3 -m venv target/pyvenv
+  target/pyvenv/bin/pip install --quiet --disable-pip-version-check "python-socketio[client]>=5,<6"
+fi
+export PYTHON_BIN="$PWD/target/pyvenv/bin/python"
+
+step "end-to-end: examples/chat-server (one node, behind nginx, and several on Redis) driven by socket.io-client, python-socketio and examples/chat-client (node --test)"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
 node --test target/e2e-js/tests/e2e/
