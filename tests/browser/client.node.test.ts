@@ -209,3 +209,35 @@ test('transports: ["websocket"] opens on WebSocket, with no long-polling at all'
   const t = thread("ws-only");
   assert.deepEqual(await wsOnly.joinThread({ threadId: t }), { threadId: t, members: ["gina"] });
 });
+
+test("after a lost connection the client gets the messages it missed, in order, once, and its position says so", async () => {
+  const t = thread("resume");
+  // Reconnects after 800 ms: time to send while it is away.
+  const reader = await connected(client({ token: token("resume-reader"), reconnectionDelay: 800, reconnectionDelayMax: 800 }));
+  const writer = await connected(client({ token: token("resume-writer") }));
+  const got: string[] = [];
+  reader.on("new_message", (m: NewMessage) => got.push(m.message.content));
+  const positions: import("../../generated/ts/chat/chat.client").RoomPosition[] = [];
+  reader.onRecovery((p) => positions.push(p));
+  const joined: string[] = [];
+  reader.on("joined", (j) => joined.push(j.userId));
+  await reader.joinThread({ threadId: t });
+  await writer.joinThread({ threadId: t });
+  // The writer's `joined` is an event of the room too: have it before the loss.
+  await until("the join's position and the writer's joined", () => positions.length === 1 && joined.includes("resume-writer"));
+  assert.equal(positions[0].recovered, true);
+
+  // The transport goes away without a Socket.IO goodbye.
+  reader.socket.io.engine.close();
+  await until("the loss", () => !reader.connected);
+  for (let i = 0; i < 15; i++) await writer.sendMessage({ threadId: t, content: `away ${i}` });
+  await until("the replay", () => got.length >= 15 && positions.length === 2, 10_000);
+  assert.deepEqual(got, Array.from({ length: 15 }, (_, i) => `away ${i}`));
+  assert.equal(positions[1].recovered, true);
+  assert.equal(positions[1].replayed, 15);
+  // Live again, nothing twice.
+  await writer.sendMessage({ threadId: t, content: "live" });
+  await until("the live message", () => got.length === 16);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(got.length, 16);
+});

@@ -33,8 +33,12 @@ function outcome(s: Socket): Promise<{ connected: true } | { connected: false; e
 test("the generated connect helper names its contract and is let in", async () => {
   assert.deepEqual(CONTRACT, { name: "chat", version: "2.1.0" });
   const s = connectChat({ url: server.url, token: token("ada"), reconnection: false });
-  const auth = s.auth as { token?: string; contract?: unknown };
+  // A function, called before every (re)connect with the current room positions.
+  const auth = await new Promise<{ token?: string; contract?: unknown; recovery?: unknown }>((resolve) =>
+    (s.auth as (cb: (data: object) => void) => void)(resolve),
+  );
   assert.deepEqual(auth.contract, { name: "chat", version: "2.1.0" });
+  assert.deepEqual(auth.recovery, {});
   assert.deepEqual(await outcome(s), { connected: true });
 });
 

@@ -201,28 +201,100 @@ export function connectError(e: unknown): Error {
   return e instanceof Error ? e : new Error(message);
 }
 
-function authOf(token: TokenSource): NonNullable<SocketOptions["auth"]> {
-  const contract = { name: CONTRACT.name, version: CONTRACT.version };
-  if (typeof token !== "function") {
-    return token === null || token === undefined ? { contract } : { token, contract };
+/** The server event that gives a client's position in a room with history. */
+export const RECOVERY_EVENT = "evcontract:recovery";
+
+/** Why a room could not be recovered after a reconnection. */
+export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused";
+
+/**
+ * Where the client stands in a room with history: sent when it joins
+ * (`recovered: true`), leaves (`left: true`), and for each room after a
+ * reconnection: `recovered: true` when every event it missed was sent again
+ * (`replayed` of them, in order, before this), or `recovered: false` with
+ * the `reason` when some are gone; fetch the room's state again then.
+ */
+export interface RoomPosition {
+  room: string;
+  epoch: string;
+  offset: number;
+  recovered: boolean;
+  replayed: number;
+  reason?: RecoveryGap;
+  left?: boolean;
+}
+
+/** An event's place in its room's history (its extra last argument). */
+interface Offset {
+  room: string;
+  epoch: string;
+  offset: number;
+}
+
+function isOffset(v: unknown): v is Offset {
+  const o = v as Partial<Offset> | null;
+  return o !== null && typeof o === "object" && typeof o.room === "string" && typeof o.epoch === "string" && typeof o.offset === "number";
+}
+
+/**
+ * The last offset this socket has per room with history, named in every
+ * reconnection's handshake (`auth.recovery`) so that the server sends what
+ * was missed.
+ */
+export class RoomPositions {
+  private readonly rooms = new Map<string, { epoch: string; offset: number }>();
+
+  /** Follows `socket`'s events and positions. */
+  attach(socket: Socket): void {
+    socket.onAny((event: string, ...args: unknown[]) => {
+      const last = args[args.length - 1];
+      if (event === RECOVERY_EVENT) {
+        const p = args[0] as RoomPosition;
+        if (p.left) this.rooms.delete(p.room);
+        else if (p.epoch !== "") this.rooms.set(p.room, { epoch: p.epoch, offset: p.offset });
+      } else if (args.length > 1 && isOffset(last)) {
+        this.rooms.set(last.room, { epoch: last.epoch, offset: last.offset });
+      }
+    });
   }
-  // socket.io-client calls this before every (re)connect.
+
+  /** `auth.recovery`: room → {epoch, offset}. */
+  request(): Record<string, { epoch: string; offset: number }> {
+    return Object.fromEntries(this.rooms);
+  }
+
+  /** Room → last offset, for display and tests. */
+  snapshot(): Map<string, { epoch: string; offset: number }> {
+    return new Map(this.rooms);
+  }
+}
+
+function authOf(token: TokenSource, positions: RoomPositions): NonNullable<SocketOptions["auth"]> {
+  const contract = { name: CONTRACT.name, version: CONTRACT.version };
+  const auth = (t: Token | null | undefined) =>
+    t === null || t === undefined ? { contract, recovery: positions.request() } : { token: t, contract, recovery: positions.request() };
+  // socket.io-client calls this before every (re)connect, so the positions
+  // are current at each reconnection.
   return (cb: (data: object) => void) => {
+    if (typeof token !== "function") {
+      cb(auth(token));
+      return;
+    }
     Promise.resolve()
       .then(token)
       .then(
-        (t) => cb(t === null || t === undefined ? { contract } : { token: t, contract }),
+        (t) => cb(auth(t)),
         // A failing token source connects without a token: the server
         // refuses (`AUTH_REQUIRED`) where one is needed.
-        () => cb({ contract }),
+        () => cb(auth(null)),
       );
   };
 }
 
-/** socket.io-client options for `options`. */
-export function ioOptions(options: ConnectOptions): Partial<ManagerOptions & SocketOptions> {
+/** socket.io-client options for `options`, with `positions` named at every (re)connect. */
+export function ioOptions(options: ConnectOptions, positions: RoomPositions = new RoomPositions()): Partial<ManagerOptions & SocketOptions> {
   const out: Partial<ManagerOptions & SocketOptions> = { forceNew: true, ...options.io };
-  out.auth = authOf(options.token);
+  out.auth = authOf(options.token, positions);
   if (options.reconnection !== undefined) out.reconnection = options.reconnection;
   if (options.reconnectionAttempts !== undefined) out.reconnectionAttempts = options.reconnectionAttempts;
   if (options.reconnectionDelay !== undefined) out.reconnectionDelay = options.reconnectionDelay;

@@ -2,7 +2,7 @@
 // Source: edges.contract.json (contract `edges` 2.0.0).
 /**
  * React hooks, one per namespace: `use<Namespace>Socket(options)` connects on
- * mount and returns `{socket, client, connected, status, error}` (a typed
+ * mount and returns `{socket, client, connected, status, error, lastGap}` (a typed
  * `useWebSocket`). The only generated module that imports `react`
  * (a peer dependency, 18 or 19).
  */
@@ -40,10 +40,17 @@ export interface UseSocketResult<S, C> {
    * the hook stops retrying, and the page should ask the user to reload.
    */
   error: Error | null;
+  /**
+   * The last room with history this connection could not recover after a
+   * reconnection (`recovered: false`, with the `reason`): events were sent
+   * to it that this client will never get, so fetch the room's state again.
+   * A new object for every such room, so an effect can depend on it.
+   */
+  lastGap: lib.RoomPosition | null;
 }
 
 function idle<S, C>(): UseSocketResult<S, C> {
-  return { socket: null, client: null, connected: false, status: "disconnected", error: null };
+  return { socket: null, client: null, connected: false, status: "disconnected", error: null, lastGap: null };
 }
 
 /**
@@ -111,11 +118,14 @@ function useSocketClient<S, C>(
         error,
       }));
     });
+    raw.on(lib.RECOVERY_EVENT, (position: lib.RoomPosition) => {
+      if (!position.recovered && !position.left) update(() => ({ lastGap: position }));
+    });
     raw.io.on("reconnect_attempt", () => update(() => ({ status: everConnected ? "reconnecting" : "connecting" })));
     raw.io.on("reconnect_failed", () =>
       update(() => ({ connected: false, status: "disconnected", error: new Error("gave up reconnecting") })),
     );
-    setState({ socket, client, connected: false, status: "connecting", error: null });
+    setState({ socket, client, connected: false, status: "connecting", error: null, lastGap: null });
     queueMicrotask(() => {
       if (live) raw.connect();
     });
@@ -150,7 +160,7 @@ function openBroadcastOnly(options: lib.ConnectOptions) {
 
 /**
  * Connects to `/broadcast-only` while mounted (and `enabled`): `{socket, client,
- * connected, status, error}`, with `client` the typed `BroadcastOnlyClient`.
+ * connected, status, error, lastGap}`, with `client` the typed `BroadcastOnlyClient`.
  */
 export function useBroadcastOnlySocket(
   options: UseSocketOptions = {},
@@ -165,7 +175,7 @@ function openListenOnly(options: lib.ConnectOptions) {
 
 /**
  * Connects to `/listen-only` while mounted (and `enabled`): `{socket, client,
- * connected, status, error}`, with `client` the typed `ListenOnlyClient`.
+ * connected, status, error, lastGap}`, with `client` the typed `ListenOnlyClient`.
  */
 export function useListenOnlySocket(
   options: UseSocketOptions = {},

@@ -12,15 +12,18 @@ import * as api from "./admin_panel.js";
 import * as lib from "./lib.js";
 
 export * from "./admin_panel.js";
-export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES } from "./lib.js";
-export type { CallOptions, ConnectOptions, ErrorCode, Token, TokenSource, Transport } from "./lib.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES, RECOVERY_EVENT } from "./lib.js";
+export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition, Token, TokenSource, Transport } from "./lib.js";
 
 /**
  * Opens a socket.io-client socket on `/admin-panel`, typed by the contract; the
  * token goes in the handshake's `auth`.
  */
 export function connectAdminPanel(options: lib.ConnectOptions = {}): api.AdminPanelSocket {
-  return io(lib.namespaceUrl(options.url, api.NAMESPACE), lib.ioOptions(options));
+  const positions = new lib.RoomPositions();
+  const socket = io(lib.namespaceUrl(options.url, api.NAMESPACE), lib.ioOptions(options, positions));
+  positions.attach(socket);
+  return socket as api.AdminPanelSocket;
 }
 
 /** A typed client for namespace `/admin-panel`. */
@@ -57,6 +60,20 @@ export class AdminPanelClient {
     raw.on(event as string, listener);
     return () => {
       raw.off(event as string, listener);
+    };
+  }
+
+  /**
+   * Listens to this client's positions in rooms with history: after a
+   * reconnection, one per room it was in, `recovered: false` (with the
+   * `reason`) when events it missed are gone, so the page can fetch the
+   * room's state again. Returns the function that stops listening.
+   */
+  onRecovery(handler: (position: lib.RoomPosition) => void): () => void {
+    const raw = this.socket as unknown as Socket;
+    raw.on(lib.RECOVERY_EVENT, handler);
+    return () => {
+      raw.off(lib.RECOVERY_EVENT, handler);
     };
   }
 
