@@ -18,8 +18,8 @@ use std::time::Duration;
 use chat_contract::chat::server::ChatHandler;
 use chat_contract::health::server::HealthHandler;
 use chat_contract::{
-    Announce, Announcement, HealthStatus, JoinThread, JoinThreadAck, LeaveThread, LeaveThreadAck,
-    MarkRead, Message, RequestRefresh, SendMessage, Typing,
+    Announce, Announcement, GetThread, GetThreadAck, HealthStatus, JoinThread, JoinThreadAck,
+    LeaveThread, LeaveThreadAck, MarkRead, Message, RequestRefresh, SendMessage, Typing,
 };
 use evcontract_runtime::EventError;
 use evcontract_runtime::server::{AuthConfig, Gateway, ServerConfig, SocketContext, sign_hs256};
@@ -69,6 +69,17 @@ impl ChatHandler for Chat {
         ctx.leave(format!("thread:{}", *p.thread_id));
         Ok(LeaveThreadAck {
             thread_id: p.thread_id.to_string(),
+        })
+    }
+
+    async fn get_thread(
+        &self,
+        _ctx: &SocketContext,
+        p: GetThread,
+    ) -> Result<GetThreadAck, EventError> {
+        Ok(GetThreadAck {
+            thread_id: p.thread_id.to_string(),
+            messages: Vec::new(),
         })
     }
 

@@ -2,7 +2,8 @@
 // real headless Chromium, against the example server (examples/chat-server)
 // serving the built app with WEB_DIR. Two pages, two users, one thread:
 // messages and typing indicators cross over, and a server restart shows
-// "Reconnecting…", then "Connected", after which messages flow again.
+// "Reconnecting…", then "Connected", that the lost history could not be
+// recovered (the thread is reloaded), after which messages flow again.
 // Screenshots go to test-output/browser/.
 //
 // Needs Chromium (Debian's `chromium`; CHROMIUM_BIN overrides the path) and
@@ -195,7 +196,7 @@ test("typing in one page shows the indicator in the other", async () => {
   await screenshot(bob, "bob");
 });
 
-test("server restart: Reconnecting…, then Connected, and messages flow again", async () => {
+test("server restart: Reconnecting…, then Connected, told what could not be recovered, and messages flow again", async () => {
   await stopServer();
   await waitText(alice, "status", "Reconnecting…");
   await waitText(bob, "status", "Reconnecting…");
@@ -212,6 +213,11 @@ test("server restart: Reconnecting…, then Connected, and messages flow again",
   // starts with empty rooms), so both end up listed again.
   await waitText(alice, "members", "alice, bob");
   await waitText(bob, "members", "alice, bob");
+  // The restarted server lost the thread's history: each page is told it
+  // could not recover (reason `epoch`), reloads the thread and says so.
+  await waitText(alice, "gap", "could not be recovered");
+  await waitText(alice, "gap", "the server lost its history");
+  await waitText(bob, "gap", "the server lost its history");
   await send(bob, "back again");
   await waitText(alice, "messages", "bob: back again");
   await send(alice, "welcome back");

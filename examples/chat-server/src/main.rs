@@ -53,9 +53,9 @@ use chat_contract::runtime::server::{
     TlsConfig, TrustedProxies, sign_hs256,
 };
 use chat_contract::{
-    Announce, Announcement, ErrorCode, HealthStatus, HealthStatusStatus, JoinThread, JoinThreadAck,
-    LeaveThread, LeaveThreadAck, MarkRead, Message, MessageRead, NewMessage, RequestRefresh,
-    SendMessage, Typing, TypingIndicator, VpsData,
+    Announce, Announcement, ErrorCode, GetThread, GetThreadAck, HealthStatus, HealthStatusStatus,
+    JoinThread, JoinThreadAck, LeaveThread, LeaveThreadAck, MarkRead, Message, MessageRead,
+    NewMessage, RequestRefresh, SendMessage, Typing, TypingIndicator, VpsData,
 };
 use presence::Presence;
 
@@ -100,6 +100,14 @@ struct History {
 }
 
 impl History {
+    /// The kept messages of `thread_id`, oldest first.
+    fn recent(&self, thread_id: &str) -> Vec<Message> {
+        self.threads
+            .get(thread_id)
+            .map(|(messages, _)| messages.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn record(&mut self, thread_id: &str, message: Message) {
         self.writes += 1;
         let write = self.writes;
@@ -223,6 +231,21 @@ impl ChatHandler for Chat {
             .exited(&ChatEmitter::of(ctx), ctx.socket_id(), &user, &thread_id)
             .await;
         Ok(LeaveThreadAck { thread_id })
+    }
+
+    async fn get_thread(
+        &self,
+        ctx: &SocketContext,
+        p: GetThread,
+    ) -> Result<GetThreadAck, EventError> {
+        ctx.require_auth()?;
+        let thread_id = p.thread_id.to_string();
+        Self::require_member(ctx, &thread_id)?;
+        let messages = self.threads.lock().map_err(internal)?.recent(&thread_id);
+        Ok(GetThreadAck {
+            thread_id,
+            messages,
+        })
     }
 
     async fn send_message(

@@ -1,7 +1,7 @@
 // The example chat: sign in with a dev token, join a thread, talk. Everything
 // socket-related goes through the generated client and hook.
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { AckError, type Announcement, type ChatClient, type Message } from "../../../generated/ts/chat/chat.client";
+import { AckError, type Announcement, type ChatClient, type Message, type RecoveryGap, type RoomPosition } from "../../../generated/ts/chat/chat.client";
 import { ContractMismatchError, useChatSocket, type ConnectionStatus } from "../../../generated/ts/chat/react";
 
 interface Session {
@@ -97,7 +97,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
 }
 
 function Chat({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
-  const { client, connected, status, error } = useChatSocket({
+  const { client, connected, status, error, lastGap } = useChatSocket({
     url: SERVER_URL,
     token: session.token,
     reconnection: true,
@@ -158,20 +158,31 @@ function Chat({ session, onSignOut }: { session: Session; onSignOut: () => void 
         </button>
       </form>
       {client !== null && thread !== null && (
-        <Thread key={thread} client={client} connected={connected} threadId={thread} me={session.user} />
+        <Thread key={thread} client={client} connected={connected} lastGap={lastGap} threadId={thread} me={session.user} />
       )}
     </>
   );
 }
 
+/** Why a thread could not be recovered, for people. */
+const GAP_TEXT: Record<RecoveryGap, string> = {
+  trimmed: "more messages were sent while you were away than the server keeps",
+  expired: "you were away longer than the server keeps messages",
+  epoch: "the server lost its history, for example in a restart",
+  no_history: "this thread keeps no history",
+  refused: "the server did not let you back in",
+};
+
 function Thread({
   client,
   connected,
+  lastGap,
   threadId,
   me,
 }: {
   client: ChatClient;
   connected: boolean;
+  lastGap: RoomPosition | null;
   threadId: string;
   me: string;
 }) {
@@ -181,6 +192,7 @@ function Thread({
   const [draft, setDraft] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
   const [joined, setJoined] = useState(false);
+  const [gap, setGap] = useState<string | null>(null);
   const typingSent = useRef(false);
   const typingTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
@@ -232,6 +244,25 @@ function Thread({
     };
   }, [client, connected, threadId]);
 
+  // Messages sent while the connection was away that the server could not
+  // send again (its history was trimmed, expired or lost): reload the thread
+  // and say so.
+  useEffect(() => {
+    if (lastGap === null || lastGap.room !== `thread:${threadId}`) return;
+    let current = true;
+    client
+      .getThread({ threadId })
+      .then((ack) => {
+        if (!current) return;
+        setMessages(ack.messages);
+        setGap(`Some messages could not be recovered after the connection came back (${GAP_TEXT[lastGap.reason ?? "refused"]}); the thread was reloaded.`);
+      })
+      .catch((e: unknown) => current && setProblem(`reload: ${describe(e)}`));
+    return () => {
+      current = false;
+    };
+  }, [client, lastGap, threadId]);
+
   // Forget typists that went quiet without saying so.
   useEffect(() => {
     const timer = setInterval(() => {
@@ -278,6 +309,11 @@ function Thread({
         Members:{" "}
         <span data-testid="members">{members.join(", ")}</span>
       </p>
+      {gap !== null && (
+        <p data-testid="gap" className="notice" role="status">
+          {gap}
+        </p>
+      )}
       <ul data-testid="messages" className="messages">
         {messages.map((m) => (
           <li key={m.id} className={m.userId === me ? "mine" : ""}>

@@ -102,6 +102,16 @@ export class ChatClient {
     );
   }
 
+  /** The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed. */
+  getThread(payload: api.GetThread, options?: lib.CallOptions): Promise<api.GetThreadAck> {
+    return lib.request<api.GetThreadAck>(
+      this.socket as unknown as Socket,
+      "get_thread",
+      payload,
+      options?.timeoutMs ?? this.ackTimeoutMs,
+    );
+  }
+
   /** Post a message to a thread the sender has joined; the whole room gets `new_message`. */
   sendMessage(payload: api.SendMessage, options?: lib.CallOptions): Promise<api.Message> {
     return lib.request<api.Message>(

@@ -74,6 +74,16 @@ export interface LeaveThreadAck {
   threadId: string;
 }
 
+/** The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed. */
+export interface GetThread {
+  threadId: string;
+}
+
+export interface GetThreadAck {
+  threadId: string;
+  messages: Message[];
+}
+
 /** Post a message to a thread the sender has joined; the whole room gets `new_message`. */
 export interface SendMessage {
   threadId: string;
@@ -165,6 +175,8 @@ export interface ClientEvents {
   join_thread: JoinThread;
   /** Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval. */
   leave_thread: LeaveThread;
+  /** The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed. */
+  get_thread: GetThread;
   /** Post a message to a thread the sender has joined; the whole room gets `new_message`. */
   send_message: SendMessage;
   /** Typing started or stopped; the rest of the room gets `typing_indicator`. */
@@ -179,6 +191,7 @@ export interface ClientEvents {
 export interface ClientEventAcks {
   join_thread: JoinThreadAck;
   leave_thread: LeaveThreadAck;
+  get_thread: GetThreadAck;
   send_message: Message;
   announce: Announcement;
 }
@@ -205,6 +218,8 @@ export interface ClientToServerEvents {
   join_thread: (payload: JoinThread, ack: (res: AckResponse<JoinThreadAck>) => void) => void;
   /** Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval. */
   leave_thread: (payload: LeaveThread, ack: (res: AckResponse<LeaveThreadAck>) => void) => void;
+  /** The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed. */
+  get_thread: (payload: GetThread, ack: (res: AckResponse<GetThreadAck>) => void) => void;
   /** Post a message to a thread the sender has joined; the whole room gets `new_message`. */
   send_message: (payload: SendMessage, ack: (res: AckResponse<Message>) => void) => void;
   /** Typing started or stopped; the rest of the room gets `typing_indicator`. */

@@ -961,10 +961,12 @@ impl NamespaceRuntime {
                     left: false,
                 },
                 Some(history) => match history.existing(&at.room) {
-                    // The room's log is gone (idle past its time to live):
-                    // a new one starts with the join.
+                    // This node has no history of the room (it restarted,
+                    // the client comes from another node, or the log went
+                    // idle past its time to live): not the history the
+                    // client knew; a new one starts with the join.
                     None => match ctx.join(at.room.clone()) {
-                        Ok(()) => continue_gap(history, &at.room, RecoveryGap::Expired),
+                        Ok(()) => continue_gap(history, &at.room, RecoveryGap::Epoch),
                         Err(_) => refused(&at.room),
                     },
                     Some(log) => {

@@ -13,6 +13,8 @@ pub mod client_events {
     pub const JOIN_THREAD: &str = "join_thread";
     /// `leave_thread`, acked with [`LeaveThreadAck`](crate::LeaveThreadAck).
     pub const LEAVE_THREAD: &str = "leave_thread";
+    /// `get_thread`, acked with [`GetThreadAck`](crate::GetThreadAck).
+    pub const GET_THREAD: &str = "get_thread";
     /// `send_message`, acked with [`Message`](crate::Message).
     pub const SEND_MESSAGE: &str = "send_message";
     /// `typing`.
@@ -25,6 +27,7 @@ pub mod client_events {
     pub const ALL: &[&str] = &[
         JOIN_THREAD,
         LEAVE_THREAD,
+        GET_THREAD,
         SEND_MESSAGE,
         TYPING,
         MARK_READ,
@@ -99,6 +102,18 @@ pub mod server {
                 auth: rt::AuthMode::Required,
                 rate_limit: ::core::option::Option::Some(rt::RateLimit {
                     max: 120,
+                    window_ms: 60000,
+                    per: rt::RateScope::User,
+                }),
+                max_payload_bytes: ::core::option::Option::None,
+                acked: true,
+                schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
+            },
+            rt::EventSpec {
+                name: super::client_events::GET_THREAD,
+                auth: rt::AuthMode::Required,
+                rate_limit: ::core::option::Option::Some(rt::RateLimit {
+                    max: 30,
                     window_ms: 60000,
                     per: rt::RateScope::User,
                 }),
@@ -198,6 +213,16 @@ pub mod server {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<crate::LeaveThreadAck, EventError>,
         > + ::core::marker::Send;
+        /// `get_thread` (authentication required), at most 30 per 60000 ms per user.
+        ///
+        /// The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed.
+        fn get_thread(
+            &self,
+            ctx: &rt::SocketContext,
+            payload: crate::GetThread,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<crate::GetThreadAck, EventError>,
+        > + ::core::marker::Send;
         /// `send_message` (authentication required), at most 20 per 10000 ms per user, payloads up to 16384 bytes.
         ///
         /// Post a message to a thread the sender has joined; the whole room gets `new_message`.
@@ -293,6 +318,16 @@ pub mod server {
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
                         let ack = handler.leave_thread(&ctx, payload).await?;
+                        ::evcontract_runtime::wire::encode_ack(&ack)
+                    })
+                }
+                super::client_events::GET_THREAD => {
+                    let decoded = ::evcontract_runtime::wire::decode_text::<
+                        crate::GetThread,
+                    >(payload);
+                    ::std::boxed::Box::pin(async move {
+                        let payload = decoded?;
+                        let ack = handler.get_thread(&ctx, payload).await?;
                         ::evcontract_runtime::wire::encode_ack(&ack)
                     })
                 }
@@ -584,6 +619,15 @@ pub mod client {
             payload: crate::LeaveThread,
         ) -> ::core::result::Result<crate::LeaveThreadAck, rt::ClientError> {
             self.inner.emit_with_ack(super::client_events::LEAVE_THREAD, &payload).await
+        }
+        /// Sends `get_thread` and waits for its ack.
+        ///
+        /// The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed.
+        pub async fn get_thread(
+            &self,
+            payload: crate::GetThread,
+        ) -> ::core::result::Result<crate::GetThreadAck, rt::ClientError> {
+            self.inner.emit_with_ack(super::client_events::GET_THREAD, &payload).await
         }
         /// Sends `send_message` and waits for its ack.
         ///

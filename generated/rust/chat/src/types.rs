@@ -159,6 +159,90 @@ impl<'de> ::serde::Deserialize<'de> for AnnouncementText {
         deserializer.deserialize_str(Text)
     }
 }
+///The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GetThread {
+    #[serde(rename = "threadId")]
+    pub thread_id: GetThreadThreadId,
+}
+///`GetThreadAck`
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GetThreadAck {
+    pub messages: ::std::vec::Vec<Message>,
+    #[serde(rename = "threadId")]
+    pub thread_id: ::std::string::String,
+}
+///`GetThreadThreadId`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct GetThreadThreadId(::std::string::String);
+impl ::std::ops::Deref for GetThreadThreadId {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<GetThreadThreadId> for ::std::string::String {
+    fn from(value: GetThreadThreadId) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for GetThreadThreadId {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() > 200usize {
+            return Err("longer than 200 characters".into());
+        }
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for GetThreadThreadId {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GetThreadThreadId {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for GetThreadThreadId {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        struct Text;
+        impl ::serde::de::Visitor<'_> for Text {
+            type Value = GetThreadThreadId;
+            fn expecting(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> ::std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: ::serde::de::Error>(
+                self,
+                value: &str,
+            ) -> ::std::result::Result<Self::Value, E> {
+                value
+                    .parse()
+                    .map_err(|e: self::error::ConversionError| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 ///Health of the service.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 pub struct HealthStatus {
