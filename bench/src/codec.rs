@@ -101,8 +101,9 @@ pub(crate) fn pong_packet(data: &str) -> String {
 
 /// `40/ns,{"token":"…"}`: joins namespace `ns` with a token.
 pub(crate) fn connect_packet(ns: &str, token: &str) -> String {
-    // Tokens are base64url and dots: nothing to escape.
-    format!("40{ns},{{\"token\":\"{token}\"}}")
+    // Tokens are base64url and dots: nothing to escape. `recovery` asks for
+    // room offsets, as generated clients do (other servers ignore it).
+    format!("40{ns},{{\"token\":\"{token}\",\"recovery\":{{}}}}")
 }
 
 /// `42/ns,id["name",payload]` with `payload` already JSON.
@@ -188,7 +189,7 @@ mod tests {
     fn encodes() {
         assert_eq!(
             connect_packet("/chat", "a.b.c"),
-            r#"40/chat,{"token":"a.b.c"}"#
+            r#"40/chat,{"token":"a.b.c","recovery":{}}"#
         );
         assert_eq!(
             event_packet("/chat", 7, "send_message", r#"{"a":1}"#),

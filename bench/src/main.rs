@@ -617,11 +617,12 @@ async fn run_all(
         run_fanout2(res, servers, programs, redis_program, work).await;
     }
     if wants("idle") {
-        // Metrics cost nothing per idle connection: A0 is left out here.
+        // Metrics and history cost nothing per idle connection: A0 and A1
+        // are left out here.
         let idle_servers: Vec<Kind> = servers
             .iter()
             .copied()
-            .filter(|k| *k != Kind::GeneratedNoMetrics)
+            .filter(|k| !k.is_variant())
             .collect();
         for round in 1..=sizes.rounds {
             for kind in rotated(&idle_servers, round) {

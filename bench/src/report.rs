@@ -275,6 +275,7 @@ fn table<R: Rounded>(
         ("generated/raw", Kind::Generated, Kind::Raw),
         ("generated/Node", Kind::Generated, Kind::Node),
         ("metrics on/off", Kind::Generated, Kind::GeneratedNoMetrics),
+        ("history on/off", Kind::Generated, Kind::GeneratedNoHistory),
     ];
     columns_table(out, runs, server_of, &columns, &ratios, rows);
 }
@@ -390,6 +391,17 @@ pub(crate) fn targets(res: &Results) -> Vec<TargetCheck> {
             median(r),
             spread_cell(r),
             &|r| r <= 1.02,
+        );
+        // What numbering and keeping every thread event costs: history on
+        // (A) and off (A1).
+        let r = fan(Kind::Generated, Kind::GeneratedNoHistory, w, |r| {
+            r.cpu_us_per_delivery
+        });
+        check(
+            format!("fan-out, {w} in flight: history on/off CPU per delivery ≤ 1.15"),
+            median(r),
+            spread_cell(r),
+            &|r| r <= 1.15,
         );
         let r = fan(Kind::Generated, Kind::Node, w, |r| r.deliveries_per_s);
         check(

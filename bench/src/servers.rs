@@ -24,16 +24,27 @@ pub(crate) enum Kind {
     /// what counting costs, against (A) where they are on.
     #[serde(rename = "generated-nometrics")]
     GeneratedNoMetrics,
+    /// (A1) `chat-server` with its room history off (`HISTORY=off`): what
+    /// numbering and keeping every thread event costs, against (A).
+    #[serde(rename = "generated-nohistory")]
+    GeneratedNoHistory,
 }
 
 impl Kind {
     /// In the order the rounds alternate.
-    pub(crate) const ALL: [Kind; 4] = [
+    pub(crate) const ALL: [Kind; 5] = [
         Kind::Generated,
         Kind::Raw,
         Kind::Node,
         Kind::GeneratedNoMetrics,
+        Kind::GeneratedNoHistory,
     ];
+
+    /// The generated server with one feature off: measured beside (A) in
+    /// the fan-out scenarios only.
+    pub(crate) fn is_variant(self) -> bool {
+        matches!(self, Kind::GeneratedNoMetrics | Kind::GeneratedNoHistory)
+    }
 
     /// Short label (JSON, tables).
     pub(crate) fn label(self) -> &'static str {
@@ -42,6 +53,7 @@ impl Kind {
             Kind::Raw => "raw",
             Kind::Node => "node",
             Kind::GeneratedNoMetrics => "generated-nometrics",
+            Kind::GeneratedNoHistory => "generated-nohistory",
         }
     }
 
@@ -52,6 +64,7 @@ impl Kind {
             Kind::Raw => "B: raw socketioxide",
             Kind::Node => "C: Node socket.io",
             Kind::GeneratedNoMetrics => "A0: generated, metrics off",
+            Kind::GeneratedNoHistory => "A1: generated, history off",
         }
     }
 }
@@ -209,7 +222,9 @@ impl Server {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let (mut program, mut args): (PathBuf, Vec<PathBuf>) = match kind {
-            Kind::Generated | Kind::GeneratedNoMetrics => (programs.chat_server.clone(), vec![]),
+            Kind::Generated | Kind::GeneratedNoMetrics | Kind::GeneratedNoHistory => {
+                (programs.chat_server.clone(), vec![])
+            }
             Kind::Raw => (programs.raw_server.clone(), vec![]),
             Kind::Node => (PathBuf::from("node"), vec![programs.node_script.clone()]),
         };
@@ -247,6 +262,14 @@ impl Server {
             .env(
                 "METRICS",
                 if kind == Kind::GeneratedNoMetrics {
+                    "off"
+                } else {
+                    "on"
+                },
+            )
+            .env(
+                "HISTORY",
+                if kind == Kind::GeneratedNoHistory {
                     "off"
                 } else {
                     "on"

@@ -20,7 +20,8 @@
 //! or CIDR networks of the reverse proxies whose `X-Forwarded-For` names the
 //! client; none by default); `JWT_ISSUER` / `JWT_AUDIENCE` (required `iss` /
 //! `aud`, comma-separated to accept several; unchecked by default);
-//! `PRESENCE_INTERVAL_MS` (1000: a user is announced in a thread at most
+//! `HISTORY` (`on`: threads keep their last events for clients that
+//! reconnect; `off`: live only); `PRESENCE_INTERVAL_MS` (1000: a user is announced in a thread at most
 //! once per interval); `REDIS_STALL_TIMEOUT_MS` (50: the longest a handler's
 //! emit waits for Redis). `TLS_CERT` and `TLS_KEY` (PEM
 //! files: the certificate chain and its private key) serve HTTPS/WSS
@@ -509,6 +510,11 @@ fn with_limits(mut config: ServerConfig) -> Result<ServerConfig, String> {
     }
     if let Some(n) = env_number("MAX_SOCKETS_PER_USER")? {
         config = config.max_sockets_per_user(n);
+    }
+    match env_or("HISTORY", "on").as_str() {
+        "on" => {}
+        "off" => config = config.room_history(false),
+        other => return Err(format!("bad HISTORY `{other}`: use on or off")),
     }
     if let Ok(list) = std::env::var("TRUSTED_PROXIES") {
         let proxies = TrustedProxies::parse(list.split(',')).map_err(|e| e.to_string())?;

@@ -67,6 +67,7 @@ pub struct ServerConfig {
     pub(crate) metrics_public: bool,
     pub(crate) metrics_token: Option<String>,
     pub(crate) trusted_proxies: super::TrustedProxies,
+    pub(crate) room_history: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
 }
@@ -95,6 +96,7 @@ impl Default for ServerConfig {
             metrics_public: true,
             metrics_token: None,
             trusted_proxies: super::TrustedProxies::default(),
+            room_history: true,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -249,6 +251,16 @@ impl ServerConfig {
     #[must_use]
     pub fn trusted_proxies(mut self, proxies: super::TrustedProxies) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Whether rooms whose contract pattern declares `history` keep their
+    /// events for clients that reconnect (default `true`). Off, every room
+    /// is live only, as if no pattern had history (clients are told
+    /// `no_history` when they ask to resume).
+    #[must_use]
+    pub fn room_history(mut self, on: bool) -> Self {
+        self.room_history = on;
         self
     }
 

@@ -108,6 +108,8 @@ struct Inner {
     trusted_proxies: Arc<TrustedProxies>,
     /// The room history of each registered namespace that has one.
     histories: RwLock<HashMap<&'static str, Arc<HistoryStore>>>,
+    /// `ServerConfig::room_history`.
+    room_history: bool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -197,6 +199,7 @@ impl Gateway {
                 metrics_token: config.metrics_token.as_deref().map(Arc::from),
                 trusted_proxies: Arc::new(config.trusted_proxies.clone()),
                 histories: RwLock::new(HashMap::new()),
+                room_history: config.room_history,
                 http: http.clone(),
                 metrics: config
                     .metrics_path
@@ -251,7 +254,9 @@ impl Gateway {
             }
             ns
         });
-        let history = HistoryStore::of(spec).map(Arc::new);
+        let history = HistoryStore::of(spec)
+            .filter(|_| self.inner.room_history)
+            .map(Arc::new);
         if let Some(history) = &history {
             self.inner
                 .histories
