@@ -40,7 +40,7 @@ use super::emitter::{
 use super::handshake::{
     ClientContract, MalformedAuth, client_contract, recovery, truncate_on_char,
 };
-use super::history::{self, HistoryStore, offsets_room};
+use super::history::{self, HistoryStore};
 use super::http::{HttpCounters, HttpLimits, HttpStats};
 use super::log_throttle::LogThrottle;
 use super::metrics::{EventMetrics, Metrics, NsMetrics, UNKNOWN_EVENT_LABEL};
@@ -728,8 +728,10 @@ impl NamespaceRuntime {
         socket: SocketRef<A>,
         auth: Option<Value>,
     ) -> Result<(), Cow<'static, str>> {
-        let client_contract = match client_contract(auth.as_ref()) {
-            Ok(contract) => contract,
+        let read = client_contract(auth.as_ref())
+            .and_then(|contract| Ok((contract, recovery(auth.as_ref())?)));
+        let (client_contract, recovery) = match read {
+            Ok(read) => read,
             Err(MalformedAuth(why)) => {
                 tracing::debug!(
                     namespace = self.spec.path,
@@ -740,17 +742,6 @@ impl NamespaceRuntime {
             }
         };
         let compatible = self.check_contract(client_contract.as_ref())?;
-        let recovery = match recovery(auth.as_ref()) {
-            Ok(recovery) => recovery,
-            Err(MalformedAuth(why)) => {
-                tracing::debug!(
-                    namespace = self.spec.path,
-                    "connection refused: INVALID_AUTH ({why})"
-                );
-                let code = self.refuse(codes::INVALID_AUTH);
-                return Err(format!("{code}: {why}").into());
-            }
-        };
         let parts = socket.req_parts();
         let user_id = match extract_token(auth.as_ref(), &parts.headers) {
             None => None,
@@ -981,7 +972,7 @@ impl NamespaceRuntime {
                         match ctx.join_now(at.room.clone()) {
                             Err(_) => refused(&at.room),
                             Ok(_) => {
-                                ctx.join_offsets(&offsets_room(&at.room));
+                                ctx.join_delivery(&at.room);
                                 match replay {
                                     Ok(events) => {
                                         position.replayed = events.len() as u64;
