@@ -21,15 +21,20 @@ fn raw(server: &Server, token: String) -> ClientOptions {
         .reconnection(false)
 }
 
-/// `evcontract_connected_sockets_by_contract_version` of `/chat`, by version.
-async fn by_version(server: &Server, version: &str) -> f64 {
-    let text = within(
+/// The server's metrics, from its metrics listener.
+async fn metrics(server: &Server) -> String {
+    within(
         WAIT,
         "GET /metrics",
         http_get(server.metrics_port, "/metrics"),
     )
     .await
-    .expect("GET /metrics");
+    .expect("GET /metrics")
+}
+
+/// `evcontract_connected_sockets_by_contract_version` of `/chat`, by version.
+async fn by_version(server: &Server, version: &str) -> f64 {
+    let text = metrics(server).await;
     let key = format!(
         "evcontract_connected_sockets_by_contract_version{{namespace=\"/chat\",contract_version=\"{version}\"}} "
     );
@@ -191,13 +196,7 @@ async fn handshake_versions_are_bounded_before_they_are_kept() {
             .expect("allowed by the policy"),
         );
     }
-    let text = within(
-        WAIT,
-        "GET /metrics",
-        http_get(server.metrics_port, "/metrics"),
-    )
-    .await
-    .expect("GET /metrics");
+    let text = metrics(&server).await;
     assert!(
         !text.contains("probe"),
         "a refused or mismatched version became a label"

@@ -44,7 +44,7 @@ struct State {
     /// Threads each connection is in.
     sockets: HashMap<String, HashSet<Arc<str>>>,
     /// (thread, user) → that user's presence in that thread.
-    users: HashMap<(Arc<str>, Arc<str>), UserInThread>,
+    users: HashMap<Key, UserInThread>,
 }
 
 #[derive(Default)]
@@ -61,6 +61,9 @@ struct UserInThread {
 
 /// One announcement: (thread, user, present).
 type Change = (Arc<str>, Arc<str>, bool);
+
+/// (thread, user).
+type Key = (Arc<str>, Arc<str>);
 
 impl Presence {
     pub(crate) fn new(interval: Duration) -> Self {
@@ -82,15 +85,8 @@ impl Presence {
         user: &str,
         thread: &str,
     ) {
-        let due = {
-            let mut state = self.state();
-            let key: (Arc<str>, Arc<str>) = (thread.into(), user.into());
-            if !Self::enter(&mut state, socket, &key) {
-                return;
-            }
-            self.due(&mut state, key, emitter, Instant::now())
-        };
-        announce(emitter, due).await;
+        self.changed(emitter, socket, user, thread, Self::enter)
+            .await;
     }
 
     /// Connection `socket` of `user` left `thread`.
@@ -101,10 +97,23 @@ impl Presence {
         user: &str,
         thread: &str,
     ) {
+        self.changed(emitter, socket, user, thread, Self::exit)
+            .await;
+    }
+
+    /// Records a change with `record` and announces what is due.
+    async fn changed(
+        &self,
+        emitter: &ChatEmitter,
+        socket: &str,
+        user: &str,
+        thread: &str,
+        record: fn(&mut State, &str, &Key) -> bool,
+    ) {
         let due = {
             let mut state = self.state();
-            let key: (Arc<str>, Arc<str>) = (thread.into(), user.into());
-            if !Self::exit(&mut state, socket, &key) {
+            let key: Key = (thread.into(), user.into());
+            if !record(&mut state, socket, &key) {
                 return;
             }
             self.due(&mut state, key, emitter, Instant::now())
@@ -131,7 +140,7 @@ impl Presence {
     }
 
     /// Records that `socket` entered the key's thread; `false` when it was in.
-    fn enter(state: &mut State, socket: &str, key: &(Arc<str>, Arc<str>)) -> bool {
+    fn enter(state: &mut State, socket: &str, key: &Key) -> bool {
         if !state
             .sockets
             .entry(socket.to_owned())
@@ -145,7 +154,7 @@ impl Presence {
     }
 
     /// Records that `socket` left the key's thread; `false` when it was not in.
-    fn exit(state: &mut State, socket: &str, key: &(Arc<str>, Arc<str>)) -> bool {
+    fn exit(state: &mut State, socket: &str, key: &Key) -> bool {
         let Some(threads) = state.sockets.get_mut(socket) else {
             return false;
         };
@@ -164,13 +173,7 @@ impl Presence {
     /// The announcement due now for `key`, if its last one is at least an
     /// interval old; otherwise schedules one for the end of the interval,
     /// once (it then announces the net change).
-    fn due(
-        &self,
-        state: &mut State,
-        key: (Arc<str>, Arc<str>),
-        emitter: &ChatEmitter,
-        now: Instant,
-    ) -> Vec<Change> {
+    fn due(&self, state: &mut State, key: Key, emitter: &ChatEmitter, now: Instant) -> Vec<Change> {
         let Some(user) = state.users.get_mut(&key) else {
             return Vec::new();
         };
@@ -201,7 +204,7 @@ impl Presence {
     /// The announcement that brings `key` up to date, if its presence
     /// changed since the last one; forgets a user who is gone and announced
     /// gone.
-    fn settle(state: &mut State, key: (Arc<str>, Arc<str>), now: Instant) -> Vec<Change> {
+    fn settle(state: &mut State, key: Key, now: Instant) -> Vec<Change> {
         let Some(user) = state.users.get_mut(&key) else {
             return Vec::new();
         };

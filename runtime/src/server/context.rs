@@ -12,7 +12,7 @@ use socketioxide::extract::SocketRef;
 use super::adapter::{GatewayAdapter, RawSocket, with_adapter};
 use super::emitter::{EmitError, Emitter};
 use super::handshake::ResumeAt;
-use super::history::{self, HistoryStore, offsets_room};
+use super::history::{self, HistoryStore, delivery_room};
 use super::rate_limit::ClientLimits;
 use super::room_caps::RoomCaps;
 use super::user_sockets::UserSlot;
@@ -259,20 +259,23 @@ impl SocketContext {
     /// adapter, broadcasts from every node reach the room's members.
     pub fn join(&self, room: impl Into<String>) -> Result<(), EventError> {
         let room = room.into();
-        // A socket that asked for offsets joins a room with history under
-        // the room's lock and is told where it starts: no event is numbered
-        // between its position and its membership.
+        // A room with history is joined under the room's lock, with its
+        // delivery room; a socket that asked for offsets is told where it
+        // starts: no event is numbered between its position and its
+        // membership.
         let log = match &self.state.history {
-            Some(history) if self.state.offsets => history.log(&room),
-            _ => None,
+            Some(history) => history.log(&room),
+            None => None,
         };
         let Some(log) = log else {
             return self.join_now(room).map(|_| ());
         };
         let log = history::lock(&log);
         if self.join_now(room.clone())? {
-            self.join_offsets(&offsets_room(&room));
-            let _ = self.emit_to_self(RECOVERY_EVENT, &log.position(&room, true));
+            self.join_delivery(&room);
+            if self.state.offsets {
+                let _ = self.emit_to_self(RECOVERY_EVENT, &log.position(&room, true));
+            }
         }
         Ok(())
     }
@@ -282,9 +285,11 @@ impl SocketContext {
         &self.state
     }
 
-    /// Joins the offsets room of a room (see `history::offsets_room`).
-    pub(crate) fn join_offsets(&self, offsets_room: &str) {
-        with_adapter!(RawSocket, &self.socket, socket => socket.join(offsets_room.to_owned()));
+    /// Joins the delivery room of `room` that fits this socket (see
+    /// `history::delivery_room`).
+    pub(crate) fn join_delivery(&self, room: &str) {
+        let delivery = delivery_room(room, self.state.offsets);
+        with_adapter!(RawSocket, &self.socket, socket => socket.join(delivery));
     }
 
     /// Joins `room` now; `Ok(false)` when the socket was in it already.
@@ -314,12 +319,15 @@ impl SocketContext {
         if let (true, Some(caps)) = (was_in, &self.state.room_caps) {
             caps.leave(&room);
         }
-        if self.state.offsets
-            && let Some(history) = &self.state.history
+        if let Some(history) = &self.state.history
             && history.spec_for(&room).is_some()
         {
-            with_adapter!(RawSocket, &self.socket, socket => socket.leave(offsets_room(&room)));
-            if was_in && let Some(log) = history.existing(&room) {
+            let delivery = delivery_room(&room, self.state.offsets);
+            with_adapter!(RawSocket, &self.socket, socket => socket.leave(delivery));
+            if was_in
+                && self.state.offsets
+                && let Some(log) = history.existing(&room)
+            {
                 let mut position = history::lock(&log).position(&room, true);
                 position.left = true;
                 let _ = self.emit_to_self(RECOVERY_EVENT, &position);

@@ -13,7 +13,7 @@ use socketioxide::{BroadcastError, SendError, SocketIo};
 
 use super::adapter::{Cluster, GatewayAdapter, RawIo, RawSocket, socket_room, with_adapter};
 use super::context::{ClientMetadata, ClientState};
-use super::history::{self, HistoryStore, RoomLog, offsets_room};
+use super::history::{self, HistoryStore, RoomLog, delivery_room};
 use super::log_throttle::LogThrottle;
 
 /// Room every authenticated socket joins (for [`Target::Authenticated`]).
@@ -505,7 +505,6 @@ impl Emitter {
     ) -> Result<(), EmitError> {
         let raw = serde_json::value::to_raw_value(payload)
             .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
-        let offsets = offsets_room(room);
         let mut log = history::lock(log);
         let offset = log.push(room, event, raw.clone());
         // The local adapter delivers synchronously: its futures are ready
@@ -513,12 +512,11 @@ impl Emitter {
         let with_offset = (&*raw, &offset);
         let sent = [
             op.clone()
-                .to(room.to_owned())
-                .except(offsets.clone())
+                .to(delivery_room(room, false))
                 .emit(event, &*raw)
                 .now_or_never(),
             op.clone()
-                .to(offsets)
+                .to(delivery_room(room, true))
                 .emit(event, &with_offset)
                 .now_or_never(),
         ];
