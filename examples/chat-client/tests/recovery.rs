@@ -131,6 +131,16 @@ async fn a_receiver_cut_off_gets_the_200_messages_it_missed_in_order_once() {
         (joined[0].room.as_str(), joined[0].recovered),
         ("thread:cut", true)
     );
+    // The senders' `joined` are events of the thread too: have the last one
+    // before the cut, so that only the 200 messages are missed.
+    within(WAIT, "the last sender's joined", async {
+        while let Ok(event) = events.recv().await {
+            if event.name == "joined" && event.payload["userId"] == "sender-9" {
+                break;
+            }
+        }
+    })
+    .await;
 
     let mut state = receiver.raw().state();
     proxy.down();
