@@ -139,6 +139,9 @@ pub enum RecoveryGap {
     /// The server did not let the client back into the room (the room is
     /// full, or the handler refused it).
     Refused,
+    /// The events could not all be sent again: the client's queue on the
+    /// server was full (`ServerConfig::buffer_size`).
+    Dropped,
 }
 
 /// A failed event: a code, a human-readable message and optional details.

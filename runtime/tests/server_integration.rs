@@ -1765,3 +1765,48 @@ async fn a_client_cut_off_gets_what_it_missed_in_order_once() {
         .unwrap();
     assert_eq!(position(&mut stale, ns).await["reason"], json!("epoch"));
 }
+
+/// A replay larger than the socket's queue on the server is cut where the
+/// queue is full, and the position says so (`dropped`) instead of claiming
+/// a recovery.
+#[tokio::test]
+async fn a_replay_that_does_not_fit_the_queue_is_reported_dropped() {
+    let srv = start_with(ServerConfig::new().buffer_size(16)).await;
+    let ns = "/chat";
+    let mut sender = Client::open(srv.addr).await;
+    sender.connect(ns, None).await.unwrap();
+    sender
+        .call(ns, 1, "join", Some(json!({"room": "kept:q"})))
+        .await;
+    let mut reader = Client::open(srv.addr).await;
+    reader
+        .connect_with(ns, r#"{"recovery": {}}"#)
+        .await
+        .unwrap();
+    reader
+        .call(ns, 1, "join", Some(json!({"room": "kept:q"})))
+        .await;
+    let start = position(&mut reader, ns).await;
+    drop(reader);
+    for i in 0..100 {
+        sender
+            .call(
+                ns,
+                10 + i,
+                "shout",
+                Some(json!({"room": "kept:q", "text": format!("q{i}")})),
+            )
+            .await;
+    }
+    let mut back = Client::open(srv.addr).await;
+    let auth =
+        json!({"recovery": {"kept:q": {"epoch": start["epoch"], "offset": start["offset"]}}});
+    back.connect_with(ns, &auth.to_string()).await.unwrap();
+    let at = position(&mut back, ns).await;
+    assert_eq!(
+        (at["recovered"].clone(), at["reason"].clone()),
+        (json!(false), json!("dropped")),
+        "{at}"
+    );
+    assert!(at["replayed"].as_u64().unwrap() < 100, "{at}");
+}

@@ -171,6 +171,7 @@ const GAP_TEXT: Record<RecoveryGap, string> = {
   epoch: "the server lost its history, for example in a restart",
   no_history: "this thread keeps no history",
   refused: "the server did not let you back in",
+  dropped: "the server could not send everything again in time",
 };
 
 function Thread({

@@ -205,7 +205,7 @@ export function connectError(e: unknown): Error {
 export const RECOVERY_EVENT = "evcontract:recovery";
 
 /** Why a room could not be recovered after a reconnection. */
-export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused";
+export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused" | "dropped";
 
 /**
  * Where the client stands in a room with history: sent when it joins

@@ -362,6 +362,34 @@ impl SocketContext {
         self.emitter.emit_socket_ref(&self.socket, event, payload)
     }
 
+    /// Sends `event` to this socket, waiting (at most `patience`) while its
+    /// queue on the server is full, as acks are retried: for the runtime's
+    /// own answers that the client waits for. Counted once, as one emit.
+    pub(crate) async fn emit_to_self_patiently<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        patience: Duration,
+    ) -> Result<(), EmitError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let sent =
+                with_adapter!(RawSocket, &self.socket, socket => socket.emit(event, payload));
+            match sent {
+                Err(socketioxide::SendError::Socket(
+                    socketioxide::SocketError::InternalChannelFull,
+                )) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Ok(()) => {
+                    self.emitter.record_send_success();
+                    return Ok(());
+                }
+                Err(err) => return Err(self.emitter.record_send_failure(event, err)),
+            }
+        }
+    }
+
     /// Records an action under `key` for this client and returns whether it is
     /// within `max` actions per sliding `window` (a refused action is not recorded).
     pub fn should_allow_action(&self, key: &str, max: u32, window: Duration) -> bool {

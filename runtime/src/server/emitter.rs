@@ -595,9 +595,9 @@ impl Emitter {
     }
 
     /// Records and logs a failure of the runtime's own sends (acks).
-    pub(crate) fn record_send_failure(&self, event: &str, err: SendError) {
+    pub(crate) fn record_send_failure(&self, event: &str, err: SendError) -> EmitError {
         self.stats.attempt();
-        self.fail(event, from_send_error(err));
+        self.fail(event, from_send_error(err))
     }
 
     pub(crate) fn record_ack_retry(&self) {

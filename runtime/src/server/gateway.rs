@@ -51,8 +51,7 @@ use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateL
 use super::user_sockets::UserSockets;
 use super::validate::PayloadSchema;
 use crate::wire::{
-    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, Offset, RECOVERY_EVENT, RecoveryGap,
-    RoomPosition, codes, truncate_name,
+    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, RECOVERY_EVENT, codes, truncate_name,
 };
 use socketioxide_core::Str;
 use std::ops::Range;
@@ -636,31 +635,6 @@ struct NamespaceRuntime {
     history: Option<Arc<HistoryStore>>,
 }
 
-/// The position of a room a returning client re-joined whose history is
-/// gone (a new log starts with the join).
-fn continue_gap(history: &HistoryStore, room: &str, gap: RecoveryGap) -> RoomPosition {
-    let mut position = history
-        .log(room)
-        .map(|log| history::lock(&log).position(room, false))
-        .unwrap_or_else(|| refused(room));
-    position.recovered = false;
-    position.reason = Some(gap);
-    position
-}
-
-/// The position of a room a returning client was not let back into.
-fn refused(room: &str) -> RoomPosition {
-    RoomPosition {
-        room: room.to_owned(),
-        epoch: String::new(),
-        offset: 0,
-        recovered: false,
-        replayed: 0,
-        reason: Some(RecoveryGap::Refused),
-        left: false,
-    }
-}
-
 /// The metrics route: the OpenMetrics text, or `401` without the bearer
 /// token when one is configured.
 fn metrics_route(metrics: Arc<Metrics>, token: Option<Arc<str>>) -> axum::routing::MethodRouter {
@@ -922,7 +896,7 @@ impl NamespaceRuntime {
             m.by_version(state.labelled_version()).inc();
         }
         let ctx = self.context(&socket, state);
-        self.resume(&ctx);
+        self.resume(&ctx).await;
         if let Err(panic) = guarded(|| self.dispatch.on_connect(ctx)).await {
             tracing::error!(namespace = self.spec.path, panic, "on_connect panicked");
         }
@@ -933,7 +907,7 @@ impl NamespaceRuntime {
     /// missed are sent again in order, with their offsets, it re-joins, and
     /// a [`RoomPosition`](crate::wire::RoomPosition) says whether anything
     /// is gone. Later events of the room reach it after its replay.
-    fn resume(&self, ctx: &SocketContext) {
+    async fn resume(&self, ctx: &SocketContext) {
         let asked = std::mem::take(
             &mut *ctx
                 .state()
@@ -942,61 +916,12 @@ impl NamespaceRuntime {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         for at in asked {
-            let position = match self
-                .history
-                .as_ref()
-                .and_then(|h| h.spec_for(&at.room).map(|_| h))
-            {
-                None => RoomPosition {
-                    room: at.room.clone(),
-                    epoch: String::new(),
-                    offset: 0,
-                    recovered: false,
-                    replayed: 0,
-                    reason: Some(RecoveryGap::NoHistory),
-                    left: false,
-                },
-                Some(history) => match history.existing(&at.room) {
-                    // This node has no history of the room (it restarted,
-                    // the client comes from another node, or the log went
-                    // idle past its time to live): not the history the
-                    // client knew; a new one starts with the join.
-                    None => match ctx.join(at.room.clone()) {
-                        Ok(()) => continue_gap(history, &at.room, RecoveryGap::Epoch),
-                        Err(_) => refused(&at.room),
-                    },
-                    Some(log) => {
-                        let mut log = history::lock(&log);
-                        let mut position = log.position(&at.room, true);
-                        let replay = log.since(&at.epoch, at.offset);
-                        match ctx.join_now(at.room.clone()) {
-                            Err(_) => refused(&at.room),
-                            Ok(_) => {
-                                ctx.join_delivery(&at.room);
-                                match replay {
-                                    Ok(events) => {
-                                        position.replayed = events.len() as u64;
-                                        for (event, payload, offset) in events {
-                                            let offset = Offset {
-                                                room: at.room.clone(),
-                                                epoch: position.epoch.clone(),
-                                                offset,
-                                            };
-                                            let _ = ctx.emit_to_self(event, &(payload, &offset));
-                                        }
-                                    }
-                                    Err(gap) => {
-                                        position.recovered = false;
-                                        position.reason = Some(gap);
-                                    }
-                                }
-                                position
-                            }
-                        }
-                    }
-                },
-            };
-            let _ = ctx.emit_to_self(RECOVERY_EVENT, &position);
+            let position = history::resume(self.history.as_deref(), ctx, &at);
+            // The client waits for this answer, after a replay that may
+            // have filled its queue: wait for room, as for an ack.
+            let _ = ctx
+                .emit_to_self_patiently(RECOVERY_EVENT, &position, ACK_RETRY_FOR)
+                .await;
         }
     }
 
@@ -1181,7 +1106,9 @@ impl NamespaceRuntime {
                 self.emitter.record_ack_retry();
                 Box::pin(self.retry_ack(event, response)).await;
             }
-            Err(err) => self.emitter.record_send_failure(&event.name, err),
+            Err(err) => {
+                self.emitter.record_send_failure(&event.name, err);
+            }
         }
     }
 
@@ -1197,7 +1124,10 @@ impl NamespaceRuntime {
                 Ok(()) => return self.emitter.record_send_success(),
                 Err(SendError::Socket(SocketError::InternalChannelFull))
                     if event.socket.connected() && tokio::time::Instant::now() < deadline => {}
-                Err(err) => return self.emitter.record_send_failure(&event.name, err),
+                Err(err) => {
+                    self.emitter.record_send_failure(&event.name, err);
+                    return;
+                }
             }
         }
     }

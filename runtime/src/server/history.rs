@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use super::context::SocketContext;
+use super::handshake::ResumeAt;
 use super::spec::{HistorySpec, NamespaceSpec, RoomSpec};
 use crate::wire::{Offset, RecoveryGap, RoomPosition};
 
@@ -245,6 +247,78 @@ impl RoomLog {
     #[cfg(test)]
     fn epoch(&self) -> &str {
         &self.epoch
+    }
+}
+
+/// Puts a returning client back in room `at.room` and says where it
+/// stands: under the room's lock, the events after its offset are sent
+/// again in order with their offsets and it re-joins, so later events
+/// reach it after them. A room this node has no log of is not the history
+/// the client knew (`epoch`): it re-joins, from now on.
+pub(crate) fn resume(
+    history: Option<&HistoryStore>,
+    ctx: &SocketContext,
+    at: &ResumeAt,
+) -> RoomPosition {
+    let Some(history) = history.filter(|h| h.spec_for(&at.room).is_some()) else {
+        return gap(at.room.clone(), String::new(), 0, RecoveryGap::NoHistory);
+    };
+    let Some(log) = history.existing(&at.room) else {
+        if ctx.join(at.room.clone()).is_err() {
+            return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
+        }
+        let (epoch, offset) = history.log(&at.room).map_or_else(
+            || (String::new(), 0),
+            |log| {
+                let log = lock(&log);
+                (log.epoch.to_string(), log.last)
+            },
+        );
+        return gap(at.room.clone(), epoch, offset, RecoveryGap::Epoch);
+    };
+    let mut log = lock(&log);
+    let mut position = log.position(&at.room, true);
+    let replay = log.since(&at.epoch, at.offset);
+    if ctx.join_now(at.room.clone()).is_err() {
+        return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
+    }
+    ctx.join_delivery(&at.room);
+    match replay {
+        Ok(events) => {
+            for (event, payload, offset) in events {
+                let offset = Offset {
+                    room: at.room.clone(),
+                    epoch: position.epoch.clone(),
+                    offset,
+                };
+                // A full socket queue drops the packet: what is missing is
+                // then a gap like any other.
+                if ctx.emit_to_self(event, &(payload, &offset)).is_err() {
+                    position.recovered = false;
+                    position.reason = Some(RecoveryGap::Dropped);
+                    break;
+                }
+                position.replayed += 1;
+            }
+        }
+        Err(why) => {
+            position.recovered = false;
+            position.reason = Some(why);
+        }
+    }
+    position
+}
+
+/// A position that says events of `room` are gone, and why.
+fn gap(room: String, epoch: String, offset: u64, reason: RecoveryGap) -> RoomPosition {
+    RoomPosition {
+        room,
+        epoch,
+        offset,
+        recovered: false,
+        replayed: 0,
+        reason: Some(reason),
+        left: false,
     }
 }
 
