@@ -88,6 +88,10 @@ npx tsc -p tsconfig.nodenext.json
 npx tsc -p tsconfig.commonjs.json
 
 step "cargo publish --dry-run: evcontract-runtime and evcontract package and build from their published files alone"
+# The dry run unpacks each packaged crate into cargo's registry sources and
+# reuses an earlier unpacking of the same name and version as it is: remove
+# ours, or evcontract would be checked against an older evcontract-runtime.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-runtime-0.* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-0.*
 cargo publish --dry-run --allow-dirty --quiet -p evcontract-runtime -p evcontract
 
 step "build.rs generation (examples/build-script): a contract change changes the build; a bad contract fails it with file:line:column"

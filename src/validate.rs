@@ -17,6 +17,7 @@ use crate::diag::{Diagnostic, Pointer, Sink};
 use crate::model::Contract;
 use crate::positions::SourceMap;
 use crate::schema_ir::{Property, SchemaKind, SchemaNode};
+use evcontract_runtime::wire::json_kind as type_name;
 
 /// Event names that Socket.IO reserves (or that evcontract uses itself).
 pub const RESERVED_EVENTS: [&str; 7] = [
@@ -226,17 +227,6 @@ fn is_pascal_ident(s: &str) -> bool {
 
 fn is_screaming_snake(s: &str) -> bool {
     is_underscored(s, char::is_ascii_uppercase)
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl Walker<'_> {

@@ -68,6 +68,19 @@ pub mod codes {
     ];
 }
 
+/// What kind of JSON value `v` is, for messages: `null`, `a boolean`,
+/// `a number`, `a string`, `an array` or `an object`.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Name of the server event that carries failures of events without an ack.
 pub const ERROR_EVENT: &str = "error";
 

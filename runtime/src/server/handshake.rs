@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::wire::json_kind as kind;
+
 /// Longest contract name or version accepted in a handshake, in bytes.
 pub const MAX_CONTRACT_FIELD_BYTES: usize = 64;
 
@@ -174,17 +176,6 @@ pub(crate) fn truncate_on_char(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn ident_char(c: char) -> bool {
