@@ -10,7 +10,7 @@ use serde::Serialize;
 use socketioxide::extract::SocketRef;
 
 use super::adapter::{GatewayAdapter, RawSocket, with_adapter};
-use super::emitter::{EmitError, Emitter};
+use super::emitter::{EmitError, Emitter, resend_while_full};
 use super::handshake::ResumeAt;
 use super::history::{self, HistoryStore, delivery_room};
 use super::rate_limit::ClientLimits;
@@ -263,11 +263,7 @@ impl SocketContext {
         // delivery room; a socket that asked for offsets is told where it
         // starts: no event is numbered between its position and its
         // membership.
-        let log = match &self.state.history {
-            Some(history) => history.log(&room),
-            None => None,
-        };
-        let Some(log) = log else {
+        let Some(log) = self.state.history.as_ref().and_then(|h| h.log(&room)) else {
             return self.join_now(room).map(|_| ());
         };
         let log = history::lock(&log);
@@ -371,22 +367,20 @@ impl SocketContext {
         payload: &T,
         patience: Duration,
     ) -> Result<(), EmitError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let sent =
-                with_adapter!(RawSocket, &self.socket, socket => socket.emit(event, payload));
-            match sent {
-                Err(socketioxide::SendError::Socket(
-                    socketioxide::SocketError::InternalChannelFull,
-                )) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Ok(()) => {
-                    self.emitter.record_send_success();
-                    return Ok(());
-                }
-                Err(err) => return Err(self.emitter.record_send_failure(event, err)),
+        let send = || with_adapter!(RawSocket, &self.socket, socket => socket.emit(event, payload));
+        let connected = || with_adapter!(RawSocket, &self.socket, socket => socket.connected());
+        let sent = match send() {
+            Err(socketioxide::SendError::Socket(
+                socketioxide::SocketError::InternalChannelFull,
+            )) => resend_while_full(patience, connected, send).await,
+            first => first,
+        };
+        match sent {
+            Ok(()) => {
+                self.emitter.record_send_success();
+                Ok(())
             }
+            Err(err) => Err(self.emitter.record_send_failure(event, err)),
         }
     }
 

@@ -234,6 +234,26 @@ impl StatsInner {
     }
 }
 
+/// Sends with `send` again every millisecond while the socket's queue on
+/// the server is full and `connected` holds, for at most `patience`; the
+/// last outcome. For the runtime's own answers that a client waits for
+/// (acks, recovery positions), which are retried rather than dropped.
+pub(crate) async fn resend_while_full(
+    patience: std::time::Duration,
+    connected: impl Fn() -> bool,
+    mut send: impl FnMut() -> Result<(), SendError>,
+) -> Result<(), SendError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        match send() {
+            Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull))
+                if connected() && tokio::time::Instant::now() < deadline => {}
+            other => return other,
+        }
+    }
+}
+
 fn from_send_error(err: SendError) -> EmitError {
     match err {
         SendError::Serialize(e) => EmitError::Serialize(e.to_string()),

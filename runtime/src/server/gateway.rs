@@ -35,7 +35,8 @@ use super::auth::{AuthConfig, extract_token};
 use super::config::{ContractMismatch, ServerConfig};
 use super::context::{ClientMetadata, ClientState, NewClient, SocketContext};
 use super::emitter::{
-    AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state, user_room,
+    AUTHENTICATED_ROOM, ClusterError, EmitStats, Emitter, StatsInner, client_state,
+    resend_while_full, user_room,
 };
 use super::handshake::{
     ClientContract, MalformedAuth, client_contract, recovery, truncate_on_char,
@@ -1117,17 +1118,16 @@ impl NamespaceRuntime {
         event: &IncomingEvent<A>,
         response: &AckResponse<AckData>,
     ) {
-        let deadline = tokio::time::Instant::now() + ACK_RETRY_FOR;
-        loop {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            match event.ack_sender().send(response) {
-                Ok(()) => return self.emitter.record_send_success(),
-                Err(SendError::Socket(SocketError::InternalChannelFull))
-                    if event.socket.connected() && tokio::time::Instant::now() < deadline => {}
-                Err(err) => {
-                    self.emitter.record_send_failure(&event.name, err);
-                    return;
-                }
+        let sent = resend_while_full(
+            ACK_RETRY_FOR,
+            || event.socket.connected(),
+            || event.ack_sender().send(response),
+        )
+        .await;
+        match sent {
+            Ok(()) => self.emitter.record_send_success(),
+            Err(err) => {
+                self.emitter.record_send_failure(&event.name, err);
             }
         }
     }
