@@ -123,18 +123,19 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 
 pub use error::{ClientError, ConnectError, ConnectionError, DisconnectReason, TransportError};
 pub use event::{AckResponder, ServerEvent};
-pub use options::{ClientOptions, TlsRoots};
+pub use options::{ClientOptions, DEFAULT_GAP_WAIT, TlsRoots};
 pub use typed::{DecodeEvent, Events};
 
 /// tokio's channels, re-exported: [`Client::subscribe`] and [`Client::state`]
 /// return them, and generated clients name their types.
 pub use tokio::sync::{broadcast, watch};
 
-use crate::wire::AckResponse;
+use crate::wire::{AckResponse, FILL_EVENT, FillRequest, RoomPosition};
 use connection::{ConnShared, stop_requested};
 use options::{BoxFuture, Endpoints};
 use recovery::Inbox;
@@ -194,6 +195,9 @@ struct Channels {
     last_error: watch::Sender<Option<ConnectionError>>,
     /// The server events, and where the client stands in rooms with history.
     inbox: Arc<Inbox>,
+    /// The rooms where an event arrived ahead of a missing one (taken by
+    /// the task that asks for the missing ones).
+    gaps: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     hooks: Mutex<Vec<ReconnectHook>>,
 }
 
@@ -296,6 +300,14 @@ impl ClientBuilder {
         let handle = Arc::new(Handle { core: core.clone() });
         core.runtime
             .spawn(supervise(core.clone(), Arc::downgrade(&handle), first));
+        if let Some(gaps) = lock(&core.channels.gaps).take() {
+            core.runtime.spawn(fill_gaps(
+                core.runtime.clone(),
+                Arc::downgrade(&handle),
+                gaps,
+                core.options.gap_wait,
+            ));
+        }
         Ok(Client {
             handle,
             restore_generation: None,
@@ -556,6 +568,31 @@ async fn reconnect(
     }
 }
 
+/// Asks the server for the events missing in a room (`FILL_EVENT`) when
+/// they did not arrive within `wait` of a later one, until the client
+/// stops.
+async fn fill_gaps(
+    runtime: tokio::runtime::Handle,
+    handle: Weak<Handle>,
+    mut gaps: mpsc::UnboundedReceiver<String>,
+    wait: Duration,
+) {
+    while let Some(room) = gaps.recv().await {
+        let handle = handle.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(wait).await;
+            let Some(handle) = handle.upgrade() else {
+                return;
+            };
+            let client = Client {
+                handle,
+                restore_generation: None,
+            };
+            client.fill(room).await;
+        });
+    }
+}
+
 fn spawn_handler(
     runtime: &tokio::runtime::Handle,
     event: String,
@@ -649,7 +686,8 @@ impl Client {
     /// A builder, to subscribe or add handlers and hooks before the first
     /// connection.
     pub fn builder(options: ClientOptions) -> ClientBuilder {
-        let inbox = Arc::new(Inbox::new(options.event_buffer));
+        let (inbox, gaps) = Inbox::new(options.event_buffer);
+        let inbox = Arc::new(inbox);
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (last_error, _) = watch::channel(None);
         ClientBuilder {
@@ -658,6 +696,7 @@ impl Client {
                 state,
                 last_error,
                 inbox,
+                gaps: Mutex::new(Some(gaps)),
                 hooks: Mutex::new(Vec::new()),
             },
             handlers: Vec::new(),
@@ -787,6 +826,73 @@ impl Client {
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout)?
+    }
+
+    /// Asks the server for the events of `room` after this client's last
+    /// one, when it still misses some: they arrive as events, in order,
+    /// and the answer says whether any are gone for good (then told to the
+    /// app like a failed resume).
+    async fn fill(&self, room: String) -> Option<RoomPosition> {
+        let inbox = &self.core().channels.inbox;
+        let (epoch, offset) = inbox.gap(&room)?;
+        let request = FillRequest {
+            room: room.clone(),
+            epoch: epoch.clone(),
+            offset,
+        };
+        match self
+            .emit_with_ack::<RoomPosition, _>(FILL_EVENT, &request)
+            .await
+        {
+            Ok(position) => {
+                if position.recovered {
+                    if inbox.gap(&room).is_some() {
+                        inbox.still_missing(room);
+                    }
+                } else {
+                    inbox.deliver(recovery::position_event(&position));
+                }
+                Some(position)
+            }
+            Err(ClientError::Server(_)) => {
+                // The server cannot fill it (rate limited, no history):
+                // the app is told, and gets what is held.
+                inbox.deliver(recovery::gap_event(
+                    &room,
+                    &epoch,
+                    offset,
+                    crate::wire::RecoveryGap::Unavailable,
+                ));
+                None
+            }
+            // No connection: the next one resumes the room from `offset`.
+            Err(_) => None,
+        }
+    }
+
+    /// Asks the server, for every room with history this client is in,
+    /// for the events after its last one, and returns where each room
+    /// stands. An app calls it when it wants to be sure it has everything
+    /// (events are otherwise asked for only when a later one shows that
+    /// one is missing: an event lost after the last one is noticed with
+    /// the next one). What arrives is delivered as usual; rooms where
+    /// events are gone are also told with a [`RECOVERY_EVENT`](crate::wire::RECOVERY_EVENT).
+    pub async fn sync_rooms(&self) -> Result<Vec<RoomPosition>, ClientError> {
+        let inbox = &self.core().channels.inbox;
+        let mut positions = Vec::new();
+        for (room, (epoch, offset)) in inbox.snapshot() {
+            let request = FillRequest {
+                room,
+                epoch,
+                offset,
+            };
+            let position: RoomPosition = self.emit_with_ack(FILL_EVENT, &request).await?;
+            if !position.recovered {
+                inbox.deliver(recovery::position_event(&position));
+            }
+            positions.push(position);
+        }
+        Ok(positions)
     }
 
     /// A receiver of every server event on this namespace from now on.

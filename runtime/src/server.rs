@@ -92,6 +92,8 @@ mod formats;
 mod gateway;
 mod handshake;
 mod history;
+#[cfg(feature = "redis")]
+mod history_redis;
 mod http;
 mod log_throttle;
 mod metrics;

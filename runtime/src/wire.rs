@@ -89,6 +89,25 @@ pub const ERROR_EVENT: &str = "error";
 /// per room it asked to resume after a reconnection.
 pub const RECOVERY_EVENT: &str = "evcontract:recovery";
 
+/// Name of the client event (with an ack) that asks for the events of a
+/// room after an offset, on a live connection ([`FillRequest`]): the
+/// server sends them again, in order with their offsets, then acks with a
+/// [`RoomPosition`]. A client sends it when an event arrives ahead of one
+/// it has not had (two nodes' events of a room are not ordered by Redis,
+/// and a publish can be lost after its event was kept).
+pub const FILL_EVENT: &str = "evcontract:fill";
+
+/// The payload of [`FILL_EVENT`]: the last offset the client has in `room`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillRequest {
+    /// The room (the socket must be in it).
+    pub room: String,
+    /// The epoch of `offset`.
+    pub epoch: String,
+    /// The last offset the client has.
+    pub offset: u64,
+}
+
 /// Where an event stands in its room's history: the extra last argument of
 /// every event sent to a room with history, for clients that asked for it
 /// in their handshake (`auth.recovery`), as socket.io's own connection-state
@@ -155,6 +174,9 @@ pub enum RecoveryGap {
     /// The events could not all be sent again: the client's queue on the
     /// server was full (`ServerConfig::buffer_size`).
     Dropped,
+    /// The shared history (Redis) could not be read: the client rejoined
+    /// the room, from now on.
+    Unavailable,
 }
 
 /// A failed event: a code, a human-readable message and optional details.

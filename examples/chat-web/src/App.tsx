@@ -172,6 +172,7 @@ const GAP_TEXT: Record<RecoveryGap, string> = {
   no_history: "this thread keeps no history",
   refused: "the server did not let you back in",
   dropped: "the server could not send everything again in time",
+  unavailable: "the server could not read its history just now",
 };
 
 function Thread({

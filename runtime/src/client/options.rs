@@ -49,7 +49,11 @@ pub struct ClientOptions {
     pub(crate) root_ca_pems: Vec<Vec<u8>>,
     pub(crate) contract: Option<(&'static str, &'static str)>,
     pub(crate) recovery: bool,
+    pub(crate) gap_wait: Duration,
 }
+
+/// Default [`ClientOptions::gap_wait`]: 1 s.
+pub const DEFAULT_GAP_WAIT: Duration = Duration::from_secs(1);
 
 /// Which certificate authorities a `wss://` (or `https://`) server's
 /// certificate is checked against (feature `tls`), before the ones added with
@@ -94,6 +98,7 @@ impl ClientOptions {
             token: None,
             contract: None,
             recovery: true,
+            gap_wait: DEFAULT_GAP_WAIT,
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -205,6 +210,19 @@ impl ClientOptions {
     #[must_use]
     pub fn recovery(mut self, on: bool) -> Self {
         self.recovery = on;
+        self
+    }
+
+    /// How long an event of a room waits for an earlier one that has not
+    /// arrived before the client asks the server for it (default 1 s, see
+    /// [`DEFAULT_GAP_WAIT`]). On several nodes, events of one room sent
+    /// from two nodes can arrive out of order, and a node can die after
+    /// keeping an event but before sending it; the client holds the later
+    /// events (at most 1,024 per room) meanwhile, so the app sees every
+    /// room in order.
+    #[must_use]
+    pub fn gap_wait(mut self, wait: Duration) -> Self {
+        self.gap_wait = wait;
         self
     }
 

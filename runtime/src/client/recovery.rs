@@ -14,76 +14,202 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::event::ServerEvent;
-use crate::wire::{Offset, RECOVERY_EVENT, RoomPosition};
+use crate::wire::{Offset, RECOVERY_EVENT, RecoveryGap, RoomPosition};
+
+/// Most events of one room held while an earlier one is missing; one more
+/// and the client stops waiting: the app is told of the gap (`dropped`)
+/// and gets the held events.
+pub(crate) const MAX_HELD: usize = 1024;
+
+/// Where the client stands in one room.
+#[derive(Debug)]
+struct Room {
+    epoch: String,
+    /// The last offset delivered (or given up on).
+    last: u64,
+    /// Events that arrived ahead of a missing one, by offset.
+    held: BTreeMap<u64, ServerEvent>,
+}
+
+impl Room {
+    fn new(epoch: String, last: u64) -> Self {
+        Self {
+            epoch,
+            last,
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// Moves the held events that now follow `last` (dropping the ones it
+    /// has) to `out`.
+    fn drain(&mut self, out: &mut Vec<ServerEvent>) {
+        while let Some(entry) = self.held.first_entry() {
+            let offset = *entry.key();
+            if offset > self.last + 1 {
+                break;
+            }
+            let event = entry.remove();
+            if offset == self.last + 1 {
+                self.last = offset;
+                out.push(event);
+            }
+        }
+    }
+
+    /// Gives up on what is missing: every held event goes to `out`, in
+    /// order, and `last` moves past them (and to `at` at least).
+    fn flush(&mut self, at: u64, out: &mut Vec<ServerEvent>) {
+        let held = std::mem::take(&mut self.held);
+        for (offset, event) in held {
+            if offset > self.last {
+                self.last = offset;
+                out.push(event);
+            }
+        }
+        self.last = self.last.max(at);
+    }
+}
 
 /// The server events of one client, and its position in each room.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     pub(crate) events: broadcast::Sender<ServerEvent>,
-    /// Room → (epoch, last offset).
-    positions: Mutex<BTreeMap<String, (String, u64)>>,
+    rooms: Mutex<BTreeMap<String, Room>>,
+    /// Rooms where an event arrived ahead of a missing one: the client
+    /// asks the server for the missing ones if they do not follow soon.
+    gaps: mpsc::UnboundedSender<String>,
 }
 
 impl Inbox {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
+    /// The inbox, and the receiver of the rooms that have a gap.
+    pub(crate) fn new(capacity: usize) -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (gaps, gaps_rx) = mpsc::unbounded_channel();
+        let inbox = Self {
             events: broadcast::channel(capacity.max(1)).0,
-            positions: Mutex::new(BTreeMap::new()),
-        }
+            rooms: Mutex::new(BTreeMap::new()),
+            gaps,
+        };
+        (inbox, gaps_rx)
     }
 
-    fn positions(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, u64)>> {
-        self.positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Room>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `event` to the subscribers, after noting its position; an
-    /// event whose offset this client already has is dropped.
+    /// Hands `event` to the subscribers in its room's order: an event whose
+    /// offset this client already has is dropped, one that arrives ahead of
+    /// a missing one is held until the missing one arrives (or the client
+    /// gives up on it and tells the app, with a [`RoomPosition`] whose
+    /// `recovered` is false).
     pub(crate) fn deliver(&self, event: ServerEvent) {
-        if event.name == RECOVERY_EVENT {
-            if let Ok(position) = serde_json::from_value::<RoomPosition>(event.payload.clone()) {
-                let mut positions = self.positions();
-                if position.left {
-                    positions.remove(&position.room);
-                } else if !position.epoch.is_empty() {
-                    positions.insert(position.room, (position.epoch, position.offset));
-                }
-            }
-        } else if let Some(offset) = event
-            .extra
-            .last()
-            .and_then(|v| serde_json::from_value::<Offset>(v.clone()).ok())
+        let mut out = Vec::new();
         {
-            let mut positions = self.positions();
-            match positions.get_mut(&offset.room) {
-                Some((epoch, last)) if *epoch == offset.epoch && offset.offset <= *last => return,
-                Some((epoch, last)) => {
-                    *epoch = offset.epoch;
-                    *last = offset.offset;
+            let mut rooms = self.rooms();
+            if event.name == RECOVERY_EVENT {
+                let position = serde_json::from_value::<RoomPosition>(event.payload.clone()).ok();
+                out.push(event);
+                if let Some(position) = position {
+                    place(&mut rooms, position, &mut out);
                 }
-                None => {
-                    positions.insert(offset.room, (offset.epoch, offset.offset));
-                }
+            } else if let Some(offset) = event
+                .extra
+                .last()
+                .and_then(|v| serde_json::from_value::<Offset>(v.clone()).ok())
+            {
+                self.arrive(&mut rooms, offset, event, &mut out);
+            } else {
+                out.push(event);
             }
         }
-        // Never waits: a lagging subscriber loses its oldest events instead.
-        // No subscriber at all is fine too.
-        let _ = self.events.send(event);
+        for event in out {
+            // Never waits: a lagging subscriber loses its oldest events
+            // instead. No subscriber at all is fine too.
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn arrive(
+        &self,
+        rooms: &mut BTreeMap<String, Room>,
+        at: Offset,
+        event: ServerEvent,
+        out: &mut Vec<ServerEvent>,
+    ) {
+        let Some(room) = rooms.get_mut(&at.room) else {
+            rooms.insert(at.room, Room::new(at.epoch, at.offset));
+            out.push(event);
+            return;
+        };
+        if room.epoch != at.epoch {
+            // The room's history was lost (a new epoch): what came before
+            // this event in it is unknown.
+            room.flush(0, out);
+            out.push(gap_event(
+                &at.room,
+                &at.epoch,
+                at.offset.saturating_sub(1),
+                RecoveryGap::Epoch,
+            ));
+            *room = Room::new(at.epoch, at.offset);
+            out.push(event);
+            return;
+        }
+        if at.offset <= room.last {
+            return;
+        }
+        if at.offset == room.last + 1 {
+            room.last = at.offset;
+            out.push(event);
+            room.drain(out);
+            return;
+        }
+        if room.held.len() >= MAX_HELD {
+            let max = room
+                .held
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(0)
+                .max(at.offset);
+            out.push(gap_event(&at.room, &room.epoch, max, RecoveryGap::Dropped));
+            room.held.insert(at.offset, event);
+            room.flush(max, out);
+            return;
+        }
+        let first_gap = room.held.is_empty();
+        room.held.insert(at.offset, event);
+        if first_gap {
+            // Nobody listening: the client is gone, so is the gap.
+            let _ = self.gaps.send(at.room);
+        }
+    }
+
+    /// The room's epoch and last offset while it holds events ahead of a
+    /// missing one.
+    pub(crate) fn gap(&self, room: &str) -> Option<(String, u64)> {
+        self.rooms()
+            .get(room)
+            .filter(|r| !r.held.is_empty())
+            .map(|r| (r.epoch.clone(), r.last))
+    }
+
+    /// Asks again for the missing events of `room` later.
+    pub(crate) fn still_missing(&self, room: String) {
+        let _ = self.gaps.send(room);
     }
 
     /// The handshake's `auth.recovery`: the last offset per room.
     pub(crate) fn resume_request(&self) -> Value {
         let rooms: serde_json::Map<String, Value> = self
-            .positions()
+            .rooms()
             .iter()
-            .map(|(room, (epoch, offset))| {
+            .map(|(name, room)| {
                 (
-                    room.clone(),
-                    serde_json::json!({ "epoch": epoch, "offset": offset }),
+                    name.clone(),
+                    serde_json::json!({ "epoch": room.epoch, "offset": room.last }),
                 )
             })
             .collect();
@@ -92,8 +218,58 @@ impl Inbox {
 
     /// Room → (epoch, last offset), for [`Client::room_positions`](super::Client::room_positions).
     pub(crate) fn snapshot(&self) -> BTreeMap<String, (String, u64)> {
-        self.positions().clone()
+        self.rooms()
+            .iter()
+            .map(|(name, room)| (name.clone(), (room.epoch.clone(), room.last)))
+            .collect()
     }
+}
+
+/// Applies a position the server sent (or a failed fill): the client's
+/// position in the room moves to it, and when events are gone the held
+/// ones are delivered after it.
+fn place(rooms: &mut BTreeMap<String, Room>, position: RoomPosition, out: &mut Vec<ServerEvent>) {
+    if position.left {
+        rooms.remove(&position.room);
+        return;
+    }
+    let Some(room) = rooms.get_mut(&position.room) else {
+        if !position.epoch.is_empty() {
+            rooms.insert(position.room, Room::new(position.epoch, position.offset));
+        }
+        return;
+    };
+    if position.epoch.is_empty() || position.epoch == room.epoch {
+        if position.recovered {
+            room.last = room.last.max(position.offset);
+            room.drain(out);
+        } else {
+            room.flush(position.offset, out);
+        }
+    } else {
+        room.flush(0, out);
+        *room = Room::new(position.epoch, position.offset);
+    }
+}
+
+/// The position that tells the app events of `room` up to `offset` may be
+/// missing.
+pub(crate) fn gap_event(room: &str, epoch: &str, offset: u64, reason: RecoveryGap) -> ServerEvent {
+    position_event(&RoomPosition {
+        room: room.to_owned(),
+        epoch: epoch.to_owned(),
+        offset,
+        recovered: false,
+        replayed: 0,
+        reason: Some(reason),
+        left: false,
+    })
+}
+
+/// `position` as the server event that carries it.
+pub(crate) fn position_event(position: &RoomPosition) -> ServerEvent {
+    let payload = serde_json::to_value(position).unwrap_or(Value::Null);
+    ServerEvent::new(RECOVERY_EVENT.to_owned(), vec![payload], None)
 }
 
 #[cfg(test)]
@@ -107,7 +283,7 @@ mod tests {
 
     #[test]
     fn positions_follow_offsets_and_duplicates_are_dropped() {
-        let inbox = Inbox::new(16);
+        let (inbox, _gaps) = Inbox::new(16);
         let mut rx = inbox.events.subscribe();
         let joined =
             json!({"room": "t:1", "epoch": "e", "offset": 4, "recovered": true, "replayed": 0});
@@ -141,5 +317,38 @@ mod tests {
             json!({"room": "t:1", "epoch": "f", "offset": 1, "recovered": true, "left": true});
         inbox.deliver(event(RECOVERY_EVENT, vec![left]));
         assert_eq!(inbox.resume_request(), json!({}));
+    }
+
+    #[test]
+    fn events_ahead_of_a_missing_one_wait_for_it_or_for_the_gap() {
+        let (inbox, mut gaps) = Inbox::new(64);
+        let mut rx = inbox.events.subscribe();
+        let at = |n: u64| json!({"room": "t", "epoch": "e", "offset": n});
+        let said = |n: u64| event("said", vec![json!(n), at(n)]);
+        for n in [1, 3, 4, 2, 3] {
+            inbox.deliver(said(n));
+        }
+        let got: Vec<Value> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.payload)
+            .collect();
+        assert_eq!(got, [json!(1), json!(2), json!(3), json!(4)]);
+        // The gap was reported once, and is closed.
+        assert_eq!(gaps.try_recv().unwrap(), "t");
+        assert!(gaps.try_recv().is_err());
+        assert_eq!(inbox.gap("t"), None);
+        // 5 never comes: 6 and 7 wait, until the server says 5 is gone.
+        inbox.deliver(said(7));
+        inbox.deliver(said(6));
+        assert_eq!(inbox.gap("t"), Some(("e".to_owned(), 4)));
+        assert!(rx.try_recv().is_err());
+        let gone = json!({"room": "t", "epoch": "e", "offset": 5, "recovered": false, "reason": "trimmed"});
+        inbox.deliver(event(RECOVERY_EVENT, vec![gone]));
+        let got: Vec<(String, Value)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| (e.name, e.payload))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].0, RECOVERY_EVENT);
+        assert_eq!((got[1].1.clone(), got[2].1.clone()), (json!(6), json!(7)));
+        assert_eq!(inbox.snapshot()["t"], ("e".to_owned(), 7));
     }
 }

@@ -175,6 +175,13 @@ impl Cluster {
         Err(job)
     }
 
+    /// The room history every node shares, for namespace `ns` (`None` on
+    /// one node).
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared_history(&self, ns: &str) -> Option<crate::server::history::SharedHistory> {
+        self.link.as_ref().map(|link| link.shared_history(ns))
+    }
+
     /// Where the other nodes are reached, for messages.
     pub(crate) fn describe(&self) -> String {
         #[cfg(feature = "redis")]
@@ -374,6 +381,8 @@ mod redis {
     pub(crate) struct ClusterLink {
         client: fred::clients::SubscriberClient,
         url: String,
+        /// `RedisConfig::prefix`: also the prefix of the history's keys.
+        prefix: String,
         /// Set while Redis is unreachable (from the first error to the next
         /// reconnection).
         down: AtomicBool,
@@ -444,6 +453,7 @@ mod redis {
             let link = Arc::new(Self {
                 client,
                 url,
+                prefix: config.prefix.clone(),
                 down: AtomicBool::new(false),
                 node_only: AtomicU64::new(0),
                 refused_requests: AtomicU64::new(0),
@@ -546,6 +556,11 @@ mod redis {
         /// Counts a cluster-wide request that could not be made.
         pub(crate) fn record_refused_request(&self) {
             self.refused_requests.fetch_add(1, Ordering::Relaxed);
+        }
+
+        /// The room history of namespace `ns`, in this Redis.
+        pub(crate) fn shared_history(&self, ns: &str) -> crate::server::history::SharedHistory {
+            crate::server::history::SharedHistory::new(self.client.clone(), &self.prefix, ns)
         }
 
         /// The URL, without its password.

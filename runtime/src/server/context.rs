@@ -263,6 +263,23 @@ impl SocketContext {
         // delivery room; a socket that asked for offsets is told where it
         // starts: no event is numbered between its position and its
         // membership.
+        #[cfg(feature = "redis")]
+        if let Some((shared, spec)) = self.state.history.as_ref().and_then(|h| h.shared(&room)) {
+            // The position is read from Redis after the socket joined:
+            // what is kept from then on reaches it, and the client keeps
+            // only the events after the position it is given.
+            if self.join_now(room.clone())? {
+                self.join_delivery(&room);
+                if self.state.offsets {
+                    let (shared, ctx) = (shared.clone(), self.clone());
+                    tokio::spawn(async move {
+                        let position = history::catch_up(&shared, spec, &ctx, &room, "", 0).await;
+                        let _ = ctx.emit_to_self(RECOVERY_EVENT, &position);
+                    });
+                }
+            }
+            return Ok(());
+        }
         let Some(log) = self.state.history.as_ref().and_then(|h| h.log(&room)) else {
             return self.join_now(room).map(|_| ());
         };
@@ -320,6 +337,20 @@ impl SocketContext {
         {
             let delivery = delivery_room(&room, self.state.offsets);
             with_adapter!(RawSocket, &self.socket, socket => socket.leave(delivery));
+            #[cfg(feature = "redis")]
+            if was_in && self.state.offsets && history.shared(&room).is_some() {
+                // The client forgets the room: where it stood is not needed.
+                let left = crate::wire::RoomPosition {
+                    room: room.clone(),
+                    epoch: String::new(),
+                    offset: 0,
+                    recovered: true,
+                    replayed: 0,
+                    reason: None,
+                    left: true,
+                };
+                let _ = self.emit_to_self(RECOVERY_EVENT, &left);
+            }
             if was_in
                 && self.state.offsets
                 && let Some(log) = history.existing(&room)

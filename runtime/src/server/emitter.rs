@@ -133,6 +133,15 @@ pub enum EmitError {
         /// Why the other nodes were not reached.
         reason: String,
     },
+    /// An emit to a room with history was not delivered: its history (in
+    /// Redis, shared by the nodes) could not keep it, and an event is
+    /// delivered only once it is kept. Nobody received it; the handler can
+    /// tell its client to retry (`UNAVAILABLE`).
+    #[error("not delivered: the room's history could not keep it ({reason})")]
+    NotKept {
+        /// Why the history could not keep it.
+        reason: String,
+    },
 }
 
 /// Why a cluster-wide query ([`Emitter::room_users`],
@@ -399,6 +408,62 @@ impl Emitter {
         {
             return self.emit_kept(&op, room.as_str(), &log, event, payload);
         }
+        #[cfg(feature = "redis")]
+        if let (Target::Room { room, except: None }, Some(history), false) =
+            (&target, &self.history, local)
+            && let Some((shared, spec)) = history.shared(room)
+        {
+            return self
+                .emit_shared(&op, shared, spec, room, event, payload)
+                .await;
+        }
+        self.broadcast(&op, &target, local, event, payload).await
+    }
+
+    /// An emit to a whole room with history on the Redis adapter: kept in
+    /// the shared history first (numbered by Redis), then broadcast to the
+    /// room's two delivery rooms, with and without the offset. Not kept,
+    /// not delivered ([`EmitError::NotKept`]).
+    #[cfg(feature = "redis")]
+    async fn emit_shared<A: GatewayAdapter, T: Serialize + ?Sized>(
+        &self,
+        op: &BroadcastOperators<A>,
+        shared: &history::SharedHistory,
+        spec: super::spec::HistorySpec,
+        room: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
+        let raw = serde_json::value::to_raw_value(payload)
+            .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
+        if !self.cluster.available() {
+            let reason = format!("{} is unreachable", self.cluster.describe());
+            return Err(self.fail(event, EmitError::NotKept { reason }));
+        }
+        let offset = shared
+            .push(room, spec, event, &raw)
+            .await
+            .map_err(|reason| self.fail(event, EmitError::NotKept { reason }))?;
+        let with_offset = (&*raw, &offset);
+        let to_offsets = Target::room(delivery_room(room, true));
+        let to_plain = Target::room(delivery_room(room, false));
+        let first = self
+            .broadcast(op, &to_offsets, false, event, &with_offset)
+            .await;
+        let second = self.broadcast(op, &to_plain, false, event, &*raw).await;
+        first.and(second)
+    }
+
+    /// A broadcast to `target` through the adapter (this node's sockets
+    /// only when `local`), handling an unreachable or stalled Redis.
+    async fn broadcast<A: GatewayAdapter, T: Serialize + ?Sized>(
+        &self,
+        op: &BroadcastOperators<A>,
+        target: &Target,
+        local: bool,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), EmitError> {
         // While Redis is known to be down, do not wait for a publish that
         // cannot succeed: this node's sockets get the packet now.
         let degraded = !local && !self.cluster.available();
@@ -406,10 +471,10 @@ impl Emitter {
             && !degraded
             && let Some(stall) = self.cluster.stall_timeout()
         {
-            return self.emit_cluster(&op, &target, event, payload, stall).await;
+            return self.emit_cluster(op, target, event, payload, stall).await;
         }
         let res = self
-            .operator(&op, &target, local || degraded)
+            .operator(op, target, local || degraded)
             .emit(event, payload)
             .await;
         match res {

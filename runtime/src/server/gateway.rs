@@ -52,7 +52,8 @@ use super::spec::{AuthMode, BoxFuture, Dispatch, EventSpec, NamespaceSpec, RateL
 use super::user_sockets::UserSockets;
 use super::validate::PayloadSchema;
 use crate::wire::{
-    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, RECOVERY_EVENT, codes, truncate_name,
+    AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, FILL_EVENT, FillRequest,
+    RECOVERY_EVENT, codes, encode_ack, truncate_name,
 };
 use socketioxide_core::Str;
 use std::ops::Range;
@@ -254,9 +255,11 @@ impl Gateway {
             }
             ns
         });
-        let history = HistoryStore::of(spec)
-            .filter(|_| self.inner.room_history)
-            .map(Arc::new);
+        let history = HistoryStore::of(spec).filter(|_| self.inner.room_history);
+        #[cfg(feature = "redis")]
+        let history =
+            history.map(|h| h.shared_by_nodes(self.inner.cluster.shared_history(spec.path)));
+        let history = history.map(Arc::new);
         if let Some(history) = &history {
             self.inner
                 .histories
@@ -917,6 +920,14 @@ impl NamespaceRuntime {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         for at in asked {
+            #[cfg(feature = "redis")]
+            let shared = self.history.as_ref().and_then(|h| h.shared(&at.room));
+            #[cfg(feature = "redis")]
+            let position = match shared {
+                Some((shared, spec)) => history::resume_shared(shared, spec, ctx, &at).await,
+                None => history::resume(self.history.as_deref(), ctx, &at),
+            };
+            #[cfg(not(feature = "redis"))]
             let position = history::resume(self.history.as_deref(), ctx, &at);
             // The client waits for this answer, after a replay that may
             // have filled its queue: wait for room, as for an ack.
@@ -947,6 +958,17 @@ impl NamespaceRuntime {
     ) {
         state.touch();
         let compiled = self.events.get(event.name.as_str());
+        if compiled.is_none() && event.name == FILL_EVENT && event.ack_id.is_some() {
+            let answer = self.fill(&socket, &state, &event.payload).await;
+            let response = match answer {
+                Ok(position) => {
+                    encode_ack(&position).map_or_else(AckResponse::Failure, AckResponse::Success)
+                }
+                Err(err) => AckResponse::Failure(err),
+            };
+            self.send_ack(&event, &response).await;
+            return;
+        }
         let label = compiled.map_or(UNKNOWN_EVENT_LABEL, |c| c.spec.name);
         match (&self.metrics, compiled) {
             (None, _) => {}
@@ -1016,6 +1038,38 @@ impl NamespaceRuntime {
                     .emit_socket_ref(&A::raw_socket(socket), ERROR_EVENT, &payload);
             }
         }
+    }
+
+    /// A client's [`FILL_EVENT`]: the events of a room it is in, after its
+    /// offset, sent again (see `history::fill`). Counted against
+    /// [`FILL_RATE`] per connection: each is a read of up to the room's
+    /// `size` events.
+    async fn fill<A: GatewayAdapter>(
+        &self,
+        socket: &SocketRef<A>,
+        state: &Arc<ClientState>,
+        payload: &RawPayload,
+    ) -> Result<crate::wire::RoomPosition, EventError> {
+        self.check_rate(state, FILL_EVENT, FILL_RATE)
+            .map_err(|wait| EventError::rate_limited(ceil_millis(wait)))?;
+        let text = payload.text()?;
+        if text.len() > MAX_FILL_REQUEST_BYTES {
+            return Err(EventError::payload_too_large(
+                MAX_FILL_REQUEST_BYTES,
+                text.len(),
+            ));
+        }
+        let request: FillRequest = serde_json::from_str(text)
+            .map_err(|e| EventError::invalid_payload("", e.to_string()))?;
+        let ctx = self.context(socket, state.clone());
+        Ok(history::fill(
+            self.history.as_deref(),
+            &ctx,
+            &request.room,
+            &request.epoch,
+            request.offset,
+        )
+        .await)
     }
 
     async fn run<A: GatewayAdapter>(
@@ -1188,6 +1242,17 @@ struct IncomingEvent<A: GatewayAdapter> {
     socket: Arc<Socket<A>>,
     ack_id: Option<i64>,
 }
+
+/// How many [`FILL_EVENT`]s a connection may send: 120 a minute (a client
+/// sends one per gap it sees, after waiting for the missing event).
+const FILL_RATE: RateLimit = RateLimit {
+    max: 120,
+    window_ms: 60_000,
+    per: RateScope::Connection,
+};
+
+/// Largest [`FILL_EVENT`] payload: a room name, an epoch and an offset.
+const MAX_FILL_REQUEST_BYTES: usize = 1024;
 
 /// How long a refused ack is retried while the socket's buffer is full.
 const ACK_RETRY_FOR: Duration = Duration::from_secs(5);

@@ -15,9 +15,10 @@
 //! queues, and while a returning socket is sent its missed events and put
 //! back in the room, so every later event reaches it after its replay.
 //!
-//! The store is this node's memory: on several nodes an event is recovered
-//! only by a client that comes back to the node that sent it (Redis
-//! Streams are the next step, see the README).
+//! On one node the store is this node's memory. On the Redis adapter it is
+//! Redis (`history_redis`): any node numbers, keeps and replays the
+//! events of any room, and the client puts events of two nodes back in
+//! order (see `FILL_EVENT`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -31,6 +32,9 @@ use super::context::SocketContext;
 use super::handshake::ResumeAt;
 use super::spec::{HistorySpec, NamespaceSpec, RoomSpec};
 use crate::wire::{Offset, RecoveryGap, RoomPosition};
+
+#[cfg(feature = "redis")]
+pub(crate) use super::history_redis::SharedHistory;
 
 /// The room a member of `room` joins beside it: one for the sockets that
 /// asked for offsets, one for the others. An event kept in the room's
@@ -57,6 +61,10 @@ pub(crate) struct HistoryStore {
     patterns: Vec<(&'static RoomSpec, HistorySpec)>,
     rooms: Mutex<HashMap<String, Arc<Mutex<RoomLog>>>>,
     created: AtomicU64,
+    /// The store every node shares, on the Redis adapter (the rooms' logs
+    /// here are then unused).
+    #[cfg(feature = "redis")]
+    shared: Option<SharedHistory>,
 }
 
 impl HistoryStore {
@@ -71,7 +79,23 @@ impl HistoryStore {
             patterns,
             rooms: Mutex::new(HashMap::new()),
             created: AtomicU64::new(0),
+            #[cfg(feature = "redis")]
+            shared: None,
         })
+    }
+
+    /// Keeps the history in the store every node shares.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared_by_nodes(mut self, shared: Option<SharedHistory>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The store every node shares, with `room`'s settings, when `room`
+    /// has history and the gateway is on the Redis adapter.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(&self, room: &str) -> Option<(&SharedHistory, HistorySpec)> {
+        Some((self.shared.as_ref()?, self.spec_for(room)?))
     }
 
     /// The history settings of `room`, when its pattern has any.
@@ -86,9 +110,13 @@ impl HistoryStore {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The log of `room`, created when it has none (`None`: no history for
-    /// this room).
+    /// The log of `room` on this node, created when it has none (`None`:
+    /// no history for this room, or the history is shared by the nodes).
     pub(crate) fn log(&self, room: &str) -> Option<Arc<Mutex<RoomLog>>> {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() {
+            return None;
+        }
         let spec = self.spec_for(room)?;
         let mut rooms = self.rooms();
         if let Some(log) = rooms.get(room) {
@@ -140,7 +168,7 @@ struct Entry {
 }
 
 /// A new random epoch: 16 hex digits.
-fn new_epoch() -> Arc<str> {
+pub(crate) fn new_epoch() -> Arc<str> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = (
         std::time::SystemTime::now(),
@@ -284,29 +312,140 @@ pub(crate) fn resume(
     }
     ctx.join_delivery(&at.room);
     match replay {
-        Ok(events) => {
-            for (event, payload, offset) in events {
-                let offset = Offset {
-                    room: at.room.clone(),
-                    epoch: position.epoch.clone(),
-                    offset,
-                };
-                // A full socket queue drops the packet: what is missing is
-                // then a gap like any other.
-                if ctx.emit_to_self(event, &(payload, &offset)).is_err() {
-                    position.recovered = false;
-                    position.reason = Some(RecoveryGap::Dropped);
-                    break;
-                }
-                position.replayed += 1;
-            }
-        }
+        Ok(events) => send_again(ctx, &mut position, events),
         Err(why) => {
             position.recovered = false;
             position.reason = Some(why);
         }
     }
     position
+}
+
+/// Sends `events` of `position.room` (event, payload, offset) to the
+/// socket again, in order with their offsets, counting them in
+/// `position`. A full socket queue drops the packet: what is missing is
+/// then a gap like any other (`dropped`).
+fn send_again<'a>(
+    ctx: &SocketContext,
+    position: &mut RoomPosition,
+    events: impl IntoIterator<Item = (&'a str, &'a RawValue, u64)>,
+) {
+    for (event, payload, offset) in events {
+        let offset = Offset {
+            room: position.room.clone(),
+            epoch: position.epoch.clone(),
+            offset,
+        };
+        if ctx.emit_to_self(event, &(payload, &offset)).is_err() {
+            position.recovered = false;
+            position.reason = Some(RecoveryGap::Dropped);
+            return;
+        }
+        position.replayed += 1;
+    }
+}
+
+/// Answers a client's [`FILL_EVENT`](crate::wire::FILL_EVENT): the events
+/// of `room` after its offset are sent again, and the position says
+/// where the room stands (or why they are gone). A room the socket is
+/// not in is refused.
+pub(crate) async fn fill(
+    history: Option<&HistoryStore>,
+    ctx: &SocketContext,
+    room: &str,
+    epoch: &str,
+    offset: u64,
+) -> RoomPosition {
+    let Some(history) = history.filter(|h| h.spec_for(room).is_some()) else {
+        return gap(room.to_owned(), String::new(), 0, RecoveryGap::NoHistory);
+    };
+    if !ctx.in_room(room) {
+        return gap(room.to_owned(), String::new(), 0, RecoveryGap::Refused);
+    }
+    #[cfg(feature = "redis")]
+    if let Some((shared, spec)) = history.shared(room) {
+        return catch_up(shared, spec, ctx, room, epoch, offset).await;
+    }
+    let Some(log) = history.existing(room) else {
+        return gap(room.to_owned(), String::new(), 0, RecoveryGap::Epoch);
+    };
+    let mut log = lock(&log);
+    let mut position = log.position(room, true);
+    match log.since(epoch, offset) {
+        Ok(events) => send_again(ctx, &mut position, events),
+        Err(why) => {
+            position.recovered = false;
+            position.reason = Some(why);
+        }
+    }
+    position
+}
+
+/// [`resume`] on the store every node shares: the socket re-joins first,
+/// then the events after its offset are read and sent again. An event
+/// kept meanwhile may reach it live before its replay, or twice: the
+/// client orders them by offset and drops what it has.
+#[cfg(feature = "redis")]
+pub(crate) async fn resume_shared(
+    shared: &SharedHistory,
+    spec: HistorySpec,
+    ctx: &SocketContext,
+    at: &ResumeAt,
+) -> RoomPosition {
+    if ctx.join_now(at.room.clone()).is_err() {
+        return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
+    }
+    ctx.join_delivery(&at.room);
+    catch_up(shared, spec, ctx, &at.room, &at.epoch, at.offset).await
+}
+
+/// Reads the events of `room` after `offset` of `epoch` from the shared
+/// store and sends them again (`epoch` empty: none, the position only).
+#[cfg(feature = "redis")]
+pub(crate) async fn catch_up(
+    shared: &SharedHistory,
+    spec: HistorySpec,
+    ctx: &SocketContext,
+    room: &str,
+    epoch: &str,
+    offset: u64,
+) -> RoomPosition {
+    match shared.read(room, spec, epoch, offset).await {
+        Err(err) => {
+            tracing::warn!(room, error = %err, "cannot read the room's history from Redis");
+            gap(
+                room.to_owned(),
+                epoch.to_owned(),
+                offset,
+                RecoveryGap::Unavailable,
+            )
+        }
+        Ok(read) => {
+            let mut position = RoomPosition {
+                room: room.to_owned(),
+                epoch: read.epoch,
+                offset: read.last,
+                recovered: true,
+                replayed: 0,
+                reason: None,
+                left: false,
+            };
+            match read.events {
+                Ok(events) => send_again(
+                    ctx,
+                    &mut position,
+                    events
+                        .iter()
+                        .map(|e| (e.event.as_str(), &*e.payload, e.offset)),
+                ),
+                Err(why) => {
+                    position.recovered = false;
+                    position.reason = Some(why);
+                }
+            }
+            position
+        }
+    }
 }
 
 /// A position that says events of `room` are gone, and why.
