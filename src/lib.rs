@@ -40,10 +40,10 @@ pub use builder::{BuildError, Builder};
 use render::Templates;
 
 /// The built-in error codes (shared with the runtime).
-pub const BUILTIN_ERROR_CODES: [&str; 13] = evcontract_runtime::wire::codes::ALL;
+pub const BUILTIN_ERROR_CODES: [&str; 14] = evcontract_runtime::wire::codes::ALL;
 
 /// What each built-in error code means, in the order of [`BUILTIN_ERROR_CODES`].
-pub const BUILTIN_ERROR_DOCS: [&str; 13] = [
+pub const BUILTIN_ERROR_DOCS: [&str; 14] = [
     "The event (or namespace) needs an authenticated connection.",
     "The handshake token failed verification.",
     "The caller is authenticated but may not do this.",
@@ -57,6 +57,7 @@ pub const BUILTIN_ERROR_DOCS: [&str; 13] = [
     "Connect refused: the handshake's `auth` payload is malformed (the message says what is wrong).",
     "Connect refused: the user has as many connections to the namespace on this server as it allows.",
     "The room has as many members as the contract allows; details `{maxMembers}`.",
+    "The server cannot do it now (a store it needs is unreachable, or the same request is still running); nothing was done and retrying is safe.",
 ];
 
 /// The marker every generated file carries near its top; only files with it

@@ -49,9 +49,14 @@ pub mod codes {
     /// The room has as many members as the contract allows; details
     /// `{maxMembers}`.
     pub const ROOM_FULL: &str = "ROOM_FULL";
+    /// The server cannot do it now: what it needs is unreachable (the
+    /// shared store of a room's history), or the same request (same
+    /// idempotency key) is still running. Nothing was done; retrying is
+    /// safe.
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
 
     /// Every built-in code, in a stable order.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         AUTH_REQUIRED,
         INVALID_TOKEN,
         ACCESS_DENIED,
@@ -65,6 +70,7 @@ pub mod codes {
         INVALID_AUTH,
         TOO_MANY_USER_CONNECTIONS,
         ROOM_FULL,
+        UNAVAILABLE,
     ];
 }
 
@@ -281,6 +287,11 @@ impl EventError {
             format!("this connection is already in {max_rooms} rooms, the most allowed"),
         )
         .with_details(serde_json::json!({ "maxRooms": max_rooms }))
+    }
+
+    /// `UNAVAILABLE`: nothing was done, retrying is safe.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(codes::UNAVAILABLE, message)
     }
 
     /// `ROOM_FULL`, with `{maxMembers}` in the details.

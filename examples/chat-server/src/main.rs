@@ -50,8 +50,8 @@ use chat_contract::chat::server::{ChatEmitter, ChatHandler};
 use chat_contract::health::server::{HealthEmitter, HealthHandler};
 use chat_contract::runtime::EventError;
 use chat_contract::runtime::server::{
-    AuthConfig, ContractMismatch, Gateway, RedisConfig, ServerConfig, SocketContext, Target,
-    TlsConfig, TrustedProxies, sign_hs256,
+    AuthConfig, ContractMismatch, EmitError, Gateway, RedisConfig, ServerConfig, SocketContext,
+    Target, TlsConfig, TrustedProxies, sign_hs256,
 };
 use chat_contract::{
     Announce, Announcement, ErrorCode, GetThread, GetThreadAck, HealthStatus, HealthStatusStatus,
@@ -157,7 +157,7 @@ fn internal(e: impl std::fmt::Display) -> EventError {
 /// A broadcast that did not reach every recipient (a disconnected socket, a
 /// full per-socket buffer) does not fail the sender's event: the runtime has
 /// already logged and counted each failed delivery.
-fn delivered_partly(err: chat_contract::runtime::server::EmitError) {
+fn delivered_partly(err: EmitError) {
     tracing::debug!(%err, "broadcast not delivered to every recipient");
 }
 
@@ -264,15 +264,28 @@ impl ChatHandler for Chat {
             content: p.content.into(),
             created_at: chrono::Utc::now(),
         };
+        let event = NewMessage {
+            thread_id: thread_id.clone(),
+            message,
+        };
+        match ChatEmitter::of(ctx)
+            .new_message(Target::room(room), &event)
+            .await
+        {
+            // Threads keep their history in Redis on several nodes: a
+            // message that could not be kept reached nobody, and the
+            // sender may send it again.
+            Err(EmitError::NotKept { reason }) => {
+                return Err(EventError::unavailable(format!(
+                    "the message was not sent: {reason}"
+                )));
+            }
+            other => other.unwrap_or_else(delivered_partly),
+        }
         self.threads
             .lock()
             .map_err(internal)?
-            .record(&thread_id, message.clone());
-        let event = NewMessage { thread_id, message };
-        ChatEmitter::of(ctx)
-            .new_message(Target::room(room), &event)
-            .await
-            .unwrap_or_else(delivered_partly);
+            .record(&thread_id, event.message.clone());
         // The ack carries the same message the room received.
         Ok(event.message)
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::FutureExt;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
@@ -286,6 +287,40 @@ fn from_broadcast_error(err: BroadcastError) -> EmitError {
     }
 }
 
+/// A payload as JSON text the emit owns, keeping what socketioxide reads
+/// from its type: a tuple is several arguments (the extra last argument
+/// of an event with an offset), anything else is one.
+enum OwnedArgs {
+    One(Box<RawValue>),
+    Several(Vec<Box<RawValue>>),
+}
+
+impl OwnedArgs {
+    fn of<T: Serialize + ?Sized>(payload: &T) -> serde_json::Result<Self> {
+        let raw = serde_json::value::to_raw_value(payload)?;
+        if socketioxide_core::parser::is_ser_tuple(payload) {
+            return serde_json::from_str(raw.get()).map(Self::Several);
+        }
+        Ok(Self::One(raw))
+    }
+}
+
+impl Serialize for OwnedArgs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        match self {
+            Self::One(raw) => raw.serialize(serializer),
+            Self::Several(args) => {
+                let mut tuple = serializer.serialize_tuple(args.len())?;
+                for arg in args {
+                    tuple.serialize_element(arg)?;
+                }
+                tuple.end()
+            }
+        }
+    }
+}
+
 /// One socket in a room, from a cluster-wide listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomSocket {
@@ -500,7 +535,7 @@ impl Emitter {
     ) -> Result<(), EmitError> {
         // The attempt may outlive this call (finished in the queue), so it
         // owns the event name and the payload's JSON text.
-        let raw = serde_json::value::to_raw_value(payload)
+        let raw = OwnedArgs::of(payload)
             .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
         let (everywhere, here) = (
             self.operator(op, target, false),
@@ -508,10 +543,10 @@ impl Emitter {
         );
         let name = event.to_owned();
         let mut attempt = Box::pin(async move {
-            match everywhere.emit(&name, &*raw).await {
+            match everywhere.emit(&name, &raw).await {
                 Ok(()) => (name, Ok(())),
                 // The publish failed before anything was delivered here.
-                Err(BroadcastError::Adapter(err)) => match here.emit(&name, &*raw).await {
+                Err(BroadcastError::Adapter(err)) => match here.emit(&name, &raw).await {
                     Ok(()) => (name, Err(Err(err.to_string()))),
                     Err(e) => (name, Err(Ok(from_broadcast_error(e)))),
                 },
@@ -525,7 +560,7 @@ impl Emitter {
         }
         // When Redis is known lost while the emit waits (fred keeps the
         // command while it reconnects), this node's sockets get it at once.
-        let raw = serde_json::value::to_raw_value(payload)
+        let raw = OwnedArgs::of(payload)
             .map_err(|e| self.fail(event, EmitError::Serialize(e.to_string())))?;
         let (here, name) = (self.operator(op, target, true), event.to_owned());
         let down = self.cluster.down_signal();
@@ -536,7 +571,7 @@ impl Emitter {
                     let _ = this.settle(&name, outcome);
                 }
                 () = down => {
-                    if let Err(e) = here.emit(&name, &*raw).await {
+                    if let Err(e) = here.emit(&name, &raw).await {
                         this.fail(&name, from_broadcast_error(e));
                     }
                     this.node_only(&name, "Redis was lost while the emit waited for it".to_owned());
