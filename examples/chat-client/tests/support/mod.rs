@@ -302,6 +302,11 @@ impl CutProxy {
         self.cut.send_modify(|n| *n += 1);
     }
 
+    /// The flag that [`up`](Self::up) sets, to set it later from a task.
+    pub(crate) fn up_handle(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.up.clone()
+    }
+
     /// Accepts connections again.
     pub(crate) fn up(&self) {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
