@@ -375,6 +375,20 @@ impl<'a> Diff<'a, '_> {
                             format!("`{name}` gained a rate limit: old clients sending faster get RATE_LIMITED"),
                         );
                     }
+                    let idempotent = |e: &crate::model::ClientEvent| {
+                        e.ack.is_some() && e.idempotent.unwrap_or(true)
+                    };
+                    if idempotent(old_event) && !idempotent(new_event) && new_event.ack.is_some() {
+                        this.report(
+                            "idempotency-dropped",
+                            Severity::Warning,
+                            Some(Direction::ClientToServer),
+                            Breaks::OldClients,
+                            At::New,
+                            event_at.join("idempotent").as_str(),
+                            format!("`{name}` is no longer idempotent: old clients still retry it after a lost answer, and each retry now runs the handler again"),
+                        );
+                    }
                     this.schema(
                         Direction::ClientToServer,
                         &old_event.payload,

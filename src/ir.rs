@@ -169,6 +169,9 @@ pub struct ClientEventIr {
     pub rate_limit: Option<RateLimitIr>,
     /// The payload size limit in bytes, if any.
     pub max_payload_bytes: Option<u64>,
+    /// Whether a retried send runs once (acked, not opted out): clients
+    /// send an idempotency key and retry after a reconnection.
+    pub idempotent: bool,
     /// Doc lines.
     pub doc: Vec<String>,
     /// The payload's self-contained JSON Schema, as a Rust string literal
@@ -542,6 +545,7 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
                         }
                     }),
                     max_payload_bytes: ev.max_payload_bytes,
+                    idempotent: ev.ack.is_some() && ev.idempotent.unwrap_or(true),
                     doc: doc_lines(ev.description.as_deref()),
                     schema_literal: format!(
                         "{:?}",

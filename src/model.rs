@@ -153,6 +153,14 @@ pub struct ClientEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_payload_bytes: Option<u64>,
+    /// Whether a retried send runs once (acked events only; default
+    /// `true`): generated clients send it with an idempotency key and
+    /// retry it after a reconnection, and the server runs the handler at
+    /// most once per key, answering a retry with the first answer. `false`
+    /// for events whose retry should run again (a read of the latest
+    /// state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
 }
 
 /// An event from server to client.

@@ -611,9 +611,21 @@ impl Walker<'_> {
                     "auth",
                     "rateLimit",
                     "maxPayloadBytes",
+                    "idempotent",
                 ],
                 &["payload"],
             );
+            match (o.get("idempotent"), o.get("ack")) {
+                (Some(Value::Bool(true)), None) => self.sink.error(
+                    &at.join("idempotent"),
+                    "`idempotent` applies to events with an `ack` (a retry is answered with the first answer)".to_owned(),
+                ),
+                (Some(Value::Bool(_)) | None, _) => {}
+                (Some(other), _) => self.sink.error(
+                    &at.join("idempotent"),
+                    format!("`idempotent` must be true or false, found {other}"),
+                ),
+            }
             if let Some(n) = o.get("maxPayloadBytes")
                 && !matches!(n.as_u64(), Some(1..))
             {

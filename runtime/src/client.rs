@@ -128,7 +128,9 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 pub use error::{ClientError, ConnectError, ConnectionError, DisconnectReason, TransportError};
 pub use event::{AckResponder, ServerEvent};
-pub use options::{ClientOptions, DEFAULT_GAP_WAIT, TlsRoots};
+pub use options::{
+    ClientOptions, DEFAULT_GAP_WAIT, DEFAULT_RETRY_FOR, DEFAULT_SEND_QUEUE, TlsRoots,
+};
 pub use typed::{DecodeEvent, Events};
 
 /// tokio's channels, re-exported: [`Client::subscribe`] and [`Client::state`]
@@ -285,6 +287,7 @@ impl ClientBuilder {
             conn: Mutex::new(None),
             shutdown,
             generation: AtomicU64::new(0),
+            queued: std::sync::atomic::AtomicUsize::new(0),
         });
         let first = match core.attempt(0, true).await {
             Ok(first) => first,
@@ -368,6 +371,8 @@ struct Core {
     /// `true` once the client must stop for good.
     shutdown: watch::Sender<bool>,
     generation: AtomicU64,
+    /// Idempotent sends waiting (`ClientOptions::send_queue`).
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 /// The current connection, and which node it is on.
@@ -661,6 +666,27 @@ impl EventListener {
     }
 }
 
+/// One of the `ClientOptions::send_queue` places, given back when the send
+/// ends.
+struct QueueSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn take(queued: &'a std::sync::atomic::AtomicUsize, max: usize) -> Result<Self, ClientError> {
+        queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| Self(queued))
+            .map_err(|_| ClientError::QueueFull(max))
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Forgets a pending ack when its emit ends (answer, timeout or cancel).
 struct PendingAck<'a> {
     conn: &'a ConnShared,
@@ -791,6 +817,88 @@ impl Client {
         let response = AckResponse::<A>::from_value(envelope)
             .map_err(|e| ClientError::Decode(format!("ack envelope: {e}")))?;
         response.into_result().map_err(ClientError::Server)
+    }
+
+    /// Emits an event whose handler runs at most once per send (the
+    /// contract leaves acked events idempotent unless it says
+    /// `"idempotent": false`), with an idempotency key as its extra last
+    /// argument, and decodes the answer like
+    /// [`emit_with_ack`](Self::emit_with_ack).
+    ///
+    /// Made while disconnected, the send waits for the connection; when
+    /// the answer does not come (lost connection, ack timeout) or the
+    /// server answers `UNAVAILABLE`, it is sent again with the same key,
+    /// and the server answers a retry with the first answer instead of
+    /// running the handler again. It gives up after
+    /// [`ClientOptions::retry_for`] ([`ClientError::Timeout`]); at most
+    /// [`ClientOptions::send_queue`] sends wait at once
+    /// ([`ClientError::QueueFull`]).
+    pub async fn emit_idempotent<A, T>(&self, event: &str, payload: &T) -> Result<A, ClientError>
+    where
+        A: DeserializeOwned,
+        T: Serialize + ?Sized,
+    {
+        let core = self.core();
+        let key = recovery::new_key();
+        let deadline = tokio::time::Instant::now() + core.options.retry_for;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout);
+            }
+            if self.live_conn().is_err() {
+                // Stopped, or lost for good: nothing to wait for.
+                if core.stopping() || *core.channels.state.borrow() == ConnectionState::Disconnected
+                {
+                    return Err(ClientError::Disconnected);
+                }
+                // Queued (bounded) while the client reconnects.
+                let _slot = QueueSlot::take(&core.queued, core.options.send_queue)?;
+                let mut state = core.channels.state.subscribe();
+                let settled = state.wait_for(|s| {
+                    matches!(
+                        s,
+                        ConnectionState::Connected | ConnectionState::Disconnected
+                    )
+                });
+                if tokio::time::timeout(left, settled).await.is_err() {
+                    return Err(ClientError::Timeout);
+                }
+                // Connected, and open to traffic once the reconnect hooks ran.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            let wait = core.options.ack_timeout.min(left);
+            let answer = async {
+                let conn = self.live_conn()?;
+                let id = conn.next_ack_id();
+                let text = protocol::encode_keyed_event(conn.namespace(), id, event, payload, &key)
+                    .map_err(|e| ClientError::Encode(e.to_string()))?;
+                let answer = conn.register(id)?;
+                let _pending = PendingAck { conn: &conn, id };
+                conn.send_text(text).await?;
+                answer.await.map_err(|_| ClientError::Disconnected)?
+            };
+            let args = match tokio::time::timeout(wait, answer).await {
+                Ok(Ok(args)) => args,
+                // Lost on the way, or the answer was: send it again.
+                Ok(Err(ClientError::Disconnected)) | Err(_) => continue,
+                Ok(Err(err)) => return Err(err),
+            };
+            let Some(envelope) = args.into_iter().next() else {
+                return Err(ClientError::Decode("the ack has no argument".to_owned()));
+            };
+            let response = AckResponse::<A>::from_value(envelope)
+                .map_err(|e| ClientError::Decode(format!("ack envelope: {e}")))?;
+            match response.into_result() {
+                Err(err) if err.code == crate::wire::codes::UNAVAILABLE => {
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other.map_err(ClientError::Server),
+            }
+        }
     }
 
     /// Emits with an ack and returns the ack's arguments as they are, for

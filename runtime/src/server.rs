@@ -95,6 +95,7 @@ mod history;
 #[cfg(feature = "redis")]
 mod history_redis;
 mod http;
+mod idempotency;
 mod log_throttle;
 mod metrics;
 mod proxy;
@@ -129,6 +130,9 @@ pub use handshake::{MAX_CONTRACT_FIELD_BYTES, MAX_RESUME_ROOMS};
 pub use http::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_SLOW_CONSUMER_TIMEOUT, HttpStats,
+};
+pub use idempotency::{
+    DEFAULT_IDEMPOTENCY_KEYS_PER_USER, DEFAULT_IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_KEY_BYTES,
 };
 pub use proxy::TrustedProxies;
 pub use spec::{

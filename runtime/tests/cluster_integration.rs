@@ -35,6 +35,7 @@ const fn ev(name: &'static str) -> EventSpec {
         rate_limit: None,
         max_payload_bytes: None,
         acked: true,
+        idempotent: false,
         schema: "{}",
     }
 }

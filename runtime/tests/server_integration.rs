@@ -55,6 +55,7 @@ const fn ev(name: &'static str, acked: bool, schema: &'static str) -> EventSpec 
         rate_limit: None,
         max_payload_bytes: None,
         acked,
+        idempotent: acked,
         schema,
     }
 }

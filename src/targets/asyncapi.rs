@@ -137,6 +137,9 @@ fn channel(
         if let Some(max) = event.max_payload_bytes {
             op["x-evcontract-max-payload-bytes"] = json!(max);
         }
+        if event.ack_type.is_some() {
+            op["x-evcontract-idempotent"] = json!(event.idempotent);
+        }
         operations.insert(format!("{id}-client-{}", event.wire_name), op);
     }
     for event in &ns.server_events {

@@ -105,9 +105,12 @@ fn client_event(out: &mut String, ir: &ContractIr, e: &ClientEventIr) {
     if let Some(max) = e.max_payload_bytes {
         facts.push(format!("payload at most {max} bytes (`PAYLOAD_TOO_LARGE`)"));
     }
-    facts.push(match &e.ack_type {
-        Some(_) => "acked".to_owned(),
-        None => "not acked (failures arrive as the `error` event)".to_owned(),
+    facts.push(match (&e.ack_type, e.idempotent) {
+        (Some(_), true) => {
+            "acked; a retried send runs once (generated clients send an idempotency key)".to_owned()
+        }
+        (Some(_), false) => "acked; not idempotent (a retried send runs again)".to_owned(),
+        (None, _) => "not acked (failures arrive as the `error` event)".to_owned(),
     });
     let _ = writeln!(out, "\n{}.", facts.join("; "));
     payload(out, ir, "Payload", &e.payload_type);

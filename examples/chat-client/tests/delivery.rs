@@ -493,3 +493,87 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
     );
     drop(nodes);
 }
+
+/// A send whose ack is lost: the sender's connection drops the answer
+/// (the message reached the thread), then is cut; the client sends it
+/// again with the same idempotency key after reconnecting (to the same
+/// node, or with `two_nodes` to the other one, through Redis), the
+/// handler does not run again, and the retry gets the first answer.
+async fn a_retried_send_runs_once(two_nodes: bool) {
+    let redis = Redis::start().await;
+    let mut spec = Spec::new(SECRET);
+    if two_nodes {
+        spec = spec.env("REDIS_URL", &redis.url);
+    }
+    let a = Server::start(&spec).await;
+    let b = if two_nodes {
+        Some(Server::start(&spec).await)
+    } else {
+        None
+    };
+    let proxy = support::CutProxy::start(a.port).await;
+    let mut urls = vec![format!("http://127.0.0.1:{}", proxy.port)];
+    urls.extend(b.iter().map(Server::url));
+    let sender = client(&urls, "retrier").await;
+    join(&sender, "retry").await;
+    let receiver = client(&[b.as_ref().unwrap_or(&a).url()], "witness").await;
+    let mut events = receiver.raw().subscribe();
+    join(&receiver, "retry").await;
+
+    proxy.mute();
+    let send = tokio::spawn(async move {
+        let answer = sender
+            .send_message(SendMessage {
+                thread_id: "retry".try_into().unwrap(),
+                content: "once".try_into().unwrap(),
+            })
+            .await;
+        (answer, sender)
+    });
+    // The handler ran: the thread has the message.
+    let delivered = within(WAIT, "the message", async {
+        loop {
+            let event = events.recv().await.expect("events");
+            if event.name == "new_message" {
+                break event.payload["message"]["id"].clone();
+            }
+        }
+    })
+    .await;
+    // The answer never came; the connection goes.
+    proxy.down();
+    if !two_nodes {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.up();
+    }
+    let (answer, sender) = within(WAIT * 2, "the retried send's answer", send)
+        .await
+        .expect("send task");
+    let message = answer.expect("the retry is answered");
+    assert_eq!(
+        serde_json::to_value(message.id).unwrap(),
+        delivered,
+        "the first answer: the message that was sent"
+    );
+    if two_nodes {
+        assert_eq!(sender.raw().current_url(), Some(urls[1].as_str()));
+    }
+    // Once: nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    while let Ok(event) = events.try_recv() {
+        assert_ne!(
+            event.name, "new_message",
+            "the handler ran again: {event:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_retried_after_a_lost_ack_runs_once_on_one_node() {
+    a_retried_send_runs_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_retried_on_another_node_after_a_lost_ack_runs_once() {
+    a_retried_send_runs_once(true).await;
+}

@@ -72,6 +72,7 @@ export type ErrorCode =
   | "INVALID_AUTH"
   | "TOO_MANY_USER_CONNECTIONS"
   | "ROOM_FULL"
+  | "UNAVAILABLE"
   | "THREAD_NOT_FOUND";
 
 /** The answer to an acked event. */

@@ -21,6 +21,7 @@ export type ErrorCode =
   | "INVALID_AUTH"
   | "TOO_MANY_USER_CONNECTIONS"
   | "ROOM_FULL"
+  | "UNAVAILABLE"
   | "THREAD_NOT_FOUND";
 
 /** Every error code, in contract order (built-in ones first). */
@@ -38,6 +39,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "INVALID_AUTH",
   "TOO_MANY_USER_CONNECTIONS",
   "ROOM_FULL",
+  "UNAVAILABLE",
   "THREAD_NOT_FOUND",
 ];
 
@@ -205,7 +207,7 @@ export function connectError(e: unknown): Error {
 export const RECOVERY_EVENT = "evcontract:recovery";
 
 /** Why a room could not be recovered after a reconnection. */
-export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused" | "dropped";
+export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused" | "dropped" | "unavailable";
 
 /**
  * Where the client stands in a room with history: sent when it joins

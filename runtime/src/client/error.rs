@@ -233,6 +233,10 @@ pub enum ClientError {
     /// This server ack was already answered.
     #[error("this ack was already answered")]
     AlreadyAnswered,
+    /// As many sends as [`ClientOptions::send_queue`](super::ClientOptions::send_queue)
+    /// allows are waiting for a connection already.
+    #[error("{0} sends are waiting already (ClientOptions::send_queue)")]
+    QueueFull(usize),
 }
 
 impl ClientError {

@@ -50,7 +50,15 @@ pub struct ClientOptions {
     pub(crate) contract: Option<(&'static str, &'static str)>,
     pub(crate) recovery: bool,
     pub(crate) gap_wait: Duration,
+    pub(crate) retry_for: Duration,
+    pub(crate) send_queue: usize,
 }
+
+/// Default [`ClientOptions::retry_for`]: 30 s.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Default [`ClientOptions::send_queue`]: 256 sends.
+pub const DEFAULT_SEND_QUEUE: usize = 256;
 
 /// Default [`ClientOptions::gap_wait`]: 1 s.
 pub const DEFAULT_GAP_WAIT: Duration = Duration::from_secs(1);
@@ -99,6 +107,8 @@ impl ClientOptions {
             contract: None,
             recovery: true,
             gap_wait: DEFAULT_GAP_WAIT,
+            retry_for: DEFAULT_RETRY_FOR,
+            send_queue: DEFAULT_SEND_QUEUE,
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -210,6 +220,27 @@ impl ClientOptions {
     #[must_use]
     pub fn recovery(mut self, on: bool) -> Self {
         self.recovery = on;
+        self
+    }
+
+    /// How long a send of an idempotent event (see
+    /// [`Client::emit_idempotent`](super::Client::emit_idempotent)) is
+    /// retried, waiting for a connection when there is none, before it
+    /// fails with [`ClientError::Timeout`](super::ClientError::Timeout)
+    /// (default 30 s, [`DEFAULT_RETRY_FOR`]).
+    #[must_use]
+    pub fn retry_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
+    }
+
+    /// Most idempotent sends waiting at once for a connection while the
+    /// client reconnects (default 256, [`DEFAULT_SEND_QUEUE`]); one more
+    /// fails at once with
+    /// [`ClientError::QueueFull`](super::ClientError::QueueFull).
+    #[must_use]
+    pub fn send_queue(mut self, sends: usize) -> Self {
+        self.send_queue = sends.max(1);
         self
     }
 

@@ -275,6 +275,23 @@ pub(crate) fn encode_event<T: Serialize + ?Sized>(
     Ok(out)
 }
 
+/// `42[/ns,]id["event",payload,{"idempotencyKey":key}]`: an event with an
+/// idempotency key as its extra last argument.
+pub(crate) fn encode_keyed_event<T: Serialize + ?Sized>(
+    ns: &str,
+    id: u64,
+    event: &str,
+    payload: &T,
+    key: &str,
+) -> Result<String, serde_json::Error> {
+    let mut out = String::from("42");
+    push_ns(&mut out, ns);
+    let _ = write!(out, "{id}");
+    let keyed = serde_json::json!({ "idempotencyKey": key });
+    out.push_str(&serde_json::to_string(&(event, payload, keyed))?);
+    Ok(out)
+}
+
 /// `43[/ns,]id[payload]`: answers a server event that waits for an ack.
 pub(crate) fn encode_ack<T: Serialize + ?Sized>(
     ns: &str,

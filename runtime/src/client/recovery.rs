@@ -266,6 +266,24 @@ pub(crate) fn gap_event(room: &str, epoch: &str, offset: u64, reason: RecoveryGa
     })
 }
 
+/// A new idempotency key: 32 hex digits, from the process's random hasher
+/// keys, the time and a counter (unique per client; not a secret).
+pub(crate) fn new_key() -> String {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = (
+        std::time::SystemTime::now(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+    );
+    let state = std::collections::hash_map::RandomState::new();
+    format!(
+        "{:016x}{:016x}",
+        state.hash_one(seed),
+        state.hash_one((seed, 1u8))
+    )
+}
+
 /// `position` as the server event that carries it.
 pub(crate) fn position_event(position: &RoomPosition) -> ServerEvent {
     let payload = serde_json::to_value(position).unwrap_or(Value::Null);

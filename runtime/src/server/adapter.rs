@@ -182,6 +182,15 @@ impl Cluster {
         self.link.as_ref().map(|link| link.shared_history(ns))
     }
 
+    /// The idempotency keys every node shares, for namespace `ns` (`None`
+    /// on one node).
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared_keys(&self, ns: &str) -> Option<crate::server::idempotency::SharedKeys> {
+        self.link.as_ref().map(|link| {
+            crate::server::idempotency::SharedKeys::new(link.client.clone(), &link.prefix, ns)
+        })
+    }
+
     /// Where the other nodes are reached, for messages.
     pub(crate) fn describe(&self) -> String {
         #[cfg(feature = "redis")]
@@ -379,10 +388,10 @@ mod redis {
     /// what the emitters need to know of it.
     #[derive(Debug)]
     pub(crate) struct ClusterLink {
-        client: fred::clients::SubscriberClient,
+        pub(super) client: fred::clients::SubscriberClient,
         url: String,
         /// `RedisConfig::prefix`: also the prefix of the history's keys.
-        prefix: String,
+        pub(super) prefix: String,
         /// Set while Redis is unreachable (from the first error to the next
         /// reconnection).
         down: AtomicBool,

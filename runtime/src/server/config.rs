@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub(crate) allow_unversioned_clients: bool,
     pub(crate) metrics_path: Option<String>,
     pub(crate) max_sockets_per_user: usize,
+    pub(crate) idempotency_window: std::time::Duration,
+    pub(crate) idempotency_keys_per_user: usize,
     pub(crate) metrics_public: bool,
     pub(crate) metrics_token: Option<String>,
     pub(crate) trusted_proxies: super::TrustedProxies,
@@ -93,6 +95,8 @@ impl Default for ServerConfig {
             allow_unversioned_clients: true,
             metrics_path: None,
             max_sockets_per_user: super::DEFAULT_MAX_SOCKETS_PER_USER,
+            idempotency_window: super::DEFAULT_IDEMPOTENCY_WINDOW,
+            idempotency_keys_per_user: super::DEFAULT_IDEMPOTENCY_KEYS_PER_USER,
             metrics_public: true,
             metrics_token: None,
             trusted_proxies: super::TrustedProxies::default(),
@@ -302,6 +306,29 @@ impl ServerConfig {
     #[must_use]
     pub fn max_sockets_per_user(mut self, max: usize) -> Self {
         self.max_sockets_per_user = max.max(1);
+        self
+    }
+
+    /// How long the answer to an event sent with an idempotency key is
+    /// kept (default 10 minutes,
+    /// [`DEFAULT_IDEMPOTENCY_WINDOW`](super::DEFAULT_IDEMPOTENCY_WINDOW)):
+    /// a retry with the same key within it gets that answer and the
+    /// handler does not run again. Only events the contract leaves
+    /// idempotent (acked, without `"idempotent": false`) take a key.
+    #[must_use]
+    pub fn idempotency_window(mut self, window: std::time::Duration) -> Self {
+        self.idempotency_window = window;
+        self
+    }
+
+    /// Most idempotency keys kept per user (or per address, for anonymous
+    /// clients) on one node (default 1,000,
+    /// [`DEFAULT_IDEMPOTENCY_KEYS_PER_USER`](super::DEFAULT_IDEMPOTENCY_KEYS_PER_USER));
+    /// past it the oldest key is forgotten first, so a retry of it would
+    /// run again. With Redis the keys expire with the window instead.
+    #[must_use]
+    pub fn idempotency_keys_per_user(mut self, max: usize) -> Self {
+        self.idempotency_keys_per_user = max.max(1);
         self
     }
 

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::header::USER_AGENT;
 use futures_util::FutureExt;
-use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use socketioxide::adapter::LocalAdapter;
@@ -43,6 +43,7 @@ use super::handshake::{
 };
 use super::history::{self, HistoryStore};
 use super::http::{HttpCounters, HttpLimits, HttpStats};
+use super::idempotency::{Claim, Keys, MAX_IDEMPOTENCY_KEY_BYTES};
 use super::log_throttle::LogThrottle;
 use super::metrics::{EventMetrics, Metrics, NsMetrics, UNKNOWN_EVENT_LABEL};
 use super::proxy::TrustedProxies;
@@ -111,6 +112,8 @@ struct Inner {
     histories: RwLock<HashMap<&'static str, Arc<HistoryStore>>>,
     /// `ServerConfig::room_history`.
     room_history: bool,
+    /// `ServerConfig::idempotency_window` and `idempotency_keys_per_user`.
+    idempotency: (Duration, usize),
 }
 
 impl std::fmt::Debug for Gateway {
@@ -201,6 +204,7 @@ impl Gateway {
                 trusted_proxies: Arc::new(config.trusted_proxies.clone()),
                 histories: RwLock::new(HashMap::new()),
                 room_history: config.room_history,
+                idempotency: (config.idempotency_window, config.idempotency_keys_per_user),
                 http: http.clone(),
                 metrics: config
                     .metrics_path
@@ -260,6 +264,10 @@ impl Gateway {
         let history =
             history.map(|h| h.shared_by_nodes(self.inner.cluster.shared_history(spec.path)));
         let history = history.map(Arc::new);
+        let (window, per_user) = self.inner.idempotency;
+        let keys = Keys::new(window, per_user);
+        #[cfg(feature = "redis")]
+        let keys = keys.shared_by_nodes(self.inner.cluster.shared_keys(spec.path));
         if let Some(history) = &history {
             self.inner
                 .histories
@@ -270,6 +278,7 @@ impl Gateway {
         let rt = Arc::new(NamespaceRuntime {
             spec,
             history,
+            keys,
             events,
             metrics,
             dispatch: Box::new(dispatch),
@@ -637,6 +646,8 @@ struct NamespaceRuntime {
     room_caps: Option<Arc<RoomCaps>>,
     /// The history of the contract's rooms, when one has history.
     history: Option<Arc<HistoryStore>>,
+    /// The idempotency keys of the namespace's events.
+    keys: Keys,
 }
 
 /// The metrics route: the OpenMetrics text, or `401` without the bearer
@@ -1002,9 +1013,38 @@ impl NamespaceRuntime {
                     socket = %socket.id,
                     user = state.user_id.as_deref(),
                 );
-                self.run(&socket, &state, compiled, payload)
-                    .instrument(span)
-                    .await
+                match (compiled.spec.idempotent && via_ack, &event.key) {
+                    (true, Some(Ok(key))) => {
+                        let scope = key_scope(&state);
+                        let name = compiled.spec.name;
+                        match self.keys.claim(&scope, name, key).await {
+                            Claim::Answer(answer) => {
+                                // A retry: the first answer, the handler
+                                // does not run again.
+                                self.send_ack(&event, &*answer).await;
+                                return;
+                            }
+                            Claim::Busy(why) => Err(EventError::unavailable(why)),
+                            Claim::Run => {
+                                let result = self
+                                    .run(&socket, &state, compiled, payload)
+                                    .instrument(span)
+                                    .await;
+                                let answer = kept_answer(&result);
+                                self.keys.settle(&scope, name, key, answer).await;
+                                result
+                            }
+                        }
+                    }
+                    (true, Some(Err(reason))) => {
+                        Err(EventError::invalid_payload("", reason.clone()))
+                    }
+                    _ => {
+                        self.run(&socket, &state, compiled, payload)
+                            .instrument(span)
+                            .await
+                    }
+                }
             }
         };
         if let Err(err) = &result {
@@ -1148,10 +1188,10 @@ impl NamespaceRuntime {
     ///
     /// The first attempt is synchronous; the retry loop (with its timer) is
     /// a separate boxed future, so the per-event task stays small.
-    async fn send_ack<A: GatewayAdapter>(
+    async fn send_ack<A: GatewayAdapter, R: serde::Serialize + ?Sized>(
         &self,
         event: &IncomingEvent<A>,
-        response: &AckResponse<AckData>,
+        response: &R,
     ) {
         match event.ack_sender().send(response) {
             Ok(()) => self.emitter.record_send_success(),
@@ -1167,10 +1207,10 @@ impl NamespaceRuntime {
         }
     }
 
-    async fn retry_ack<A: GatewayAdapter>(
+    async fn retry_ack<A: GatewayAdapter, R: serde::Serialize + ?Sized>(
         &self,
         event: &IncomingEvent<A>,
-        response: &AckResponse<AckData>,
+        response: &R,
     ) {
         let sent = resend_while_full(
             ACK_RETRY_FOR,
@@ -1237,6 +1277,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 struct IncomingEvent<A: GatewayAdapter> {
     name: String,
     payload: RawPayload,
+    /// The idempotency key of the extra last argument
+    /// (`{"idempotencyKey": "…"}`), or why it is refused.
+    key: Option<Result<String, String>>,
     /// Kept to build an [`AckSender`] per send attempt (it is consumed by a
     /// send, also a failed one).
     socket: Arc<Socket<A>>,
@@ -1276,26 +1319,29 @@ impl<A: GatewayAdapter> FromMessageParts<A> for IncomingEvent<A> {
         value: &mut SioValue,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        let (name, payload) = match value {
+        let (name, payload, key) = match value {
             SioValue::Str(data, _) => match serde_json::from_str::<EventHead<'_>>(data) {
-                Ok(EventHead(name, None)) => (name, RawPayload::Missing),
-                Ok(EventHead(name, Some(raw))) => {
+                Ok(EventHead(name, None, _)) => (name, RawPayload::Missing, None),
+                Ok(EventHead(name, Some(raw), last)) => {
                     // `raw` is a slice of `data`: keep its place, not a copy.
                     let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
                     let range = start..start + raw.get().len();
                     let text = data.clone();
-                    (name, RawPayload::Text { text, range })
+                    let key = last.and_then(idempotency_key);
+                    (name, RawPayload::Text { text, range }, key)
                 }
-                Err(err) => (String::new(), RawPayload::Unreadable(err.to_string())),
+                Err(err) => (String::new(), RawPayload::Unreadable(err.to_string()), None),
             },
             SioValue::Bytes(_) => (
                 String::new(),
                 RawPayload::Unreadable("binary packets are not supported".to_owned()),
+                None,
             ),
         };
         Ok(Self {
             name,
             payload,
+            key,
             socket: socket.clone(),
             ack_id: *ack_id,
         })
@@ -1336,7 +1382,60 @@ impl RawPayload {
 /// (borrowed from the frame): its size is checked against the event's
 /// budget before it is parsed, and a payload that fails to parse is an
 /// `INVALID_PAYLOAD` of that event, not an unreadable frame.
-struct EventHead<'a>(String, Option<&'a RawValue>);
+struct EventHead<'a>(String, Option<&'a RawValue>, Option<&'a RawValue>);
+
+/// The key of an `{"idempotencyKey": "…"}` argument: `None` when the
+/// argument is something else (plain Socket.IO clients may send more
+/// arguments; they are ignored as before).
+fn idempotency_key(arg: &RawValue) -> Option<Result<String, String>> {
+    #[derive(serde::Deserialize)]
+    struct Keyed {
+        #[serde(rename = "idempotencyKey")]
+        key: Value,
+    }
+    let Keyed { key } = serde_json::from_str(arg.get()).ok()?;
+    Some(match key.as_str() {
+        Some(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_BYTES => Ok(k.to_owned()),
+        _ => Err(format!(
+            "the idempotency key must be a string of 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+        )),
+    })
+}
+
+/// Who an idempotency key belongs to: the user, or an anonymous client's
+/// address.
+fn key_scope(state: &ClientState) -> String {
+    match (&state.user_id, state.remote_addr) {
+        (Some(user), _) => format!("u:{user}"),
+        (None, Some(addr)) => format!("ip:{}", addr.ip()),
+        (None, None) => "anonymous".to_owned(),
+    }
+}
+
+/// The answer a retry of the same key gets: the handler's result, unless
+/// nothing was done that a retry must not repeat (refused before the
+/// handler ran, or it failed for want of a store: then `None`, and a
+/// retry runs).
+fn kept_answer(result: &Result<AckData, EventError>) -> Option<Box<RawValue>> {
+    let response = match result {
+        Ok(data) => AckResponse::Success(data.clone()),
+        Err(err)
+            if matches!(
+                &*err.code,
+                codes::RATE_LIMITED
+                    | codes::UNAVAILABLE
+                    | codes::INTERNAL
+                    | codes::AUTH_REQUIRED
+                    | codes::INVALID_PAYLOAD
+                    | codes::PAYLOAD_TOO_LARGE
+            ) =>
+        {
+            return None;
+        }
+        Err(err) => AckResponse::Failure(err.clone()),
+    };
+    serde_json::value::to_raw_value(&response).ok()
+}
 
 impl<'de> de::Deserialize<'de> for EventHead<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -1351,8 +1450,11 @@ impl<'de> de::Deserialize<'de> for EventHead<'de> {
                     .next_element()?
                     .ok_or_else(|| de::Error::custom("missing event name"))?;
                 let payload: Option<&'de RawValue> = seq.next_element()?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(EventHead(name, payload))
+                let mut last = None;
+                while let Some(arg) = seq.next_element::<&'de RawValue>()? {
+                    last = Some(arg);
+                }
+                Ok(EventHead(name, payload, last))
             }
         }
         deserializer.deserialize_seq(V)
@@ -1365,16 +1467,18 @@ mod tests {
 
     #[test]
     fn event_head_parsing() {
-        let EventHead(name, payload) = serde_json::from_str(r#"["ev"]"#).unwrap();
+        let EventHead(name, payload, _) = serde_json::from_str(r#"["ev"]"#).unwrap();
         assert_eq!((name.as_str(), payload.map(RawValue::get)), ("ev", None));
-        let EventHead(name, payload) = serde_json::from_str(r#"["ev", {"a": 1}, 2, [3]]"#).unwrap();
+        let EventHead(name, payload, last) =
+            serde_json::from_str(r#"["ev", {"a": 1}, 2, [3]]"#).unwrap();
+        assert_eq!(last.map(RawValue::get), Some("[3]"));
         assert_eq!(
             (name.as_str(), payload.map(RawValue::get)),
             ("ev", Some(r#"{"a": 1}"#))
         );
         // A number out of f64's range is still read as text: the event is
         // known, its payload is the one that is invalid.
-        let EventHead(name, payload) =
+        let EventHead(name, payload, _) =
             serde_json::from_str(r#"["send", {"threadId": 1e999}]"#).unwrap();
         assert_eq!(name, "send");
         assert!(serde_json::from_str::<Value>(payload.unwrap().get()).is_err());
@@ -1401,6 +1505,7 @@ mod tests {
             rate_limit: None,
             max_payload_bytes: None,
             acked: false,
+            idempotent: false,
             schema: r#"{"type": 5}"#,
         };
         static NOT_JSON: EventSpec = EventSpec { schema: "{", ..BAD };

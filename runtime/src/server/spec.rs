@@ -63,6 +63,10 @@ pub struct EventSpec {
     pub max_payload_bytes: Option<usize>,
     /// Whether the event answers through an ack callback.
     pub acked: bool,
+    /// Whether a client may send it with an idempotency key (acked events,
+    /// unless the contract says `"idempotent": false`): its handler then
+    /// runs at most once per key and a retry gets the first answer.
+    pub idempotent: bool,
     /// Self-contained JSON Schema (draft-07, with its own "definitions") of the payload.
     pub schema: &'static str,
 }

@@ -250,6 +250,9 @@ pub(crate) async fn token_signed_with(user: &str, secret: &str) -> String {
 pub(crate) struct CutProxy {
     pub(crate) port: u16,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// While set, what the server sends is dropped (the client's bytes
+    /// still reach it): an answer lost on the way.
+    muted: std::sync::Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -263,8 +266,9 @@ impl CutProxy {
             .expect("a free port");
         let port = listener.local_addr().expect("bound").port();
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let muted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (flag, cuts) = (up.clone(), cut.subscribe());
+        let (flag, cuts, mute) = (up.clone(), cut.subscribe(), muted.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !flag.load(Ordering::SeqCst) {
@@ -273,6 +277,7 @@ impl CutProxy {
                 let mut cuts = cuts.clone();
                 // Only cuts from now on end this connection.
                 cuts.borrow_and_update();
+                let mute = mute.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                     else {
@@ -280,9 +285,23 @@ impl CutProxy {
                     };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
+                    let to_client = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if mute.load(Ordering::SeqCst) => {}
+                                Ok(n) => {
+                                    if cw.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    };
                     tokio::select! {
                         _ = tokio::io::copy(&mut cr, &mut sw) => {}
-                        _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                        () = to_client => {}
                         _ = cuts.changed() => {}
                     }
                 });
@@ -291,9 +310,15 @@ impl CutProxy {
         Self {
             port,
             up,
+            muted,
             cut,
             task,
         }
+    }
+
+    /// Drops what the servers send from now on, until `up`.
+    pub(crate) fn mute(&self) {
+        self.muted.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Drops every relayed connection and refuses new ones until `up`.
@@ -307,8 +332,9 @@ impl CutProxy {
         self.up.clone()
     }
 
-    /// Accepts connections again.
+    /// Accepts connections again (and relays both ways).
     pub(crate) fn up(&self) {
+        self.muted.store(false, std::sync::atomic::Ordering::SeqCst);
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -95,6 +95,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -107,6 +108,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -119,6 +121,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}},\"required\":[\"threadId\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -131,6 +134,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::Some(16384),
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"content\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2000}},\"required\":[\"threadId\",\"content\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -143,6 +147,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::Some(1024),
                 acked: false,
+                idempotent: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"isTyping\":{\"type\":\"boolean\"}},\"required\":[\"threadId\",\"isTyping\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -155,6 +160,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::Some(8192),
                 acked: false,
+                idempotent: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"threadId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},\"messageIds\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":64},\"maxItems\":100}},\"required\":[\"threadId\",\"messageIds\"],\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -167,6 +173,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":500}},\"required\":[\"text\"],\"additionalProperties\":false}",
             },
         ],
@@ -602,23 +609,25 @@ pub mod client {
                 ),
             }
         }
-        /// Sends `join_thread` and waits for its ack.
+        /// Sends `join_thread` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         ///
         /// Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval.
         pub async fn join_thread(
             &self,
             payload: crate::JoinThread,
         ) -> ::core::result::Result<crate::JoinThreadAck, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::JOIN_THREAD, &payload).await
+            self.inner.emit_idempotent(super::client_events::JOIN_THREAD, &payload).await
         }
-        /// Sends `leave_thread` and waits for its ack.
+        /// Sends `leave_thread` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         ///
         /// Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval.
         pub async fn leave_thread(
             &self,
             payload: crate::LeaveThread,
         ) -> ::core::result::Result<crate::LeaveThreadAck, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::LEAVE_THREAD, &payload).await
+            self.inner
+                .emit_idempotent(super::client_events::LEAVE_THREAD, &payload)
+                .await
         }
         /// Sends `get_thread` and waits for its ack.
         ///
@@ -629,14 +638,16 @@ pub mod client {
         ) -> ::core::result::Result<crate::GetThreadAck, rt::ClientError> {
             self.inner.emit_with_ack(super::client_events::GET_THREAD, &payload).await
         }
-        /// Sends `send_message` and waits for its ack.
+        /// Sends `send_message` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         ///
         /// Post a message to a thread the sender has joined; the whole room gets `new_message`.
         pub async fn send_message(
             &self,
             payload: crate::SendMessage,
         ) -> ::core::result::Result<crate::Message, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::SEND_MESSAGE, &payload).await
+            self.inner
+                .emit_idempotent(super::client_events::SEND_MESSAGE, &payload)
+                .await
         }
         /// Sends `typing`; returns once it is handed to the connection.
         ///
@@ -656,14 +667,14 @@ pub mod client {
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::MARK_READ, &payload).await
         }
-        /// Sends `announce` and waits for its ack.
+        /// Sends `announce` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         ///
         /// Send an announcement to everyone connected to the chat, whether or not they joined a thread; only administrators may (others get `ACCESS_DENIED`). Every connection, the sender's included, gets `announcement`.
         pub async fn announce(
             &self,
             payload: crate::Announce,
         ) -> ::core::result::Result<crate::Announcement, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::ANNOUNCE, &payload).await
+            self.inner.emit_idempotent(super::client_events::ANNOUNCE, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.
         pub fn events(&self) -> ChatEvents {

@@ -55,13 +55,16 @@ pub enum ErrorCode {
     /// The room has as many members as the contract allows; details `{maxMembers}`.
     #[serde(rename = "ROOM_FULL")]
     RoomFull,
+    /// The server cannot do it now (a store it needs is unreachable, or the same request is still running); nothing was done and retrying is safe.
+    #[serde(rename = "UNAVAILABLE")]
+    Unavailable,
     /// The thread does not exist.
     #[serde(rename = "THREAD_NOT_FOUND")]
     ThreadNotFound,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -75,6 +78,7 @@ impl ErrorCode {
         ErrorCode::InvalidAuth,
         ErrorCode::TooManyUserConnections,
         ErrorCode::RoomFull,
+        ErrorCode::Unavailable,
         ErrorCode::ThreadNotFound,
     ];
     /// The code as sent on the wire.
@@ -93,6 +97,7 @@ impl ErrorCode {
             ErrorCode::InvalidAuth => "INVALID_AUTH",
             ErrorCode::TooManyUserConnections => "TOO_MANY_USER_CONNECTIONS",
             ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::ThreadNotFound => "THREAD_NOT_FOUND",
         }
     }

@@ -53,6 +53,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
             },
         ],
@@ -290,7 +291,7 @@ pub mod client {
                 ),
             }
         }
-        /// Sends `request_refresh` and waits for its ack.
+        /// Sends `request_refresh` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         ///
         /// Ask for the current health status now.
         pub async fn request_refresh(
@@ -298,7 +299,7 @@ pub mod client {
             payload: crate::RequestRefresh,
         ) -> ::core::result::Result<crate::HealthStatus, rt::ClientError> {
             self.inner
-                .emit_with_ack(super::client_events::REQUEST_REFRESH, &payload)
+                .emit_idempotent(super::client_events::REQUEST_REFRESH, &payload)
                 .await
         }
         /// A new stream of this namespace's server events, from now on.

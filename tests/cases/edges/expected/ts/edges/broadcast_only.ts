@@ -32,7 +32,8 @@ export type ErrorCode =
   | "CONTRACT_MISMATCH"
   | "INVALID_AUTH"
   | "TOO_MANY_USER_CONNECTIONS"
-  | "ROOM_FULL";
+  | "ROOM_FULL"
+  | "UNAVAILABLE";
 
 /** The answer to an acked event. */
 export type AckResponse<T> =

@@ -84,6 +84,7 @@ export type ErrorCode =
   | "INVALID_AUTH"
   | "TOO_MANY_USER_CONNECTIONS"
   | "ROOM_FULL"
+  | "UNAVAILABLE"
   | "NOT_FOUND"
   | "QUOTA_EXCEEDED";
 

@@ -20,7 +20,8 @@ export type ErrorCode =
   | "CONTRACT_MISMATCH"
   | "INVALID_AUTH"
   | "TOO_MANY_USER_CONNECTIONS"
-  | "ROOM_FULL";
+  | "ROOM_FULL"
+  | "UNAVAILABLE";
 
 /** Every error code, in contract order (built-in ones first). */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -37,6 +38,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "INVALID_AUTH",
   "TOO_MANY_USER_CONNECTIONS",
   "ROOM_FULL",
+  "UNAVAILABLE",
 ];
 
 /**
@@ -203,7 +205,7 @@ export function connectError(e: unknown): Error {
 export const RECOVERY_EVENT = "evcontract:recovery";
 
 /** Why a room could not be recovered after a reconnection. */
-export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused" | "dropped";
+export type RecoveryGap = "trimmed" | "expired" | "epoch" | "no_history" | "refused" | "dropped" | "unavailable";
 
 /**
  * Where the client stands in a room with history: sent when it joins

@@ -55,10 +55,13 @@ pub enum ErrorCode {
     /// The room has as many members as the contract allows; details `{maxMembers}`.
     #[serde(rename = "ROOM_FULL")]
     RoomFull,
+    /// The server cannot do it now (a store it needs is unreachable, or the same request is still running); nothing was done and retrying is safe.
+    #[serde(rename = "UNAVAILABLE")]
+    Unavailable,
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -72,6 +75,7 @@ impl ErrorCode {
         ErrorCode::InvalidAuth,
         ErrorCode::TooManyUserConnections,
         ErrorCode::RoomFull,
+        ErrorCode::Unavailable,
     ];
     /// The code as sent on the wire.
     pub const fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl ErrorCode {
             ErrorCode::InvalidAuth => "INVALID_AUTH",
             ErrorCode::TooManyUserConnections => "TOO_MANY_USER_CONNECTIONS",
             ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
     /// The code for a wire string, if it is one of this contract's.

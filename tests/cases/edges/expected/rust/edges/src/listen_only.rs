@@ -45,6 +45,7 @@ pub mod server {
                 rate_limit: ::core::option::Option::None,
                 max_payload_bytes: ::core::option::Option::None,
                 acked: false,
+                idempotent: false,
                 schema: "{}",
             },
             rt::EventSpec {
@@ -53,6 +54,7 @@ pub mod server {
                 rate_limit: ::core::option::Option::None,
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"allOf\":[{\"$ref\":\"#/definitions/MaybeNote\"}],\"definitions\":{\"MaybeNote\":{\"type\":[\"object\",\"null\"],\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}}",
             },
         ],
@@ -279,12 +281,12 @@ pub mod client {
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::FIRE, &payload).await
         }
-        /// Sends `note` and waits for its ack.
+        /// Sends `note` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn note(
             &self,
             payload: crate::MaybeNote,
         ) -> ::core::result::Result<crate::NoteAck, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::NOTE, &payload).await
+            self.inner.emit_idempotent(super::client_events::NOTE, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.
         pub fn events(&self) -> ListenOnlyEvents {

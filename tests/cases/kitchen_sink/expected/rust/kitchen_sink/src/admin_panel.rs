@@ -49,6 +49,7 @@ pub mod server {
                 }),
                 max_payload_bytes: ::core::option::Option::Some(256),
                 acked: false,
+                idempotent: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"nonce\":{\"type\":[\"integer\",\"null\"]}}}",
             },
         ],

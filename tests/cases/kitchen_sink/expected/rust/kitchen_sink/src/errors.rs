@@ -55,6 +55,9 @@ pub enum ErrorCode {
     /// The room has as many members as the contract allows; details `{maxMembers}`.
     #[serde(rename = "ROOM_FULL")]
     RoomFull,
+    /// The server cannot do it now (a store it needs is unreachable, or the same request is still running); nothing was done and retrying is safe.
+    #[serde(rename = "UNAVAILABLE")]
+    Unavailable,
     /// Nothing there.
     #[serde(rename = "NOT_FOUND")]
     NotFound,
@@ -63,7 +66,7 @@ pub enum ErrorCode {
 }
 impl ErrorCode {
     /// Every code, built-in ones first.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::AuthRequired,
         ErrorCode::InvalidToken,
         ErrorCode::AccessDenied,
@@ -77,6 +80,7 @@ impl ErrorCode {
         ErrorCode::InvalidAuth,
         ErrorCode::TooManyUserConnections,
         ErrorCode::RoomFull,
+        ErrorCode::Unavailable,
         ErrorCode::NotFound,
         ErrorCode::QuotaExceeded,
     ];
@@ -96,6 +100,7 @@ impl ErrorCode {
             ErrorCode::InvalidAuth => "INVALID_AUTH",
             ErrorCode::TooManyUserConnections => "TOO_MANY_USER_CONNECTIONS",
             ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
         }

@@ -63,6 +63,7 @@ pub mod server {
                 rate_limit: ::core::option::Option::None,
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"allOf\":[{\"$ref\":\"#/definitions/Shape\"}],\"definitions\":{\"Shape\":{\"description\":\"A tagged union, told apart by `kind`.\",\"oneOf\":[{\"type\":\"object\",\"description\":\"A circle.\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"circle\"},\"radius\":{\"type\":\"number\",\"minimum\":0}},\"required\":[\"kind\",\"radius\"],\"additionalProperties\":false},{\"type\":\"object\",\"description\":\"A rectangle.\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"rect\"},\"width\":{\"type\":\"number\"},\"height\":{\"type\":\"number\"}},\"required\":[\"kind\",\"width\",\"height\"],\"additionalProperties\":false}]}}}",
             },
             rt::EventSpec {
@@ -71,6 +72,7 @@ pub mod server {
                 rate_limit: ::core::option::Option::None,
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
             },
             rt::EventSpec {
@@ -79,6 +81,7 @@ pub mod server {
                 rate_limit: ::core::option::Option::None,
                 max_payload_bytes: ::core::option::Option::None,
                 acked: false,
+                idempotent: false,
                 schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}",
             },
         ],
@@ -377,21 +380,21 @@ pub mod client {
                 ),
             }
         }
-        /// Sends `draw` and waits for its ack.
+        /// Sends `draw` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         ///
         /// Draw a shape.
         pub async fn draw(
             &self,
             payload: crate::Shape,
         ) -> ::core::result::Result<crate::DrawAck, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::DRAW, &payload).await
+            self.inner.emit_idempotent(super::client_events::DRAW, &payload).await
         }
-        /// Sends `ping` and waits for its ack.
+        /// Sends `ping` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn ping(
             &self,
             payload: crate::RootPing,
         ) -> ::core::result::Result<crate::PingAck, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::PING, &payload).await
+            self.inner.emit_idempotent(super::client_events::PING, &payload).await
         }
         /// Sends `type`; returns once it is handed to the connection.
         ///

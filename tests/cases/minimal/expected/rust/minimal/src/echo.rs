@@ -45,6 +45,7 @@ pub mod server {
                 rate_limit: ::core::option::Option::None,
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
+                idempotent: true,
                 schema: "{\"type\":\"string\"}",
             },
         ],
@@ -261,12 +262,12 @@ pub mod client {
                 ),
             }
         }
-        /// Sends `say` and waits for its ack.
+        /// Sends `say` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn say(
             &self,
             payload: crate::Say,
         ) -> ::core::result::Result<crate::SayAck, rt::ClientError> {
-            self.inner.emit_with_ack(super::client_events::SAY, &payload).await
+            self.inner.emit_idempotent(super::client_events::SAY, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.
         pub fn events(&self) -> EchoEvents {
