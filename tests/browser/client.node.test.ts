@@ -14,6 +14,7 @@ import {
 } from "../../generated/ts/chat/chat.client";
 import { namespaceUrl } from "../../generated/ts/chat/lib";
 import { ChatServer, freePort, token } from "../support/chat_server";
+import { FrameProxy } from "../support/frame_proxy";
 
 const WAIT_MS = 5000;
 
@@ -101,23 +102,33 @@ test("failures reject with AckError carrying code, message and details", async (
 });
 
 test("no ack in time rejects with AckTimeoutError, and the event is dropped", async () => {
-  // Never connected: the event waits in socket.io's buffer until the timeout.
+  // Never connected: a plain call waits in socket.io's buffer until the
+  // timeout (get_thread opts out of idempotency: it is never retried).
   const c = client({ token: token("alice"), autoConnect: false, ackTimeoutMs: 150 });
   const started = Date.now();
-  const e = await c.joinThread({ threadId: thread("late") }).then(
+  const e = await c.getThread({ threadId: thread("late") }).then(
     () => assert.fail("resolved"),
     (err: unknown) => err,
   );
   assert.ok(e instanceof AckTimeoutError, String(e));
   assert.equal(e.timeoutMs, 150);
-  assert.equal(e.event, "join_thread");
+  assert.equal(e.event, "get_thread");
   assert.ok(Date.now() - started >= 140);
   assert.equal(c.socket.sendBuffer.length, 0, "the timed-out event must not be sent later");
   // A per-call timeout overrides the client's.
   await assert.rejects(
-    c.sendMessage({ threadId: "t", content: "c" }, { timeoutMs: 50 }),
+    c.getThread({ threadId: "t" }, { timeoutMs: 50 }),
     (err: unknown) => err instanceof AckTimeoutError && err.timeoutMs === 50,
   );
+  // An idempotent call waits for the connection for retryForMs, and is
+  // not left in the buffer either.
+  const waited = Date.now();
+  await assert.rejects(
+    c.joinThread({ threadId: thread("late") }, { retryForMs: 200 }),
+    (err: unknown) => err instanceof AckTimeoutError && err.timeoutMs === 200,
+  );
+  assert.ok(Date.now() - waited >= 190);
+  assert.equal(c.socket.sendBuffer.length, 0);
 });
 
 test("a token function is called again on every reconnect", async () => {
@@ -240,4 +251,68 @@ test("after a lost connection the client gets the messages it missed, in order, 
   await until("the live message", () => got.length === 16);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(got.length, 16);
+});
+
+test("an event of a room lost on the way is asked for after gapWaitMs and delivered in its place", async () => {
+  const t = thread("fill");
+  const proxy = await FrameProxy.start(Number(new URL(server.url).port));
+  try {
+    const reader = await connected(client({ url: `http://127.0.0.1:${proxy.port}`, token: token("fill-reader"), gapWaitMs: 300 }));
+    const writer = await connected(client({ token: token("fill-writer") }));
+    const got: string[] = [];
+    reader.on("new_message", (m: NewMessage) => got.push(m.message.content));
+    const positions: import("../../generated/ts/chat/chat.client").RoomPosition[] = [];
+    reader.onRecovery((p) => positions.push(p));
+    const joined: string[] = [];
+    reader.on("joined", (j) => joined.push(j.userId));
+    await reader.joinThread({ threadId: t });
+    await writer.joinThread({ threadId: t });
+    await until("the writer's joined", () => joined.includes("fill-writer"));
+
+    proxy.dropOnce("lost on the way");
+    for (const content of ["before", "lost on the way", "after 1", "after 2"]) {
+      await writer.sendMessage({ threadId: t, content });
+    }
+    await until("every message", () => got.length >= 4, 5000);
+    assert.equal(proxy.dropped, 1, "the frame was dropped");
+    assert.deepEqual(got, ["before", "lost on the way", "after 1", "after 2"]);
+    assert.deepEqual(
+      positions.filter((p) => !p.recovered),
+      [],
+      "nothing is gone",
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(got.length, 4, "nothing twice");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("an idempotent call retried after its answer was lost runs once and gets the first answer", async () => {
+  const t = thread("retry");
+  const proxy = await FrameProxy.start(Number(new URL(server.url).port));
+  try {
+    const sender = await connected(
+      client({ url: `http://127.0.0.1:${proxy.port}`, token: token("retry-sender"), reconnectionDelay: 100, reconnectionDelayMax: 200 }),
+    );
+    const witness = await connected(client({ token: token("retry-witness") }));
+    const seen: NewMessage[] = [];
+    witness.on("new_message", (m: NewMessage) => seen.push(m));
+    await sender.joinThread({ threadId: t });
+    await witness.joinThread({ threadId: t });
+
+    proxy.mute();
+    const sent = sender.sendMessage({ threadId: t, content: "once" });
+    await until("the handler ran", () => seen.length === 1);
+    // The answer was dropped; the connection goes without a goodbye.
+    proxy.cut();
+    await new Promise((r) => setTimeout(r, 150));
+    proxy.up();
+    const message = await sent;
+    assert.equal(message.id, seen[0].message.id, "the first answer");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(seen.length, 1, "the handler ran once");
+  } finally {
+    await proxy.close();
+  }
 });

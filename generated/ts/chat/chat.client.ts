@@ -12,7 +12,7 @@ import * as api from "./chat.js";
 import * as lib from "./lib.js";
 
 export * from "./chat.js";
-export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES, RECOVERY_EVENT } from "./lib.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES, QueueFullError, RECOVERY_EVENT } from "./lib.js";
 export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition, Token, TokenSource, Transport } from "./lib.js";
 
 /**
@@ -20,10 +20,17 @@ export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition,
  * token goes in the handshake's `auth`.
  */
 export function connectChat(options: lib.ConnectOptions = {}): api.ChatSocket {
-  const positions = new lib.RoomPositions();
+  const positions = new lib.RoomPositions(options.gapWaitMs);
   const socket = io(lib.namespaceUrl(options.url, api.NAMESPACE), lib.ioOptions(options, positions));
-  positions.attach(socket);
+  lib.follow(socket, positions);
   return socket as api.ChatSocket;
+}
+
+/** Options of `ChatClient` (see `ConnectOptions`). */
+export interface ChatClientOptions {
+  ackTimeoutMs?: number | undefined;
+  retryForMs?: number | undefined;
+  maxQueuedCalls?: number | undefined;
 }
 
 /** A typed client for namespace `/chat`. */
@@ -32,15 +39,38 @@ export class ChatClient {
   readonly socket: api.ChatSocket;
   /** How long acked calls wait, in ms (`0` or `Infinity`: forever). */
   ackTimeoutMs: number;
+  /** How long calls of idempotent events are retried, in ms. */
+  retryForMs: number;
+  /** Most calls of idempotent events waiting for the connection at once. */
+  maxQueuedCalls: number;
+  private readonly unlisten = new Map<string, Map<unknown, () => void>>();
 
-  constructor(socket: api.ChatSocket, options: { ackTimeoutMs?: number | undefined } = {}) {
+  constructor(socket: api.ChatSocket, options: ChatClientOptions = {}) {
     this.socket = socket;
     this.ackTimeoutMs = options.ackTimeoutMs ?? lib.DEFAULT_ACK_TIMEOUT_MS;
+    this.retryForMs = options.retryForMs ?? lib.DEFAULT_RETRY_FOR_MS;
+    this.maxQueuedCalls = options.maxQueuedCalls ?? lib.DEFAULT_MAX_QUEUED_CALLS;
   }
 
   /** Connects (see `connectChat`) and wraps the socket. */
   static connect(options: lib.ConnectOptions = {}): ChatClient {
-    return new ChatClient(connectChat(options), { ackTimeoutMs: options.ackTimeoutMs });
+    return new ChatClient(connectChat(options), options);
+  }
+
+  private listen(event: string, handler: unknown): () => void {
+    const raw = this.socket as unknown as Socket;
+    const stop = lib.positionsFor(raw).listen(raw, event, handler as (...args: unknown[]) => void);
+    let handlers = this.unlisten.get(event);
+    if (handlers === undefined) {
+      handlers = new Map();
+      this.unlisten.set(event, handlers);
+    }
+    handlers.get(handler)?.();
+    handlers.set(handler, stop);
+    return () => {
+      stop();
+      if (handlers.get(handler) === stop) handlers.delete(handler);
+    };
   }
 
   /** Whether the socket is connected now. */
@@ -53,14 +83,13 @@ export class ChatClient {
     this.socket.disconnect();
   }
 
-  /** Listens to a server event; returns the function that stops listening. */
+  /**
+   * Listens to a server event; returns the function that stops listening.
+   * Events of a room with history reach it in the room's order, once (see
+   * `ConnectOptions.gapWaitMs`).
+   */
   on<E extends keyof api.ServerToClientEvents>(event: E, handler: api.ServerToClientEvents[E]): () => void {
-    const raw = this.socket as unknown as Socket;
-    const listener = handler as unknown as (...args: unknown[]) => void;
-    raw.on(event as string, listener);
-    return () => {
-      raw.off(event as string, listener);
-    };
+    return this.listen(event as string, handler);
   }
 
   /**
@@ -70,35 +99,36 @@ export class ChatClient {
    * room's state again. Returns the function that stops listening.
    */
   onRecovery(handler: (position: lib.RoomPosition) => void): () => void {
-    const raw = this.socket as unknown as Socket;
-    raw.on(lib.RECOVERY_EVENT, handler);
-    return () => {
-      raw.off(lib.RECOVERY_EVENT, handler);
-    };
+    return this.listen(lib.RECOVERY_EVENT, handler);
   }
 
   /** Stops `handler` listening to `event`. */
   off<E extends keyof api.ServerToClientEvents>(event: E, handler: api.ServerToClientEvents[E]): void {
-    (this.socket as unknown as Socket).off(event as string, handler as unknown as (...args: unknown[]) => void);
+    this.unlisten.get(event as string)?.get(handler)?.();
+    this.unlisten.get(event as string)?.delete(handler);
   }
 
   /** Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval. */
   joinThread(payload: api.JoinThread, options?: lib.CallOptions): Promise<api.JoinThreadAck> {
-    return lib.request<api.JoinThreadAck>(
+    return lib.requestOnce<api.JoinThreadAck>(
       this.socket as unknown as Socket,
       "join_thread",
       payload,
       options?.timeoutMs ?? this.ackTimeoutMs,
+      options?.retryForMs ?? this.retryForMs,
+      this.maxQueuedCalls,
     );
   }
 
   /** Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval. */
   leaveThread(payload: api.LeaveThread, options?: lib.CallOptions): Promise<api.LeaveThreadAck> {
-    return lib.request<api.LeaveThreadAck>(
+    return lib.requestOnce<api.LeaveThreadAck>(
       this.socket as unknown as Socket,
       "leave_thread",
       payload,
       options?.timeoutMs ?? this.ackTimeoutMs,
+      options?.retryForMs ?? this.retryForMs,
+      this.maxQueuedCalls,
     );
   }
 
@@ -114,11 +144,13 @@ export class ChatClient {
 
   /** Post a message to a thread the sender has joined; the whole room gets `new_message`. */
   sendMessage(payload: api.SendMessage, options?: lib.CallOptions): Promise<api.Message> {
-    return lib.request<api.Message>(
+    return lib.requestOnce<api.Message>(
       this.socket as unknown as Socket,
       "send_message",
       payload,
       options?.timeoutMs ?? this.ackTimeoutMs,
+      options?.retryForMs ?? this.retryForMs,
+      this.maxQueuedCalls,
     );
   }
 
@@ -134,11 +166,13 @@ export class ChatClient {
 
   /** Send an announcement to everyone connected to the chat, whether or not they joined a thread; only administrators may (others get `ACCESS_DENIED`). Every connection, the sender's included, gets `announcement`. */
   announce(payload: api.Announce, options?: lib.CallOptions): Promise<api.Announcement> {
-    return lib.request<api.Announcement>(
+    return lib.requestOnce<api.Announcement>(
       this.socket as unknown as Socket,
       "announce",
       payload,
       options?.timeoutMs ?? this.ackTimeoutMs,
+      options?.retryForMs ?? this.retryForMs,
+      this.maxQueuedCalls,
     );
   }
 }

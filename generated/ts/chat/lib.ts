@@ -144,6 +144,26 @@ export interface ConnectOptions {
   /** How long an acked call waits, in ms (default 10000; `0` or `Infinity`: forever). */
   ackTimeoutMs?: number | undefined;
   /**
+   * How long a call of an idempotent event is retried, in ms (default
+   * 30000): made while disconnected, it waits for the connection; when its
+   * answer does not come (lost connection, timeout) or is `UNAVAILABLE`, it
+   * is sent again with the same idempotency key, and the server answers a
+   * retry with the first answer instead of running the handler again.
+   */
+  retryForMs?: number | undefined;
+  /**
+   * Most idempotent calls waiting for a connection at once (default 256);
+   * one more rejects at once with `QueueFullError`.
+   */
+  maxQueuedCalls?: number | undefined;
+  /**
+   * How long an event of a room with history that arrives ahead of an
+   * earlier one waits for it, in ms (default 1000), before the client asks
+   * the server for the missing ones (`evcontract:fill`). Listeners added
+   * with the client's `on` see each room's events in order, once.
+   */
+  gapWaitMs?: number | undefined;
+  /**
    * Any other socket.io-client option (`path`, `withCredentials`, …); the
    * options above win. Every call opens its own connection (`forceNew`)
    * unless this says `forceNew: false`.
@@ -155,10 +175,21 @@ export interface ConnectOptions {
 export interface CallOptions {
   /** Overrides the client's `ackTimeoutMs` for this call. */
   timeoutMs?: number | undefined;
+  /** Overrides the client's `retryForMs` for this call (idempotent events). */
+  retryForMs?: number | undefined;
 }
 
 /** The default of `ConnectOptions.ackTimeoutMs`. */
 export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+
+/** The default of `ConnectOptions.retryForMs`. */
+export const DEFAULT_RETRY_FOR_MS = 30_000;
+
+/** The default of `ConnectOptions.maxQueuedCalls`. */
+export const DEFAULT_MAX_QUEUED_CALLS = 256;
+
+/** The default of `ConnectOptions.gapWaitMs`. */
+export const DEFAULT_GAP_WAIT_MS = 1000;
 
 /** The URL to hand to `io()` for namespace `namespace`. */
 export function namespaceUrl(url: string | undefined, namespace: string): string {
@@ -238,37 +269,236 @@ function isOffset(v: unknown): v is Offset {
   return o !== null && typeof o === "object" && typeof o.room === "string" && typeof o.epoch === "string" && typeof o.offset === "number";
 }
 
+/** The client event that asks for a room's events after an offset. */
+export const FILL_EVENT = "evcontract:fill";
+
+/** Most events of one room held while an earlier one is missing. */
+const MAX_HELD = 1024;
+
+type Listener = (...args: unknown[]) => void;
+
+interface RoomState {
+  epoch: string;
+  offset: number;
+  held: Map<number, { event: string; args: unknown[] }>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
 /**
- * The last offset this socket has per room with history, named in every
- * reconnection's handshake (`auth.recovery`) so that the server sends what
- * was missed.
+ * Where this socket stands in each room with history: the last offset per
+ * room, named in every reconnection's handshake (`auth.recovery`) so that
+ * the server sends what was missed, and the order of the rooms' events for
+ * the listeners added with `listen` (the client's `on` and `onRecovery`):
+ * an event whose offset was seen is dropped, one that arrives ahead of a
+ * missing one waits for it (and after `gapWaitMs` the server is asked for
+ * the missing ones), and when events are gone the listeners of
+ * `RECOVERY_EVENT` get a position with `recovered: false`.
  */
 export class RoomPositions {
-  private readonly rooms = new Map<string, { epoch: string; offset: number }>();
+  private readonly rooms = new Map<string, RoomState>();
+  /** What to do with the packet whose offset is the key. */
+  private readonly verdicts = new WeakMap<object, "deliver" | "hold" | "drop">();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private socket: Socket | undefined;
+
+  constructor(private readonly gapWaitMs: number = DEFAULT_GAP_WAIT_MS) {}
 
   /** Follows `socket`'s events and positions. */
   attach(socket: Socket): void {
+    this.socket = socket;
+    // Any-listeners run before the event's own listeners: the verdict is
+    // there when they look.
     socket.onAny((event: string, ...args: unknown[]) => {
-      const last = args[args.length - 1];
       if (event === RECOVERY_EVENT) {
-        const p = args[0] as RoomPosition;
-        if (p.left) this.rooms.delete(p.room);
-        else if (p.epoch !== "") this.rooms.set(p.room, { epoch: p.epoch, offset: p.offset });
-      } else if (args.length > 1 && isOffset(last)) {
-        this.rooms.set(last.room, { epoch: last.epoch, offset: last.offset });
+        this.place(args[0] as RoomPosition);
+        return;
       }
+      const last = args[args.length - 1];
+      if (args.length > 1 && isOffset(last)) this.verdicts.set(last, this.arrive(event, args, last));
     });
+  }
+
+  /**
+   * Adds `listener` for `event` on the socket, seeing each room's events in
+   * order and once; returns the function that removes it.
+   */
+  listen(socket: Socket, event: string, listener: Listener): () => void {
+    const own = (...args: unknown[]) => {
+      const last = args[args.length - 1];
+      if (args.length > 1 && isOffset(last) && (this.verdicts.get(last) ?? "deliver") !== "deliver") return;
+      listener(...args);
+    };
+    let set = this.listeners.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
+    set.add(listener);
+    socket.on(event, own);
+    return () => {
+      socket.off(event, own);
+      set.delete(listener);
+    };
+  }
+
+  private dispatch(event: string, args: unknown[]): void {
+    for (const listener of [...(this.listeners.get(event) ?? [])]) listener(...args);
+  }
+
+  private arrive(event: string, args: unknown[], at: Offset): "deliver" | "hold" | "drop" {
+    const room = this.rooms.get(at.room);
+    if (room === undefined) {
+      this.rooms.set(at.room, { epoch: at.epoch, offset: at.offset, held: new Map(), timer: undefined });
+      return "deliver";
+    }
+    if (room.epoch !== at.epoch) {
+      // The room's history was lost: what came before this event is unknown.
+      this.flush(room, 0);
+      this.gap({ room: at.room, epoch: at.epoch, offset: at.offset - 1, recovered: false, replayed: 0, reason: "epoch" });
+      this.rooms.set(at.room, { epoch: at.epoch, offset: at.offset, held: new Map(), timer: undefined });
+      return "deliver";
+    }
+    if (at.offset <= room.offset) return "drop";
+    if (at.offset === room.offset + 1) {
+      room.offset = at.offset;
+      // The held events that now follow go after this one's listeners.
+      if (room.held.size > 0) queueMicrotask(() => this.drain(room));
+      return "deliver";
+    }
+    room.held.set(at.offset, { event, args });
+    if (room.held.size > MAX_HELD) {
+      const max = Math.max(...room.held.keys());
+      queueMicrotask(() => {
+        this.gap({ room: at.room, epoch: room.epoch, offset: max, recovered: false, replayed: 0, reason: "dropped" });
+        this.flush(room, max);
+      });
+    } else {
+      this.arm(at.room, room);
+    }
+    return "hold";
+  }
+
+  /** Delivers the held events that follow the room's offset. */
+  private drain(room: RoomState): void {
+    for (;;) {
+      const next = room.held.get(room.offset + 1);
+      for (const offset of room.held.keys()) if (offset <= room.offset) room.held.delete(offset);
+      if (next === undefined) break;
+      room.held.delete(room.offset + 1);
+      room.offset += 1;
+      this.dispatch(next.event, next.args);
+    }
+  }
+
+  /** Gives up on what is missing: every held event is delivered, in order. */
+  private flush(room: RoomState, at: number): void {
+    clearTimeout(room.timer);
+    room.timer = undefined;
+    const held = [...room.held.entries()].sort((a, b) => a[0] - b[0]);
+    room.held.clear();
+    for (const [offset, { event, args }] of held) {
+      if (offset > room.offset) {
+        room.offset = offset;
+        this.dispatch(event, args);
+      }
+    }
+    room.offset = Math.max(room.offset, at);
+  }
+
+  /** Tells the listeners of `RECOVERY_EVENT` that events are gone. */
+  private gap(position: RoomPosition): void {
+    this.dispatch(RECOVERY_EVENT, [position]);
+  }
+
+  /** After `gapWaitMs`, asks the server for what is still missing. */
+  private arm(name: string, room: RoomState): void {
+    if (room.timer !== undefined) return;
+    room.timer = setTimeout(() => {
+      room.timer = undefined;
+      const socket = this.socket;
+      // Disconnected: the reconnection's resume asks for them.
+      if (room.held.size === 0 || socket === undefined || !socket.connected) return;
+      const asked = { room: name, epoch: room.epoch, offset: room.offset };
+      socket
+        .timeout(DEFAULT_ACK_TIMEOUT_MS)
+        .emit(FILL_EVENT, asked, (err: Error | null, res: AckAnswer<RoomPosition>) => {
+          if (this.rooms.get(name) !== room || room.held.size === 0) return;
+          if (err) {
+            this.arm(name, room);
+          } else if (res.success && res.data.recovered) {
+            // The missing events came before the answer; any still missing
+            // are asked for again.
+            this.drain(room);
+            if (room.held.size > 0) this.arm(name, room);
+          } else {
+            const position: RoomPosition = res.success
+              ? res.data
+              : { ...asked, recovered: false, replayed: 0, reason: "unavailable" };
+            this.gap(position);
+            this.flush(room, position.offset);
+          }
+        });
+    }, this.gapWaitMs);
+  }
+
+  /** Applies a position the server sent. */
+  private place(p: RoomPosition): void {
+    const room = this.rooms.get(p.room);
+    if (p.left) {
+      if (room !== undefined) clearTimeout(room.timer);
+      this.rooms.delete(p.room);
+      return;
+    }
+    if (room === undefined) {
+      if (p.epoch !== "") this.rooms.set(p.room, { epoch: p.epoch, offset: p.offset, held: new Map(), timer: undefined });
+      return;
+    }
+    // After the position's own listeners: the held events it releases.
+    if (p.epoch === "" || p.epoch === room.epoch) {
+      if (p.recovered) {
+        room.offset = Math.max(room.offset, p.offset);
+        queueMicrotask(() => {
+          this.drain(room);
+          if (room.held.size > 0) this.arm(p.room, room);
+        });
+      } else {
+        queueMicrotask(() => this.flush(room, p.offset));
+      }
+    } else {
+      queueMicrotask(() => this.flush(room, 0));
+      this.rooms.set(p.room, { epoch: p.epoch, offset: p.offset, held: new Map(), timer: undefined });
+    }
   }
 
   /** `auth.recovery`: room → {epoch, offset}. */
   request(): Record<string, { epoch: string; offset: number }> {
-    return Object.fromEntries(this.rooms);
+    return Object.fromEntries([...this.rooms].map(([room, r]) => [room, { epoch: r.epoch, offset: r.offset }]));
   }
 
   /** Room → last offset, for display and tests. */
   snapshot(): Map<string, { epoch: string; offset: number }> {
-    return new Map(this.rooms);
+    return new Map([...this.rooms].map(([room, r]) => [room, { epoch: r.epoch, offset: r.offset }]));
   }
+}
+
+/** The positions behind each socket made by the connect helpers. */
+const positionsOf = new WeakMap<object, RoomPositions>();
+
+/** The positions that follow `socket` (made when it has none). */
+export function positionsFor(socket: Socket): RoomPositions {
+  let positions = positionsOf.get(socket);
+  if (positions === undefined) {
+    positions = new RoomPositions();
+    positions.attach(socket);
+    positionsOf.set(socket, positions);
+  }
+  return positions;
+}
+
+/** Connects `socket` to `positions` (the connect helpers do). */
+export function follow(socket: Socket, positions: RoomPositions): void {
+  positions.attach(socket);
+  positionsOf.set(socket, positions);
 }
 
 function authOf(token: TokenSource, positions: RoomPositions): NonNullable<SocketOptions["auth"]> {
@@ -312,12 +542,98 @@ type AckAnswer<T> =
   | { success: true; data: T }
   | { success: false; code: ErrorCode; message: string; details?: unknown };
 
+/** A call of an idempotent event could not wait: as many wait already. */
+export class QueueFullError extends Error {
+  constructor(
+    readonly event: string,
+    readonly max: number,
+  ) {
+    super(`\`${event}\` not sent: ${max} calls wait for the connection already`);
+    this.name = "QueueFullError";
+  }
+}
+
+/** Calls waiting for a connection, per socket. */
+const queued = new WeakMap<object, number>();
+
+/** A new idempotency key. */
+function newKey(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}-${Math.random().toString(16).slice(2)}`;
+}
+
+/** Resolves once `socket` is connected, or after `ms`. */
+function connectedWithin(socket: Socket, ms: number): Promise<void> {
+  if (socket.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off("connect", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    socket.on("connect", done);
+  });
+}
+
+/**
+ * Calls an idempotent event: like `request`, with an idempotency key as
+ * the extra last argument; made while disconnected it waits for the
+ * connection (at most `maxQueued` calls wait at once: `QueueFullError`),
+ * and it is sent again with the same key while its answer does not come
+ * or is `UNAVAILABLE`, for at most `retryForMs`. The server runs the
+ * handler once per key and answers a retry with the first answer.
+ */
+export async function requestOnce<T>(
+  socket: Socket,
+  event: string,
+  payload: unknown,
+  timeoutMs: number,
+  retryForMs: number = DEFAULT_RETRY_FOR_MS,
+  maxQueued: number = DEFAULT_MAX_QUEUED_CALLS,
+): Promise<T> {
+  const key = { idempotencyKey: newKey() };
+  const deadline = Date.now() + retryForMs;
+  let pause = 50;
+  for (;;) {
+    if (!socket.connected) {
+      const waiting = queued.get(socket) ?? 0;
+      if (waiting >= maxQueued) throw new QueueFullError(event, maxQueued);
+      queued.set(socket, waiting + 1);
+      try {
+        await connectedWithin(socket, Math.max(0, deadline - Date.now()));
+      } finally {
+        queued.set(socket, (queued.get(socket) ?? 1) - 1);
+      }
+      if (!socket.connected) throw new AckTimeoutError(event, retryForMs);
+    }
+    const left = Math.max(1, deadline - Date.now());
+    const wait = timeoutMs > 0 && timeoutMs !== Infinity ? Math.min(timeoutMs, left) : left;
+    try {
+      return await requestArgs<T>(socket, event, [payload, key], wait);
+    } catch (e) {
+      const unavailable = e instanceof AckError && e.code === "UNAVAILABLE";
+      const lost = e instanceof AckTimeoutError || e instanceof AckDisconnectedError;
+      if (!(unavailable || lost) || Date.now() >= deadline) throw e;
+      if (unavailable) {
+        await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+        pause = Math.min(pause * 2, 1000);
+      }
+    }
+  }
+}
+
 /**
  * Emits `event` and resolves with the ack's `data`, or rejects with
  * `AckError`, `AckTimeoutError` or `AckDisconnectedError`. The generated
  * clients call it with the event's own types.
  */
 export function request<T>(socket: Socket, event: string, payload: unknown, timeoutMs: number): Promise<T> {
+  return requestArgs<T>(socket, event, [payload], timeoutMs);
+}
+
+function requestArgs<T>(socket: Socket, event: string, args: unknown[], timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const settle = (res: AckAnswer<T>) => {
       if (res !== null && typeof res === "object" && res.success === true) {
@@ -329,10 +645,10 @@ export function request<T>(socket: Socket, event: string, payload: unknown, time
       }
     };
     if (!(timeoutMs > 0) || timeoutMs === Infinity) {
-      socket.emit(event, payload, settle);
+      socket.emit(event, ...args, settle);
       return;
     }
-    socket.timeout(timeoutMs).emit(event, payload, (err: Error | null, res: AckAnswer<T>) => {
+    socket.timeout(timeoutMs).emit(event, ...args, (err: Error | null, res: AckAnswer<T>) => {
       if (err === null || err === undefined) {
         settle(res);
       } else if (/timed out/.test(err.message)) {

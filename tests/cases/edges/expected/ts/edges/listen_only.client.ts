@@ -12,7 +12,7 @@ import * as api from "./listen_only.js";
 import * as lib from "./lib.js";
 
 export * from "./listen_only.js";
-export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES, RECOVERY_EVENT } from "./lib.js";
+export { AckDisconnectedError, AckError, AckTimeoutError, CONTRACT, ContractMismatchError, ERROR_CODES, QueueFullError, RECOVERY_EVENT } from "./lib.js";
 export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition, Token, TokenSource, Transport } from "./lib.js";
 
 /**
@@ -20,10 +20,17 @@ export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition,
  * token goes in the handshake's `auth`.
  */
 export function connectListenOnly(options: lib.ConnectOptions = {}): api.ListenOnlySocket {
-  const positions = new lib.RoomPositions();
+  const positions = new lib.RoomPositions(options.gapWaitMs);
   const socket = io(lib.namespaceUrl(options.url, api.NAMESPACE), lib.ioOptions(options, positions));
-  positions.attach(socket);
+  lib.follow(socket, positions);
   return socket as api.ListenOnlySocket;
+}
+
+/** Options of `ListenOnlyClient` (see `ConnectOptions`). */
+export interface ListenOnlyClientOptions {
+  ackTimeoutMs?: number | undefined;
+  retryForMs?: number | undefined;
+  maxQueuedCalls?: number | undefined;
 }
 
 /** A typed client for namespace `/listen-only`. */
@@ -32,15 +39,38 @@ export class ListenOnlyClient {
   readonly socket: api.ListenOnlySocket;
   /** How long acked calls wait, in ms (`0` or `Infinity`: forever). */
   ackTimeoutMs: number;
+  /** How long calls of idempotent events are retried, in ms. */
+  retryForMs: number;
+  /** Most calls of idempotent events waiting for the connection at once. */
+  maxQueuedCalls: number;
+  private readonly unlisten = new Map<string, Map<unknown, () => void>>();
 
-  constructor(socket: api.ListenOnlySocket, options: { ackTimeoutMs?: number | undefined } = {}) {
+  constructor(socket: api.ListenOnlySocket, options: ListenOnlyClientOptions = {}) {
     this.socket = socket;
     this.ackTimeoutMs = options.ackTimeoutMs ?? lib.DEFAULT_ACK_TIMEOUT_MS;
+    this.retryForMs = options.retryForMs ?? lib.DEFAULT_RETRY_FOR_MS;
+    this.maxQueuedCalls = options.maxQueuedCalls ?? lib.DEFAULT_MAX_QUEUED_CALLS;
   }
 
   /** Connects (see `connectListenOnly`) and wraps the socket. */
   static connect(options: lib.ConnectOptions = {}): ListenOnlyClient {
-    return new ListenOnlyClient(connectListenOnly(options), { ackTimeoutMs: options.ackTimeoutMs });
+    return new ListenOnlyClient(connectListenOnly(options), options);
+  }
+
+  private listen(event: string, handler: unknown): () => void {
+    const raw = this.socket as unknown as Socket;
+    const stop = lib.positionsFor(raw).listen(raw, event, handler as (...args: unknown[]) => void);
+    let handlers = this.unlisten.get(event);
+    if (handlers === undefined) {
+      handlers = new Map();
+      this.unlisten.set(event, handlers);
+    }
+    handlers.get(handler)?.();
+    handlers.set(handler, stop);
+    return () => {
+      stop();
+      if (handlers.get(handler) === stop) handlers.delete(handler);
+    };
   }
 
   /** Whether the socket is connected now. */
@@ -53,14 +83,13 @@ export class ListenOnlyClient {
     this.socket.disconnect();
   }
 
-  /** Listens to a server event; returns the function that stops listening. */
+  /**
+   * Listens to a server event; returns the function that stops listening.
+   * Events of a room with history reach it in the room's order, once (see
+   * `ConnectOptions.gapWaitMs`).
+   */
   on<E extends keyof api.ServerToClientEvents>(event: E, handler: api.ServerToClientEvents[E]): () => void {
-    const raw = this.socket as unknown as Socket;
-    const listener = handler as unknown as (...args: unknown[]) => void;
-    raw.on(event as string, listener);
-    return () => {
-      raw.off(event as string, listener);
-    };
+    return this.listen(event as string, handler);
   }
 
   /**
@@ -70,16 +99,13 @@ export class ListenOnlyClient {
    * room's state again. Returns the function that stops listening.
    */
   onRecovery(handler: (position: lib.RoomPosition) => void): () => void {
-    const raw = this.socket as unknown as Socket;
-    raw.on(lib.RECOVERY_EVENT, handler);
-    return () => {
-      raw.off(lib.RECOVERY_EVENT, handler);
-    };
+    return this.listen(lib.RECOVERY_EVENT, handler);
   }
 
   /** Stops `handler` listening to `event`. */
   off<E extends keyof api.ServerToClientEvents>(event: E, handler: api.ServerToClientEvents[E]): void {
-    (this.socket as unknown as Socket).off(event as string, handler as unknown as (...args: unknown[]) => void);
+    this.unlisten.get(event as string)?.get(handler)?.();
+    this.unlisten.get(event as string)?.delete(handler);
   }
 
   fire(payload: api.Fire): void {
@@ -87,11 +113,13 @@ export class ListenOnlyClient {
   }
 
   note(payload: api.MaybeNote, options?: lib.CallOptions): Promise<api.NoteAck> {
-    return lib.request<api.NoteAck>(
+    return lib.requestOnce<api.NoteAck>(
       this.socket as unknown as Socket,
       "note",
       payload,
       options?.timeoutMs ?? this.ackTimeoutMs,
+      options?.retryForMs ?? this.retryForMs,
+      this.maxQueuedCalls,
     );
   }
 }

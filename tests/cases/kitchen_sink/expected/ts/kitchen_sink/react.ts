@@ -118,7 +118,9 @@ function useSocketClient<S, C>(
         error,
       }));
     });
-    raw.on(lib.RECOVERY_EVENT, (position: lib.RoomPosition) => {
+    // Through the positions: they also tell of gaps the client finds itself.
+    lib.positionsFor(raw).listen(raw, lib.RECOVERY_EVENT, (...args: unknown[]) => {
+      const position = args[0] as lib.RoomPosition;
       if (!position.recovered && !position.left) update(() => ({ lastGap: position }));
     });
     raw.io.on("reconnect_attempt", () => update(() => ({ status: everConnected ? "reconnecting" : "connecting" })));
