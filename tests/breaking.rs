@@ -293,6 +293,11 @@ fn events_acks_namespaces_auth_and_rate_limits() {
             json!({ "max": 20, "windowMs": 1000 })
     });
     assert!(r.changes.is_empty(), "{:#?}", r.changes);
+    // An acked event that opts out of idempotency: old clients retry it.
+    let r = after(|v| v["namespaces"]["/n"]["clientEvents"]["ask"]["idempotent"] = json!(false));
+    assert_eq!(find(&r, "idempotency-dropped", C2S), Some(Warning));
+    let r = after(|v| v["namespaces"]["/n"]["clientEvents"]["ask"]["idempotent"] = json!(true));
+    assert!(r.changes.is_empty(), "{:#?}", r.changes);
 }
 
 #[test]

@@ -372,6 +372,34 @@ fn rate_limit_scope_and_payload_budget() {
 }
 
 #[test]
+fn idempotent_is_a_boolean_for_acked_events() {
+    let ev = "/namespaces/~1items/clientEvents/add_item";
+    for ok in [json!(true), json!(false)] {
+        let mut c = base();
+        set(&mut c, &format!("{ev}/idempotent"), ok.clone());
+        assert_eq!(errors(&c), Vec::new(), "idempotent {ok}");
+    }
+    let mut c = base();
+    set(&mut c, &format!("{ev}/idempotent"), json!("yes"));
+    assert_one(
+        &c,
+        &format!("{ev}/idempotent"),
+        "`idempotent` must be true or false",
+    );
+    let mut c = base();
+    c["namespaces"]["/items"]["clientEvents"]["add_item"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ack");
+    set(&mut c, &format!("{ev}/idempotent"), json!(true));
+    assert_one(
+        &c,
+        &format!("{ev}/idempotent"),
+        "`idempotent` applies to events with an `ack`",
+    );
+}
+
+#[test]
 fn unsupported_schema_keywords_are_refused_before_typify() {
     let cases = [
         (

@@ -34,11 +34,12 @@ after(async () => {
 });
 
 /** `count` chat-server nodes on one Redis, with a channel prefix of their own. */
-async function startNodes(count: number, redis = redisUrl): Promise<ChatServer[]> {
+async function startNodes(count: number, redis = redisUrl, extra: Record<string, string> = {}): Promise<ChatServer[]> {
   const env = {
     REDIS_URL: redis,
     REDIS_PREFIX: `e2e-${process.pid}-${++prefixCounter}`,
     HEALTH_INTERVAL_MS: String(HEALTH_INTERVAL_MS),
+    ...extra,
   };
   const nodes = await Promise.all(Array.from({ length: count }, async () => ChatServer.start(await freePort(), env)));
   servers.push(...nodes);
@@ -217,11 +218,15 @@ describe("a node killed", () => {
   });
 });
 
+// The first two tests run the threads without history (HISTORY=off): what
+// an outage does to live-only rooms. With history a message is kept in
+// Redis before it is sent, so an outage refuses it instead (third test;
+// the Rust tests in examples/chat-client/tests/delivery.rs retry it).
 describe("Redis outage", () => {
   test("stopped for 3 s: no disconnects, local delivery goes on, cross-node delivery resumes within 5 s, one warning per node", async (t) => {
     const redis = await RedisServer.start();
     try {
-      const [a, b] = await startNodes(2, redis.url);
+      const [a, b] = await startNodes(2, redis.url, { HISTORY: "off" });
       const thread = newThread();
       const alice = await chatOn(a, token("alice"));
       const carol = await chatOn(a, token("carol"));
@@ -284,10 +289,48 @@ describe("Redis outage", () => {
     }
   });
 
-  test("paused (SIGSTOP) for 3 s: acks stay fast, every message reaches both nodes late but in order, once", async (t) => {
+  test("with history: a message that cannot be kept is refused with UNAVAILABLE, the connection stays, and once Redis is back it is sent to both nodes once", async () => {
     const redis = await RedisServer.start();
     try {
       const [a, b] = await startNodes(2, redis.url);
+      const thread = newThread();
+      const alice = await chatOn(a, token("alice"));
+      const bob = await chatOn(b, token("bob"));
+      for (const s of [alice, bob]) assertSuccess(await s.emitWithAck("join_thread", { threadId: thread }));
+      const bobMessages = record<chat.NewMessage>(bob, "new_message");
+      const aliceMessages = record<chat.NewMessage>(alice, "new_message");
+
+      await redis.stop();
+      await sleep(300);
+      const refused = await alice.emitWithAck("send_message", { threadId: thread, content: "during" });
+      assert.equal(refused.success, false, JSON.stringify(refused));
+      assert.equal((refused as { code: string }).code, "UNAVAILABLE");
+      assert.ok(alice.connected, "the connection stays up");
+      await sleep(300);
+      assert.equal(aliceMessages.length + bobMessages.length, 0, "a refused message reached nobody");
+
+      await redis.resume();
+      let sent: chat.Message | null = null;
+      for (let i = 0; i < 40 && sent === null; i++) {
+        const res = await alice.emitWithAck("send_message", { threadId: thread, content: "after" });
+        if (res.success) sent = res.data as chat.Message;
+        else await sleep(250);
+      }
+      assert.ok(sent !== null, "sent once Redis is back");
+      await until("bob's copy", () => bobMessages.length === 1, WAIT_MS);
+      await until("alice's copy", () => aliceMessages.length === 1, WAIT_MS);
+      assert.equal(bobMessages[0].message.id, sent.id);
+      await sleep(300);
+      assert.equal(bobMessages.length, 1, "once");
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  test("paused (SIGSTOP) for 3 s: acks stay fast, every message reaches both nodes late but in order, once", async (t) => {
+    const redis = await RedisServer.start();
+    try {
+      const [a, b] = await startNodes(2, redis.url, { HISTORY: "off" });
       const thread = newThread();
       const senders = await Promise.all(Array.from({ length: 8 }, (_, i) => chatOn(a, token(`stall-sender-${i}`))));
       const carol = await chatOn(a, token("carol"));
