@@ -195,14 +195,14 @@ fn sizes(mode: &str, rounds: Option<usize>) -> Sizes {
     }
 }
 
-/// Instruction counts under callgrind (generated and raw), up to 3 rounds:
+/// Instruction counts under callgrind (generated, raw and A1), up to 3 rounds:
 /// the counts barely move between rounds, unlike CPU time.
 async fn run_instructions(res: &mut Results, servers: &[Kind], programs: &Programs, work: &Path) {
     let sizes = res.sizes.clone();
     let kinds: Vec<Kind> = servers
         .iter()
         .copied()
-        .filter(|k| matches!(k, Kind::Generated | Kind::Raw))
+        .filter(|k| matches!(k, Kind::Generated | Kind::Raw | Kind::GeneratedNoHistory))
         .collect();
     for round in 1..=sizes.rounds.min(3) {
         for &kind in &rotated(&kinds, round) {

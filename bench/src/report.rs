@@ -996,6 +996,11 @@ fn fanout2_section(out: &mut String, res: &Results) {
             Setup::GeneratedCluster,
             Setup::NodeCluster,
         ),
+        (
+            "history on/off, two nodes",
+            Setup::GeneratedCluster,
+            Setup::GeneratedClusterNoHistory,
+        ),
     ];
     for &w in &s.windows {
         let runs: Vec<Fanout2Run> = res

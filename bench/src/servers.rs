@@ -82,14 +82,19 @@ pub(crate) enum Setup {
     /// Two `bench/node/server.js` processes with `@socket.io/redis-adapter`.
     #[serde(rename = "node-two-node")]
     NodeCluster,
+    /// (A1) two nodes: `GeneratedCluster` with the threads' history off,
+    /// to price keeping every thread event in Redis Streams.
+    #[serde(rename = "generated-nohistory-two-node")]
+    GeneratedClusterNoHistory,
 }
 
 impl Setup {
     /// In the order the rounds alternate.
-    pub(crate) const ALL: [Setup; 3] = [
+    pub(crate) const ALL: [Setup; 4] = [
         Setup::GeneratedCluster,
         Setup::GeneratedSingle,
         Setup::NodeCluster,
+        Setup::GeneratedClusterNoHistory,
     ];
 
     /// Short label (JSON, log lines).
@@ -98,6 +103,7 @@ impl Setup {
             Setup::GeneratedCluster => "generated-two-node",
             Setup::GeneratedSingle => "generated-one-node",
             Setup::NodeCluster => "node-two-node",
+            Setup::GeneratedClusterNoHistory => "generated-nohistory-two-node",
         }
     }
 
@@ -107,6 +113,7 @@ impl Setup {
             Setup::GeneratedCluster => "generated, two nodes + Redis",
             Setup::GeneratedSingle => "generated, one node",
             Setup::NodeCluster => "Node socket.io, two nodes + Redis",
+            Setup::GeneratedClusterNoHistory => "A1: generated, history off, two nodes + Redis",
         }
     }
 
@@ -115,6 +122,7 @@ impl Setup {
         match self {
             Setup::GeneratedCluster | Setup::GeneratedSingle => Kind::Generated,
             Setup::NodeCluster => Kind::Node,
+            Setup::GeneratedClusterNoHistory => Kind::GeneratedNoHistory,
         }
     }
 
@@ -122,7 +130,9 @@ impl Setup {
     pub(crate) fn nodes(self) -> usize {
         match self {
             Setup::GeneratedSingle => 1,
-            Setup::GeneratedCluster | Setup::NodeCluster => 2,
+            Setup::GeneratedCluster
+            | Setup::NodeCluster
+            | Setup::GeneratedClusterNoHistory => 2,
         }
     }
 
