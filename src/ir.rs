@@ -26,6 +26,10 @@ pub struct ContractIr {
     pub version: String,
     /// Its description, as doc lines.
     pub doc: Vec<String>,
+    /// Its license (SPDX identifier or name), if given.
+    pub license: Option<String>,
+    /// Who answers for it, if given.
+    pub contact: Option<crate::model::Contact>,
     /// The contract's file name (no directory), for headers.
     pub source_name: String,
     /// The generated Rust package (`chat-contract`).
@@ -589,6 +593,8 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
         name: contract.contract.clone(),
         version: contract.version.clone(),
         doc: doc_lines(contract.description.as_deref()),
+        license: contract.license.clone(),
+        contact: contract.contact.clone(),
         source_name: file
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())

@@ -34,6 +34,13 @@ pub struct Contract {
     /// What this API is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The API's license, as an SPDX identifier (`MIT`, `Apache-2.0`) or a
+    /// name; given in the AsyncAPI document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Who answers for the API; given in the AsyncAPI document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
     /// Shared payload types, referenced as `{"$ref": "#/definitions/Name"}`.
     /// Keys are PascalCase type names.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
@@ -47,6 +54,21 @@ pub struct Contract {
     /// Socket.IO namespaces, keyed by path (`/chat`, or `/`).
     #[schemars(with = "BTreeMap<String, Namespace>")]
     pub namespaces: IndexMap<String, Namespace>,
+}
+
+/// Who answers for an API: at least one of the three.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Contact {
+    /// A person or team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A web page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// An email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A contract-specific error code.

@@ -307,6 +307,8 @@ impl Walker<'_> {
                 "contract",
                 "version",
                 "description",
+                "license",
+                "contact",
                 "definitions",
                 "errors",
                 "namespaces",
@@ -315,6 +317,30 @@ impl Walker<'_> {
         );
         self.string(o, "$schema", &at);
         self.string(o, "description", &at);
+        if self
+            .string(o, "license", &at)
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            self.sink.error(
+                &at.join("license"),
+                "`license` must not be empty".to_owned(),
+            );
+        }
+        if let Some(contact) = o.get("contact") {
+            let contact_at = at.join("contact");
+            if let Some(c) = self.object(contact, &contact_at, "`contact`") {
+                self.keys(c, &contact_at, "`contact`", &["name", "url", "email"], &[]);
+                for key in ["name", "url", "email"] {
+                    self.string(c, key, &contact_at);
+                }
+                if c.is_empty() {
+                    self.sink.error(
+                        &contact_at,
+                        "`contact` needs at least one of `name`, `url` and `email`".to_owned(),
+                    );
+                }
+            }
+        }
         if let Some(name) = self.string(o, "contract", &at) {
             let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 && name

@@ -372,6 +372,27 @@ fn rate_limit_scope_and_payload_budget() {
 }
 
 #[test]
+fn license_and_contact_are_checked() {
+    let mut c = base();
+    set(&mut c, "/license", json!("MIT"));
+    set(
+        &mut c,
+        "/contact",
+        json!({ "name": "Team", "email": "team@example.com" }),
+    );
+    assert_eq!(errors(&c), Vec::new());
+    let mut c = base();
+    set(&mut c, "/license", json!(""));
+    assert_one(&c, "/license", "`license` must not be empty");
+    let mut c = base();
+    set(&mut c, "/contact", json!({}));
+    assert_one(&c, "/contact", "`contact` needs at least one of");
+    let mut c = base();
+    set(&mut c, "/contact", json!({ "phone": "1" }));
+    assert_one(&c, "/contact/phone", "phone");
+}
+
+#[test]
 fn idempotent_is_a_boolean_for_acked_events() {
     let ev = "/namespaces/~1items/clientEvents/add_item";
     for ok in [json!(true), json!(false)] {

@@ -130,9 +130,7 @@ impl Setup {
     pub(crate) fn nodes(self) -> usize {
         match self {
             Setup::GeneratedSingle => 1,
-            Setup::GeneratedCluster
-            | Setup::NodeCluster
-            | Setup::GeneratedClusterNoHistory => 2,
+            Setup::GeneratedCluster | Setup::NodeCluster | Setup::GeneratedClusterNoHistory => 2,
         }
     }
 

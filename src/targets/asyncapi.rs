@@ -8,7 +8,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::GENERATED_MARKER;
-use crate::ir::{ContractIr, NamespaceIr, RateLimitIr};
+use std::collections::HashMap;
+
+use crate::ir::{ClientEventIr, ContractIr, NamespaceIr, RateLimitIr};
 
 /// The document, pretty-printed with a final newline.
 pub fn render(ir: &ContractIr) -> String {
@@ -21,14 +23,15 @@ fn document(ir: &ContractIr) -> Value {
     let mut channels = Map::new();
     let mut operations = Map::new();
     let mut messages = Map::new();
-    for ns in &ir.namespaces {
-        channel(ns, &mut channels, &mut operations, &mut messages);
-    }
-    let schemas: Map<String, Value> = ir
+    let mut schemas: Map<String, Value> = ir
         .types
         .iter()
-        .map(|t| (t.name.clone(), components_refs(&t.schema)))
+        .map(|t| (t.name.clone(), named(&components_refs(&t.schema), &t.name)))
         .collect();
+    let replies = envelopes(ir, &mut schemas);
+    for ns in &ir.namespaces {
+        channel(ns, &replies, &mut channels, &mut operations, &mut messages);
+    }
     let mut info = json!({
         "title": ir.name,
         "version": ir.version,
@@ -36,10 +39,16 @@ fn document(ir: &ContractIr) -> Value {
     if !ir.doc.is_empty() {
         info["description"] = json!(ir.doc.join("\n"));
     }
+    if let Some(license) = &ir.license {
+        info["license"] = json!({ "name": license });
+    }
+    if let Some(contact) = &ir.contact {
+        info["contact"] = serde_json::to_value(contact).unwrap_or_default();
+    }
     // The marker within the first three lines, where `--check` and stale
     // file removal look for it.
     json!({
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "x-evcontract-generated": format!("This file is {GENERATED_MARKER} from {}. Do not edit.", ir.source_name),
         "info": info,
         "defaultContentType": "application/json",
@@ -63,6 +72,7 @@ fn document(ir: &ContractIr) -> Value {
 /// Adds namespace `ns`: its channel, its operations and its messages.
 fn channel(
     ns: &NamespaceIr,
+    replies: &HashMap<(String, String), String>,
     channels: &mut Map<String, Value>,
     operations: &mut Map<String, Value>,
     messages: &mut Map<String, Value>,
@@ -95,15 +105,17 @@ fn channel(
             &event.payload_type,
             &event.doc,
         );
-        if let Some(ack) = &event.ack_type {
+        if event.ack_type.is_some() {
             let doc = [format!(
-                "The ack of `{}`: its data on success (the envelope is `{{success, data}}` or `{{success: false, code, message, details?}}`).",
+                "The ack of `{}`: `{{success: true, data}}`, or `{{success: false, code, message, details?}}`.",
                 event.wire_name
             )];
             add_message(
                 format!("client-{}-ack", event.wire_name),
                 &format!("{} (ack)", event.wire_name),
-                ack,
+                replies
+                    .get(&(ns.module.clone(), event.wire_name.clone()))
+                    .map_or("", String::as_str),
                 &doc,
             );
         }
@@ -185,6 +197,132 @@ fn channel(
             .into();
     }
     channels.insert(id, value);
+}
+
+/// A component name not taken yet: `name`, else `name` + `Envelope`, then
+/// with a number (a contract type may already be called so).
+fn free_name(schemas: &Map<String, Value>, name: &str) -> String {
+    std::iter::once(name.to_owned())
+        .chain((1..).map(|n| {
+            format!(
+                "{name}Envelope{}",
+                if n == 1 { String::new() } else { n.to_string() }
+            )
+        }))
+        .find(|candidate| !schemas.contains_key(candidate))
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// Adds the ack envelopes: one failure (`{success: false, code, message,
+/// details?}`, the codes as a named enum) and, per acked event, its reply:
+/// the success `{success: true, data}` or the failure. Returns the reply's
+/// component name per event (by its PascalCase name and namespace module).
+fn envelopes(
+    ir: &ContractIr,
+    schemas: &mut Map<String, Value>,
+) -> HashMap<(String, String), String> {
+    let mut replies = HashMap::new();
+    let acked: Vec<(&NamespaceIr, &ClientEventIr, &String)> = ir
+        .namespaces
+        .iter()
+        .flat_map(|ns| ns.client_events.iter().map(move |e| (ns, e)))
+        .filter_map(|(ns, e)| Some((ns, e, e.ack_type.as_ref()?)))
+        .collect();
+    if acked.is_empty() {
+        return replies;
+    }
+    let failure = free_name(schemas, "AckFailure");
+    let codes: Vec<&str> = ir.errors.iter().map(|e| e.code.as_str()).collect();
+    schemas.insert(
+        failure.clone(),
+        json!({
+            "title": failure,
+            "description": "A failed ack: the event was refused or failed.",
+            "type": "object",
+            "properties": {
+                "success": { "type": "boolean", "const": false },
+                "code": {
+                    "title": format!("{failure}Code"),
+                    "description": "A built-in code or one of the contract's.",
+                    "type": "string",
+                    "enum": codes,
+                },
+                "message": { "type": "string" },
+                "details": { "description": "Structured details, for some codes." },
+            },
+            "required": ["success", "code", "message"],
+        }),
+    );
+    for (ns, event, ack) in acked {
+        // Two namespaces may have an event of the same name.
+        let base = if ir.namespaces.len() > 1 {
+            format!("{}{}AckReply", ns.pascal, event.pascal)
+        } else {
+            format!("{}AckReply", event.pascal)
+        };
+        let name = free_name(schemas, &base);
+        schemas.insert(
+            name.clone(),
+            json!({
+                "title": name,
+                "oneOf": [
+                    {
+                        "title": format!("{name}Success"),
+                        "type": "object",
+                        "properties": {
+                            "success": { "type": "boolean", "const": true },
+                            "data": { "$ref": format!("#/components/schemas/{ack}") },
+                        },
+                        "required": ["success", "data"],
+                    },
+                    { "$ref": format!("#/components/schemas/{failure}") },
+                ],
+            }),
+        );
+        replies.insert((ns.module.clone(), event.wire_name.clone()), name);
+    }
+    replies
+}
+
+/// `schema` with a `title` on every nested object or enum that has none
+/// (`<Type><Property>`, `<Type>Item` for array items, `<Type>Variant<n>`),
+/// the names typify gives them, so that model generators name them too.
+fn named(schema: &Value, name: &str) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut out = map.clone();
+    let titled =
+        map.contains_key("enum") || map.get("type").and_then(Value::as_str) == Some("object");
+    if titled && !map.contains_key("title") && !map.contains_key("$ref") {
+        out.insert("title".to_owned(), json!(name));
+    }
+    if let Some(Value::Object(props)) = map.get("properties") {
+        let props: Map<String, Value> = props
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    named(v, &format!("{name}{}", heck::AsUpperCamelCase(k))),
+                )
+            })
+            .collect();
+        out.insert("properties".to_owned(), props.into());
+    }
+    if let Some(items) = map.get("items") {
+        out.insert("items".to_owned(), named(items, &format!("{name}Item")));
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(Value::Array(variants)) = map.get(key) {
+            let variants: Vec<Value> = variants
+                .iter()
+                .enumerate()
+                .map(|(i, v)| named(v, &format!("{name}Variant{i}")))
+                .collect();
+            out.insert(key.to_owned(), variants.into());
+        }
+    }
+    Value::Object(out)
 }
 
 fn rate_limit(limit: &RateLimitIr) -> Value {
