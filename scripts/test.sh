@@ -124,6 +124,14 @@ if ! target/pyvenv/bin/python -c 'import socketio' >/dev/null 2>&1; then
 fi
 export PYTHON_BIN="$PWD/target/pyvenv/bin/python"
 
+step "Artillery 2 in target/artillery (the load-test tool of the end-to-end suite; its browser download skipped)"
+if [ ! -x target/artillery/node_modules/.bin/artillery ]; then
+  mkdir -p target/artillery
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix target/artillery --no-save --no-audit --no-fund \
+    --loglevel=error --ignore-scripts artillery@2.0.34
+fi
+export ARTILLERY_BIN="$PWD/target/artillery/node_modules/.bin/artillery"
+
 step "end-to-end: examples/chat-server (one node, behind nginx, and several on Redis) driven by socket.io-client, python-socketio and examples/chat-client (node --test)"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json

@@ -16,6 +16,9 @@ pub mod server;
 #[cfg(feature = "client")]
 pub mod client;
 
+#[cfg(all(feature = "tls", any(feature = "client", feature = "server")))]
+mod crypto;
+
 pub use wire::{AckResponse, ErrorEvent, EventError};
 
 #[doc(hidden)]

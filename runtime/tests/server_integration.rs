@@ -144,6 +144,16 @@ static PRIVATE: NamespaceSpec = NamespaceSpec {
     rooms: &[],
 };
 
+/// A contract namespace at `/`: it takes the place of the runtime's empty one.
+static ROOT_ECHO: NamespaceSpec = NamespaceSpec {
+    path: "/",
+    auth: AuthMode::Optional,
+    client_events: &[ev("echo", true, ECHO_SCHEMA)],
+    server_events: &[],
+    contract: None,
+    rooms: &[],
+};
+
 /// What the test dispatcher observed.
 #[derive(Default)]
 struct Log {
@@ -1348,6 +1358,35 @@ async fn malformed_auth_is_refused_with_invalid_auth() {
     assert!(c.connect_with("/chat", "").await.is_ok());
     let mut c = Client::open(srv.addr).await;
     assert!(c.connect_with("/chat", "null").await.is_ok());
+}
+
+/// Socket.IO tools open `/` first: the gateway accepts it (every event
+/// there is `UNKNOWN_EVENT`) unless `root_namespace(false)`, and a contract
+/// namespace `/` registered later replaces it.
+#[tokio::test]
+async fn the_root_namespace_is_open_and_empty_unless_the_contract_has_one() {
+    let srv = start().await;
+    let mut c = Client::open(srv.addr).await;
+    assert!(c.connect("/", None).await.is_ok());
+    let ack = c.call("/", 1, "echo", Some(json!({"text": "hi"}))).await;
+    assert_eq!(code(&ack), "UNKNOWN_EVENT", "{ack}");
+    // The same connection goes on to the contract's namespace.
+    assert!(c.connect("/chat", Some(&token("root-user"))).await.is_ok());
+
+    let srv = start_with(ServerConfig::new().root_namespace(false)).await;
+    let mut c = Client::open(srv.addr).await;
+    let err = c.connect("/", None).await.unwrap_err();
+    assert!(err.contains("Invalid namespace"), "{err}");
+
+    let srv = start().await;
+    srv.gateway
+        .register(&ROOT_ECHO, TestDispatch::default())
+        .await
+        .expect("the contract's `/` replaces the empty one");
+    let mut c = Client::open(srv.addr).await;
+    assert!(c.connect("/", None).await.is_ok());
+    let ack = c.call("/", 1, "echo", Some(json!({"text": "hi"}))).await;
+    assert_eq!(ack["success"], json!(true), "{ack}");
 }
 
 /// One user holds at most `max_sockets_per_user` sockets of a namespace on

@@ -55,8 +55,7 @@ pub(crate) fn connector(
             "no root certificate to check a `wss://` server with: add one with `add_root_certificate_pem` or choose other roots".to_owned(),
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::Config(format!("TLS setup: {e}")))?
         .with_root_certificates(store)

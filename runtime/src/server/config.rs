@@ -70,6 +70,7 @@ pub struct ServerConfig {
     pub(crate) metrics_token: Option<String>,
     pub(crate) trusted_proxies: super::TrustedProxies,
     pub(crate) room_history: bool,
+    pub(crate) root_namespace: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
 }
@@ -101,6 +102,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             trusted_proxies: super::TrustedProxies::default(),
             room_history: true,
+            root_namespace: true,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -265,6 +267,17 @@ impl ServerConfig {
     #[must_use]
     pub fn room_history(mut self, on: bool) -> Self {
         self.room_history = on;
+        self
+    }
+
+    /// Whether the root namespace `/` accepts connections when the
+    /// contract has no namespace `/` (default `true`). Socket.IO tools
+    /// (Artillery's socketio engine, some test clients) connect to `/`
+    /// first; there every event is answered `UNKNOWN_EVENT`. Off, they get
+    /// socket.io's `Invalid namespace`.
+    #[must_use]
+    pub fn root_namespace(mut self, on: bool) -> Self {
+        self.root_namespace = on;
         self
     }
 

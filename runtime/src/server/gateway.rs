@@ -114,6 +114,11 @@ struct Inner {
     room_history: bool,
     /// `ServerConfig::idempotency_window` and `idempotency_keys_per_user`.
     idempotency: (Duration, usize),
+    /// `ServerConfig::root_namespace`.
+    root_namespace: bool,
+    /// Whether `/` is the runtime's own empty namespace (replaced when the
+    /// contract's `/` is registered).
+    root_placeholder: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -205,6 +210,8 @@ impl Gateway {
                 histories: RwLock::new(HashMap::new()),
                 room_history: config.room_history,
                 idempotency: (config.idempotency_window, config.idempotency_keys_per_user),
+                root_namespace: config.root_namespace,
+                root_placeholder: std::sync::atomic::AtomicBool::new(false),
                 http: http.clone(),
                 metrics: config
                     .metrics_path
@@ -231,6 +238,20 @@ impl Gateway {
                 "namespace path `{}` must start with `/`",
                 spec.path
             )));
+        }
+        if spec.path == "/"
+            && self
+                .inner
+                .root_placeholder
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            // The contract's own `/` takes the place of the empty one.
+            self.inner
+                .namespaces
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove("/");
+            with_adapter!(RawIo, &self.inner.io, io => io.delete_ns("/"));
         }
         let mut events = HashMap::with_capacity(spec.client_events.len());
         for event in spec.client_events {
@@ -331,7 +352,29 @@ impl Gateway {
         if let Err(panic) = guarded(|| rt.dispatch.after_init(init)).await {
             tracing::error!(namespace = spec.path, panic, "after_init panicked");
         }
+        self.open_root().await;
         Ok(emitter)
+    }
+
+    /// Opens the empty root namespace (`ServerConfig::root_namespace`) once
+    /// a contract namespace is registered, unless `/` is taken.
+    async fn open_root(&self) {
+        let taken = self
+            .inner
+            .namespaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains("/");
+        if !self.inner.root_namespace || taken {
+            return;
+        }
+        match Box::pin(self.register(&ROOT, NoEvents)).await {
+            Ok(_) => self
+                .inner
+                .root_placeholder
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+            Err(err) => tracing::warn!(error = %err, "cannot open the root namespace `/`"),
+        }
     }
 
     /// The emitter of namespace `ns` (emits fail with `UnknownNamespace`
@@ -1284,6 +1327,32 @@ struct IncomingEvent<A: GatewayAdapter> {
     /// send, also a failed one).
     socket: Arc<Socket<A>>,
     ack_id: Option<i64>,
+}
+
+/// The root namespace when the contract has none: no events (each is
+/// answered `UNKNOWN_EVENT`), anyone may connect.
+static ROOT: NamespaceSpec = NamespaceSpec {
+    path: "/",
+    auth: AuthMode::Optional,
+    client_events: &[],
+    server_events: &[],
+    contract: None,
+    rooms: &[],
+};
+
+/// The handlers of [`ROOT`]: it has no event to dispatch.
+struct NoEvents;
+
+impl Dispatch for NoEvents {
+    fn dispatch(
+        &self,
+        _ctx: SocketContext,
+        event: &'static EventSpec,
+        _payload: &str,
+    ) -> BoxFuture<'static, Result<AckData, EventError>> {
+        let name = event.name;
+        Box::pin(async move { Err(EventError::unknown_event(name)) })
+    }
 }
 
 /// How many [`FILL_EVENT`]s a connection may send: 120 a minute (a client

@@ -37,8 +37,7 @@ impl TlsConfig {
             ));
         }
         let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad("private key", &e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = rustls::ServerConfig::builder_with_provider(crate::crypto::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad("setup", &e))?
             .with_no_client_auth()
