@@ -43,6 +43,17 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// The runtime of the checkout this CLI was built from, when it is still
+/// there (a CLI installed with `cargo install --path` from a checkout, or
+/// run with `cargo run`); `None` for a CLI built from a published package,
+/// which has no runtime folder beside it.
+pub fn checkout_runtime() -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime");
+    path.join("Cargo.toml")
+        .is_file()
+        .then(|| path.display().to_string())
+}
+
 /// Writes a new project into `dir`, which must not exist or be empty.
 /// `runtime_path` goes into the project file (relative to the generated
 /// crate, as `--runtime-path`); without it, generated crates depend on

@@ -537,6 +537,20 @@ fn init(dir: &Path, name: Option<String>, runtime_path: Option<&str>) -> ExitCod
             return ExitCode::from(2);
         }
     };
+    // evcontract-runtime is not published yet: without --runtime-path the
+    // project uses the runtime of the checkout this CLI comes from, and
+    // says so, so that it builds as written.
+    let checkout = runtime_path
+        .is_none()
+        .then(evcontract::init::checkout_runtime)
+        .flatten();
+    let runtime_path = runtime_path.or(checkout.as_deref());
+    if let Some(path) = &checkout {
+        println!(
+            "evcontract: the generated crate depends on the runtime of the checkout this CLI was built from ({path}), \
+             set as `runtime-path` in evcontract.toml; change it to `runtime-version` once evcontract-runtime is on crates.io"
+        );
+    }
     if let Err(e) = evcontract::init::scaffold(dir, &name, runtime_path) {
         eprintln!("error: {e}");
         return ExitCode::from(2);

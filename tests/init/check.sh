@@ -9,8 +9,12 @@ source "$(dirname "$0")/../support/check.sh"
 
 evcontract="$target/debug/evcontract"
 cargo build --quiet --manifest-path "$repo/Cargo.toml" -p evcontract --bin evcontract
-# The runtime of this checkout (no release on crates.io is assumed).
-"$evcontract" init "$tmp/hello-world" --runtime-path "$repo/runtime" >"$tmp/init.log"
+# No flags, as a new user runs it: with no release on crates.io the CLI
+# points the project at the runtime of the checkout it was built from, and
+# says so.
+"$evcontract" init "$tmp/hello-world" >"$tmp/init.log"
+grep -q "depends on the runtime of the checkout" "$tmp/init.log" || { cat "$tmp/init.log" >&2; fail "init did not say where the runtime comes from"; }
+grep -q "runtime-path = \"$repo/runtime\"" "$tmp/hello-world/evcontract.toml" || fail "init did not point the project at this checkout's runtime"
 proj="$tmp/hello-world"
 for f in schemas/hello_world.contract.json schemas/contract.schema.json evcontract.toml \
   server/src/main.rs generated/rust/hello_world/src/lib.rs generated/ts/hello_world/package.json \
@@ -25,9 +29,10 @@ if "$evcontract" init "$proj" >/dev/null 2>&1; then fail "init overwrote a proje
 (cd "$proj" && "$evcontract" generate --check) || fail "a fresh project is not current"
 rustfmt --edition 2024 --check "$proj/server/src/main.rs" || fail "the server is not rustfmt-clean"
 
-# Build with this repository's lock file and target folder (same versions,
-# same profile), so nothing already built is built again.
-cp "$repo/Cargo.lock" "$proj/Cargo.lock"
+# Built as a new user builds it: no lock file (the newest compatible
+# dependencies, which is how `rustls`'s deprecation of its ring provider
+# showed up), warnings denied below. This repository's target folder keeps
+# what the two resolutions share from being built twice.
 cat >>"$proj/Cargo.toml" <<'TOML'
 
 [profile.dev]
