@@ -297,6 +297,10 @@ fn item_attrs(item: &mut syn::Item) -> Option<&mut Vec<syn::Attribute>> {
     })
 }
 
+/// Crates that generated types name and the runtime re-exports (feature
+/// `formats`).
+const REEXPORTED: [&str; 3] = ["chrono", "uuid", "regress"];
+
 /// Rewrites `crate::…` (the generated crate's root) as `super::…` chains
 /// up to the entry file's module, in code and in doc links; `pub(crate)`
 /// keeps its meaning and is left alone.
@@ -324,6 +328,22 @@ impl VisitMut for RelativeRoot {
     fn visit_visibility_mut(&mut self, _: &mut syn::Visibility) {}
 
     fn visit_path_mut(&mut self, path: &mut syn::Path) {
+        // `::chrono::…`, `::uuid::…`, `::regress::…` (typify's names for
+        // formats and patterns) reach those crates through the runtime, so
+        // that the including crate needs no dependency of its own.
+        if path.leading_colon.is_some()
+            && path
+                .segments
+                .first()
+                .is_some_and(|s| REEXPORTED.iter().any(|c| s.ident == c))
+        {
+            let through: syn::Path = syn::parse_quote!(::evcontract_runtime::__private);
+            path.segments = through
+                .segments
+                .into_iter()
+                .chain(std::mem::take(&mut path.segments))
+                .collect();
+        }
         if path.leading_colon.is_none() && path.segments.first().is_some_and(|s| s.ident == "crate")
         {
             let rest: Vec<syn::PathSegment> = path.segments.iter().skip(1).cloned().collect();

@@ -27,4 +27,12 @@ fn main() {
         .client(false)
         .out_dir(out.join("v1_1"))
         .compile();
+    // Every string format and a pattern: chrono, uuid and regress reached
+    // through the runtime (feature `formats`), no dependency of this crate.
+    evcontract::Builder::new()
+        .contract("formats.contract.json")
+        .server(true)
+        .client(true)
+        .out_dir(out.join("stamps"))
+        .compile();
 }

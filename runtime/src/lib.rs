@@ -25,6 +25,15 @@ pub use wire::{AckResponse, ErrorEvent, EventError};
 /// Re-exports used by generated code, so that generated crates do not need to
 /// name these crates themselves.
 pub mod __private {
+    /// Types of `date-time` and `date` payloads (feature `formats`).
+    #[cfg(feature = "formats")]
+    pub use chrono;
+    /// The pattern checks of string payloads (feature `formats`).
+    #[cfg(feature = "formats")]
+    pub use regress;
     pub use serde;
     pub use serde_json;
+    /// Types of `uuid` payloads (feature `formats`).
+    #[cfg(feature = "formats")]
+    pub use uuid;
 }

@@ -23,6 +23,14 @@ pub mod api_v1_1 {
     include!(concat!(env!("OUT_DIR"), "/v1_1/notes.rs"));
 }
 
+/// The generated code of `formats.contract.json` (dates, a UUID, an email
+/// and a pattern), whose types are made of chrono, uuid and regress: this
+/// crate reaches them through the runtime's `formats` feature.
+#[allow(missing_docs)]
+pub mod stamps_api {
+    include!(concat!(env!("OUT_DIR"), "/stamps/stamps.rs"));
+}
+
 /// The notes server: numbers each note and tells every client about it.
 #[derive(Debug, Default)]
 pub struct Notes {

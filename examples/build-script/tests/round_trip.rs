@@ -56,3 +56,29 @@ async fn the_contract_schema_is_enforced_by_the_generated_glue() {
     }
     server.abort();
 }
+
+/// Types made of chrono, uuid and regress, reached through the runtime:
+/// this crate has none of them as a dependency.
+#[test]
+fn formats_and_patterns_decode_through_the_runtime_alone() {
+    use build_script_example::stamps_api::Stamp;
+    let stamp: Stamp = serde_json::from_value(serde_json::json!({
+        "at": "2026-12-06T10:00:00Z",
+        "day": "2026-12-06",
+        "id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+        "contact": "a@example.com",
+        "code": "ABC-12"
+    }))
+    .expect("a valid stamp");
+    assert_eq!(stamp.at.to_rfc3339(), "2026-12-06T10:00:00+00:00");
+    assert_eq!(stamp.day.to_string(), "2026-12-06");
+    assert_eq!(stamp.id.to_string(), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+    let bad = serde_json::from_value::<Stamp>(serde_json::json!({
+        "at": "2026-12-06T10:00:00Z",
+        "day": "2026-12-06",
+        "id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+        "contact": "a@example.com",
+        "code": "abc"
+    }));
+    assert!(bad.is_err(), "the pattern is checked");
+}
