@@ -125,7 +125,7 @@ pub use context::{ClientMetadata, SocketContext};
 pub use emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitError, EmitStats, Emitter, RoomSocket, Target, user_room,
 };
-pub use gateway::{Gateway, RawLayer};
+pub use gateway::{DEFAULT_FILL_PER_MINUTE, Gateway, RawLayer};
 pub use handshake::{MAX_CONTRACT_FIELD_BYTES, MAX_RESUME_ROOMS};
 pub use http::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,

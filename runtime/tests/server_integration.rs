@@ -1360,6 +1360,32 @@ async fn malformed_auth_is_refused_with_invalid_auth() {
     assert!(c.connect_with("/chat", "null").await.is_ok());
 }
 
+/// `evcontract:fill` answers with the room's position (here: the socket is
+/// not in the room, so it is refused), at most `fill_per_minute` a minute.
+#[tokio::test]
+async fn fill_requests_are_answered_and_limited_per_connection() {
+    let srv = start_with(ServerConfig::new().fill_per_minute(2)).await;
+    let mut c = Client::open(srv.addr).await;
+    c.connect("/chat", Some(&token("filler"))).await.unwrap();
+    let ask = json!({"room": "kept:1", "epoch": "e", "offset": 0});
+    for id in 1..=2 {
+        let ack = c
+            .call("/chat", id, "evcontract:fill", Some(ask.clone()))
+            .await;
+        assert_eq!(ack["success"], json!(true), "{ack}");
+        assert_eq!(ack["data"]["recovered"], json!(false), "{ack}");
+    }
+    let ack = c.call("/chat", 3, "evcontract:fill", Some(ask)).await;
+    assert_eq!(code(&ack), "RATE_LIMITED", "{ack}");
+    // Another connection has its own budget; a malformed request is refused.
+    let mut c = Client::open(srv.addr).await;
+    c.connect("/chat", Some(&token("filler"))).await.unwrap();
+    let ack = c
+        .call("/chat", 1, "evcontract:fill", Some(json!("not a request")))
+        .await;
+    assert_eq!(code(&ack), "INVALID_PAYLOAD", "{ack}");
+}
+
 /// Socket.IO tools open `/` first: the gateway accepts it (every event
 /// there is `UNKNOWN_EVENT`) unless `root_namespace(false)`, and a contract
 /// namespace `/` registered later replaces it.

@@ -24,7 +24,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::Connector;
 
 use super::error::{ClientError, ConnectError, DisconnectReason, TransportError};
-use super::event::{AckResponder, ServerEvent};
+use super::event::{AckResponder, AckSink, BoxedSend, ServerEvent};
 use super::options::Node;
 use super::protocol::{self, EnginePacket, OpenInfo, SocketPacket};
 use super::recovery::Inbox;
@@ -170,6 +170,16 @@ pub(crate) struct ConnShared {
     pending: Mutex<Pending>,
     next_ack: AtomicU64,
     ready: AtomicBool,
+}
+
+impl AckSink for ConnShared {
+    fn namespace(&self) -> &str {
+        ConnShared::namespace(self)
+    }
+
+    fn send_text(&self, text: String) -> BoxedSend<'_> {
+        Box::pin(ConnShared::send_text(self, text))
+    }
 }
 
 impl ConnShared {

@@ -7,7 +7,6 @@ use std::sync::{Arc, Weak};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::connection::ConnShared;
 use super::error::ClientError;
 use super::protocol;
 
@@ -55,18 +54,32 @@ pub struct AckResponder {
     inner: Arc<AckInner>,
 }
 
+/// Where the answer to a server event goes: the connection it came on
+/// (implemented by the connection; this module does not know it).
+pub(crate) trait AckSink: Send + Sync {
+    /// The namespace of the connection.
+    fn namespace(&self) -> &str;
+    /// Hands a text frame to the connection.
+    fn send_text(&self, text: String) -> BoxedSend<'_>;
+}
+
+/// The future of [`AckSink::send_text`].
+pub(crate) type BoxedSend<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ClientError>> + Send + 'a>>;
+
 struct AckInner {
     id: u64,
-    conn: Weak<ConnShared>,
+    conn: Weak<dyn AckSink>,
     answered: AtomicBool,
 }
 
 impl AckResponder {
-    pub(crate) fn new(conn: &Arc<ConnShared>, id: u64) -> Self {
+    pub(crate) fn new<S: AckSink + 'static>(conn: &Arc<S>, id: u64) -> Self {
+        let conn: Weak<dyn AckSink> = Arc::downgrade(conn) as Weak<dyn AckSink>;
         Self {
             inner: Arc::new(AckInner {
                 id,
-                conn: Arc::downgrade(conn),
+                conn,
                 answered: AtomicBool::new(false),
             }),
         }

@@ -71,6 +71,7 @@ pub struct ServerConfig {
     pub(crate) trusted_proxies: super::TrustedProxies,
     pub(crate) room_history: bool,
     pub(crate) root_namespace: bool,
+    pub(crate) fill_per_minute: u32,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
 }
@@ -103,6 +104,7 @@ impl Default for ServerConfig {
             trusted_proxies: super::TrustedProxies::default(),
             room_history: true,
             root_namespace: true,
+            fill_per_minute: super::DEFAULT_FILL_PER_MINUTE,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -267,6 +269,17 @@ impl ServerConfig {
     #[must_use]
     pub fn room_history(mut self, on: bool) -> Self {
         self.room_history = on;
+        self
+    }
+
+    /// How many `evcontract:fill` requests one connection may send a
+    /// minute (default 120,
+    /// [`DEFAULT_FILL_PER_MINUTE`](super::DEFAULT_FILL_PER_MINUTE)); past
+    /// it they are answered `RATE_LIMITED` and the client tells the app of
+    /// the gap. Each reads up to a room's `size` kept events.
+    #[must_use]
+    pub fn fill_per_minute(mut self, max: u32) -> Self {
+        self.fill_per_minute = max.max(1);
         self
     }
 

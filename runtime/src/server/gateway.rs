@@ -116,6 +116,8 @@ struct Inner {
     idempotency: (Duration, usize),
     /// `ServerConfig::root_namespace`.
     root_namespace: bool,
+    /// `ServerConfig::fill_per_minute`.
+    fill_per_minute: u32,
     /// Whether `/` is the runtime's own empty namespace (replaced when the
     /// contract's `/` is registered).
     root_placeholder: std::sync::atomic::AtomicBool,
@@ -211,6 +213,7 @@ impl Gateway {
                 room_history: config.room_history,
                 idempotency: (config.idempotency_window, config.idempotency_keys_per_user),
                 root_namespace: config.root_namespace,
+                fill_per_minute: config.fill_per_minute,
                 root_placeholder: std::sync::atomic::AtomicBool::new(false),
                 http: http.clone(),
                 metrics: config
@@ -300,6 +303,7 @@ impl Gateway {
             spec,
             history,
             keys,
+            fill_per_minute: self.inner.fill_per_minute,
             events,
             metrics,
             dispatch: Box::new(dispatch),
@@ -691,6 +695,8 @@ struct NamespaceRuntime {
     history: Option<Arc<HistoryStore>>,
     /// The idempotency keys of the namespace's events.
     keys: Keys,
+    /// `ServerConfig::fill_per_minute`.
+    fill_per_minute: u32,
 }
 
 /// The metrics route: the OpenMetrics text, or `401` without the bearer
@@ -1124,16 +1130,21 @@ impl NamespaceRuntime {
     }
 
     /// A client's [`FILL_EVENT`]: the events of a room it is in, after its
-    /// offset, sent again (see `history::fill`). Counted against
-    /// [`FILL_RATE`] per connection: each is a read of up to the room's
-    /// `size` events.
+    /// offset, sent again (see `history::fill`). At most
+    /// `ServerConfig::fill_per_minute` per connection: each is a read of up
+    /// to the room's `size` events.
     async fn fill<A: GatewayAdapter>(
         &self,
         socket: &SocketRef<A>,
         state: &Arc<ClientState>,
         payload: &RawPayload,
     ) -> Result<crate::wire::RoomPosition, EventError> {
-        self.check_rate(state, FILL_EVENT, FILL_RATE)
+        let limit = RateLimit {
+            max: self.fill_per_minute,
+            window_ms: 60_000,
+            per: RateScope::Connection,
+        };
+        self.check_rate(state, FILL_EVENT, limit)
             .map_err(|wait| EventError::rate_limited(ceil_millis(wait)))?;
         let text = payload.text()?;
         if text.len() > MAX_FILL_REQUEST_BYTES {
@@ -1355,13 +1366,10 @@ impl Dispatch for NoEvents {
     }
 }
 
-/// How many [`FILL_EVENT`]s a connection may send: 120 a minute (a client
-/// sends one per gap it sees, after waiting for the missing event).
-const FILL_RATE: RateLimit = RateLimit {
-    max: 120,
-    window_ms: 60_000,
-    per: RateScope::Connection,
-};
+/// Default [`ServerConfig::fill_per_minute`](super::ServerConfig::fill_per_minute):
+/// 120 (a client sends one per gap it sees, after waiting for the missing
+/// event).
+pub const DEFAULT_FILL_PER_MINUTE: u32 = 120;
 
 /// Largest [`FILL_EVENT`] payload: a room name, an epoch and an offset.
 const MAX_FILL_REQUEST_BYTES: usize = 1024;
