@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
+use chat_contract::SendMessage;
 use chat_contract::chat::client::ChatClient;
-use chat_contract::runtime::client::{
-    ClientOptions, ConnectionState, ServerEvent, broadcast, watch,
-};
+use chat_contract::runtime::client::{ClientOptions, ConnectionState, ServerEvent, broadcast};
 use chat_contract::runtime::wire::{Offset, RECOVERY_EVENT, RoomPosition};
-use chat_contract::{JoinThread, SendMessage};
 
 mod support;
-use support::{Redis, Server, Spec, token_signed_with, within};
+use support::{Redis, Server, Spec, join, token_signed_with, wait_for, within};
 
 const SECRET: &str = "chat-client-delivery-secret";
 const WAIT: Duration = Duration::from_secs(15);
@@ -34,18 +32,6 @@ async fn client(urls: &[String], user: &str) -> ChatClient {
     within(WAIT, "connect", ChatClient::connect(options(urls, token)))
         .await
         .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"))
-}
-
-async fn join(client: &ChatClient, thread: &str) {
-    within(
-        WAIT,
-        "join_thread",
-        client.join_thread(JoinThread {
-            thread_id: thread.try_into().unwrap(),
-        }),
-    )
-    .await
-    .expect("join_thread succeeds");
 }
 
 async fn send(sender: &ChatClient, thread: &str, content: &str) -> Result<(), String> {
@@ -111,16 +97,6 @@ async fn collect_until(
     .await;
 }
 
-async fn wait_for(
-    state: &mut watch::Receiver<ConnectionState>,
-    what: &str,
-    f: impl Fn(&ConnectionState) -> bool,
-) {
-    within(WAIT, what, state.wait_for(|s| f(s)))
-        .await
-        .expect("state");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_whose_node_is_killed_gets_every_message_from_another_node() {
     let redis = Redis::start().await;
@@ -128,12 +104,12 @@ async fn a_receiver_whose_node_is_killed_gets_every_message_from_another_node() 
     let (a, b) = (Server::start(&spec).await, Server::start(&spec).await);
     let receiver = client(&[a.url(), b.url()], "receiver").await;
     let mut events = receiver.raw().subscribe();
-    join(&receiver, "failover").await;
+    join(&receiver, "failover", WAIT).await;
     // send_message allows 20 per 10 s per user: 6 senders for 110.
     let mut senders = Vec::new();
     for i in 0..6 {
         let sender = client(&[b.url()], &format!("sender-{i}")).await;
-        join(&sender, "failover").await;
+        join(&sender, "failover", WAIT).await;
         senders.push(sender);
     }
     let mut seen = Default::default();
@@ -150,7 +126,7 @@ async fn a_receiver_whose_node_is_killed_gets_every_message_from_another_node() 
 
     let mut state = receiver.raw().state();
     a.kill().await;
-    wait_for(&mut state, "the loss of node A", |s| {
+    wait_for(&mut state, "the loss of node A", WAIT, |s| {
         *s != ConnectionState::Connected
     })
     .await;
@@ -326,7 +302,7 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
         let first = pick(THREADS);
         let threads = [first, (first + 1 + pick(THREADS - 1)) % THREADS];
         for t in threads {
-            join(&client, &format!("t{t}")).await;
+            join(&client, &format!("t{t}"), WAIT).await;
         }
         receivers.push((client, relays, story, threads, listener));
     }
@@ -340,7 +316,7 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
         let urls: Vec<String> = (0..3).map(|k| url(ports[(s + k) % 3])).collect();
         let sender = client(&urls, &format!("sender-{s}")).await;
         for t in 0..THREADS {
-            join(&sender, &format!("t{t}")).await;
+            join(&sender, &format!("t{t}"), WAIT).await;
         }
         let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
         let mut rng = Rng(seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -422,7 +398,7 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
     // Every receiver connected, and sure of its tail.
     for (client, ..) in &receivers {
         let mut state = client.raw().state();
-        wait_for(&mut state, "a receiver reconnects", |s| {
+        wait_for(&mut state, "a receiver reconnects", WAIT, |s| {
             *s == ConnectionState::Connected
         })
         .await;
@@ -515,10 +491,10 @@ async fn a_retried_send_runs_once(two_nodes: bool) {
     let mut urls = vec![format!("http://127.0.0.1:{}", proxy.port)];
     urls.extend(b.iter().map(Server::url));
     let sender = client(&urls, "retrier").await;
-    join(&sender, "retry").await;
+    join(&sender, "retry", WAIT).await;
     let receiver = client(&[b.as_ref().unwrap_or(&a).url()], "witness").await;
     let mut events = receiver.raw().subscribe();
-    join(&receiver, "retry").await;
+    join(&receiver, "retry", WAIT).await;
 
     proxy.mute();
     let send = tokio::spawn(async move {

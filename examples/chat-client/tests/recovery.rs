@@ -6,16 +6,13 @@
 
 use std::time::Duration;
 
-use chat_contract::JoinThread;
 use chat_contract::SendMessage;
 use chat_contract::chat::client::ChatClient;
-use chat_contract::runtime::client::{
-    ClientOptions, ConnectionState, ServerEvent, broadcast, watch,
-};
+use chat_contract::runtime::client::{ClientOptions, ConnectionState, ServerEvent, broadcast};
 use chat_contract::runtime::wire::{RECOVERY_EVENT, RecoveryGap, RoomPosition};
 
 mod support;
-use support::{CutProxy, Server, Spec, token_signed_with, within};
+use support::{CutProxy, Server, Spec, join, token_signed_with, wait_for, within};
 
 const SECRET: &str = "chat-client-recovery-secret";
 const WAIT: Duration = Duration::from_secs(10);
@@ -32,18 +29,6 @@ async fn client(url: String, user: &str) -> ChatClient {
         .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"))
 }
 
-async fn join(client: &ChatClient, thread: &str) {
-    within(
-        WAIT,
-        "join_thread",
-        client.join_thread(JoinThread {
-            thread_id: thread.try_into().unwrap(),
-        }),
-    )
-    .await
-    .expect("join_thread succeeds");
-}
-
 /// `n` senders in `thread`, straight to the server (send_message allows 20
 /// per 10 s per user, so each sends at most 20).
 async fn senders(server: &Server, thread: &str, n: usize) -> Vec<ChatClient> {
@@ -55,7 +40,7 @@ async fn senders_from(server: &Server, thread: &str, first: usize, n: usize) -> 
     let mut out = Vec::new();
     for i in first..first + n {
         let c = client(server.url(), &format!("sender-{i}")).await;
-        join(&c, thread).await;
+        join(&c, thread, WAIT).await;
         out.push(c);
     }
     out
@@ -79,17 +64,6 @@ async fn send_one(sender: &ChatClient, thread: &str, content: &str) {
     )
     .await
     .unwrap_or_else(|e| panic!("{content}: {e}"));
-}
-
-/// Waits until the connection is lost, then until it is back.
-async fn wait_for(
-    state: &mut watch::Receiver<ConnectionState>,
-    what: &str,
-    f: impl Fn(&ConnectionState) -> bool,
-) {
-    within(WAIT, what, state.wait_for(|s| f(s)))
-        .await
-        .expect("state");
 }
 
 /// The contents of the `new_message` events and the recovery positions
@@ -124,7 +98,7 @@ async fn a_receiver_cut_off_gets_the_200_messages_it_missed_in_order_once() {
     let proxy = CutProxy::start(server.port).await;
     let receiver = client(format!("http://127.0.0.1:{}", proxy.port), "receiver").await;
     let mut events = receiver.raw().subscribe();
-    join(&receiver, "cut").await;
+    join(&receiver, "cut", WAIT).await;
     let senders = senders(&server, "cut", 10).await;
     let (_, joined) = collect(&mut events, |_, p| !p.is_empty()).await;
     assert_eq!(
@@ -144,7 +118,10 @@ async fn a_receiver_cut_off_gets_the_200_messages_it_missed_in_order_once() {
 
     let mut state = receiver.raw().state();
     proxy.down();
-    wait_for(&mut state, "the cut", |s| *s != ConnectionState::Connected).await;
+    wait_for(&mut state, "the cut", WAIT, |s| {
+        *s != ConnectionState::Connected
+    })
+    .await;
     send_all(&senders, "cut", 200).await;
     proxy.up();
     let (messages, positions) = collect(&mut events, |m, p| m.len() >= 200 && !p.is_empty()).await;
@@ -184,11 +161,14 @@ async fn a_receiver_that_missed_more_than_the_history_is_told_and_rejoined() {
     let proxy = CutProxy::start(server.port).await;
     let receiver = client(format!("http://127.0.0.1:{}", proxy.port), "late").await;
     let mut events = receiver.raw().subscribe();
-    join(&receiver, "busy").await;
+    join(&receiver, "busy", WAIT).await;
     let senders = senders(&server, "busy", 26).await;
     let mut state = receiver.raw().state();
     proxy.down();
-    wait_for(&mut state, "the cut", |s| *s != ConnectionState::Connected).await;
+    wait_for(&mut state, "the cut", WAIT, |s| {
+        *s != ConnectionState::Connected
+    })
+    .await;
     // 510 messages: the thread keeps 500.
     send_all(&senders, "busy", 510).await;
     let (_, before) = collect(&mut events, |_, p| !p.is_empty()).await;

@@ -29,41 +29,16 @@ use crate::wire::{Offset, RecoveryGap};
 /// that the history is new (`epoch`).
 const META_TTL_MS: u64 = 24 * 3600 * 1000;
 
-/// Keeps one event: `{epoch, offset}`.
+/// The start of both scripts: the time, the room's epoch (a new one, with
+/// its metadata, when the history is gone), and the events older than the
+/// time to live trimmed (`XTRIM MINID`: stream ids are times), noted as
+/// the reason earlier events are gone.
 ///
-/// KEYS: stream, meta. ARGV: size, ttl ms, meta ttl ms, new epoch, event,
-/// payload.
-const PUSH: &str = r"
-local size = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'seq', 0)
-end
-if redis.call('XTRIM', KEYS[1], 'MINID', tostring(now - ttl)) > 0 then
-  redis.call('HSET', KEYS[2], 'why', 'expired')
-end
-if redis.call('XLEN', KEYS[1]) >= size then
-  redis.call('HSET', KEYS[2], 'why', 'trimmed')
-end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', size, '*', 'o', seq, 'e', ARGV[5], 'p', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
-return {epoch, tostring(seq)}
-";
-
-/// Where a room stands, and the events after an offset:
-/// `{epoch, last, why, (offset, event, payload)*}`. The events are given
-/// only when the epoch is the one asked for and they are all still kept
-/// (the caller checks that the first follows the offset).
-///
-/// KEYS: stream, meta. ARGV: ttl ms, meta ttl ms, new epoch, epoch, offset.
-const READ: &str = r"
+/// KEYS: stream, meta. ARGV: ttl ms, meta ttl ms, new epoch, then the
+/// script's own.
+macro_rules! prelude {
+    () => {
+        r"
 local ttl = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -77,6 +52,37 @@ end
 if redis.call('XTRIM', KEYS[1], 'MINID', tostring(now - ttl)) > 0 then
   redis.call('HSET', KEYS[2], 'why', 'expired')
 end
+"
+    };
+}
+
+/// Keeps one event: `{epoch, offset}`.
+///
+/// ARGV after the prelude's: size, event, payload.
+const PUSH: &str = concat!(
+    prelude!(),
+    r"
+local size = tonumber(ARGV[4])
+if redis.call('XLEN', KEYS[1]) >= size then
+  redis.call('HSET', KEYS[2], 'why', 'trimmed')
+end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', size, '*', 'o', seq, 'e', ARGV[5], 'p', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+return {epoch, tostring(seq)}
+"
+);
+
+/// Where a room stands, and the events after an offset:
+/// `{epoch, last, why, (offset, event, payload)*}`. The events are given
+/// only when the epoch is the one asked for and they are all still kept
+/// (the caller checks that the first follows the offset).
+///
+/// ARGV after the prelude's: epoch, offset.
+const READ: &str = concat!(
+    prelude!(),
+    r"
 local seq = tonumber(redis.call('HGET', KEYS[2], 'seq'))
 local out = {epoch, tostring(seq), redis.call('HGET', KEYS[2], 'why') or ''}
 local from = tonumber(ARGV[5])
@@ -91,7 +97,8 @@ for i = #entries, 1, -1 do
   out[#out + 1] = f[6]
 end
 return out
-";
+"
+);
 
 /// The room histories of one namespace in Redis.
 #[derive(Clone)]
@@ -174,10 +181,10 @@ impl SharedHistory {
                 PUSH,
                 self.keys(room),
                 vec![
-                    spec.size.max(1).to_string(),
                     ttl_ms(spec).to_string(),
                     META_TTL_MS.max(ttl_ms(spec)).to_string(),
                     super::history::new_epoch().to_string(),
+                    spec.size.max(1).to_string(),
                     event.to_owned(),
                     payload.get().to_owned(),
                 ],

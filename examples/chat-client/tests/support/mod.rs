@@ -402,3 +402,32 @@ impl Redis {
         self.signal("-CONT");
     }
 }
+
+/// Joins `thread` (acked), failing the test after `limit`.
+pub(crate) async fn join(
+    client: &chat_contract::chat::client::ChatClient,
+    thread: &str,
+    limit: Duration,
+) {
+    within(
+        limit,
+        "join_thread",
+        client.join_thread(chat_contract::JoinThread {
+            thread_id: thread.try_into().expect("a valid thread id"),
+        }),
+    )
+    .await
+    .expect("join_thread succeeds");
+}
+
+/// Waits (at most `limit`) until the connection state satisfies `f`.
+pub(crate) async fn wait_for(
+    state: &mut tokio::sync::watch::Receiver<chat_contract::runtime::client::ConnectionState>,
+    what: &str,
+    limit: Duration,
+    f: impl Fn(&chat_contract::runtime::client::ConnectionState) -> bool,
+) {
+    within(limit, what, state.wait_for(|s| f(s)))
+        .await
+        .expect("state");
+}
