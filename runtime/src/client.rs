@@ -129,7 +129,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 pub use error::{ClientError, ConnectError, ConnectionError, DisconnectReason, TransportError};
 pub use event::{AckResponder, ServerEvent};
 pub use options::{
-    ClientOptions, DEFAULT_GAP_WAIT, DEFAULT_RETRY_FOR, DEFAULT_SEND_QUEUE, TlsRoots,
+    ClientOptions, DEFAULT_GAP_WAIT, DEFAULT_MAX_HELD_EVENTS, DEFAULT_RETRY_FOR,
+    DEFAULT_SEND_QUEUE, TlsRoots,
 };
 pub use typed::{DecodeEvent, Events};
 
@@ -712,7 +713,7 @@ impl Client {
     /// A builder, to subscribe or add handlers and hooks before the first
     /// connection.
     pub fn builder(options: ClientOptions) -> ClientBuilder {
-        let (inbox, gaps) = Inbox::new(options.event_buffer);
+        let (inbox, gaps) = Inbox::new(options.event_buffer, options.max_held_events);
         let inbox = Arc::new(inbox);
         let (state, _) = watch::channel(ConnectionState::Connecting);
         let (last_error, _) = watch::channel(None);

@@ -283,6 +283,13 @@ test("an event of a room lost on the way is asked for after gapWaitMs and delive
     );
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(got.length, 4, "nothing twice");
+    // Asking for whatever is past the last event: nothing is missing.
+    const synced = await reader.syncRooms();
+    assert.deepEqual(
+      synced.map((p) => [p.room, p.recovered, p.replayed]),
+      [[`thread:${t}`, true, 0]],
+    );
+    assert.equal(got.length, 4);
   } finally {
     await proxy.close();
   }

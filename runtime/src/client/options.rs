@@ -52,6 +52,7 @@ pub struct ClientOptions {
     pub(crate) gap_wait: Duration,
     pub(crate) retry_for: Duration,
     pub(crate) send_queue: usize,
+    pub(crate) max_held_events: usize,
 }
 
 /// Default [`ClientOptions::retry_for`]: 30 s.
@@ -59,6 +60,9 @@ pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// Default [`ClientOptions::send_queue`]: 256 sends.
 pub const DEFAULT_SEND_QUEUE: usize = 256;
+
+/// Default [`ClientOptions::max_held_events`]: 1,024.
+pub const DEFAULT_MAX_HELD_EVENTS: usize = 1024;
 
 /// Default [`ClientOptions::gap_wait`]: 1 s.
 pub const DEFAULT_GAP_WAIT: Duration = Duration::from_secs(1);
@@ -109,6 +113,7 @@ impl ClientOptions {
             gap_wait: DEFAULT_GAP_WAIT,
             retry_for: DEFAULT_RETRY_FOR,
             send_queue: DEFAULT_SEND_QUEUE,
+            max_held_events: DEFAULT_MAX_HELD_EVENTS,
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -244,12 +249,22 @@ impl ClientOptions {
         self
     }
 
+    /// Most events of one room held while an earlier one is missing
+    /// (default 1,024, [`DEFAULT_MAX_HELD_EVENTS`]); one more and the client
+    /// stops waiting: the app is told of the gap (a position with
+    /// `recovered: false`, reason `dropped`) and gets the held events.
+    #[must_use]
+    pub fn max_held_events(mut self, events: usize) -> Self {
+        self.max_held_events = events.max(1);
+        self
+    }
+
     /// How long an event of a room waits for an earlier one that has not
     /// arrived before the client asks the server for it (default 1 s, see
     /// [`DEFAULT_GAP_WAIT`]). On several nodes, events of one room sent
     /// from two nodes can arrive out of order, and a node can die after
     /// keeping an event but before sending it; the client holds the later
-    /// events (at most 1,024 per room) meanwhile, so the app sees every
+    /// events (at most [`max_held_events`](Self::max_held_events) per room) meanwhile, so the app sees every
     /// room in order.
     #[must_use]
     pub fn gap_wait(mut self, wait: Duration) -> Self {

@@ -19,11 +19,6 @@ use tokio::sync::{broadcast, mpsc};
 use super::event::ServerEvent;
 use crate::wire::{Offset, RECOVERY_EVENT, RecoveryGap, RoomPosition};
 
-/// Most events of one room held while an earlier one is missing; one more
-/// and the client stops waiting: the app is told of the gap (`dropped`)
-/// and gets the held events.
-pub(crate) const MAX_HELD: usize = 1024;
-
 /// Where the client stands in one room.
 #[derive(Debug)]
 struct Room {
@@ -81,16 +76,19 @@ pub(crate) struct Inbox {
     /// Rooms where an event arrived ahead of a missing one: the client
     /// asks the server for the missing ones if they do not follow soon.
     gaps: mpsc::UnboundedSender<String>,
+    /// `ClientOptions::max_held_events`.
+    max_held: usize,
 }
 
 impl Inbox {
     /// The inbox, and the receiver of the rooms that have a gap.
-    pub(crate) fn new(capacity: usize) -> (Self, mpsc::UnboundedReceiver<String>) {
+    pub(crate) fn new(capacity: usize, max_held: usize) -> (Self, mpsc::UnboundedReceiver<String>) {
         let (gaps, gaps_rx) = mpsc::unbounded_channel();
         let inbox = Self {
             events: broadcast::channel(capacity.max(1)).0,
             rooms: Mutex::new(BTreeMap::new()),
             gaps,
+            max_held: max_held.max(1),
         };
         (inbox, gaps_rx)
     }
@@ -166,7 +164,7 @@ impl Inbox {
             room.drain(out);
             return;
         }
-        if room.held.len() >= MAX_HELD {
+        if room.held.len() >= self.max_held {
             let max = room
                 .held
                 .keys()
@@ -301,7 +299,7 @@ mod tests {
 
     #[test]
     fn positions_follow_offsets_and_duplicates_are_dropped() {
-        let (inbox, _gaps) = Inbox::new(16);
+        let (inbox, _gaps) = Inbox::new(16, 1024);
         let mut rx = inbox.events.subscribe();
         let joined =
             json!({"room": "t:1", "epoch": "e", "offset": 4, "recovered": true, "replayed": 0});
@@ -339,7 +337,7 @@ mod tests {
 
     #[test]
     fn events_ahead_of_a_missing_one_wait_for_it_or_for_the_gap() {
-        let (inbox, mut gaps) = Inbox::new(64);
+        let (inbox, mut gaps) = Inbox::new(64, 1024);
         let mut rx = inbox.events.subscribe();
         let at = |n: u64| json!({"room": "t", "epoch": "e", "offset": n});
         let said = |n: u64| event("said", vec![json!(n), at(n)]);

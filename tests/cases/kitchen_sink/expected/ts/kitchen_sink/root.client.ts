@@ -20,7 +20,7 @@ export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition,
  * token goes in the handshake's `auth`.
  */
 export function connectRoot(options: lib.ConnectOptions = {}): api.RootSocket {
-  const positions = new lib.RoomPositions(options.gapWaitMs);
+  const positions = new lib.RoomPositions(options.gapWaitMs, options.maxHeldEvents);
   const socket = io(lib.namespaceUrl(options.url, api.NAMESPACE), lib.ioOptions(options, positions));
   lib.follow(socket, positions);
   return socket as api.RootSocket;
@@ -100,6 +100,15 @@ export class RootClient {
    */
   onRecovery(handler: (position: lib.RoomPosition) => void): () => void {
     return this.listen(lib.RECOVERY_EVENT, handler);
+  }
+
+  /**
+   * Asks the server for whatever each room with history has past this
+   * client's last event, and resolves with where each room stands (see
+   * `RoomPositions.sync`).
+   */
+  syncRooms(options?: lib.CallOptions): Promise<lib.RoomPosition[]> {
+    return lib.positionsFor(this.socket as unknown as Socket).sync(options?.timeoutMs ?? this.ackTimeoutMs);
   }
 
   /** Stops `handler` listening to `event`. */

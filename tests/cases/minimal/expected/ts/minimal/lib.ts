@@ -162,6 +162,12 @@ export interface ConnectOptions {
    */
   gapWaitMs?: number | undefined;
   /**
+   * Most events of one room held behind a missing one (default 1024); one
+   * more and the client stops waiting: `onRecovery` gets a position with
+   * `recovered: false` (reason `dropped`) and the held events are delivered.
+   */
+  maxHeldEvents?: number | undefined;
+  /**
    * Any other socket.io-client option (`path`, `withCredentials`, …); the
    * options above win. Every call opens its own connection (`forceNew`)
    * unless this says `forceNew: false`.
@@ -270,8 +276,8 @@ function isOffset(v: unknown): v is Offset {
 /** The client event that asks for a room's events after an offset. */
 export const FILL_EVENT = "evcontract:fill";
 
-/** Most events of one room held while an earlier one is missing. */
-const MAX_HELD = 1024;
+/** The default of `ConnectOptions.maxHeldEvents`. */
+export const DEFAULT_MAX_HELD_EVENTS = 1024;
 
 type Listener = (...args: unknown[]) => void;
 
@@ -299,7 +305,10 @@ export class RoomPositions {
   private readonly listeners = new Map<string, Set<Listener>>();
   private socket: Socket | undefined;
 
-  constructor(private readonly gapWaitMs: number = DEFAULT_GAP_WAIT_MS) {}
+  constructor(
+    private readonly gapWaitMs: number = DEFAULT_GAP_WAIT_MS,
+    private readonly maxHeld: number = DEFAULT_MAX_HELD_EVENTS,
+  ) {}
 
   /** Follows `socket`'s events and positions. */
   attach(socket: Socket): void {
@@ -364,7 +373,7 @@ export class RoomPositions {
       return "deliver";
     }
     room.held.set(at.offset, { event, args });
-    if (room.held.size > MAX_HELD) {
+    if (room.held.size > this.maxHeld) {
       const max = Math.max(...room.held.keys());
       queueMicrotask(() => {
         this.gap({ room: at.room, epoch: room.epoch, offset: max, recovered: false, replayed: 0, reason: "dropped" });
@@ -466,6 +475,30 @@ export class RoomPositions {
       queueMicrotask(() => this.flush(room, 0));
       this.rooms.set(p.room, { epoch: p.epoch, offset: p.offset, held: new Map(), timer: undefined });
     }
+  }
+
+  /**
+   * Asks the server, for every room with history this socket is in, for
+   * the events after the last one it has (they arrive as events, in
+   * order), and resolves with where each room stands; rooms where events
+   * are gone are also told to the `RECOVERY_EVENT` listeners. Events are
+   * otherwise asked for only when a later one shows that one is missing:
+   * call this when the app must be sure it has everything.
+   */
+  async sync(timeoutMs: number = DEFAULT_ACK_TIMEOUT_MS): Promise<RoomPosition[]> {
+    const socket = this.socket;
+    if (socket === undefined) return [];
+    const out: RoomPosition[] = [];
+    for (const [name, room] of [...this.rooms]) {
+      const asked = { room: name, epoch: room.epoch, offset: room.offset };
+      const position = await requestArgs<RoomPosition>(socket, FILL_EVENT, [asked], timeoutMs);
+      if (!position.recovered) {
+        this.gap(position);
+        this.flush(room, position.offset);
+      }
+      out.push(position);
+    }
+    return out;
   }
 
   /** `auth.recovery`: room → {epoch, offset}. */
