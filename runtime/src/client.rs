@@ -883,8 +883,13 @@ impl Client {
             };
             let args = match tokio::time::timeout(wait, answer).await {
                 Ok(Ok(args)) => args,
-                // Lost on the way, or the answer was: send it again.
-                Ok(Err(ClientError::Disconnected)) | Err(_) => continue,
+                // Lost on the way, or the answer was: send it again (after
+                // a breath, so that a closing connection is seen as gone).
+                Ok(Err(ClientError::Disconnected)) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(_) => continue,
                 Ok(Err(err)) => return Err(err),
             };
             let Some(envelope) = args.into_iter().next() else {

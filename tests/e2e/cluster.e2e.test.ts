@@ -310,6 +310,15 @@ describe("Redis outage", () => {
       assert.equal(aliceMessages.length + bobMessages.length, 0, "a refused message reached nobody");
 
       await redis.resume();
+      // Both nodes subscribed again (a live-only typing indicator crosses
+      // from A to B) before the message: a plain client is not told of
+      // what it missed while its node was not listening.
+      const typing = record<chat.TypingIndicator>(bob, "typing_indicator");
+      for (let i = 0; i < 40 && typing.length === 0; i++) {
+        alice.emit("typing", { threadId: thread, isTyping: true });
+        await sleep(250);
+      }
+      assert.ok(typing.length > 0, "cross-node delivery is back");
       let sent: chat.Message | null = null;
       for (let i = 0; i < 40 && sent === null; i++) {
         const res = await alice.emitWithAck("send_message", { threadId: thread, content: "after" });
