@@ -297,9 +297,42 @@ fn item_attrs(item: &mut syn::Item) -> Option<&mut Vec<syn::Attribute>> {
     })
 }
 
-/// Crates that generated types name and the runtime re-exports (feature
-/// `formats`).
-const REEXPORTED: [&str; 3] = ["chrono", "uuid", "regress"];
+/// Crates that generated code names and the runtime re-exports (serde
+/// always; the others with its feature `formats`).
+const REEXPORTED: [&str; 4] = ["serde", "chrono", "uuid", "regress"];
+
+/// Where serde's derives find serde, in code that reaches it through the
+/// runtime.
+const SERDE_THROUGH_RUNTIME: &str = "::evcontract_runtime::__private::serde";
+
+/// `#[derive(::serde::Serialize, …)]` with serde's paths pointed through
+/// the runtime; `true` when the item derives one of serde's traits (it then
+/// needs `#[serde(crate = …)]` too).
+fn serde_derives_through_runtime(attrs: &mut [syn::Attribute]) -> bool {
+    let mut derives_serde = false;
+    for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
+        let Ok(mut paths) = attr.parse_args_with(
+            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+        ) else {
+            continue;
+        };
+        for path in paths.iter_mut() {
+            if path.leading_colon.is_some()
+                && path.segments.first().is_some_and(|s| s.ident == "serde")
+            {
+                derives_serde = true;
+                let through: syn::Path = syn::parse_quote!(::evcontract_runtime::__private);
+                path.segments = through
+                    .segments
+                    .into_iter()
+                    .chain(std::mem::take(&mut path.segments))
+                    .collect();
+            }
+        }
+        *attr = syn::parse_quote!(#[derive(#paths)]);
+    }
+    derives_serde
+}
 
 /// Rewrites `crate::…` (the generated crate's root) as `super::…` chains
 /// up to the entry file's module, in code and in doc links; `pub(crate)`
@@ -319,6 +352,22 @@ impl RelativeRoot {
 }
 
 impl VisitMut for RelativeRoot {
+    fn visit_item_struct_mut(&mut self, item: &mut syn::ItemStruct) {
+        if serde_derives_through_runtime(&mut item.attrs) {
+            item.attrs
+                .push(syn::parse_quote!(#[serde(crate = #SERDE_THROUGH_RUNTIME)]));
+        }
+        syn::visit_mut::visit_item_struct_mut(self, item);
+    }
+
+    fn visit_item_enum_mut(&mut self, item: &mut syn::ItemEnum) {
+        if serde_derives_through_runtime(&mut item.attrs) {
+            item.attrs
+                .push(syn::parse_quote!(#[serde(crate = #SERDE_THROUGH_RUNTIME)]));
+        }
+        syn::visit_mut::visit_item_enum_mut(self, item);
+    }
+
     fn visit_item_mod_mut(&mut self, module: &mut syn::ItemMod) {
         self.depth += 1;
         syn::visit_mut::visit_item_mod_mut(self, module);
@@ -328,9 +377,10 @@ impl VisitMut for RelativeRoot {
     fn visit_visibility_mut(&mut self, _: &mut syn::Visibility) {}
 
     fn visit_path_mut(&mut self, path: &mut syn::Path) {
-        // `::chrono::…`, `::uuid::…`, `::regress::…` (typify's names for
-        // formats and patterns) reach those crates through the runtime, so
-        // that the including crate needs no dependency of its own.
+        // `::serde::…`, `::chrono::…`, `::uuid::…`, `::regress::…`
+        // (typify's names for its derives, formats and patterns) reach
+        // those crates through the runtime, so that the including crate
+        // needs no dependency of its own.
         if path.leading_colon.is_some()
             && path
                 .segments
