@@ -305,6 +305,16 @@ const REEXPORTED: [&str; 4] = ["serde", "chrono", "uuid", "regress"];
 /// runtime.
 const SERDE_THROUGH_RUNTIME: &str = "::evcontract_runtime::__private::serde";
 
+/// `::krate::…` as `::evcontract_runtime::__private::krate::…`.
+fn through_runtime(path: &mut syn::Path) {
+    let through: syn::Path = syn::parse_quote!(::evcontract_runtime::__private);
+    path.segments = through
+        .segments
+        .into_iter()
+        .chain(std::mem::take(&mut path.segments))
+        .collect();
+}
+
 /// `#[derive(::serde::Serialize, …)]` with serde's paths pointed through
 /// the runtime; `true` when the item derives one of serde's traits (it then
 /// needs `#[serde(crate = …)]` too).
@@ -321,12 +331,7 @@ fn serde_derives_through_runtime(attrs: &mut [syn::Attribute]) -> bool {
                 && path.segments.first().is_some_and(|s| s.ident == "serde")
             {
                 derives_serde = true;
-                let through: syn::Path = syn::parse_quote!(::evcontract_runtime::__private);
-                path.segments = through
-                    .segments
-                    .into_iter()
-                    .chain(std::mem::take(&mut path.segments))
-                    .collect();
+                through_runtime(path);
             }
         }
         *attr = syn::parse_quote!(#[derive(#paths)]);
@@ -387,12 +392,7 @@ impl VisitMut for RelativeRoot {
                 .first()
                 .is_some_and(|s| REEXPORTED.iter().any(|c| s.ident == c))
         {
-            let through: syn::Path = syn::parse_quote!(::evcontract_runtime::__private);
-            path.segments = through
-                .segments
-                .into_iter()
-                .chain(std::mem::take(&mut path.segments))
-                .collect();
+            through_runtime(path);
         }
         if path.leading_colon.is_none() && path.segments.first().is_some_and(|s| s.ident == "crate")
         {

@@ -949,22 +949,10 @@ impl Client {
     async fn fill(&self, room: String) -> Option<RoomPosition> {
         let inbox = &self.core().channels.inbox;
         let (epoch, offset) = inbox.gap(&room)?;
-        let request = FillRequest {
-            room: room.clone(),
-            epoch: epoch.clone(),
-            offset,
-        };
-        match self
-            .emit_with_ack::<RoomPosition, _>(FILL_EVENT, &request)
-            .await
-        {
+        match self.ask_fill(room.clone(), epoch.clone(), offset).await {
             Ok(position) => {
-                if position.recovered {
-                    if inbox.gap(&room).is_some() {
-                        inbox.still_missing(room);
-                    }
-                } else {
-                    inbox.deliver(recovery::position_event(&position));
+                if position.recovered && inbox.gap(&room).is_some() {
+                    inbox.still_missing(room);
                 }
                 Some(position)
             }
@@ -992,21 +980,35 @@ impl Client {
     /// the next one). What arrives is delivered as usual; rooms where
     /// events are gone are also told with a [`RECOVERY_EVENT`](crate::wire::RECOVERY_EVENT).
     pub async fn sync_rooms(&self) -> Result<Vec<RoomPosition>, ClientError> {
-        let inbox = &self.core().channels.inbox;
         let mut positions = Vec::new();
-        for (room, (epoch, offset)) in inbox.snapshot() {
-            let request = FillRequest {
-                room,
-                epoch,
-                offset,
-            };
-            let position: RoomPosition = self.emit_with_ack(FILL_EVENT, &request).await?;
-            if !position.recovered {
-                inbox.deliver(recovery::position_event(&position));
-            }
-            positions.push(position);
+        for (room, (epoch, offset)) in self.core().channels.inbox.snapshot() {
+            positions.push(self.ask_fill(room, epoch, offset).await?);
         }
         Ok(positions)
+    }
+
+    /// One `FILL_EVENT`: the missing events arrive as events (before the
+    /// answer); a position that says some are gone is told to the app,
+    /// and the held events follow it.
+    async fn ask_fill(
+        &self,
+        room: String,
+        epoch: String,
+        offset: u64,
+    ) -> Result<RoomPosition, ClientError> {
+        let request = FillRequest {
+            room,
+            epoch,
+            offset,
+        };
+        let position: RoomPosition = self.emit_with_ack(FILL_EVENT, &request).await?;
+        if !position.recovered {
+            self.core()
+                .channels
+                .inbox
+                .deliver(recovery::position_event(&position));
+        }
+        Ok(position)
     }
 
     /// A receiver of every server event on this namespace from now on.

@@ -311,25 +311,28 @@ pub(crate) fn resume(
         return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
     }
     ctx.join_delivery(&at.room);
-    match replay {
-        Ok(events) => send_again(ctx, &mut position, events),
-        Err(why) => {
-            position.recovered = false;
-            position.reason = Some(why);
-        }
-    }
+    send_again(ctx, &mut position, replay);
     position
 }
 
 /// Sends `events` of `position.room` (event, payload, offset) to the
 /// socket again, in order with their offsets, counting them in
-/// `position`. A full socket queue drops the packet: what is missing is
-/// then a gap like any other (`dropped`).
+/// `position`; when the store says they are gone, `position` says why. A
+/// full socket queue drops the packet: what is missing is then a gap like
+/// any other (`dropped`).
 fn send_again<'a>(
     ctx: &SocketContext,
     position: &mut RoomPosition,
-    events: impl IntoIterator<Item = (&'a str, &'a RawValue, u64)>,
+    events: Result<impl IntoIterator<Item = (&'a str, &'a RawValue, u64)>, RecoveryGap>,
 ) {
+    let events = match events {
+        Ok(events) => events,
+        Err(why) => {
+            position.recovered = false;
+            position.reason = Some(why);
+            return;
+        }
+    };
     for (event, payload, offset) in events {
         let offset = Offset {
             room: position.room.clone(),
@@ -371,13 +374,7 @@ pub(crate) async fn fill(
     };
     let mut log = lock(&log);
     let mut position = log.position(room, true);
-    match log.since(epoch, offset) {
-        Ok(events) => send_again(ctx, &mut position, events),
-        Err(why) => {
-            position.recovered = false;
-            position.reason = Some(why);
-        }
-    }
+    send_again(ctx, &mut position, log.since(epoch, offset));
     position
 }
 
@@ -430,19 +427,12 @@ pub(crate) async fn catch_up(
                 reason: None,
                 left: false,
             };
-            match read.events {
-                Ok(events) => send_again(
-                    ctx,
-                    &mut position,
-                    events
-                        .iter()
-                        .map(|e| (e.event.as_str(), &*e.payload, e.offset)),
-                ),
-                Err(why) => {
-                    position.recovered = false;
-                    position.reason = Some(why);
-                }
-            }
+            let events = read.events.as_ref().map_err(|why| *why).map(|events| {
+                events
+                    .iter()
+                    .map(|e| (e.event.as_str(), &*e.payload, e.offset))
+            });
+            send_again(ctx, &mut position, events);
             position
         }
     }
