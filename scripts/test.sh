@@ -87,6 +87,11 @@ npx tsc -p tsconfig.nodenext.json --module node16 --moduleResolution node16
 npx tsc -p tsconfig.nodenext.json
 npx tsc -p tsconfig.commonjs.json
 
+step "generated JavaScript: the client runtime's compiled snapshot is current; declarations type-check (skipLibCheck off); every module loads as ESM and CommonJS"
+scripts/build-ts-runtime.sh --check
+npx tsc -p tsconfig.dts.json
+node tests/npm-package/load-all.mjs
+
 step "cargo publish --dry-run: evcontract-runtime and evcontract package and build from their published files alone"
 # The dry run unpacks each packaged crate into cargo's registry sources and
 # reuses an earlier unpacking of the same name and version as it is: remove
@@ -106,13 +111,13 @@ tests/init/check.sh
 step "AsyncAPI: every generated document parsed by @asyncapi/parser (zero errors; operations, actions and replies as in the contract)"
 node tests/asyncapi/validate.mjs
 
-step "npm package: generated/ts/chat installed into a fresh project outside the repository, tsc --strict, vite build"
-tests/npm-package/check.sh
-
 step "build the example binaries (the Rust and end-to-end tests run them)"
 cargo build --locked -p chat-server -p chat-client
 export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
 export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
+
+step "npm package: generated/ts/chat packed and installed into a fresh project outside the repository; node main.mjs and node main.cjs against chat-server; tsc --strict (bundler, NodeNext); vite build"
+tests/npm-package/check.sh
 
 step "cargo test"
 cargo test --workspace --all-features --locked

@@ -217,16 +217,24 @@ pub struct ServerEventIr {
     pub doc: Vec<String>,
 }
 
-/// Members of the generated TypeScript client class (`<Ns>Client`), which
-/// its per-event methods must not shadow.
-const TS_CLIENT_MEMBERS: [&str; 7] = [
+/// Members of the generated TypeScript client class (`<Ns>Client`, with
+/// those of its base class `EventClient`), which its per-event methods must
+/// not shadow.
+const TS_CLIENT_MEMBERS: [&str; 14] = [
     "constructor",
+    "connect",
     "socket",
     "ackTimeoutMs",
+    "retryForMs",
+    "maxQueuedCalls",
     "connected",
     "disconnect",
     "on",
     "off",
+    "onRecovery",
+    "syncRooms",
+    "listen",
+    "unlisten",
 ];
 
 /// The client-class method for client event `name` among `all` of its

@@ -6,9 +6,9 @@
 use handlebars::{Context, Handlebars};
 use serde::Serialize;
 
-/// Every template, by name. `rust/doc` and `ts/error_code` are partials
-/// (`{{> rust/doc}}`), shared by other templates.
-const TEMPLATES: [(&str, &str); 20] = [
+/// Every template, by name. `rust/doc`, `ts/error_code` and `ts/header`
+/// are partials (`{{> rust/doc}}`), shared by other templates.
+const TEMPLATES: [(&str, &str); 28] = [
     ("rust/doc", include_str!("../templates/rust/doc.rs.hbs")),
     (
         "ts/error_code",
@@ -36,8 +36,37 @@ const TEMPLATES: [(&str, &str); 20] = [
         "ts/client.ts",
         include_str!("../templates/ts/client.ts.hbs"),
     ),
-    ("ts/lib.ts", include_str!("../templates/ts/lib.ts.hbs")),
+    ("ts/header", include_str!("../templates/ts/header.hbs")),
+    (
+        "ts/namespace.js",
+        include_str!("../templates/ts/namespace.js.hbs"),
+    ),
+    (
+        "ts/client.d.ts",
+        include_str!("../templates/ts/client.d.ts.hbs"),
+    ),
+    (
+        "ts/client.js",
+        include_str!("../templates/ts/client.js.hbs"),
+    ),
+    (
+        "ts/contract.ts",
+        include_str!("../templates/ts/contract.ts.hbs"),
+    ),
+    (
+        "ts/contract.d.ts",
+        include_str!("../templates/ts/contract.d.ts.hbs"),
+    ),
+    (
+        "ts/contract.js",
+        include_str!("../templates/ts/contract.js.hbs"),
+    ),
     ("ts/react.ts", include_str!("../templates/ts/react.ts.hbs")),
+    (
+        "ts/react.d.ts",
+        include_str!("../templates/ts/react.d.ts.hbs"),
+    ),
+    ("ts/react.js", include_str!("../templates/ts/react.js.hbs")),
     (
         "ts/package.json",
         include_str!("../templates/ts/package.json.hbs"),

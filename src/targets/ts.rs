@@ -194,16 +194,98 @@ pub fn declaration(def: &TypeDef) -> String {
     }
 }
 
+/// The client runtime, the same in every package: its TypeScript source, and
+/// its compiled snapshot (`scripts/build-ts-runtime.sh` compiles it with the
+/// repository's pinned tsc; the test command checks the snapshot is current).
+/// Each entry: module name, `.ts`, ESM `.js`, CommonJS `.js`, `.d.ts`.
+const RUNTIME: [(&str, &str, &str, &str, &str); 2] = [
+    (
+        "lib",
+        include_str!("../../templates/ts/runtime/lib.ts"),
+        include_str!("../../templates/ts/runtime/esm/lib.js"),
+        include_str!("../../templates/ts/runtime/cjs/lib.js"),
+        include_str!("../../templates/ts/runtime/esm/lib.d.ts"),
+    ),
+    (
+        "hooks",
+        include_str!("../../templates/ts/runtime/hooks.ts"),
+        include_str!("../../templates/ts/runtime/esm/hooks.js"),
+        include_str!("../../templates/ts/runtime/cjs/hooks.js"),
+        include_str!("../../templates/ts/runtime/esm/hooks.d.ts"),
+    ),
+];
+
+/// What a typed client module re-exports from `lib` (values, then types),
+/// so that one import of `<namespace>.client` is enough.
+const LIB_VALUES: [&str; 8] = [
+    "AckDisconnectedError",
+    "AckError",
+    "AckTimeoutError",
+    "CONTRACT",
+    "ContractMismatchError",
+    "ERROR_CODES",
+    "QueueFullError",
+    "RECOVERY_EVENT",
+];
+const LIB_TYPES: [&str; 8] = [
+    "CallOptions",
+    "ConnectOptions",
+    "ErrorCode",
+    "RecoveryGap",
+    "RoomPosition",
+    "Token",
+    "TokenSource",
+    "Transport",
+];
+
+/// One module of the package in its four forms: the TypeScript source at the
+/// top, and JavaScript with declarations as ES modules (`esm/`) and as
+/// CommonJS (`cjs/`, whose `package.json` says so). The declarations are the
+/// same for both; each folder has its own copy so that TypeScript reads them
+/// in the folder's module format.
+struct Module {
+    name: String,
+    ts: String,
+    dts: String,
+    esm: String,
+    cjs: String,
+}
+
+impl Module {
+    fn files(self, dir: &std::path::Path) -> [GeneratedFile; 5] {
+        let file = |sub: &str, ext: &str, contents: String| GeneratedFile {
+            path: dir.join(sub).join(format!("{}.{ext}", self.name)),
+            contents,
+        };
+        [
+            file("", "ts", self.ts),
+            file("esm", "d.ts", self.dts.clone()),
+            file("cjs", "d.ts", self.dts),
+            file("esm", "js", self.esm),
+            file("cjs", "js", self.cjs),
+        ]
+    }
+}
+
+/// `view` with `key` set to `value` (the view is an object).
+fn with(view: &serde_json::Value, key: &str, value: bool) -> Context {
+    let mut view = view.clone();
+    view[key] = json!(value);
+    Context::from(view)
+}
+
 /// The TypeScript of a contract: `ts/<contract>/`, an npm package of
-/// typings for `socket.io-client`, typed clients and React hooks.
+/// typings for `socket.io-client`, typed clients and React hooks, as
+/// TypeScript sources and as JavaScript with declarations (ES modules and
+/// CommonJS), so that it runs in plain Node as well as through a bundler.
 pub fn emit(
     ir: &ContractIr,
     views: &Views,
     templates: &Templates,
 ) -> Result<Vec<GeneratedFile>, String> {
-    let mut files = Vec::new();
+    let mut modules = Vec::new();
     let ts_dir = PathBuf::from("ts").join(&ir.name);
-    let (header, whole, header_view) = (&views.header, &views.whole, &views.header_view);
+    let header = &views.header;
     for ns in &ir.namespaces {
         let types: Vec<String> = ir
             .types
@@ -228,45 +310,88 @@ pub fn emit(
                 }
             }
         }
-        let view = Context::from(json!({
+        let view = json!({
             "ir": header,
             "ns": ns_view,
             "ns_doc": doc_block(&ns.doc, 0),
             "path_literal": serde_json::to_string(&ns.path).unwrap_or_default(),
             "types": types,
-        }));
-        files.push(GeneratedFile {
-            path: ts_dir.join(format!("{}.ts", ns.module)),
-            contents: templates.render_context("ts/namespace.ts", &view)?,
+            "lib_values": LIB_VALUES,
+            "lib_types": LIB_TYPES,
+            // Only acked calls hand the socket to `lib` (as socket.io's own
+            // type): the import would be unused without them.
+            "imports_socket": ns.client_events.iter().any(|e| e.ack_type.is_some()),
         });
-        files.push(GeneratedFile {
-            path: ts_dir.join(format!("{}.client.ts", ns.module)),
-            contents: templates.render_context("ts/client.ts", &view)?,
+        modules.push(Module {
+            name: ns.module.clone(),
+            ts: templates.render_context("ts/namespace.ts", &with(&view, "dts", false))?,
+            dts: templates.render_context("ts/namespace.ts", &with(&view, "dts", true))?,
+            esm: templates.render_context("ts/namespace.js", &with(&view, "cjs", false))?,
+            cjs: templates.render_context("ts/namespace.js", &with(&view, "cjs", true))?,
+        });
+        let client = Context::from(view.clone());
+        modules.push(Module {
+            name: format!("{}.client", ns.module),
+            ts: templates.render_context("ts/client.ts", &client)?,
+            dts: templates.render_context("ts/client.d.ts", &client)?,
+            esm: templates.render_context("ts/client.js", &with(&view, "cjs", false))?,
+            cjs: templates.render_context("ts/client.js", &with(&view, "cjs", true))?,
         });
     }
-    for (template, file, view) in [
-        ("ts/index.ts", "index.ts", &whole),
-        ("ts/lib.ts", "lib.ts", &header_view),
-        ("ts/react.ts", "react.ts", &whole),
-    ] {
-        files.push(GeneratedFile {
-            path: ts_dir.join(file),
-            contents: templates.render_context(template, view)?,
+    let whole = views.whole.data();
+    let header_view = views.header_view.data();
+    let index = templates.render_context("ts/index.ts", &with(whole, "cjs", false))?;
+    modules.push(Module {
+        name: "index".into(),
+        ts: index.clone(),
+        dts: index.clone(),
+        esm: index,
+        cjs: templates.render_context("ts/index.ts", &with(whole, "cjs", true))?,
+    });
+    modules.push(Module {
+        name: "contract".into(),
+        ts: templates.render_context("ts/contract.ts", &views.header_view)?,
+        dts: templates.render_context("ts/contract.d.ts", &views.header_view)?,
+        esm: templates.render_context("ts/contract.js", &with(header_view, "cjs", false))?,
+        cjs: templates.render_context("ts/contract.js", &with(header_view, "cjs", true))?,
+    });
+    modules.push(Module {
+        name: "react".into(),
+        ts: templates.render_context("ts/react.ts", &views.whole)?,
+        dts: templates.render_context("ts/react.d.ts", &views.whole)?,
+        esm: templates.render_context("ts/react.js", &with(whole, "cjs", false))?,
+        cjs: templates.render_context("ts/react.js", &with(whole, "cjs", true))?,
+    });
+    let file_header = templates.render("ts/header", &json!({ "ir": header }))?;
+    for (name, ts, esm, cjs, dts) in RUNTIME {
+        modules.push(Module {
+            name: name.into(),
+            ts: format!("{file_header}{ts}"),
+            dts: format!("{file_header}{dts}"),
+            esm: format!("{file_header}{esm}"),
+            cjs: format!("{file_header}{cjs}"),
         });
     }
-    // The folder is an npm package of TypeScript sources (for bundlers and
-    // tsc): one entry point per module a user imports; lib.ts stays inside.
-    let mut exports = vec![json!({ "key": ".", "file": "index.ts" })];
+    let mut files: Vec<GeneratedFile> =
+        modules.into_iter().flat_map(|m| m.files(&ts_dir)).collect();
+    files.push(GeneratedFile {
+        path: ts_dir.join("cjs/package.json"),
+        contents: format!(
+            "{{\n  \"//\": \"This file is {}. Do not edit.\",\n  \"type\": \"commonjs\"\n}}\n",
+            crate::GENERATED_MARKER
+        ),
+    });
+    // One entry point per module a user imports; lib, hooks and contract
+    // stay inside.
+    let mut exports = vec![json!({ "key": ".", "file": "index" })];
     for ns in &ir.namespaces {
-        exports.push(
-            json!({ "key": format!("./{}", ns.module), "file": format!("{}.ts", ns.module) }),
-        );
+        exports.push(json!({ "key": format!("./{}", ns.module), "file": ns.module }));
         exports.push(json!({
             "key": format!("./{}.client", ns.module),
-            "file": format!("{}.client.ts", ns.module),
+            "file": format!("{}.client", ns.module),
         }));
     }
-    exports.push(json!({ "key": "./react", "file": "react.ts" }));
+    exports.push(json!({ "key": "./react", "file": "react" }));
     let description =
         ir.doc.first().cloned().unwrap_or_else(|| {
             format!("Typed socket.io-client API of the `{}` contract.", ir.name)

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The generated TypeScript folder of a contract is an npm package: install it
-# (copied, as from a registry) into a fresh project outside this repository,
-# type-check an import of every entry point with `tsc --strict`, check that a
-# wrong payload is a type error, and build the project with Vite.
+# The generated TypeScript folder of a contract is an npm package: pack it
+# with `npm pack` and install the tarball (a copy, as from a registry) into a
+# fresh project outside this repository; run the typed client in plain Node,
+# no bundler, as an ES module (`node main.mjs`) and as CommonJS
+# (`node main.cjs`) against examples/chat-server; type-check an import of
+# every entry point with `tsc --strict`, check that a wrong payload is a type
+# error, and build the project with Vite.
 #
-#   tests/npm-package/check.sh [PACKAGE_DIR]     (default generated/ts/chat)
+#   CHAT_SERVER_BIN=target/debug/chat-server tests/npm-package/check.sh
 set -euo pipefail
+# shellcheck source=tests/support/check.sh
+source "$(dirname "$0")/../support/check.sh"
 
-repo="$(cd "$(dirname "$0")/../.." && pwd)"
-pkg="$(cd "${1:-$repo/generated/ts/chat}" && pwd)"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+pkg="$repo/generated/ts/chat"
+[ -x "${CHAT_SERVER_BIN:-}" ] || fail "set CHAT_SERVER_BIN to a built examples/chat-server"
+CHAT_SERVER_BIN="$(realpath "$CHAT_SERVER_BIN")"
+work="$tmp/consumer"
+mkdir -p "$work"
 
 # The consumer pins what this repository pins (so npm's cache serves it).
 version() { node -p "require('$1').$2[process.argv[1]]" "$3"; }
@@ -34,14 +40,79 @@ cat >"$work/package.json" <<JSON
 JSON
 cd "$work"
 npm install --no-audit --no-fund --prefer-offline --loglevel=error
-# --install-links copies the folder (as `npm pack` would) instead of linking
-# it, so nothing resolves back into this repository.
-npm install --no-audit --no-fund --prefer-offline --loglevel=error --install-links "$pkg"
+# A tarball, as a registry serves it: a later `npm install` of anything else
+# keeps it a copy (a folder installed with --install-links turns into a
+# link then).
+tarball="$(npm pack --silent --pack-destination "$tmp" "$pkg")"
+npm install --no-audit --no-fund --prefer-offline --loglevel=error "$tmp/$tarball"
 name="$(node -p "require('$pkg/package.json').name")"
-if [ -L "node_modules/$name" ] || [ ! -f "node_modules/$name/index.ts" ]; then
-  echo "error: $name was not copied into node_modules" >&2
+# A later plain `npm install` must leave it a copy too.
+npm install --no-audit --no-fund --prefer-offline --loglevel=error
+if [ -L "node_modules/$name" ] || [ ! -f "node_modules/$name/esm/index.js" ] || [ ! -f "node_modules/$name/cjs/index.d.ts" ]; then
+  echo "error: $name was not installed as a copy with its JavaScript and declarations" >&2
   exit 1
 fi
+
+# Plain Node, no bundler: the same program as an ES module and as CommonJS.
+client_program() {
+  cat <<JS
+const url = process.env.CHAT_URL;
+const token = async (user) => {
+  const res = await fetch(\`\${url}/dev/token?user=\${user}\`);
+  if (!res.ok) throw new Error("no token: " + res.status);
+  return res.text();
+};
+async function main() {
+  const options = (user) => ({ url, token: () => token(user), transports: ["websocket"], reconnection: false });
+  const alice = ChatClient.connect(options("alice"));
+  const bob = ChatClient.connect(options("bob"));
+  const threadId = "node-" + process.pid + "-" + MODULE_KIND;
+  const heard = new Promise((resolve) => bob.on("new_message", (m) => resolve(m)));
+  await bob.joinThread({ threadId });
+  await alice.joinThread({ threadId });
+  const sent = await alice.sendMessage({ threadId, content: "hello from " + MODULE_KIND });
+  const got = await heard;
+  if (got.message.id !== sent.id || got.message.content !== "hello from " + MODULE_KIND) {
+    throw new Error("bob heard " + JSON.stringify(got) + " for " + JSON.stringify(sent));
+  }
+  try {
+    await alice.sendMessage({ threadId, content: "" });
+    throw new Error("an empty message was accepted");
+  } catch (e) {
+    if (!(e instanceof AckError) || e.code !== "INVALID_PAYLOAD") throw e;
+  }
+  if (!ERROR_CODES.includes("UNAVAILABLE") || CONTRACT.name !== "chat") throw new Error("contract data missing");
+  alice.disconnect();
+  bob.disconnect();
+  console.log(MODULE_KIND + ": ok, message " + sent.id);
+}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
+JS
+}
+{
+  echo "import { AckError, CONTRACT, ChatClient, ERROR_CODES } from \"$name/chat.client\";"
+  echo 'const MODULE_KIND = "esm";'
+  client_program
+} >main.mjs
+{
+  echo "const { AckError, CONTRACT, ChatClient, ERROR_CODES } = require(\"$name/chat.client\");"
+  echo 'const MODULE_KIND = "cjs";'
+  client_program
+} >main.cjs
+port="$(free_port)"
+PORT="$port" HEALTH_INTERVAL_MS=60000 "$CHAT_SERVER_BIN" 2>"$tmp/server.log" &
+server_pid=$!
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+for program in main.mjs main.cjs; do
+  echo "node $program"
+  CHAT_URL="http://127.0.0.1:$port" timeout 60 node "$program" || { cat "$tmp/server.log" >&2; fail "node $program failed"; }
+done
 
 mkdir -p src
 cat >tsconfig.json <<'JSON'
@@ -101,6 +172,36 @@ if npx tsc -p . >wrong.log 2>&1; then
 fi
 grep -q "TS2322" wrong.log || { cat wrong.log >&2; exit 1; }
 rm src/wrong.ts
+
+echo "tsc --strict under NodeNext: the ES module and the CommonJS entry points of $name, declarations checked"
+mkdir -p node
+cat >node/esm.mts <<TS
+import { ChatClient, type SendMessage } from "$name/chat.client";
+import { useChatSocket } from "$name/react";
+export const make = (url: string): ChatClient => ChatClient.connect({ url });
+export const payload: SendMessage = { threadId: "t", content: "c" };
+export const hook = useChatSocket;
+TS
+sed 's/esm/cjs/' node/esm.mts >node/cjs.cts
+cat >tsconfig.node.json <<'JSON'
+{
+  "compilerOptions": {
+    "target": "ES2022",
+    "module": "NodeNext",
+    "moduleResolution": "NodeNext",
+    "strict": true,
+    "noEmit": true,
+    "skipLibCheck": false,
+    "types": []
+  },
+  "files": ["node/esm.mts", "node/cjs.cts"]
+}
+JSON
+npx tsc -p tsconfig.node.json --traceResolution >trace.log || { grep -v "^=\|^[A-Z]" trace.log >&2; fail "tsc failed under NodeNext"; }
+for kind in esm cjs; do
+  grep -q "successfully resolved to '.*/node_modules/$name/$kind/chat.client.d.ts'" trace.log ||
+    fail "tsc did not resolve the $kind declarations of $name"
+done
 
 echo "vite build"
 npx vite build --logLevel warn

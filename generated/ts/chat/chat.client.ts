@@ -6,7 +6,6 @@
  * ones return a promise of the ack's data). Also re-exports the namespace's
  * types, so this one import is enough.
  */
-import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
 import * as api from "./chat.js";
 import * as lib from "./lib.js";
@@ -20,101 +19,17 @@ export type { CallOptions, ConnectOptions, ErrorCode, RecoveryGap, RoomPosition,
  * token goes in the handshake's `auth`.
  */
 export function connectChat(options: lib.ConnectOptions = {}): api.ChatSocket {
-  const positions = new lib.RoomPositions(options.gapWaitMs, options.maxHeldEvents);
-  const socket = io(lib.namespaceUrl(options.url, api.NAMESPACE), lib.ioOptions(options, positions));
-  lib.follow(socket, positions);
-  return socket as api.ChatSocket;
+  return lib.connectSocket(api.NAMESPACE, options) as api.ChatSocket;
 }
 
 /** Options of `ChatClient` (see `ConnectOptions`). */
-export interface ChatClientOptions {
-  ackTimeoutMs?: number | undefined;
-  retryForMs?: number | undefined;
-  maxQueuedCalls?: number | undefined;
-}
+export type ChatClientOptions = lib.ClientOptions;
 
 /** A typed client for namespace `/chat`. */
-export class ChatClient {
-  /** The typed socket underneath (connection events, `id`, `connect()`, …). */
-  readonly socket: api.ChatSocket;
-  /** How long acked calls wait, in ms (`0` or `Infinity`: forever). */
-  ackTimeoutMs: number;
-  /** How long calls of idempotent events are retried, in ms. */
-  retryForMs: number;
-  /** Most calls of idempotent events waiting for the connection at once. */
-  maxQueuedCalls: number;
-  private readonly unlisten = new Map<string, Map<unknown, () => void>>();
-
-  constructor(socket: api.ChatSocket, options: ChatClientOptions = {}) {
-    this.socket = socket;
-    this.ackTimeoutMs = options.ackTimeoutMs ?? lib.DEFAULT_ACK_TIMEOUT_MS;
-    this.retryForMs = options.retryForMs ?? lib.DEFAULT_RETRY_FOR_MS;
-    this.maxQueuedCalls = options.maxQueuedCalls ?? lib.DEFAULT_MAX_QUEUED_CALLS;
-  }
-
+export class ChatClient extends lib.EventClient<api.ChatSocket, api.ServerToClientEvents> {
   /** Connects (see `connectChat`) and wraps the socket. */
   static connect(options: lib.ConnectOptions = {}): ChatClient {
     return new ChatClient(connectChat(options), options);
-  }
-
-  private listen(event: string, handler: unknown): () => void {
-    const raw = this.socket as unknown as Socket;
-    const stop = lib.positionsFor(raw).listen(raw, event, handler as (...args: unknown[]) => void);
-    let handlers = this.unlisten.get(event);
-    if (handlers === undefined) {
-      handlers = new Map();
-      this.unlisten.set(event, handlers);
-    }
-    handlers.get(handler)?.();
-    handlers.set(handler, stop);
-    return () => {
-      stop();
-      if (handlers.get(handler) === stop) handlers.delete(handler);
-    };
-  }
-
-  /** Whether the socket is connected now. */
-  get connected(): boolean {
-    return this.socket.connected;
-  }
-
-  /** Closes the connection (no reconnection). */
-  disconnect(): void {
-    this.socket.disconnect();
-  }
-
-  /**
-   * Listens to a server event; returns the function that stops listening.
-   * Events of a room with history reach it in the room's order, once (see
-   * `ConnectOptions.gapWaitMs`).
-   */
-  on<E extends keyof api.ServerToClientEvents>(event: E, handler: api.ServerToClientEvents[E]): () => void {
-    return this.listen(event as string, handler);
-  }
-
-  /**
-   * Listens to this client's positions in rooms with history: after a
-   * reconnection, one per room it was in, `recovered: false` (with the
-   * `reason`) when events it missed are gone, so the page can fetch the
-   * room's state again. Returns the function that stops listening.
-   */
-  onRecovery(handler: (position: lib.RoomPosition) => void): () => void {
-    return this.listen(lib.RECOVERY_EVENT, handler);
-  }
-
-  /**
-   * Asks the server for whatever each room with history has past this
-   * client's last event, and resolves with where each room stands (see
-   * `RoomPositions.sync`).
-   */
-  syncRooms(options?: lib.CallOptions): Promise<lib.RoomPosition[]> {
-    return lib.positionsFor(this.socket as unknown as Socket).sync(options?.timeoutMs ?? this.ackTimeoutMs);
-  }
-
-  /** Stops `handler` listening to `event`. */
-  off<E extends keyof api.ServerToClientEvents>(event: E, handler: api.ServerToClientEvents[E]): void {
-    this.unlisten.get(event as string)?.get(handler)?.();
-    this.unlisten.get(event as string)?.delete(handler);
   }
 
   /** Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval. */

@@ -4,46 +4,12 @@
  * What the typed clients of every namespace share: connection options, the
  * errors an acked call rejects with, and the ack plumbing.
  */
+import { io } from "socket.io-client";
 import type { ManagerOptions, Socket, SocketOptions } from "socket.io-client";
+import { CONTRACT, type ErrorCode } from "./contract.js";
 
-/** Every error code a server may answer with. */
-export type ErrorCode =
-  | "AUTH_REQUIRED"
-  | "INVALID_TOKEN"
-  | "ACCESS_DENIED"
-  | "RATE_LIMITED"
-  | "INVALID_PAYLOAD"
-  | "UNKNOWN_EVENT"
-  | "INTERNAL"
-  | "PAYLOAD_TOO_LARGE"
-  | "TOO_MANY_ROOMS"
-  | "CONTRACT_MISMATCH"
-  | "INVALID_AUTH"
-  | "TOO_MANY_USER_CONNECTIONS"
-  | "ROOM_FULL"
-  | "UNAVAILABLE"
-  | "NOT_FOUND"
-  | "QUOTA_EXCEEDED";
-
-/** Every error code, in contract order (built-in ones first). */
-export const ERROR_CODES: readonly ErrorCode[] = [
-  "AUTH_REQUIRED",
-  "INVALID_TOKEN",
-  "ACCESS_DENIED",
-  "RATE_LIMITED",
-  "INVALID_PAYLOAD",
-  "UNKNOWN_EVENT",
-  "INTERNAL",
-  "PAYLOAD_TOO_LARGE",
-  "TOO_MANY_ROOMS",
-  "CONTRACT_MISMATCH",
-  "INVALID_AUTH",
-  "TOO_MANY_USER_CONNECTIONS",
-  "ROOM_FULL",
-  "UNAVAILABLE",
-  "NOT_FOUND",
-  "QUOTA_EXCEEDED",
-];
+export { CONTRACT, ERROR_CODES } from "./contract.js";
+export type { ErrorCode } from "./contract.js";
 
 /**
  * The server answered an acked event with `{success: false, code, message, details?}`.
@@ -210,12 +176,6 @@ export function namespaceUrl(url: string | undefined, namespace: string): string
   }
   return `${base}${namespace}`;
 }
-
-/**
- * The contract these typings were generated from, named in every handshake:
- * a server of another major version refuses with `CONTRACT_MISMATCH`.
- */
-export const CONTRACT = { name: "kitchen_sink", version: "0.3.0-beta.1" } as const;
 
 /**
  * The server refused the connection because this client was generated from
@@ -693,4 +653,107 @@ function requestArgs<T>(socket: Socket, event: string, args: unknown[], timeoutM
       }
     });
   });
+}
+
+/**
+ * Opens a socket.io-client socket on `namespace` with `options`, its
+ * positions in rooms with history followed (the typed `connect<Namespace>`
+ * helpers cast it to their namespace's socket type).
+ */
+export function connectSocket(namespace: string, options: ConnectOptions = {}): Socket {
+  const positions = new RoomPositions(options.gapWaitMs, options.maxHeldEvents);
+  const socket = io(namespaceUrl(options.url, namespace), ioOptions(options, positions));
+  follow(socket, positions);
+  return socket;
+}
+
+/** Options of the typed clients (see `ConnectOptions`). */
+export interface ClientOptions {
+  ackTimeoutMs?: number | undefined;
+  retryForMs?: number | undefined;
+  maxQueuedCalls?: number | undefined;
+}
+
+/**
+ * What every typed client has apart from its events' methods: the socket,
+ * the call settings, and listening to server events in each room's order.
+ * `S` is the namespace's typed socket, `E` its server-to-client events.
+ */
+export class EventClient<S, E> {
+  /** The typed socket underneath (connection events, `id`, `connect()`, …). */
+  readonly socket: S;
+  /** How long acked calls wait, in ms (`0` or `Infinity`: forever). */
+  ackTimeoutMs: number;
+  /** How long calls of idempotent events are retried, in ms. */
+  retryForMs: number;
+  /** Most calls of idempotent events waiting for the connection at once. */
+  maxQueuedCalls: number;
+  private readonly unlisten = new Map<string, Map<unknown, () => void>>();
+
+  constructor(socket: S, options: ClientOptions = {}) {
+    this.socket = socket;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    this.retryForMs = options.retryForMs ?? DEFAULT_RETRY_FOR_MS;
+    this.maxQueuedCalls = options.maxQueuedCalls ?? DEFAULT_MAX_QUEUED_CALLS;
+  }
+
+  private listen(event: string, handler: unknown): () => void {
+    const raw = this.socket as unknown as Socket;
+    const stop = positionsFor(raw).listen(raw, event, handler as (...args: unknown[]) => void);
+    let handlers = this.unlisten.get(event);
+    if (handlers === undefined) {
+      handlers = new Map();
+      this.unlisten.set(event, handlers);
+    }
+    handlers.get(handler)?.();
+    handlers.set(handler, stop);
+    return () => {
+      stop();
+      if (handlers.get(handler) === stop) handlers.delete(handler);
+    };
+  }
+
+  /** Whether the socket is connected now. */
+  get connected(): boolean {
+    return (this.socket as unknown as Socket).connected;
+  }
+
+  /** Closes the connection (no reconnection). */
+  disconnect(): void {
+    (this.socket as unknown as Socket).disconnect();
+  }
+
+  /**
+   * Listens to a server event; returns the function that stops listening.
+   * Events of a room with history reach it in the room's order, once (see
+   * `ConnectOptions.gapWaitMs`).
+   */
+  on<K extends keyof E & string>(event: K, handler: E[K]): () => void {
+    return this.listen(event, handler);
+  }
+
+  /**
+   * Listens to this client's positions in rooms with history: after a
+   * reconnection, one per room it was in, `recovered: false` (with the
+   * `reason`) when events it missed are gone, so the page can fetch the
+   * room's state again. Returns the function that stops listening.
+   */
+  onRecovery(handler: (position: RoomPosition) => void): () => void {
+    return this.listen(RECOVERY_EVENT, handler);
+  }
+
+  /**
+   * Asks the server for whatever each room with history has past this
+   * client's last event, and resolves with where each room stands (see
+   * `RoomPositions.sync`).
+   */
+  syncRooms(options?: CallOptions): Promise<RoomPosition[]> {
+    return positionsFor(this.socket as unknown as Socket).sync(options?.timeoutMs ?? this.ackTimeoutMs);
+  }
+
+  /** Stops `handler` listening to `event`. */
+  off<K extends keyof E & string>(event: K, handler: E[K]): void {
+    this.unlisten.get(event)?.get(handler)?.();
+    this.unlisten.get(event)?.delete(handler);
+  }
 }
