@@ -111,6 +111,13 @@ tests/init/check.sh
 step "AsyncAPI: every generated document parsed by @asyncapi/parser (zero errors; operations, actions and replies as in the contract)"
 node tests/asyncapi/validate.mjs
 
+step "Modelina 5 in target/modelina: TypeScript models from every AsyncAPI document, each ack an envelope type (success | AckFailure)"
+if [ ! -d target/modelina/node_modules/@asyncapi/modelina ]; then
+  mkdir -p target/modelina
+  npm install --prefix target/modelina --no-save --no-audit --no-fund --loglevel=error @asyncapi/modelina@5.10.1
+fi
+MODELINA_DIR=target/modelina node tests/asyncapi/modelina.mjs
+
 step "build the example binaries (the Rust and end-to-end tests run them)"
 cargo build --locked -p chat-server -p chat-client
 export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"

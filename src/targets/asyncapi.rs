@@ -46,9 +46,12 @@ fn document(ir: &ContractIr) -> Value {
         info["contact"] = serde_json::to_value(contact).unwrap_or_default();
     }
     // The marker within the first three lines, where `--check` and stale
-    // file removal look for it.
+    // file removal look for it. AsyncAPI 3.0.0, not 3.1.0: the document
+    // uses nothing 3.1 added, and Modelina 5 (a common model generator)
+    // reads up to 3.0.0 only (a 3.1.0 document gives it one empty `Root`).
+    // The parser notes the newer version as an info, not a warning.
     json!({
-        "asyncapi": "3.1.0",
+        "asyncapi": "3.0.0",
         "x-evcontract-generated": format!("This file is {GENERATED_MARKER} from {}. Do not edit.", ir.source_name),
         "info": info,
         "defaultContentType": "application/json",

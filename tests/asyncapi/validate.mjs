@@ -31,6 +31,8 @@ for (const [contractPath, docPath] of pairs) {
   // Severity 0 is an error, 1 a warning: both fail; infos and hints are printed.
   const errors = diagnostics.filter((d) => d.severity <= 1);
   for (const d of diagnostics) {
+    // 3.0.0 on purpose (see src/targets/asyncapi.rs): not worth a line each.
+    if (d.code === "asyncapi-latest-version") continue;
     const where = d.path.join("/");
     (d.severity === 0 ? console.error : console.log)(`${docPath}: ${["error", "warning", "info", "hint"][d.severity]} ${d.code} at /${where}: ${d.message}`);
   }
