@@ -7,7 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's time is printed when the next one starts, and all of them at
+# the end, so that a slow step shows in every run's log.
+step_name="" step_started=$SECONDS step_times=""
+end_step() {
+  [ -n "$step_name" ] && step_times+="$(printf '%5d s  %s' "$((SECONDS - step_started))" "${step_name:0:90}")"$'\n'
+  step_started=$SECONDS
+}
+step() { end_step; step_name="$*"; printf '\n==> %s\n' "$*"; }
+report_times() { end_step; step_name=""; printf '\nstep times (total %d s):\n%s' "$SECONDS" "$step_times"; }
 
 # What the tests need from the system: Node.js with npm, Debian's Chromium
 # for the browser test, Debian's redis-server for the several-node tests and
@@ -47,7 +55,7 @@ redis_dir="$(mktemp -d)"
   --dir "$redis_dir" --logfile "$redis_dir/redis.log" &
 redis_pid=$!
 stop_redis() { kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; rm -rf "$redis_dir"; }
-trap stop_redis EXIT
+trap 'stop_redis; report_times' EXIT
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
   sleep 0.1
