@@ -459,13 +459,12 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
         Target::Slot(i) => slot_names[*i].clone(),
     };
 
-    let mut errors: Vec<ErrorCodeIr> = crate::BUILTIN_ERROR_CODES
+    let mut errors: Vec<ErrorCodeIr> = evcontract_wire::codes::BUILTIN
         .iter()
-        .zip(crate::BUILTIN_ERROR_DOCS)
-        .map(|(code, doc)| ErrorCodeIr {
-            code: (*code).to_owned(),
-            variant: code.to_pascal_case(),
-            doc: vec![doc.to_owned()],
+        .map(|b| ErrorCodeIr {
+            code: b.code.to_owned(),
+            variant: b.code.to_pascal_case(),
+            doc: vec![b.doc.to_owned()],
             builtin: true,
         })
         .collect();

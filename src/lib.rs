@@ -15,6 +15,8 @@
 //! that [`output`] can tell generated files from a user's and `--check` can
 //! fail CI on a stale one.
 
+#![forbid(unsafe_code)]
+
 pub mod breaking;
 pub mod builder;
 pub mod diag;
@@ -39,26 +41,9 @@ use positions::SourceMap;
 pub use builder::{BuildError, Builder};
 use render::Templates;
 
-/// The built-in error codes (shared with the runtime).
-pub const BUILTIN_ERROR_CODES: [&str; 14] = evcontract_runtime::wire::codes::ALL;
-
-/// What each built-in error code means, in the order of [`BUILTIN_ERROR_CODES`].
-pub const BUILTIN_ERROR_DOCS: [&str; 14] = [
-    "The event (or namespace) needs an authenticated connection.",
-    "The handshake token failed verification.",
-    "The caller is authenticated but may not do this.",
-    "The caller exceeded the event's rate limit; details `{retryAfterMs}`.",
-    "The payload does not match the contract; details `{path, reason}`.",
-    "The event is not part of the contract.",
-    "The server failed while handling the event.",
-    "The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.",
-    "The connection is in as many rooms as the server allows; details `{maxRooms}`.",
-    "Connect refused: the client was generated from another major version of the contract (the message names both).",
-    "Connect refused: the handshake's `auth` payload is malformed (the message says what is wrong).",
-    "Connect refused: the user has as many connections to the namespace on this server as it allows.",
-    "The room has as many members as the contract allows; details `{maxMembers}`.",
-    "The server cannot do it now (a store it needs is unreachable, or the same request is still running); nothing was done and retrying is safe.",
-];
+/// The built-in error codes (from `evcontract-wire`, shared with the
+/// runtime; their meanings are in `evcontract_wire::codes::BUILTIN`).
+pub const BUILTIN_ERROR_CODES: [&str; 14] = evcontract_wire::codes::ALL;
 
 /// The marker every generated file carries near its top; only files with it
 /// are ever removed or overwritten as stale.

@@ -17,7 +17,7 @@ use crate::diag::{Diagnostic, Pointer, Sink};
 use crate::model::Contract;
 use crate::positions::SourceMap;
 use crate::schema_ir::{Property, SchemaKind, SchemaNode};
-use evcontract_runtime::wire::json_kind as type_name;
+use evcontract_wire::json_kind as type_name;
 
 /// Event names that Socket.IO reserves (or that evcontract uses itself).
 pub const RESERVED_EVENTS: [&str; 7] = [

@@ -8,7 +8,9 @@
 //! - `server` (feature `server`): the Socket.IO gateway on socketioxide.
 //! - `client` (feature `client`): a Socket.IO v5 client.
 
-pub mod wire;
+#![forbid(unsafe_code)]
+
+pub use evcontract_wire as wire;
 
 #[cfg(feature = "server")]
 pub mod server;

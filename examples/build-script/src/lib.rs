@@ -1,6 +1,8 @@
 //! Example: the `notes` contract generated from `build.rs` (nothing checked
 //! in), included as a module, and its server implemented.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use api::notes::server::{NotesEmitter, NotesHandler};

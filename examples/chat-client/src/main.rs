@@ -33,6 +33,8 @@
 //! the thread cannot be joined, or a message was not accepted; 2 for bad
 //! usage.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -37,6 +37,8 @@
 //! `announce` to everyone on `/chat`; by default nobody may (the others get
 //! `ACCESS_DENIED`).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

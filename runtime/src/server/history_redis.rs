@@ -183,7 +183,7 @@ impl SharedHistory {
                 vec![
                     ttl_ms(spec).to_string(),
                     META_TTL_MS.max(ttl_ms(spec)).to_string(),
-                    super::history::new_epoch().to_string(),
+                    crate::wire::new_epoch(),
                     spec.size.max(1).to_string(),
                     event.to_owned(),
                     payload.get().to_owned(),
@@ -221,7 +221,7 @@ impl SharedHistory {
                 vec![
                     ttl_ms(spec).to_string(),
                     META_TTL_MS.max(ttl_ms(spec)).to_string(),
-                    super::history::new_epoch().to_string(),
+                    crate::wire::new_epoch(),
                     epoch.to_owned(),
                     offset.to_string(),
                 ],

@@ -1,10 +1,13 @@
 //! The wire conventions shared by every target (Rust server, Rust client,
-//! TypeScript).
+//! TypeScript): the generator and `evcontract-runtime` (which re-exports
+//! this crate as `evcontract_runtime::wire`) both depend on it.
 //!
 //! - An acked event answers `{"success": true, "data": <ack>}` or
 //!   `{"success": false, "code": "<CODE>", "message": "<text>", "details": <optional>}`.
 //! - A failed event that has no ack produces the server event `error`
 //!   `{"event": "<name>", "code", "message", "details"?}` to that client.
+
+#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 use std::fmt;
@@ -54,6 +57,77 @@ pub mod codes {
     /// idempotency key) is still running. Nothing was done; retrying is
     /// safe.
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
+
+    /// A built-in code and what it means (the sentence the generated
+    /// docs, error enums and AsyncAPI documents carry).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Builtin {
+        /// The code on the wire.
+        pub code: &'static str,
+        /// What it means, one sentence for users of an API.
+        pub doc: &'static str,
+    }
+
+    /// Every built-in code with its meaning, in the order of [`ALL`]: the
+    /// one table the generator and the runtime read.
+    pub const BUILTIN: [Builtin; 14] = [
+        Builtin {
+            code: AUTH_REQUIRED,
+            doc: "The event (or namespace) needs an authenticated connection.",
+        },
+        Builtin {
+            code: INVALID_TOKEN,
+            doc: "The handshake token failed verification.",
+        },
+        Builtin {
+            code: ACCESS_DENIED,
+            doc: "The caller is authenticated but may not do this.",
+        },
+        Builtin {
+            code: RATE_LIMITED,
+            doc: "The caller exceeded the event's rate limit; details `{retryAfterMs}`.",
+        },
+        Builtin {
+            code: INVALID_PAYLOAD,
+            doc: "The payload does not match the contract; details `{path, reason}`.",
+        },
+        Builtin {
+            code: UNKNOWN_EVENT,
+            doc: "The event is not part of the contract.",
+        },
+        Builtin {
+            code: INTERNAL,
+            doc: "The server failed while handling the event.",
+        },
+        Builtin {
+            code: PAYLOAD_TOO_LARGE,
+            doc: "The payload is larger than the event's `maxPayloadBytes`; details `{maxBytes, bytes}`.",
+        },
+        Builtin {
+            code: TOO_MANY_ROOMS,
+            doc: "The connection is in as many rooms as the server allows; details `{maxRooms}`.",
+        },
+        Builtin {
+            code: CONTRACT_MISMATCH,
+            doc: "Connect refused: the client was generated from another major version of the contract (the message names both).",
+        },
+        Builtin {
+            code: INVALID_AUTH,
+            doc: "Connect refused: the handshake's `auth` payload is malformed (the message says what is wrong).",
+        },
+        Builtin {
+            code: TOO_MANY_USER_CONNECTIONS,
+            doc: "Connect refused: the user has as many connections to the namespace on this server as it allows.",
+        },
+        Builtin {
+            code: ROOM_FULL,
+            doc: "The room has as many members as the contract allows; details `{maxMembers}`.",
+        },
+        Builtin {
+            code: UNAVAILABLE,
+            doc: "The server cannot do it now (a store it needs is unreachable, or the same request is still running); nothing was done and retrying is safe.",
+        },
+    ];
 
     /// Every built-in code, in a stable order.
     pub const ALL: [&str; 14] = [
@@ -112,6 +186,24 @@ pub struct FillRequest {
     pub epoch: String,
     /// The last offset the client has.
     pub offset: u64,
+}
+
+/// A new random epoch for a room's history: 16 lowercase hex digits. A
+/// room log gets one when it starts, so that an offset of an earlier log
+/// (before a restart, or after the log expired) is never taken for one of
+/// this log.
+pub fn new_epoch() -> String {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = (
+        std::time::SystemTime::now(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+    );
+    format!(
+        "{:016x}",
+        std::collections::hash_map::RandomState::new().hash_one(seed)
+    )
 }
 
 /// Where an event stands in its room's history: the extra last argument of
@@ -538,6 +630,20 @@ fn json_pointer(path: &serde_path_to_error::Path) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_code_table_lists_every_code_once_in_the_stable_order() {
+        let table: Vec<&str> = codes::BUILTIN.iter().map(|b| b.code).collect();
+        assert_eq!(table, codes::ALL);
+        for b in codes::BUILTIN {
+            assert!(
+                b.doc.ends_with('.') && !b.doc.is_empty(),
+                "{}: {}",
+                b.code,
+                b.doc
+            );
+        }
+    }
 
     #[test]
     fn ack_envelope_round_trips() {
