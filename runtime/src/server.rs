@@ -87,6 +87,7 @@ mod adapter;
 mod auth;
 mod config;
 mod context;
+mod dispatch;
 mod emitter;
 mod formats;
 mod gateway;
@@ -96,11 +97,14 @@ mod history;
 mod history_redis;
 mod http;
 mod idempotency;
+mod incoming;
 mod log_throttle;
 mod metrics;
+mod namespace;
 mod proxy;
 mod rate_limit;
 mod room_caps;
+mod socket_state;
 mod spec;
 #[cfg(feature = "tls")]
 mod tls;
@@ -121,11 +125,12 @@ pub use config::{
     ContractMismatch, CorsConfig, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_ROOMS_PER_SOCKET, DEFAULT_WS_READ_BUFFER_SIZE, ServerConfig,
 };
-pub use context::{ClientMetadata, SocketContext};
+pub use context::SocketContext;
+pub use dispatch::Dispatch;
 pub use emitter::{
     AUTHENTICATED_ROOM, ClusterError, EmitError, EmitStats, Emitter, RoomSocket, Target, user_room,
 };
-pub use gateway::{DEFAULT_FILL_PER_MINUTE, Gateway, RawLayer};
+pub use gateway::{Gateway, RawLayer};
 pub use handshake::{MAX_CONTRACT_FIELD_BYTES, MAX_RESUME_ROOMS};
 pub use http::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -134,10 +139,12 @@ pub use http::{
 pub use idempotency::{
     DEFAULT_IDEMPOTENCY_KEYS_PER_USER, DEFAULT_IDEMPOTENCY_WINDOW, MAX_IDEMPOTENCY_KEY_BYTES,
 };
+pub use namespace::DEFAULT_FILL_PER_MINUTE;
 pub use proxy::TrustedProxies;
+pub use socket_state::ClientMetadata;
 pub use spec::{
-    AuthMode, BoxFuture, ContractId, Dispatch, EventSpec, HistorySpec, NamespaceSpec, RateLimit,
-    RateScope, RoomSpec,
+    AuthMode, BoxFuture, ContractId, EventSpec, HistorySpec, NamespaceSpec, RateLimit, RateScope,
+    RoomSpec,
 };
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;

@@ -1,196 +1,23 @@
-//! Per-connection state: [`ClientMetadata`] and the [`SocketContext`] handed to handlers.
+//! The [`SocketContext`] handed to handlers: one connection's view of its
+//! rooms and itself, including putting a returning client back in its
+//! rooms with history (`resume`, `fill`).
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
-use socketioxide::extract::SocketRef;
+use serde_json::value::RawValue;
 
-use super::adapter::{GatewayAdapter, RawSocket, with_adapter};
+use super::adapter::{RawSocket, with_adapter};
 use super::emitter::{EmitError, Emitter, resend_while_full};
 use super::handshake::ResumeAt;
-use super::history::{self, HistoryStore, delivery_room};
-use super::rate_limit::ClientLimits;
-use super::room_caps::RoomCaps;
-use super::user_sockets::UserSlot;
-use crate::wire::{EventError, RECOVERY_EVENT};
-
-/// A snapshot of what the runtime knows about one connection (one socket in
-/// one namespace).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientMetadata {
-    /// Socket id (per namespace connection).
-    pub socket_id: String,
-    /// Namespace path.
-    pub namespace: String,
-    /// When the socket joined the namespace.
-    pub connected_at: SystemTime,
-    /// When the last client event arrived (or `connected_at`).
-    pub last_activity: SystemTime,
-    /// The verified user id, if authenticated.
-    pub user_id: Option<String>,
-    /// Whether a token was verified for this connection.
-    pub authenticated: bool,
-    /// Rooms the socket is in (including the runtime's own rooms).
-    pub rooms: Vec<String>,
-    /// Address of the client, when the server was started with connect
-    /// info (the serve helpers do): the TCP peer, or behind a trusted proxy
-    /// (`ServerConfig::trusted_proxies`) the client its forwarded headers
-    /// name, with port 0.
-    pub remote_addr: Option<SocketAddr>,
-    /// `User-Agent` of the handshake request.
-    pub user_agent: Option<String>,
-    /// The contract version the client named in its handshake (generated
-    /// clients do; a plain `socket.io-client` does not).
-    pub contract_version: Option<String>,
-}
-
-/// The runtime's state of one socket, stored in the socket's extensions (so
-/// it lives exactly as long as socketioxide keeps the socket).
-#[derive(Debug)]
-pub(crate) struct ClientState {
-    pub(crate) namespace: &'static str,
-    /// Shared with the contract rate limits counted per user (no copy per
-    /// event).
-    pub(crate) user_id: Option<Arc<str>>,
-    pub(crate) connected_at: SystemTime,
-    last_activity_ms: AtomicU64,
-    pub(crate) remote_addr: Option<SocketAddr>,
-    pub(crate) user_agent: Option<String>,
-    pub(crate) limits: ClientLimits,
-    /// The rooms this socket is in, as the runtime and [`SocketContext`]
-    /// joined them: membership tests are one hash lookup, with no copy of
-    /// socketioxide's room set.
-    rooms: Mutex<HashSet<String>>,
-    /// How many of `rooms` the runtime joined itself (not counted against
-    /// `max_rooms`).
-    runtime_rooms: usize,
-    /// Most rooms a handler may join for this socket.
-    max_rooms: usize,
-    /// The contract version the client named in its handshake (bounded
-    /// and well-formed: see `handshake::client_contract`).
-    pub(crate) contract_version: Option<String>,
-    /// Whether `contract_version` may be a metric label (a version the
-    /// namespace's contract accepts).
-    pub(crate) version_is_label: bool,
-    /// This socket's place in its user's socket cap, given back on drop.
-    _user_slot: Option<UserSlot>,
-    /// The namespace's room member caps, when a room has one.
-    room_caps: Option<Arc<RoomCaps>>,
-    /// The namespace's room history, when a room has one.
-    pub(crate) history: Option<Arc<HistoryStore>>,
-    /// Whether the client asked for offsets (`auth.recovery`), and the
-    /// rooms it asked to resume (taken once, when it has connected).
-    pub(crate) offsets: bool,
-    pub(crate) resume: Mutex<Vec<ResumeAt>>,
-}
-
-impl Drop for ClientState {
-    /// socketioxide drops the state with the socket, which leaves every
-    /// room: its places in the capped rooms are given back.
-    fn drop(&mut self) {
-        if let Some(caps) = &self.room_caps {
-            for room in self.rooms().iter() {
-                caps.leave(room);
-            }
-        }
-    }
-}
-
-/// What the handshake settled for a new socket ([`ClientState::new`]).
-pub(crate) struct NewClient {
-    pub(crate) user_id: Option<Arc<str>>,
-    pub(crate) user_slot: Option<UserSlot>,
-    pub(crate) remote_addr: Option<SocketAddr>,
-    pub(crate) user_agent: Option<String>,
-    pub(crate) runtime_rooms: Vec<String>,
-    pub(crate) max_rooms: usize,
-    pub(crate) contract_version: Option<String>,
-    pub(crate) version_is_label: bool,
-    pub(crate) room_caps: Option<Arc<RoomCaps>>,
-    pub(crate) history: Option<Arc<HistoryStore>>,
-    /// `Some` when the client asked for offsets: the rooms to resume.
-    pub(crate) recovery: Option<Vec<ResumeAt>>,
-}
-
-/// The rooms `socket` is in, as owned names.
-fn owned_rooms<A: GatewayAdapter>(socket: &SocketRef<A>) -> Vec<String> {
-    socket.rooms().into_iter().map(|r| r.into_owned()).collect()
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-impl ClientState {
-    pub(crate) fn new(namespace: &'static str, new: NewClient) -> Self {
-        let now = SystemTime::now();
-        let runtime_count = new.runtime_rooms.len();
-        Self {
-            namespace,
-            user_id: new.user_id,
-            connected_at: now,
-            last_activity_ms: AtomicU64::new(unix_ms(now)),
-            remote_addr: new.remote_addr,
-            user_agent: new.user_agent,
-            limits: ClientLimits::default(),
-            rooms: Mutex::new(new.runtime_rooms.into_iter().collect()),
-            runtime_rooms: runtime_count,
-            max_rooms: new.max_rooms,
-            contract_version: new.contract_version,
-            version_is_label: new.version_is_label,
-            _user_slot: new.user_slot,
-            room_caps: new.room_caps,
-            history: new.history,
-            offsets: new.recovery.is_some(),
-            resume: Mutex::new(new.recovery.unwrap_or_default()),
-        }
-    }
-
-    /// The contract version as its metric label: `None` (no version),
-    /// `Some(version)` for a version the contract accepts, `Some("other")`
-    /// for one let in despite a mismatch, so that only accepted versions
-    /// become labels.
-    pub(crate) fn labelled_version(&self) -> Option<&str> {
-        match (&self.contract_version, self.version_is_label) {
-            (None, _) => None,
-            (Some(v), true) => Some(v),
-            (Some(_), false) => Some("other"),
-        }
-    }
-
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn touch(&self) {
-        self.last_activity_ms
-            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
-    }
-
-    pub(crate) fn last_activity(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn metadata<A: GatewayAdapter>(&self, socket: &SocketRef<A>) -> ClientMetadata {
-        ClientMetadata {
-            socket_id: socket.id.to_string(),
-            namespace: self.namespace.to_owned(),
-            connected_at: self.connected_at,
-            last_activity: self.last_activity(),
-            user_id: self.user_id.as_deref().map(str::to_owned),
-            authenticated: self.user_id.is_some(),
-            rooms: owned_rooms(socket),
-            remote_addr: self.remote_addr,
-            user_agent: self.user_agent.clone(),
-            contract_version: self.contract_version.clone(),
-        }
-    }
-}
+#[cfg(feature = "redis")]
+use super::history::SharedHistory;
+use super::history::{self, HistoryStore, delivery_room, lock};
+use super::socket_state::{ClientMetadata, ClientState, owned_rooms};
+#[cfg(feature = "redis")]
+use super::spec::HistorySpec;
+use crate::wire::{EventError, Offset, RECOVERY_EVENT, RecoveryGap, RoomPosition};
 
 /// The connection an event came from, handed to [`Dispatch`](super::Dispatch)
 /// methods. Cheap to clone.
@@ -273,7 +100,7 @@ impl SocketContext {
                 if self.state.offsets {
                     let (shared, ctx) = (shared.clone(), self.clone());
                     tokio::spawn(async move {
-                        let position = history::catch_up(&shared, spec, &ctx, &room, "", 0).await;
+                        let position = catch_up(&shared, spec, &ctx, &room, "", 0).await;
                         let _ = ctx.emit_to_self(RECOVERY_EVENT, &position);
                     });
                 }
@@ -438,5 +265,178 @@ impl SocketContext {
         if let Err(err) = res {
             tracing::debug!(socket = self.socket_id(), %err, "disconnect failed");
         }
+    }
+}
+
+/// Puts a returning client back in room `at.room` and says where it
+/// stands: under the room's lock, the events after its offset are sent
+/// again in order with their offsets and it re-joins, so later events
+/// reach it after them. A room this node has no log of is not the history
+/// the client knew (`epoch`): it re-joins, from now on.
+pub(crate) fn resume(
+    history: Option<&HistoryStore>,
+    ctx: &SocketContext,
+    at: &ResumeAt,
+) -> RoomPosition {
+    let Some(history) = history.filter(|h| h.spec_for(&at.room).is_some()) else {
+        return gap(at.room.clone(), String::new(), 0, RecoveryGap::NoHistory);
+    };
+    let Some(log) = history.existing(&at.room) else {
+        if ctx.join(at.room.clone()).is_err() {
+            return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
+        }
+        let (epoch, offset) = history.log(&at.room).map_or_else(
+            || (String::new(), 0),
+            |log| {
+                let now = lock(&log).position(&at.room, true);
+                (now.epoch, now.offset)
+            },
+        );
+        return gap(at.room.clone(), epoch, offset, RecoveryGap::Epoch);
+    };
+    let mut log = lock(&log);
+    let mut position = log.position(&at.room, true);
+    let replay = log.since(&at.epoch, at.offset);
+    if ctx.join_now(at.room.clone()).is_err() {
+        return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
+    }
+    ctx.join_delivery(&at.room);
+    send_again(ctx, &mut position, replay);
+    position
+}
+
+/// Sends `events` of `position.room` (event, payload, offset) to the
+/// socket again, in order with their offsets, counting them in
+/// `position`; when the store says they are gone, `position` says why. A
+/// full socket queue drops the packet: what is missing is then a gap like
+/// any other (`dropped`).
+fn send_again<'a>(
+    ctx: &SocketContext,
+    position: &mut RoomPosition,
+    events: Result<impl IntoIterator<Item = (&'a str, &'a RawValue, u64)>, RecoveryGap>,
+) {
+    let events = match events {
+        Ok(events) => events,
+        Err(why) => {
+            position.recovered = false;
+            position.reason = Some(why);
+            return;
+        }
+    };
+    for (event, payload, offset) in events {
+        let offset = Offset {
+            room: position.room.clone(),
+            epoch: position.epoch.clone(),
+            offset,
+        };
+        if ctx.emit_to_self(event, &(payload, &offset)).is_err() {
+            position.recovered = false;
+            position.reason = Some(RecoveryGap::Dropped);
+            return;
+        }
+        position.replayed += 1;
+    }
+}
+
+/// Answers a client's [`FILL_EVENT`](crate::wire::FILL_EVENT): the events
+/// of `room` after its offset are sent again, and the position says
+/// where the room stands (or why they are gone). A room the socket is
+/// not in is refused.
+pub(crate) async fn fill(
+    history: Option<&HistoryStore>,
+    ctx: &SocketContext,
+    room: &str,
+    epoch: &str,
+    offset: u64,
+) -> RoomPosition {
+    let Some(history) = history.filter(|h| h.spec_for(room).is_some()) else {
+        return gap(room.to_owned(), String::new(), 0, RecoveryGap::NoHistory);
+    };
+    if !ctx.in_room(room) {
+        return gap(room.to_owned(), String::new(), 0, RecoveryGap::Refused);
+    }
+    #[cfg(feature = "redis")]
+    if let Some((shared, spec)) = history.shared(room) {
+        return catch_up(shared, spec, ctx, room, epoch, offset).await;
+    }
+    let Some(log) = history.existing(room) else {
+        return gap(room.to_owned(), String::new(), 0, RecoveryGap::Epoch);
+    };
+    let mut log = lock(&log);
+    let mut position = log.position(room, true);
+    send_again(ctx, &mut position, log.since(epoch, offset));
+    position
+}
+
+/// [`resume`] on the store every node shares: the socket re-joins first,
+/// then the events after its offset are read and sent again. An event
+/// kept meanwhile may reach it live before its replay, or twice: the
+/// client orders them by offset and drops what it has.
+#[cfg(feature = "redis")]
+pub(crate) async fn resume_shared(
+    shared: &SharedHistory,
+    spec: HistorySpec,
+    ctx: &SocketContext,
+    at: &ResumeAt,
+) -> RoomPosition {
+    if ctx.join_now(at.room.clone()).is_err() {
+        return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
+    }
+    ctx.join_delivery(&at.room);
+    catch_up(shared, spec, ctx, &at.room, &at.epoch, at.offset).await
+}
+
+/// Reads the events of `room` after `offset` of `epoch` from the shared
+/// store and sends them again (`epoch` empty: none, the position only).
+#[cfg(feature = "redis")]
+pub(crate) async fn catch_up(
+    shared: &SharedHistory,
+    spec: HistorySpec,
+    ctx: &SocketContext,
+    room: &str,
+    epoch: &str,
+    offset: u64,
+) -> RoomPosition {
+    match shared.read(room, spec, epoch, offset).await {
+        Err(err) => {
+            tracing::warn!(room, error = %err, "cannot read the room's history from Redis");
+            gap(
+                room.to_owned(),
+                epoch.to_owned(),
+                offset,
+                RecoveryGap::Unavailable,
+            )
+        }
+        Ok(read) => {
+            let mut position = RoomPosition {
+                room: room.to_owned(),
+                epoch: read.epoch,
+                offset: read.last,
+                recovered: true,
+                replayed: 0,
+                reason: None,
+                left: false,
+            };
+            let events = read.events.as_ref().map_err(|why| *why).map(|events| {
+                events
+                    .iter()
+                    .map(|e| (e.event.as_str(), &*e.payload, e.offset))
+            });
+            send_again(ctx, &mut position, events);
+            position
+        }
+    }
+}
+
+/// A position that says events of `room` are gone, and why.
+fn gap(room: String, epoch: String, offset: u64, reason: RecoveryGap) -> RoomPosition {
+    RoomPosition {
+        room,
+        epoch,
+        offset,
+        recovered: false,
+        replayed: 0,
+        reason: Some(reason),
+        left: false,
     }
 }

@@ -13,9 +13,9 @@ use socketioxide::socket::Sid;
 use socketioxide::{BroadcastError, SendError, SocketIo};
 
 use super::adapter::{Cluster, GatewayAdapter, RawIo, RawSocket, socket_room, with_adapter};
-use super::context::{ClientMetadata, ClientState};
 use super::history::{self, HistoryStore, RoomLog, delivery_room};
 use super::log_throttle::LogThrottle;
+use super::socket_state::{ClientMetadata, ClientState};
 
 /// Room every authenticated socket joins (for [`Target::Authenticated`]).
 pub const AUTHENTICATED_ROOM: &str = "evcontract:authenticated";

@@ -21,15 +21,12 @@
 //! order (see `FILL_EVENT`).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use super::context::SocketContext;
-use super::handshake::ResumeAt;
 use super::spec::{HistorySpec, NamespaceSpec, RoomSpec};
 use crate::wire::{Offset, RecoveryGap, RoomPosition};
 
@@ -167,24 +164,10 @@ struct Entry {
     payload: Box<RawValue>,
 }
 
-/// A new random epoch: 16 hex digits.
-pub(crate) fn new_epoch() -> Arc<str> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = (
-        std::time::SystemTime::now(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-    );
-    format!(
-        "{:016x}",
-        std::collections::hash_map::RandomState::new().hash_one(seed)
-    )
-    .into()
-}
-
 impl RoomLog {
     fn new(spec: HistorySpec) -> Self {
         Self {
-            epoch: new_epoch(),
+            epoch: crate::wire::new_epoch().into(),
             last: 0,
             entries: VecDeque::new(),
             size: spec.size.max(1) as usize,
@@ -278,179 +261,6 @@ impl RoomLog {
     }
 }
 
-/// Puts a returning client back in room `at.room` and says where it
-/// stands: under the room's lock, the events after its offset are sent
-/// again in order with their offsets and it re-joins, so later events
-/// reach it after them. A room this node has no log of is not the history
-/// the client knew (`epoch`): it re-joins, from now on.
-pub(crate) fn resume(
-    history: Option<&HistoryStore>,
-    ctx: &SocketContext,
-    at: &ResumeAt,
-) -> RoomPosition {
-    let Some(history) = history.filter(|h| h.spec_for(&at.room).is_some()) else {
-        return gap(at.room.clone(), String::new(), 0, RecoveryGap::NoHistory);
-    };
-    let Some(log) = history.existing(&at.room) else {
-        if ctx.join(at.room.clone()).is_err() {
-            return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
-        }
-        let (epoch, offset) = history.log(&at.room).map_or_else(
-            || (String::new(), 0),
-            |log| {
-                let log = lock(&log);
-                (log.epoch.to_string(), log.last)
-            },
-        );
-        return gap(at.room.clone(), epoch, offset, RecoveryGap::Epoch);
-    };
-    let mut log = lock(&log);
-    let mut position = log.position(&at.room, true);
-    let replay = log.since(&at.epoch, at.offset);
-    if ctx.join_now(at.room.clone()).is_err() {
-        return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
-    }
-    ctx.join_delivery(&at.room);
-    send_again(ctx, &mut position, replay);
-    position
-}
-
-/// Sends `events` of `position.room` (event, payload, offset) to the
-/// socket again, in order with their offsets, counting them in
-/// `position`; when the store says they are gone, `position` says why. A
-/// full socket queue drops the packet: what is missing is then a gap like
-/// any other (`dropped`).
-fn send_again<'a>(
-    ctx: &SocketContext,
-    position: &mut RoomPosition,
-    events: Result<impl IntoIterator<Item = (&'a str, &'a RawValue, u64)>, RecoveryGap>,
-) {
-    let events = match events {
-        Ok(events) => events,
-        Err(why) => {
-            position.recovered = false;
-            position.reason = Some(why);
-            return;
-        }
-    };
-    for (event, payload, offset) in events {
-        let offset = Offset {
-            room: position.room.clone(),
-            epoch: position.epoch.clone(),
-            offset,
-        };
-        if ctx.emit_to_self(event, &(payload, &offset)).is_err() {
-            position.recovered = false;
-            position.reason = Some(RecoveryGap::Dropped);
-            return;
-        }
-        position.replayed += 1;
-    }
-}
-
-/// Answers a client's [`FILL_EVENT`](crate::wire::FILL_EVENT): the events
-/// of `room` after its offset are sent again, and the position says
-/// where the room stands (or why they are gone). A room the socket is
-/// not in is refused.
-pub(crate) async fn fill(
-    history: Option<&HistoryStore>,
-    ctx: &SocketContext,
-    room: &str,
-    epoch: &str,
-    offset: u64,
-) -> RoomPosition {
-    let Some(history) = history.filter(|h| h.spec_for(room).is_some()) else {
-        return gap(room.to_owned(), String::new(), 0, RecoveryGap::NoHistory);
-    };
-    if !ctx.in_room(room) {
-        return gap(room.to_owned(), String::new(), 0, RecoveryGap::Refused);
-    }
-    #[cfg(feature = "redis")]
-    if let Some((shared, spec)) = history.shared(room) {
-        return catch_up(shared, spec, ctx, room, epoch, offset).await;
-    }
-    let Some(log) = history.existing(room) else {
-        return gap(room.to_owned(), String::new(), 0, RecoveryGap::Epoch);
-    };
-    let mut log = lock(&log);
-    let mut position = log.position(room, true);
-    send_again(ctx, &mut position, log.since(epoch, offset));
-    position
-}
-
-/// [`resume`] on the store every node shares: the socket re-joins first,
-/// then the events after its offset are read and sent again. An event
-/// kept meanwhile may reach it live before its replay, or twice: the
-/// client orders them by offset and drops what it has.
-#[cfg(feature = "redis")]
-pub(crate) async fn resume_shared(
-    shared: &SharedHistory,
-    spec: HistorySpec,
-    ctx: &SocketContext,
-    at: &ResumeAt,
-) -> RoomPosition {
-    if ctx.join_now(at.room.clone()).is_err() {
-        return gap(at.room.clone(), String::new(), 0, RecoveryGap::Refused);
-    }
-    ctx.join_delivery(&at.room);
-    catch_up(shared, spec, ctx, &at.room, &at.epoch, at.offset).await
-}
-
-/// Reads the events of `room` after `offset` of `epoch` from the shared
-/// store and sends them again (`epoch` empty: none, the position only).
-#[cfg(feature = "redis")]
-pub(crate) async fn catch_up(
-    shared: &SharedHistory,
-    spec: HistorySpec,
-    ctx: &SocketContext,
-    room: &str,
-    epoch: &str,
-    offset: u64,
-) -> RoomPosition {
-    match shared.read(room, spec, epoch, offset).await {
-        Err(err) => {
-            tracing::warn!(room, error = %err, "cannot read the room's history from Redis");
-            gap(
-                room.to_owned(),
-                epoch.to_owned(),
-                offset,
-                RecoveryGap::Unavailable,
-            )
-        }
-        Ok(read) => {
-            let mut position = RoomPosition {
-                room: room.to_owned(),
-                epoch: read.epoch,
-                offset: read.last,
-                recovered: true,
-                replayed: 0,
-                reason: None,
-                left: false,
-            };
-            let events = read.events.as_ref().map_err(|why| *why).map(|events| {
-                events
-                    .iter()
-                    .map(|e| (e.event.as_str(), &*e.payload, e.offset))
-            });
-            send_again(ctx, &mut position, events);
-            position
-        }
-    }
-}
-
-/// A position that says events of `room` are gone, and why.
-fn gap(room: String, epoch: String, offset: u64, reason: RecoveryGap) -> RoomPosition {
-    RoomPosition {
-        room,
-        epoch,
-        offset,
-        recovered: false,
-        replayed: 0,
-        reason: Some(reason),
-        left: false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +303,6 @@ mod tests {
         assert_eq!(log.since(&epoch, 0).unwrap_err(), RecoveryGap::Expired);
         // Nothing missed: no gap, even with everything expired.
         assert!(log.since(&epoch, 1).unwrap().is_empty());
-        assert_ne!(new_epoch(), new_epoch());
+        assert_ne!(crate::wire::new_epoch(), crate::wire::new_epoch());
     }
 }

@@ -1,21 +1,18 @@
 //! The static description of a contract that generated code hands to the
-//! runtime, and the [`Dispatch`] trait that generated glue implements.
+//! runtime (plain data: the [`Dispatch`](super::Dispatch) trait that
+//! generated glue implements is in `dispatch.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
 
-use super::context::SocketContext;
-use super::emitter::Emitter;
-use crate::wire::{AckData, EventError};
-
-/// A boxed, `Send` future: what [`Dispatch`] methods return.
+/// A boxed, `Send` future: what [`Dispatch`](super::Dispatch) methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Whether a namespace or an event needs an authenticated connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AuthMode {
     /// Anonymous connections are accepted; handlers can still check
-    /// [`SocketContext::is_authenticated`].
+    /// [`SocketContext::is_authenticated`](super::SocketContext::is_authenticated).
     #[default]
     Optional,
     /// Anonymous connections are refused (`AUTH_REQUIRED`).
@@ -185,50 +182,6 @@ impl NamespaceSpec {
     /// The client event named `name`, if the contract has it.
     pub fn client_event(&self, name: &str) -> Option<&'static EventSpec> {
         self.client_events.iter().find(|e| e.name == name)
-    }
-}
-
-/// Implemented by generated glue: decode the payload and call the user's handler.
-///
-/// The runtime has already checked, before [`Dispatch::dispatch`] runs, that the
-/// event is in the contract, the caller is allowed (auth), within its rate limit
-/// and that the payload matches `event.schema`. A panic in any of these methods
-/// is caught and logged; in `dispatch` it answers `INTERNAL` and the connection
-/// stays up.
-pub trait Dispatch: Send + Sync + 'static {
-    /// Handles one event whose payload was already validated against
-    /// `event.schema`. `payload` is its JSON text, borrowed from the frame
-    /// (`null` when the client sent none): decode it before the returned
-    /// future (see [`decode_text`](crate::wire::decode_text)). Returns the
-    /// serialized ack data (see [`encode_ack`](crate::wire::encode_ack);
-    /// `None` for events without ack data) or the error to send back.
-    fn dispatch(
-        &self,
-        ctx: SocketContext,
-        event: &'static EventSpec,
-        payload: &str,
-    ) -> BoxFuture<'static, Result<AckData, EventError>>;
-
-    /// Called once per connection, after the runtime recorded the client's
-    /// metadata and joined it to its rooms. Events may already be handled
-    /// concurrently with this call.
-    fn on_connect(&self, ctx: SocketContext) -> BoxFuture<'static, ()> {
-        let _ = ctx;
-        Box::pin(async {})
-    }
-
-    /// Called once per connection when it goes away, before its metadata is
-    /// removed (the context still reports its rooms and metadata).
-    fn on_disconnect(&self, ctx: SocketContext) -> BoxFuture<'static, ()> {
-        let _ = ctx;
-        Box::pin(async {})
-    }
-
-    /// Called once when the namespace is mounted, with its emitter (for
-    /// example to start periodic server pushes).
-    fn after_init(&self, emitter: Emitter) -> BoxFuture<'static, ()> {
-        let _ = emitter;
-        Box::pin(async {})
     }
 }
 
