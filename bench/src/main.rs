@@ -37,7 +37,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use report::{Load, Machine, Results, Versions};
-use scale::ScaleSizes;
+use scenarios::ScaleSizes;
 use scenarios::Sizes;
 use servers::{Kind, Programs, Server, Setup};
 

@@ -11,14 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::client::{self, Conn, Probe};
 use crate::codec;
 use crate::scenarios::{
-    CONNECT_PARALLEL, CpuMark, percentile_ms, send_acked, send_payload, server_proc, settled_rss,
-    token, tokens, wait_for,
+    CONNECT_PARALLEL, CpuMark, ScaleSizes, percentile_ms, send_acked, send_payload, server_proc,
+    settled_rss, token, tokens, wait_for,
 };
-use crate::servers::{Kind, Server};
-
-/// The user the scale scenario's servers accept announcements from
-/// (`ADMIN_USERS`).
-pub(crate) const ADMIN: &str = "bench-admin";
+use crate::servers::{ADMIN, Kind, Server};
 
 /// Join requests in flight at a time.
 const JOIN_PARALLEL: usize = 256;
@@ -29,19 +25,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed for the broadcast to reach every socket before the run
 /// counts the rest as lost.
 const BROADCAST_LIMIT: Duration = Duration::from_secs(30);
-
-/// Sizes of the scale scenario.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub(crate) struct ScaleSizes {
-    /// Connections asked for.
-    pub(crate) connections: usize,
-    /// Threads they are spread over (client `i` joins thread `i % threads`).
-    pub(crate) threads: usize,
-    /// Acked `send_message` spread over the threads.
-    pub(crate) messages: usize,
-    /// Of them in flight at a time.
-    pub(crate) window: usize,
-}
 
 /// One scale run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -44,7 +44,7 @@ pub(crate) struct Sizes {
     pub(crate) idle_levels: Vec<usize>,
     /// Scale: connections, threads, thread traffic.
     #[serde(default)]
-    pub(crate) scale: crate::scale::ScaleSizes,
+    pub(crate) scale: ScaleSizes,
     /// Codegen: events of the synthetic contract.
     pub(crate) codegen_events: usize,
     /// Codegen: definitions (types) of the synthetic contract.
@@ -705,4 +705,17 @@ pub(crate) async fn idle(
         levels,
         seconds,
     })
+}
+
+/// Sizes of the scale scenario.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct ScaleSizes {
+    /// Connections asked for.
+    pub(crate) connections: usize,
+    /// Threads they are spread over (client `i` joins thread `i % threads`).
+    pub(crate) threads: usize,
+    /// Acked `send_message` spread over the threads.
+    pub(crate) messages: usize,
+    /// Of them in flight at a time.
+    pub(crate) window: usize,
 }

@@ -261,7 +261,7 @@ impl Server {
             // And the total (100,000 by default) above the largest idle level.
             .env("MAX_CONNECTIONS", "1000000")
             // The scale scenario's broadcast to all comes from this user.
-            .env("ADMIN_USERS", crate::scale::ADMIN)
+            .env("ADMIN_USERS", ADMIN)
             // Several servers run at once: each metrics listener on a port
             // of its own (the benchmark does not scrape them).
             .env("METRICS_ADDR", "127.0.0.1:0")
@@ -368,3 +368,7 @@ impl Drop for Server {
         }
     }
 }
+
+/// The user the scale scenario's servers accept announcements from
+/// (`ADMIN_USERS`).
+pub(crate) const ADMIN: &str = "bench-admin";
