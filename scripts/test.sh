@@ -55,7 +55,7 @@ redis_dir="$(mktemp -d)"
   --dir "$redis_dir" --logfile "$redis_dir/redis.log" &
 redis_pid=$!
 stop_redis() { kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; rm -rf "$redis_dir"; }
-trap 'stop_redis; report_times' EXIT
+trap 'stop_bg; stop_redis; report_times' EXIT
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
   sleep 0.1
@@ -64,6 +64,129 @@ done
 export REDIS_SERVER_BIN
 export EVCONTRACT_REDIS_URL="redis://127.0.0.1:$redis_port"
 echo "Redis at $EVCONTRACT_REDIS_URL"
+
+# Work that waits on the network, or can run beside the rest, starts now
+# and is awaited where its result is needed (wait_bg prints its log, and
+# fails the script when it failed): the test tools from npm and PyPI, and
+# the fuzzing.
+bg_dir="$(mktemp -d)"
+declare -A bg_pid=()
+# Each in its own process group (setsid), so that stop_bg ends its children
+# too when this script ends early.
+start_bg() { local name=$1; shift; setsid "$@" >"$bg_dir/$name.log" 2>&1 & bg_pid[$name]=$!; }
+wait_bg() {
+  local name=$1 status=0
+  wait "${bg_pid[$name]}" || status=$?
+  cat "$bg_dir/$name.log"
+  if [ "$status" != "0" ]; then
+    echo "error: $name (run in the background) failed with exit $status" >&2
+    exit 1
+  fi
+}
+stop_bg() {
+  for pid in "${bg_pid[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+  rm -rf "$bg_dir"
+}
+install_tools() {
+  # python-socketio: the plain Python client of the end-to-end suite.
+  if ! target/pyvenv/bin/python -c 'import socketio' >/dev/null 2>&1; then
+    python3 -m venv target/pyvenv
+    target/pyvenv/bin/pip install --quiet --disable-pip-version-check "python-socketio[client]>=5,<6"
+  fi
+  # Artillery: the load-test tool of the end-to-end suite (its browser
+  # download skipped).
+  if [ ! -x target/artillery/node_modules/.bin/artillery ]; then
+    mkdir -p target/artillery
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix target/artillery --no-save --no-audit --no-fund \
+      --loglevel=error --ignore-scripts artillery@2.0.34
+  fi
+  echo "python-socketio and Artillery ready"
+}
+install_modelina() {
+  if [ ! -d target/modelina/node_modules/@asyncapi/modelina ]; then
+    mkdir -p target/modelina
+    npm install --prefix target/modelina --no-save --no-audit --no-fund --loglevel=error @asyncapi/modelina@5.10.1
+  fi
+  echo "Modelina ready"
+}
+# Fuzzing: each cargo-fuzz target (fuzz/) for ${EVCONTRACT_FUZZ_SECONDS:-20} s
+# from its committed corpus, with a fixed seed. It runs in the background
+# from the start, at the lowest CPU priority (nice 19), so that its build
+# (several minutes on 2 cores) fills the time the tests in front spend
+# waiting on sockets and processes, and the timed tests keep the CPU; its
+# output is printed, and its failure fails this script, at the end.
+run_fuzz() {
+  # libFuzzer on nightly, built once with `--sanitizer none` (safe Rust; with
+  # AddressSanitizer the cold build took ~8 min instead of ~5 on 2 cores) and
+  # optimized (`-O`, cargo fuzz's default). cargo-fuzz is installed when
+  # missing; without nightly or cargo-fuzz the committed corpora are replayed
+  # as plain tests instead, and that is said loudly. A crash fails the step
+  # and leaves its input in fuzz/artifacts/<target>/. EVCONTRACT_FUZZ_SECONDS
+  # changes the time per target: 20 s here keeps the whole command short; a
+  # longer search is `EVCONTRACT_FUZZ_SECONDS=600 ./scripts/test.sh` (or
+  # `cargo +nightly fuzz run <target>` in fuzz/).
+  fuzz_target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
+  fuzz_targets=(contract_text contract_structured gateway_inbound)
+  can_fuzz=0
+  if cargo +nightly --version >/dev/null 2>&1; then
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+      echo "cargo install cargo-fuzz --locked"
+      cargo install cargo-fuzz --locked --quiet || echo "warning: cargo-fuzz did not install" >&2
+    fi
+    cargo +nightly fuzz --version >/dev/null 2>&1 && can_fuzz=1
+  fi
+  if [ "$can_fuzz" = "1" ]; then
+    cargo +nightly fuzz build -O --sanitizer none --target-dir "$fuzz_target_dir"
+    for target in "${fuzz_targets[@]}"; do
+      # New inputs go to a scratch corpus (first directory), not into the
+      # committed seeds.
+      fuzz_scratch="$(mktemp -d)"
+      fuzz_log="$fuzz_scratch.log"
+      echo "--- $target"
+      if cargo +nightly fuzz run -O --sanitizer none --target-dir "$fuzz_target_dir" \
+        "$target" "$fuzz_scratch" "fuzz/corpus/$target" -- \
+        -max_total_time="${EVCONTRACT_FUZZ_SECONDS:-20}" -seed=20240601 -timeout=30 \
+        -print_final_stats=1 >"$fuzz_log" 2>&1; then
+        status=0
+      else
+        status=$?
+      fi
+      grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$fuzz_log" || true
+      rm -rf "$fuzz_scratch"
+      if [ "$status" != "0" ]; then
+        tail -n 80 "$fuzz_log" >&2
+        echo "error: fuzz target $target failed (exit $status); the input is in fuzz/artifacts/$target/." >&2
+        echo "       Reproduce: cargo +nightly fuzz run -O --sanitizer none $target fuzz/artifacts/$target/<file>" >&2
+        exit 1
+      fi
+      rm -f "$fuzz_log"
+    done
+  else
+    printf '\n%s\n%s\n%s\n\n' \
+      '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
+      '!!! NOT FUZZED: no `cargo +nightly` or cargo-fuzz; fuzz/corpus/ replayed as plain tests !!!' \
+      '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
+    cargo test --manifest-path fuzz/Cargo.toml --no-default-features --lib \
+      --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
+  fi
+}
+# The runtime's features one by one (none, client, server, redis, tls with
+# each side, formats): each combination compiles warning-free on its own.
+# In the background too (its own target folder, so that it never holds the
+# lock of the one the steps below build in).
+check_features() {
+  for features in "" client server redis client,tls server,tls formats; do
+    echo "cargo check -p evcontract-runtime --no-default-features --features '$features'"
+    RUSTFLAGS="-D warnings" cargo check --locked --quiet -p evcontract-runtime --no-default-features \
+      --features "$features" --target-dir "${CARGO_TARGET_DIR:-$PWD/target}/features"
+  done
+  echo "ok: every feature of evcontract-runtime compiles on its own, warnings denied"
+}
+mkdir -p target
+start_bg features nice -n 19 bash -c "set -euo pipefail; $(declare -f check_features); check_features"
+start_bg tools bash -c "set -euo pipefail; $(declare -f install_tools); install_tools"
+start_bg modelina bash -c "set -euo pipefail; $(declare -f install_modelina); install_modelina"
+start_bg fuzz nice -n 19 bash -c "set -euo pipefail; $(declare -f run_fuzz); run_fuzz"
 
 step "npm ci (typescript, socket.io-client, react, vite, playwright-core)"
 npm ci --no-audit --no-fund --loglevel=error
@@ -100,12 +223,24 @@ scripts/build-ts-runtime.sh --check
 npx tsc -p tsconfig.dts.json
 node tests/npm-package/load-all.mjs
 
-step "cargo publish --dry-run: evcontract-runtime and evcontract package and build from their published files alone"
+step "cargo publish --dry-run: evcontract-wire, evcontract-runtime and evcontract package and build from their published files alone"
 # The dry run unpacks each packaged crate into cargo's registry sources and
 # reuses an earlier unpacking of the same name and version as it is: remove
 # ours, or evcontract would be checked against an older evcontract-runtime.
-rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-runtime-0.* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-0.*
-cargo publish --dry-run --allow-dirty --quiet -p evcontract-runtime -p evcontract
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-wire-0.* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-runtime-0.* "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/evcontract-0.*
+cargo publish --dry-run --allow-dirty --quiet -p evcontract-wire -p evcontract-runtime -p evcontract
+
+step "cargo tree: the generator depends on evcontract-wire, not on the runtime; a crate using Builder (examples/build-script, runtime without TLS) has no TLS crate"
+gen_tree="$(cargo tree --locked -p evcontract -e normal,build --prefix none)"
+if grep -E "^(evcontract-runtime|rustls|tokio-rustls|webpki-roots|ring|socketioxide) " <<<"$gen_tree"; then
+  echo "error: the generator depends on the crates above" >&2
+  exit 1
+fi
+grep -q "^evcontract-wire " <<<"$gen_tree" || { echo "error: the generator does not depend on evcontract-wire" >&2; exit 1; }
+if cargo tree --locked -p build-script-example --prefix none | grep -E "^(rustls|tokio-rustls|webpki-roots|ring) "; then
+  echo "error: examples/build-script (Builder in build.rs, the runtime without TLS) pulls in the TLS crates above" >&2
+  exit 1
+fi
 
 step "build.rs generation (examples/build-script): a contract change changes the build; a bad contract fails it with file:line:column"
 examples/build-script/check-rebuild.sh
@@ -120,10 +255,7 @@ step "AsyncAPI: every generated document parsed by @asyncapi/parser (zero errors
 node tests/asyncapi/validate.mjs
 
 step "Modelina 5 in target/modelina: TypeScript models from every AsyncAPI document, each ack an envelope type (success | AckFailure)"
-if [ ! -d target/modelina/node_modules/@asyncapi/modelina ]; then
-  mkdir -p target/modelina
-  npm install --prefix target/modelina --no-save --no-audit --no-fund --loglevel=error @asyncapi/modelina@5.10.1
-fi
+wait_bg modelina
 MODELINA_DIR=target/modelina node tests/asyncapi/modelina.mjs
 
 step "build the example binaries (the Rust and end-to-end tests run them)"
@@ -137,19 +269,9 @@ tests/npm-package/check.sh
 step "cargo test"
 cargo test --workspace --all-features --locked
 
-step "python-socketio 5 in target/pyvenv (the plain Python client of the end-to-end suite)"
-if ! target/pyvenv/bin/python -c 'import socketio' >/dev/null 2>&1; then
-  python3 -m venv target/pyvenv
-  target/pyvenv/bin/pip install --quiet --disable-pip-version-check "python-socketio[client]>=5,<6"
-fi
+step "end-to-end tools: python-socketio 5 (target/pyvenv) and Artillery 2 (target/artillery), installed in the background"
+wait_bg tools
 export PYTHON_BIN="$PWD/target/pyvenv/bin/python"
-
-step "Artillery 2 in target/artillery (the load-test tool of the end-to-end suite; its browser download skipped)"
-if [ ! -x target/artillery/node_modules/.bin/artillery ]; then
-  mkdir -p target/artillery
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix target/artillery --no-save --no-audit --no-fund \
-    --loglevel=error --ignore-scripts artillery@2.0.34
-fi
 export ARTILLERY_BIN="$PWD/target/artillery/node_modules/.bin/artillery"
 
 step "end-to-end: examples/chat-server (one node, behind nginx, and several on Redis) driven by socket.io-client, python-socketio and examples/chat-client (node --test)"
@@ -183,62 +305,11 @@ else
   timeout 600 node --test --test-timeout=240000 target/browser-js/tests/browser/chat.browser.test.js
 fi
 
-step "fuzz: each cargo-fuzz target (fuzz/) for ${EVCONTRACT_FUZZ_SECONDS:-20} s from its committed corpus, fixed seed"
-# libFuzzer on nightly, built once with `--sanitizer none` (safe Rust; with
-# AddressSanitizer the cold build took ~8 min instead of ~5 on 2 cores) and
-# optimized (`-O`, cargo fuzz's default). cargo-fuzz is installed when
-# missing; without nightly or cargo-fuzz the committed corpora are replayed
-# as plain tests instead, and that is said loudly. A crash fails the step
-# and leaves its input in fuzz/artifacts/<target>/. EVCONTRACT_FUZZ_SECONDS
-# changes the time per target: 20 s here keeps the whole command short; a
-# longer search is `EVCONTRACT_FUZZ_SECONDS=600 ./scripts/test.sh` (or
-# `cargo +nightly fuzz run <target>` in fuzz/).
-fuzz_started=$SECONDS
-fuzz_target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
-fuzz_targets=(contract_text contract_structured gateway_inbound)
-can_fuzz=0
-if cargo +nightly --version >/dev/null 2>&1; then
-  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "cargo install cargo-fuzz --locked"
-    cargo install cargo-fuzz --locked --quiet || echo "warning: cargo-fuzz did not install" >&2
-  fi
-  cargo +nightly fuzz --version >/dev/null 2>&1 && can_fuzz=1
-fi
-if [ "$can_fuzz" = "1" ]; then
-  cargo +nightly fuzz build -O --sanitizer none --target-dir "$fuzz_target_dir"
-  for target in "${fuzz_targets[@]}"; do
-    # New inputs go to a scratch corpus (first directory), not into the
-    # committed seeds.
-    fuzz_scratch="$(mktemp -d)"
-    fuzz_log="$fuzz_scratch.log"
-    echo "--- $target"
-    if cargo +nightly fuzz run -O --sanitizer none --target-dir "$fuzz_target_dir" \
-      "$target" "$fuzz_scratch" "fuzz/corpus/$target" -- \
-      -max_total_time="${EVCONTRACT_FUZZ_SECONDS:-20}" -seed=20240601 -timeout=30 \
-      -print_final_stats=1 >"$fuzz_log" 2>&1; then
-      status=0
-    else
-      status=$?
-    fi
-    grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$fuzz_log" || true
-    rm -rf "$fuzz_scratch"
-    if [ "$status" != "0" ]; then
-      tail -n 80 "$fuzz_log" >&2
-      echo "error: fuzz target $target failed (exit $status); the input is in fuzz/artifacts/$target/." >&2
-      echo "       Reproduce: cargo +nightly fuzz run -O --sanitizer none $target fuzz/artifacts/$target/<file>" >&2
-      exit 1
-    fi
-    rm -f "$fuzz_log"
-  done
-else
-  printf '\n%s\n%s\n%s\n\n' \
-    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
-    '!!! NOT FUZZED: no `cargo +nightly` or cargo-fuzz; fuzz/corpus/ replayed as plain tests !!!' \
-    '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!'
-  cargo test --manifest-path fuzz/Cargo.toml --no-default-features --lib \
-    --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
-fi
-echo "fuzz step: $((SECONDS - fuzz_started)) s"
-
 step "benchmark smoke run: generated vs raw socketioxide vs Node socket.io, tiny sizes (bench/)"
 cargo run --locked --quiet -p evcontract-bench -- smoke
+
+step "feature matrix of evcontract-runtime (checked in the background since the start)"
+wait_bg features
+
+step "fuzz (built and run in the background since the start): its results"
+wait_bg fuzz
