@@ -366,3 +366,19 @@ pub fn emit(ir: &ContractIr) -> Vec<crate::GeneratedFile> {
         contents: render(ir),
     }]
 }
+
+/// The AsyncAPI target: `asyncapi/<contract>.asyncapi.json`.
+pub struct AsyncApi;
+
+impl super::Target for AsyncApi {
+    fn name(&self) -> &'static str {
+        "asyncapi"
+    }
+
+    fn emit(
+        &self,
+        input: &super::Input<'_>,
+    ) -> Result<Vec<crate::GeneratedFile>, crate::EmitError> {
+        Ok(emit(input.ir))
+    }
+}

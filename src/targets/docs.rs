@@ -342,3 +342,19 @@ pub fn emit(ir: &ContractIr) -> Vec<crate::GeneratedFile> {
         contents: render(ir),
     }]
 }
+
+/// The reference docs target: `docs/<contract>.md`.
+pub struct Docs;
+
+impl super::Target for Docs {
+    fn name(&self) -> &'static str {
+        "docs"
+    }
+
+    fn emit(
+        &self,
+        input: &super::Input<'_>,
+    ) -> Result<Vec<crate::GeneratedFile>, crate::EmitError> {
+        Ok(emit(input.ir))
+    }
+}

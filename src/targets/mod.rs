@@ -1,7 +1,8 @@
-//! The generator's targets, each fed the same IR: Rust (`rust`, templates
-//! under `templates/rust/`), TypeScript (`ts`, `templates/ts/`), AsyncAPI
-//! (`asyncapi`) and reference docs (`docs`). Adding a target is a module
-//! here and one line in [`crate::emit`].
+//! The generator's targets, each fed the same IR through one interface
+//! ([`Target`]): Rust (`rust`, templates under `templates/rust/`),
+//! TypeScript (`ts`, `templates/ts/`), AsyncAPI (`asyncapi`) and reference
+//! docs (`docs`). Adding a target is a module here and one line in
+//! [`TARGETS`].
 
 pub mod asyncapi;
 pub mod docs;
@@ -12,6 +13,39 @@ use handlebars::Context;
 use serde_json::json;
 
 use crate::ir::ContractIr;
+use crate::render::Templates;
+use crate::{EmitError, GeneratedFile, Options};
+
+/// What every target is given for one contract.
+pub struct Input<'a> {
+    /// The contract's IR: every name and type already decided.
+    pub ir: &'a ContractIr,
+    /// The template views several targets read, converted once.
+    pub views: &'a Views,
+    /// The template registry.
+    pub templates: &'a Templates,
+    /// The generation options.
+    pub options: &'a Options,
+}
+
+/// One output of the generator: the files of one language or format.
+pub trait Target: Sync {
+    /// A short name, for messages (`rust`, `ts`, …).
+    fn name(&self) -> &'static str;
+
+    /// The target's files for one contract, with paths relative to the
+    /// output folder (`<target folder>/…`).
+    fn emit(&self, input: &Input<'_>) -> Result<Vec<GeneratedFile>, EmitError>;
+}
+
+/// Every target, in the order their errors are reported. [`crate::emit`]
+/// runs them side by side, each on a thread of its own.
+pub static TARGETS: [&dyn Target; 4] = [
+    &rust::Rust,
+    &ts::TypeScript,
+    &asyncapi::AsyncApi,
+    &docs::Docs,
+];
 
 /// The template views several targets read, converted once per contract.
 pub struct Views {

@@ -464,3 +464,21 @@ pub fn emit(
     });
     Ok(files)
 }
+
+/// The Rust target: the crate `rust/<contract>/`. typify (a third of the
+/// work, and needing nothing else) runs on a thread of its own beside the
+/// templates.
+pub struct Rust;
+
+impl super::Target for Rust {
+    fn name(&self) -> &'static str {
+        "rust"
+    }
+
+    fn emit(&self, input: &super::Input<'_>) -> Result<Vec<GeneratedFile>, EmitError> {
+        std::thread::scope(|scope| {
+            let types = spawn_types(scope, input.ir)?;
+            emit(input.ir, input.views, input.options, input.templates, types)
+        })
+    }
+}

@@ -409,3 +409,16 @@ pub fn emit(
     });
     Ok(files)
 }
+
+/// The TypeScript target: the npm package `ts/<contract>/`.
+pub struct TypeScript;
+
+impl super::Target for TypeScript {
+    fn name(&self) -> &'static str {
+        "ts"
+    }
+
+    fn emit(&self, input: &super::Input<'_>) -> Result<Vec<GeneratedFile>, crate::EmitError> {
+        Ok(emit(input.ir, input.views, input.templates)?)
+    }
+}
