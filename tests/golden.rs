@@ -3,12 +3,15 @@
 //! accepts new output. The expected Rust crates are workspace members (so
 //! `cargo build`/`clippy` compile them with warnings denied in CI) and the
 //! expected TypeScript is checked by `tsc --strict` with type tests.
+//! `expected/build-script/` holds what [`Builder`] writes for the same
+//! contract (the entry file a `build.rs` includes), with the server and the
+//! client, and with the server alone.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use evcontract::output;
-use evcontract::{Options, generate_all};
+use evcontract::{Builder, GeneratedFile, Options, generate_all};
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
@@ -38,8 +41,9 @@ fn golden_files_match() {
     let mut failures = String::new();
     for dir in cases() {
         let input = contract_of(&dir);
-        let files = generate_all(std::slice::from_ref(&input), &Options::default())
+        let mut files = generate_all(std::slice::from_ref(&input), &Options::default())
             .unwrap_or_else(|d| panic!("{}: {d}", dir.display()));
+        files.extend(build_script_entries(&input.0));
         let expected = dir.join("expected");
         let wanted: Vec<(PathBuf, String)> = files
             .into_iter()
@@ -56,6 +60,31 @@ fn golden_files_match() {
         failures.is_empty(),
         "golden files differ (EVCONTRACT_BLESS=1 accepts the new output):\n{failures}"
     );
+}
+
+/// What `Builder` writes for `contract`: `build-script/<name>.rs` (server
+/// and client) and `build-script/<name>.server.rs` (the server alone).
+fn build_script_entries(contract: &Path) -> Vec<GeneratedFile> {
+    let mut out = Vec::new();
+    for (client, suffix) in [(true, ""), (false, ".server")] {
+        let dir = tempfile::tempdir().unwrap();
+        let written = Builder::new()
+            .contract(contract)
+            .server(true)
+            .client(client)
+            .out_dir(dir.path())
+            .emit_rerun_if_changed(false)
+            .generate()
+            .unwrap_or_else(|e| panic!("{}: {e}", contract.display()));
+        for file in written {
+            let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+            out.push(GeneratedFile {
+                path: PathBuf::from("build-script").join(format!("{stem}{suffix}.rs")),
+                contents: fs::read_to_string(&file).unwrap(),
+            });
+        }
+    }
+    out
 }
 
 #[test]
