@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::contract::{AuthMode, Contract};
 use crate::diag::{Diagnostic, Pointer, readable};
-use crate::model::{AuthMode, Contract};
-use crate::positions::SourceMap;
+use crate::source_map::SourceMap;
 
 /// How bad a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -375,7 +375,7 @@ impl<'a> Diff<'a, '_> {
                             format!("`{name}` gained a rate limit: old clients sending faster get RATE_LIMITED"),
                         );
                     }
-                    let idempotent = |e: &crate::model::ClientEvent| {
+                    let idempotent = |e: &crate::contract::ClientEvent| {
                         e.ack.is_some() && e.idempotent.unwrap_or(true)
                     };
                     if idempotent(old_event) && !idempotent(new_event) && new_event.ack.is_some() {

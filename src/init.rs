@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use heck::{ToKebabCase, ToSnakeCase};
 use serde_json::json;
 
-use crate::render::Templates;
+use crate::templates::Templates;
 
 /// What `init` writes, relative to the new project's folder: (template,
 /// file).

@@ -12,8 +12,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::contract::{AuthMode, Contract, RateScope};
 use crate::diag::{Diagnostic, Pointer, Sink};
-use crate::model::{AuthMode, Contract, RateScope};
 use crate::schema_ir::SchemaNode;
 use crate::validate::{namespace_module, room_params, schema_node};
 
@@ -29,7 +29,7 @@ pub struct ContractIr {
     /// Its license (SPDX identifier or name), if given.
     pub license: Option<String>,
     /// Who answers for it, if given.
-    pub contact: Option<crate::model::Contact>,
+    pub contact: Option<crate::contract::Contact>,
     /// The contract's file name (no directory), for headers.
     pub source_name: String,
     /// The generated Rust package (`chat-contract`).

@@ -19,16 +19,16 @@
 
 pub mod breaking;
 pub mod builder;
+pub mod contract;
 pub mod diag;
 pub mod init;
 pub mod ir;
-pub mod model;
 pub mod output;
-pub mod positions;
 pub mod project;
-pub mod render;
 pub mod schema_ir;
+pub mod source_map;
 pub mod targets;
+pub mod templates;
 pub mod validate;
 
 use std::cell::Cell;
@@ -36,10 +36,10 @@ use std::path::{Path, PathBuf};
 
 use diag::{Diagnostic, Diagnostics, Location};
 use ir::ContractIr;
-use positions::SourceMap;
+use source_map::SourceMap;
 
 pub use builder::{BuildError, Builder};
-use render::Templates;
+use templates::Templates;
 
 /// The built-in error codes (from `evcontract-wire`, shared with the
 /// runtime; their meanings are in `evcontract_wire::codes::BUILTIN`).

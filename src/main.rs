@@ -105,7 +105,7 @@ fn format_schema_text() -> String {
         )
         .into(),
     );
-    if let serde_json::Value::Object(o) = evcontract::model::contract_json_schema() {
+    if let serde_json::Value::Object(o) = evcontract::contract::contract_json_schema() {
         schema.extend(o);
     }
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();

@@ -132,7 +132,7 @@ impl Project {
         let raw: RawProject = toml::from_str(text).map_err(|e| {
             let (line, col) = e
                 .span()
-                .map_or((1, 1), |span| crate::positions::line_col(text, span.start));
+                .map_or((1, 1), |span| crate::source_map::line_col(text, span.start));
             Diagnostic {
                 file: file.to_owned(),
                 location: Location::LineCol(line, col),

@@ -13,10 +13,10 @@ use std::path::Path;
 use heck::{ToLowerCamelCase, ToPascalCase, ToSnakeCase};
 use serde_json::{Map, Value};
 
+use crate::contract::Contract;
 use crate::diag::{Diagnostic, Pointer, Sink};
-use crate::model::Contract;
-use crate::positions::SourceMap;
 use crate::schema_ir::{Property, SchemaKind, SchemaNode};
+use crate::source_map::SourceMap;
 use evcontract_wire::json_kind as type_name;
 
 /// Event names that Socket.IO reserves (or that evcontract uses itself).
@@ -175,7 +175,7 @@ pub fn validate(
     }
 }
 
-pub use crate::positions::is_yaml;
+pub use crate::source_map::is_yaml;
 
 /// Converts a validated schema into its typed form. The schema must have
 /// passed [`validate`]; anything unexpected becomes [`SchemaKind::Any`].

@@ -797,7 +797,7 @@ fn a_schema_at_the_depth_limit_generates() {
         nested(evcontract::validate::MAX_SCHEMA_DEPTH),
     );
     let text = serde_json::to_string(&c).unwrap();
-    let templates = evcontract::render::Templates::new().unwrap();
+    let templates = evcontract::templates::Templates::new().unwrap();
     let files = evcontract::generate_contract(
         Path::new("demo.contract.json"),
         &text,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use evcontract::Options;
-use evcontract::render::Templates;
+use evcontract::templates::Templates;
 
 use crate::panics;
 

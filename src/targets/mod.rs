@@ -13,7 +13,7 @@ use handlebars::Context;
 use serde_json::json;
 
 use crate::ir::ContractIr;
-use crate::render::Templates;
+use crate::templates::Templates;
 use crate::{EmitError, GeneratedFile, Options};
 
 /// What every target is given for one contract.

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::Views;
 use crate::ir::ContractIr;
-use crate::render::Templates;
+use crate::templates::Templates;
 use crate::{EmitError, GeneratedFile, Options, rust_file};
 use handlebars::Context;
 

@@ -12,8 +12,8 @@ use serde_json::json;
 use super::Views;
 use crate::GeneratedFile;
 use crate::ir::{ContractIr, TypeDef};
-use crate::render::Templates;
 use crate::schema_ir::{SchemaKind, SchemaNode};
+use crate::templates::Templates;
 
 const INDENT: &str = "  ";
 
