@@ -74,13 +74,15 @@ declare -A bg_pid=()
 # Each in its own session (setsid), so that stop_bg ends its children too
 # when this script ends early. A new session is a new scheduler autogroup
 # on Linux, where `nice` alone only ranks a process within its group: the
-# group itself is niced too (/proc/<pid>/autogroup), or the background
-# would take half the CPU from the steps in front.
+# job nices its own group too (/proc/self/autogroup, from inside the new
+# session: written from here, before the child's setsid, it niced this
+# script's group instead), or the background would take half the CPU from
+# the steps in front.
 start_bg() {
   local name=$1; shift
-  setsid "$@" >"$bg_dir/$name.log" 2>&1 &
+  setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null || true; exec "$@"' bg "$@" \
+    >"$bg_dir/$name.log" 2>&1 &
   bg_pid[$name]=$!
-  echo 19 >"/proc/$!/autogroup" 2>/dev/null || true
 }
 wait_bg() {
   local name=$1 status=0
