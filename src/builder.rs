@@ -315,10 +315,10 @@ fn through_runtime(path: &mut syn::Path) {
         .collect();
 }
 
-/// `#[derive(::serde::Serialize, …)]` with serde's paths pointed through
-/// the runtime; `true` when the item derives one of serde's traits (it then
-/// needs `#[serde(crate = …)]` too).
-fn serde_derives_through_runtime(attrs: &mut [syn::Attribute]) -> bool {
+/// An item's `#[derive(::serde::Serialize, …)]` with serde's paths pointed
+/// through the runtime, and `#[serde(crate = …)]` added when it derives one
+/// of serde's traits (the derives' own code names serde too).
+fn serde_through_runtime(attrs: &mut Vec<syn::Attribute>) {
     let mut derives_serde = false;
     for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
         let Ok(mut paths) = attr.parse_args_with(
@@ -336,7 +336,9 @@ fn serde_derives_through_runtime(attrs: &mut [syn::Attribute]) -> bool {
         }
         *attr = syn::parse_quote!(#[derive(#paths)]);
     }
-    derives_serde
+    if derives_serde {
+        attrs.push(syn::parse_quote!(#[serde(crate = #SERDE_THROUGH_RUNTIME)]));
+    }
 }
 
 /// Rewrites `crate::…` (the generated crate's root) as `super::…` chains
@@ -358,18 +360,12 @@ impl RelativeRoot {
 
 impl VisitMut for RelativeRoot {
     fn visit_item_struct_mut(&mut self, item: &mut syn::ItemStruct) {
-        if serde_derives_through_runtime(&mut item.attrs) {
-            item.attrs
-                .push(syn::parse_quote!(#[serde(crate = #SERDE_THROUGH_RUNTIME)]));
-        }
+        serde_through_runtime(&mut item.attrs);
         syn::visit_mut::visit_item_struct_mut(self, item);
     }
 
     fn visit_item_enum_mut(&mut self, item: &mut syn::ItemEnum) {
-        if serde_derives_through_runtime(&mut item.attrs) {
-            item.attrs
-                .push(syn::parse_quote!(#[serde(crate = #SERDE_THROUGH_RUNTIME)]));
-        }
+        serde_through_runtime(&mut item.attrs);
         syn::visit_mut::visit_item_enum_mut(self, item);
     }
 

@@ -359,14 +359,6 @@ fn components_refs(schema: &Value) -> Value {
     }
 }
 
-/// The file of this target: `asyncapi/<contract>.asyncapi.json`.
-pub fn emit(ir: &ContractIr) -> Vec<crate::GeneratedFile> {
-    vec![crate::GeneratedFile {
-        path: std::path::PathBuf::from("asyncapi").join(format!("{}.asyncapi.json", ir.name)),
-        contents: render(ir),
-    }]
-}
-
 /// The AsyncAPI target: `asyncapi/<contract>.asyncapi.json`.
 pub struct AsyncApi;
 
@@ -379,6 +371,10 @@ impl super::Target for AsyncApi {
         &self,
         input: &super::Input<'_>,
     ) -> Result<Vec<crate::GeneratedFile>, crate::EmitError> {
-        Ok(emit(input.ir))
+        Ok(vec![crate::GeneratedFile {
+            path: std::path::PathBuf::from("asyncapi")
+                .join(format!("{}.asyncapi.json", input.ir.name)),
+            contents: render(input.ir),
+        }])
     }
 }

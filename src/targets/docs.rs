@@ -335,14 +335,6 @@ fn cell(text: &str) -> String {
     text.replace('\n', " ").replace('|', "\\|")
 }
 
-/// The file of this target: `docs/<contract>.md`.
-pub fn emit(ir: &ContractIr) -> Vec<crate::GeneratedFile> {
-    vec![crate::GeneratedFile {
-        path: std::path::PathBuf::from("docs").join(format!("{}.md", ir.name)),
-        contents: render(ir),
-    }]
-}
-
 /// The reference docs target: `docs/<contract>.md`.
 pub struct Docs;
 
@@ -355,6 +347,9 @@ impl super::Target for Docs {
         &self,
         input: &super::Input<'_>,
     ) -> Result<Vec<crate::GeneratedFile>, crate::EmitError> {
-        Ok(emit(input.ir))
+        Ok(vec![crate::GeneratedFile {
+            path: std::path::PathBuf::from("docs").join(format!("{}.md", input.ir.name)),
+            contents: render(input.ir),
+        }])
     }
 }

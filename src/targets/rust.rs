@@ -387,7 +387,7 @@ pub fn format_source(name: &str, source: &str) -> Result<String, String> {
 
 /// The payload types being generated: the source of `types.rs` and what it
 /// uses, when the thread ends.
-pub type TypesThread<'scope> =
+type TypesThread<'scope> =
     std::thread::ScopedJoinHandle<'scope, Result<(String, TypeDeps), EmitError>>;
 
 /// Stack of the thread that runs typify (see [`spawn_types`]).
@@ -395,7 +395,7 @@ const TYPIFY_STACK_BYTES: usize = 64 << 20;
 
 /// The payload types (typify) of `ir`, on a thread of their own: they need
 /// nothing else, so they run beside the other targets.
-pub fn spawn_types<'scope>(
+fn spawn_types<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     ir: &'scope ContractIr,
 ) -> Result<TypesThread<'scope>, String> {
@@ -412,7 +412,7 @@ pub fn spawn_types<'scope>(
 
 /// The Rust of a contract: the crate `rust/<contract>/` (templates, the
 /// payload types from `types`, and its `Cargo.toml`).
-pub fn emit(
+fn crate_files(
     ir: &ContractIr,
     views: &Views,
     options: &Options,
@@ -478,7 +478,7 @@ impl super::Target for Rust {
     fn emit(&self, input: &super::Input<'_>) -> Result<Vec<GeneratedFile>, EmitError> {
         std::thread::scope(|scope| {
             let types = spawn_types(scope, input.ir)?;
-            emit(input.ir, input.views, input.options, input.templates, types)
+            crate_files(input.ir, input.views, input.options, input.templates, types)
         })
     }
 }

@@ -278,7 +278,7 @@ fn with(view: &serde_json::Value, key: &str, value: bool) -> Context {
 /// typings for `socket.io-client`, typed clients and React hooks, as
 /// TypeScript sources and as JavaScript with declarations (ES modules and
 /// CommonJS), so that it runs in plain Node as well as through a bundler.
-pub fn emit(
+fn package(
     ir: &ContractIr,
     views: &Views,
     templates: &Templates,
@@ -419,6 +419,6 @@ impl super::Target for TypeScript {
     }
 
     fn emit(&self, input: &super::Input<'_>) -> Result<Vec<GeneratedFile>, crate::EmitError> {
-        Ok(emit(input.ir, input.views, input.templates)?)
+        Ok(package(input.ir, input.views, input.templates)?)
     }
 }
