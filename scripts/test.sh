@@ -66,22 +66,23 @@ export EVCONTRACT_REDIS_URL="redis://127.0.0.1:$redis_port"
 echo "Redis at $EVCONTRACT_REDIS_URL"
 
 # Work that waits on the network, or can run beside the rest, starts after
-# `npm ci` below and is awaited where its result is needed (wait_bg prints its log, and
-# fails the script when it failed): the test tools from npm and PyPI, and
-# the fuzzing.
+# `npm ci` below and is awaited where its result is needed (wait_bg prints
+# its log, and fails the script when it failed): the test tools from npm
+# and PyPI, a feature matrix of the runtime, and the fuzzing.
 bg_dir="$(mktemp -d)"
 declare -A bg_pid=()
-# Each in its own session (setsid), so that stop_bg ends its children too
-# when this script ends early. A new session is a new scheduler autogroup
-# on Linux, where `nice` alone only ranks a process within its group: the
-# job nices its own group too (/proc/self/autogroup, from inside the new
-# session: written from here, before the child's setsid, it niced this
-# script's group instead), or the background would take half the CPU from
-# the steps in front.
+# start_bg NAME FUNCTION runs a function of this script in the background,
+# at the lowest CPU priority. Each job has its own session (setsid), so that
+# stop_bg ends its children too when this script ends early. A new session
+# is a new scheduler autogroup on Linux, where `nice` alone only ranks a
+# process within its group: the job nices its own group too
+# (/proc/self/autogroup, from inside the new session: written from here,
+# before the child's setsid, it niced this script's group instead), or the
+# background would take half the CPU from the steps in front.
 start_bg() {
-  local name=$1; shift
-  setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null || true; exec "$@"' bg "$@" \
-    >"$bg_dir/$name.log" 2>&1 &
+  local name=$1 fn=$2
+  setsid nice -n 19 bash -c "echo 19 >/proc/self/autogroup 2>/dev/null || true
+    set -euo pipefail; $(declare -f "$fn"); $fn" >"$bg_dir/$name.log" 2>&1 &
   bg_pid[$name]=$!
 }
 wait_bg() {
@@ -201,12 +202,13 @@ mkdir -p target
 
 step "npm ci (typescript, socket.io-client, react, vite, playwright-core)"
 npm ci --no-audit --no-fund --loglevel=error
-# The background starts only now: beside it this `npm ci` took 182 to 208 s
-# instead of 12 (disk, not CPU: the jobs were niced).
-start_bg features nice -n 19 bash -c "set -euo pipefail; $(declare -f check_features); check_features"
-start_bg fuzz nice -n 19 bash -c "set -euo pipefail; $(declare -f run_fuzz); run_fuzz"
-start_bg tools bash -c "set -euo pipefail; $(declare -f install_tools); install_tools"
-start_bg modelina bash -c "set -euo pipefail; $(declare -f install_modelina); install_modelina"
+# The background starts only now: started before it, it made this
+# `npm ci` take 182 to 208 s instead of 12 (in runs where the priority was
+# mis-set, so the cause may have been CPU as much as disk).
+start_bg features check_features
+start_bg fuzz run_fuzz
+start_bg tools install_tools
+start_bg modelina install_modelina
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
