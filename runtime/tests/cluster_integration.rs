@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use evcontract_runtime::client::{Client, ClientOptions, ServerEvent};
 use evcontract_runtime::server::{
-    AuthConfig, AuthMode, BoxFuture, ClusterError, Dispatch, EventSpec, Gateway, NamespaceSpec,
-    RedisConfig, ServerConfig, ServerError, SocketContext, Target, sign_hs256,
+    AuthConfig, AuthMode, BoxFuture, ClusterError, Dispatch, EventSpec, Gateway, HistorySpec,
+    NamespaceSpec, RedisConfig, RoomSpec, ServerConfig, ServerError, SocketContext, Target,
+    sign_hs256,
 };
 use evcontract_runtime::wire::{AckData, EventError, encode_ack};
 use serde_json::{Value, json};
@@ -380,4 +381,165 @@ async fn unreachable_redis_is_a_clear_error_and_new_refuses_redis() {
     );
     assert!(!msg.contains("secret"), "the password leaked: {msg}");
     assert!(matches!(Gateway::new(config), Err(ServerError::Config(_))));
+}
+
+static KEEP_EVENTS: [EventSpec; 2] = [
+    ev("join"),
+    EventSpec {
+        idempotent: true,
+        ..ev("keep")
+    },
+];
+
+static KEEP_ROOMS: [RoomSpec; 1] = [RoomSpec {
+    name: "kept",
+    pattern: "kept:{id}",
+    max_members: None,
+    history: Some(HistorySpec {
+        size: 100,
+        ttl_seconds: 600,
+    }),
+}];
+
+static KEEP_NS: NamespaceSpec = NamespaceSpec {
+    path: "/k",
+    auth: AuthMode::Optional,
+    client_events: &KEEP_EVENTS,
+    server_events: &["kept"],
+    contract: None,
+    rooms: &KEEP_ROOMS,
+};
+
+/// `join {room}`; `keep {room, tag}` emits `kept {tag}` to the room, whose
+/// history is in Redis, and answers how many times it ran for the tag. A
+/// tag starting with `lost-` fails its first run with `UNAVAILABLE` after
+/// the emit, as a handler does when Redis kept its event but the answer
+/// was lost on the way back (a timeout): the client sends it again.
+#[derive(Default)]
+struct KeepDispatch {
+    runs: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
+}
+
+impl Dispatch for KeepDispatch {
+    fn dispatch(
+        &self,
+        ctx: SocketContext,
+        event: &'static EventSpec,
+        p: &str,
+    ) -> BoxFuture<'static, Result<AckData, EventError>> {
+        let p: Value = match evcontract_runtime::wire::decode_text(p) {
+            Ok(v) => v,
+            Err(err) => return Box::pin(async move { Err(err) }),
+        };
+        let runs = self.runs.clone();
+        Box::pin(async move {
+            let room = p["room"].as_str().unwrap_or_default().to_owned();
+            if event.name == "join" {
+                ctx.join(&room)?;
+                return encode_ack(&json!(null));
+            }
+            let tag = p["tag"].as_str().unwrap_or_default().to_owned();
+            ctx.emitter()
+                .emit(Target::room(room), "kept", &json!({ "tag": tag }))
+                .await
+                .map_err(|e| EventError::unavailable(e.to_string()))?;
+            let run = {
+                let mut runs = runs.lock().expect("runs");
+                let run = runs.entry(tag.clone()).or_insert(0);
+                *run += 1;
+                *run
+            };
+            if run == 1 && tag.starts_with("lost-") {
+                return Err(EventError::unavailable("the answer was lost"));
+            }
+            encode_ack(&json!({ "runs": run }))
+        })
+    }
+}
+
+/// A keyed handler that runs again (its first answer was `UNAVAILABLE`
+/// after its event was kept) does not keep the event twice: the room's
+/// members get it once, and the next event has the next offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_handler_that_runs_again_keeps_its_event_once() {
+    let (redis, _guard) = redis().await;
+    // Unique per run: the offsets asserted start at 1 in a fresh history,
+    // also on a Redis that earlier runs used.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let prefix = format!("keep-{}-{since_epoch}", std::process::id());
+    let config = ServerConfig::new()
+        .auth(AuthConfig::hs256(SECRET))
+        .redis(RedisConfig::new(&redis).prefix(prefix));
+    let gateway = Gateway::build(config).await.expect("gateway on Redis");
+    gateway
+        .register(&KEEP_NS, KeepDispatch::default())
+        .await
+        .expect("register");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let g = gateway.clone();
+    tokio::spawn(async move { g.serve_listener(listener, std::future::pending()).await });
+
+    let connect = |recovery: bool| {
+        let builder = Client::builder(
+            ClientOptions::new(url.clone())
+                .namespace("/k")
+                .recovery(recovery),
+        );
+        let events = builder.subscribe();
+        async move {
+            let client = timeout(STEP, builder.connect())
+                .await
+                .expect("connect in time")
+                .expect("connect");
+            (client, events)
+        }
+    };
+    let (receiver, mut events) = connect(true).await;
+    let (sender, _) = connect(false).await;
+    call(&receiver, "join", json!({"room": "kept:1"})).await;
+
+    let first: Value = timeout(
+        STEP,
+        sender.emit_idempotent("keep", &json!({"room": "kept:1", "tag": "lost-1"})),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    assert_eq!(first, json!({"runs": 2}), "the handler ran again");
+    let next: Value = timeout(
+        STEP,
+        sender.emit_idempotent("keep", &json!({"room": "kept:1", "tag": "next"})),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    assert_eq!(next, json!({"runs": 1}));
+
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|(tag, _)| tag != "next") {
+        let ev = timeout(STEP, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no `next` in time; seen {seen:?}"))
+            .expect("event stream");
+        if ev.name != "kept" {
+            continue;
+        }
+        let offset = ev
+            .extra
+            .last()
+            .and_then(|o| o["offset"].as_u64())
+            .unwrap_or_else(|| panic!("an offset: {ev:?}"));
+        seen.push((
+            ev.payload["tag"].as_str().unwrap_or_default().to_owned(),
+            offset,
+        ));
+    }
+    assert_eq!(
+        seen,
+        [("lost-1".to_owned(), 1), ("next".to_owned(), 2)],
+        "each event kept once"
+    );
 }

@@ -23,6 +23,7 @@ fn options(urls: &[String], token: String) -> ClientOptions {
         .connect_timeout(WAIT)
         .ack_timeout(WAIT)
         .gap_wait(Duration::from_millis(300))
+        .retry_for(RETRY_FOR)
         .reconnection_delay(Duration::from_millis(50))
         .reconnection_delay_max(Duration::from_millis(300))
 }
@@ -34,9 +35,14 @@ async fn client(urls: &[String], user: &str) -> ChatClient {
         .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"))
 }
 
+/// How long the clients retry an idempotent send (`retry_for`).
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// A send: the client retries it for `RETRY_FOR` and then gives up
+/// itself (`Err`); the test's own bound only catches a send that hangs.
 async fn send(sender: &ChatClient, thread: &str, content: &str) -> Result<(), String> {
     within(
-        WAIT,
+        RETRY_FOR + WAIT,
         "send_message",
         sender.send_message(SendMessage {
             thread_id: thread.try_into().unwrap(),
@@ -312,13 +318,21 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
     let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut sender_tasks = Vec::new();
+    let origin = tokio::time::Instant::now();
+    // The slowest send, and when it ended.
+    let slowest = Arc::new(Mutex::new((Duration::ZERO, Duration::ZERO)));
     for s in 0..SENDERS {
         let urls: Vec<String> = (0..3).map(|k| url(ports[(s + k) % 3])).collect();
         let sender = client(&urls, &format!("sender-{s}")).await;
         for t in 0..THREADS {
             join(&sender, &format!("t{t}"), WAIT).await;
         }
-        let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+        let (acked, refused, stop, slowest) = (
+            acked.clone(),
+            refused.clone(),
+            stop.clone(),
+            slowest.clone(),
+        );
         let mut rng = Rng(seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         sender_tasks.push(tokio::spawn(async move {
             let mut n = 0;
@@ -328,7 +342,15 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
                 n += 1;
                 // send_message allows 20 per 10 s per user.
                 tokio::time::sleep(Duration::from_millis(520)).await;
-                match send(&sender, &format!("t{thread}"), &content).await {
+                let began = tokio::time::Instant::now();
+                let sent = send(&sender, &format!("t{thread}"), &content).await;
+                let took = began.elapsed();
+                let mut slowest = slowest.lock().unwrap();
+                if took > slowest.0 {
+                    *slowest = (took, origin.elapsed());
+                }
+                drop(slowest);
+                match sent {
                     Ok(()) => acked.lock().unwrap().push((thread, content)),
                     Err(_) => {
                         refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -385,7 +407,7 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for task in sender_tasks {
-        within(WAIT * 2, "a sender stops", task)
+        within(RETRY_FOR + WAIT * 2, "a sender stops", task)
             .await
             .expect("sender task");
     }
@@ -458,8 +480,10 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
             );
         }
     }
+    let (took, ended) = *slowest.lock().unwrap();
     eprintln!(
-        "chaos: {} acked, {refused} refused, {cuts} cuts, {delivered_total} deliveries, {told_total} gaps told",
+        "chaos: {} acked, {refused} refused, {cuts} cuts, {delivered_total} deliveries, {told_total} gaps told; \
+         slowest send {took:?}, ended {ended:?} after the senders started",
         acked.len()
     );
     assert!(
@@ -552,4 +576,53 @@ async fn a_send_retried_after_a_lost_ack_runs_once_on_one_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_retried_on_another_node_after_a_lost_ack_runs_once() {
     a_retried_send_runs_once(true).await;
+}
+
+/// A send whose idempotency claim Redis carried out only after the node
+/// had given up on it (Redis stalled past the node's request timeout, then
+/// ran the commands it had queued) is not refused for the whole window:
+/// the stray claim lapses with its lease, and the client's retry runs the
+/// handler once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_claim_redis_ran_late_goes_through_after_the_lease() {
+    let redis = Redis::start().await;
+    // Before leases the stray claim held the key for the whole window
+    // (IDEMPOTENCY_LEASE_MS=600000 here makes the send time out).
+    let spec = Spec::new(SECRET)
+        .env("REDIS_URL", &redis.url)
+        .env("REDIS_REQUEST_TIMEOUT_MS", "300")
+        .env("IDEMPOTENCY_LEASE_MS", "1000");
+    let node = Server::start(&spec).await;
+    let urls = [node.url()];
+    let sender = client(&urls, "stalled").await;
+    join(&sender, "late", WAIT).await;
+    let receiver = client(&urls, "witness").await;
+    let mut events = receiver.raw().subscribe();
+    join(&receiver, "late", WAIT).await;
+
+    redis.pause();
+    let send = tokio::spawn(async move {
+        sender
+            .send_message(SendMessage {
+                thread_id: "late".try_into().unwrap(),
+                content: "once".try_into().unwrap(),
+            })
+            .await
+    });
+    // Several attempts time out meanwhile; their claims wait in Redis.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.resume();
+    let answer = within(WAIT, "the send, once Redis is back", send)
+        .await
+        .expect("send task");
+    let message = answer.expect("the send goes through once its stray claim lapsed");
+    // Once: the message, and nothing more.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut ids = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if event.name == "new_message" {
+            ids.push(event.payload["message"]["id"].clone());
+        }
+    }
+    assert_eq!(ids, [serde_json::to_value(message.id).unwrap()]);
 }

@@ -23,7 +23,9 @@
 //! `HISTORY` (`on`: threads keep their last events for clients that
 //! reconnect; `off`: live only); `PRESENCE_INTERVAL_MS` (1000: a user is announced in a thread at most
 //! once per interval); `REDIS_STALL_TIMEOUT_MS` (50: the longest a handler's
-//! emit waits for Redis). `TLS_CERT` and `TLS_KEY` (PEM
+//! emit waits for Redis); `REDIS_REQUEST_TIMEOUT_MS` (5000: the longest a
+//! Redis command may take); `IDEMPOTENCY_LEASE_MS` (10000: how long a
+//! send's idempotency key stays "running" in Redis unless renewed). `TLS_CERT` and `TLS_KEY` (PEM
 //! files: the certificate chain and its private key) serve HTTPS/WSS
 //! instead of plain HTTP. Prometheus metrics are served at `GET /metrics`
 //! (`METRICS_PATH`) on their own listener, `METRICS_ADDR` (default
@@ -624,6 +626,12 @@ async fn run() -> Result<(), String> {
         }
         if let Some(ms) = env_number("REDIS_STALL_TIMEOUT_MS")? {
             redis = redis.stall_timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = env_number("REDIS_REQUEST_TIMEOUT_MS")? {
+            redis = redis.request_timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = env_number("IDEMPOTENCY_LEASE_MS")? {
+            config = config.idempotency_lease(Duration::from_millis(ms));
         }
         config = config.redis(redis);
     }

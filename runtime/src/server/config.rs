@@ -66,6 +66,7 @@ pub struct ServerConfig {
     pub(crate) max_sockets_per_user: usize,
     pub(crate) idempotency_window: std::time::Duration,
     pub(crate) idempotency_keys_per_user: usize,
+    pub(crate) idempotency_lease: std::time::Duration,
     pub(crate) metrics_public: bool,
     pub(crate) metrics_token: Option<String>,
     pub(crate) trusted_proxies: super::TrustedProxies,
@@ -99,6 +100,7 @@ impl Default for ServerConfig {
             max_sockets_per_user: super::DEFAULT_MAX_SOCKETS_PER_USER,
             idempotency_window: super::DEFAULT_IDEMPOTENCY_WINDOW,
             idempotency_keys_per_user: super::DEFAULT_IDEMPOTENCY_KEYS_PER_USER,
+            idempotency_lease: super::DEFAULT_IDEMPOTENCY_LEASE,
             metrics_public: true,
             metrics_token: None,
             trusted_proxies: super::TrustedProxies::default(),
@@ -344,6 +346,20 @@ impl ServerConfig {
     #[must_use]
     pub fn idempotency_window(mut self, window: std::time::Duration) -> Self {
         self.idempotency_window = window;
+        self
+    }
+
+    /// With Redis, how long a claimed idempotency key stays "running"
+    /// unless the node renews it (default 10 s,
+    /// [`DEFAULT_IDEMPOTENCY_LEASE`](super::DEFAULT_IDEMPOTENCY_LEASE)):
+    /// the node renews it every third of the lease while the handler runs,
+    /// so it lapses only when the node died or never started the handler
+    /// (a claim Redis carried out after the node gave up waiting). Retries
+    /// get `UNAVAILABLE` until then, and run the handler once it lapsed;
+    /// keep it well below the clients' retry time (`retry_for`, 30 s).
+    #[must_use]
+    pub fn idempotency_lease(mut self, lease: std::time::Duration) -> Self {
+        self.idempotency_lease = lease;
         self
     }
 

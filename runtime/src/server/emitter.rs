@@ -476,7 +476,13 @@ impl Emitter {
             return Err(self.fail(event, EmitError::NotKept { reason }));
         }
         let offset = shared
-            .push(room, spec, event, &raw)
+            .push(
+                room,
+                spec,
+                event,
+                &raw,
+                super::idempotency::KeyedRun::push_token(room),
+            )
             .await
             .map_err(|reason| self.fail(event, EmitError::NotKept { reason }))?;
         let with_offset = (&*raw, &offset);

@@ -88,8 +88,9 @@ struct Inner {
     histories: RwLock<HashMap<&'static str, Arc<HistoryStore>>>,
     /// `ServerConfig::room_history`.
     room_history: bool,
-    /// `ServerConfig::idempotency_window` and `idempotency_keys_per_user`.
-    idempotency: (Duration, usize),
+    /// `ServerConfig::idempotency_window`, `idempotency_lease` and
+    /// `idempotency_keys_per_user`.
+    idempotency: (Duration, Duration, usize),
     /// `ServerConfig::root_namespace`.
     root_namespace: bool,
     /// `ServerConfig::fill_per_minute`.
@@ -187,7 +188,11 @@ impl Gateway {
                 trusted_proxies: Arc::new(config.trusted_proxies.clone()),
                 histories: RwLock::new(HashMap::new()),
                 room_history: config.room_history,
-                idempotency: (config.idempotency_window, config.idempotency_keys_per_user),
+                idempotency: (
+                    config.idempotency_window,
+                    config.idempotency_lease,
+                    config.idempotency_keys_per_user,
+                ),
                 root_namespace: config.root_namespace,
                 fill_per_minute: config.fill_per_minute,
                 root_placeholder: std::sync::atomic::AtomicBool::new(false),
@@ -264,8 +269,8 @@ impl Gateway {
         let history =
             history.map(|h| h.shared_by_nodes(self.inner.cluster.shared_history(spec.path)));
         let history = history.map(Arc::new);
-        let (window, per_user) = self.inner.idempotency;
-        let keys = Keys::new(window, per_user);
+        let (window, lease, per_user) = self.inner.idempotency;
+        let keys = Keys::new(window, lease, per_user);
         #[cfg(feature = "redis")]
         let keys = keys.shared_by_nodes(self.inner.cluster.shared_keys(spec.path));
         if let Some(history) = &history {

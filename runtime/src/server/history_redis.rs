@@ -58,8 +58,22 @@ end
 
 /// Keeps one event: `{epoch, offset}`.
 ///
-/// ARGV after the prelude's: size, event, payload.
+/// KEYS[3], when given: the event's push token (a keyed handler's n-th
+/// event of the room); an event already kept under it is not kept again,
+/// its epoch and offset are the answer.
+///
+/// ARGV after the prelude's: size, event, payload, the token's time to
+/// live in ms.
 const PUSH: &str = concat!(
+    r"
+if KEYS[3] then
+  local kept = redis.call('GET', KEYS[3])
+  if kept then
+    local at = string.find(kept, ' ', 1, true)
+    return {string.sub(kept, 1, at - 1), string.sub(kept, at + 1)}
+  end
+end
+",
     prelude!(),
     r"
 local size = tonumber(ARGV[4])
@@ -70,6 +84,9 @@ local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', size, '*', 'o', seq, 'e', ARGV[5], 'p', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+if KEYS[3] then
+  redis.call('SET', KEYS[3], epoch .. ' ' .. seq, 'PX', tonumber(ARGV[7]))
+end
 return {epoch, tostring(seq)}
 "
 );
@@ -139,8 +156,8 @@ impl SharedHistory {
         }
     }
 
-    fn keys(&self, room: &str) -> [String; 2] {
-        [
+    fn keys(&self, room: &str) -> Vec<String> {
+        vec![
             format!("{}{room}:events", self.keys),
             format!("{}{room}:meta", self.keys),
         ]
@@ -149,12 +166,12 @@ impl SharedHistory {
     async fn eval(
         &self,
         script: &str,
-        keys: [String; 2],
+        keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<Vec<RedisValue>, String> {
-        let mut argv: Vec<RedisValue> = Vec::with_capacity(4 + args.len());
+        let mut argv: Vec<RedisValue> = Vec::with_capacity(5 + args.len());
         argv.push(script.into());
-        argv.push(2.into());
+        argv.push((keys.len() as i64).into());
         argv.extend(keys.into_iter().map(RedisValue::from));
         argv.extend(args.into_iter().map(RedisValue::from));
         let value: RedisValue = self
@@ -168,18 +185,27 @@ impl SharedHistory {
         Ok(value.into_array())
     }
 
-    /// Numbers and keeps `event` of `room`: its offset.
+    /// Numbers and keeps `event` of `room`: its offset. With a `token`
+    /// (and how long to remember it), an event kept before under the same
+    /// token is not kept again: its offset is the answer.
     pub(crate) async fn push(
         &self,
         room: &str,
         spec: HistorySpec,
         event: &str,
         payload: &RawValue,
+        token: Option<(String, std::time::Duration)>,
     ) -> Result<Offset, String> {
+        let mut keys = self.keys(room);
+        let mut token_ttl = 0;
+        if let Some((token, ttl)) = token {
+            keys.push(format!("{}{room}:pushed:{token}", self.keys));
+            token_ttl = ttl.as_millis().max(1);
+        }
         let out = self
             .eval(
                 PUSH,
-                self.keys(room),
+                keys,
                 vec![
                     ttl_ms(spec).to_string(),
                     META_TTL_MS.max(ttl_ms(spec)).to_string(),
@@ -187,6 +213,7 @@ impl SharedHistory {
                     spec.size.max(1).to_string(),
                     event.to_owned(),
                     payload.get().to_owned(),
+                    token_ttl.to_string(),
                 ],
             )
             .await?;

@@ -9,6 +9,15 @@
 //! another node is answered too. A retry that arrives while the first is
 //! still running gets `UNAVAILABLE` (retry later); so does any keyed event
 //! while Redis cannot be reached: at most once wins over availability.
+//!
+//! In Redis a running key is a lease (`idempotency_lease`, renewed while
+//! the handler runs), not a record for the whole window: a node that dies
+//! mid-handler, or a claim that Redis carried out after the node had given
+//! up on it (a timeout while Redis was stalled), would otherwise leave the
+//! key "running" for the window, and every retry would be refused. Events
+//! that the handler keeps in a room's shared history are numbered once per
+//! key too (`KeyedRun::push_token`), so a handler that runs again after
+//! a push whose answer was lost does not keep its event twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -21,6 +30,9 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(600);
 
 /// Default [`ServerConfig::idempotency_keys_per_user`](super::ServerConfig::idempotency_keys_per_user): 1,000.
 pub const DEFAULT_IDEMPOTENCY_KEYS_PER_USER: usize = 1000;
+
+/// Default [`ServerConfig::idempotency_lease`](super::ServerConfig::idempotency_lease): 10 s.
+pub const DEFAULT_IDEMPOTENCY_LEASE: Duration = Duration::from_secs(10);
 
 /// Longest idempotency key accepted, in bytes; a longer one is refused
 /// with `INVALID_PAYLOAD`.
@@ -39,6 +51,7 @@ pub(crate) enum Claim {
 /// The idempotency keys of one namespace.
 pub(crate) struct Keys {
     window: Duration,
+    lease: Duration,
     per_user: usize,
     local: Mutex<HashMap<String, UserKeys>>,
     #[cfg(feature = "redis")]
@@ -49,6 +62,7 @@ impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keys")
             .field("window", &self.window)
+            .field("lease", &self.lease)
             .field("per_user", &self.per_user)
             .finish_non_exhaustive()
     }
@@ -67,9 +81,10 @@ enum Slot {
 }
 
 impl Keys {
-    pub(crate) fn new(window: Duration, per_user: usize) -> Self {
+    pub(crate) fn new(window: Duration, lease: Duration, per_user: usize) -> Self {
         Self {
             window: window.max(Duration::from_millis(1)),
+            lease: lease.max(Duration::from_millis(10)),
             per_user: per_user.max(1),
             local: Mutex::new(HashMap::new()),
             #[cfg(feature = "redis")]
@@ -90,7 +105,7 @@ impl Keys {
         let id = format!("{event}\u{0}{key}");
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
-            return shared.claim(scope, &id, self.window).await;
+            return shared.claim(scope, &id, self.lease).await;
         }
         let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
@@ -115,6 +130,39 @@ impl Keys {
                 Claim::Run
             }
         }
+    }
+
+    /// Runs the handler of a claimed key. With Redis the key's lease is
+    /// renewed while it runs, and the events it keeps in shared room
+    /// histories are numbered once per key (see `KeyedRun`).
+    pub(crate) async fn run_claimed<F: std::future::Future>(
+        &self,
+        scope: &str,
+        event: &str,
+        key: &str,
+        handler: F,
+    ) -> F::Output {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let id = format!("{event}\u{0}{key}");
+            let run = KEYED_RUN.scope(
+                KeyedRun {
+                    token: format!("{scope}\u{0}{id}"),
+                    window: self.window,
+                    pushes: Mutex::new(HashMap::new()),
+                },
+                handler,
+            );
+            let renew = shared.keep_leased(scope, &id, self.lease);
+            tokio::pin!(run, renew);
+            return tokio::select! {
+                out = &mut run => out,
+                () = &mut renew => run.await,
+            };
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (scope, event, key);
+        handler.await
     }
 
     /// Records the answer of a claimed key (`None`: forget the key, so a
@@ -153,6 +201,51 @@ impl Keys {
     }
 }
 
+#[cfg(feature = "redis")]
+tokio::task_local! {
+    /// The keyed event whose handler runs in this task.
+    static KEYED_RUN: KeyedRun;
+}
+
+/// A keyed event's handler run, seen from the emits it makes.
+#[cfg(feature = "redis")]
+pub(crate) struct KeyedRun {
+    /// Who sent it, the event and the key.
+    token: String,
+    /// How long the key is remembered.
+    window: Duration,
+    /// Per room, how many events this run kept in its history so far.
+    pushes: Mutex<HashMap<String, u32>>,
+}
+
+#[cfg(feature = "redis")]
+impl KeyedRun {
+    /// When the current task runs a keyed event's handler: a token naming
+    /// its next event kept in `room` (the same on every run of the same
+    /// key, as long as the handler keeps the same events in the same
+    /// order), and how long the token is worth remembering. `None` outside
+    /// a keyed handler, and in tasks the handler spawned.
+    pub(crate) fn push_token(room: &str) -> Option<(String, Duration)> {
+        KEYED_RUN
+            .try_with(|run| {
+                let mut pushes = run.pushes.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = pushes.entry(room.to_owned()).or_insert(0);
+                *n += 1;
+                (format!("{}\u{0}{n}", run.token), run.window)
+            })
+            .ok()
+    }
+}
+
+/// Renews a running key's lease while it is still running (`""`).
+#[cfg(feature = "redis")]
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == '' then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+";
+
 /// The keys in Redis.
 #[cfg(feature = "redis")]
 #[derive(Clone)]
@@ -175,14 +268,16 @@ impl SharedKeys {
         format!("{}{scope}\u{0}{id}", self.prefix)
     }
 
+    /// Runs `name` on the node of the key at `args[key_at]`.
     async fn command(
         &self,
         name: &'static str,
+        key_at: usize,
         args: Vec<&str>,
     ) -> Result<fred::types::Value, String> {
         use fred::prelude::ClientLike;
         use fred::types::{ClusterHash, CustomCommand};
-        let cmd = CustomCommand::new_static(name, ClusterHash::FirstKey, false);
+        let cmd = CustomCommand::new_static(name, ClusterHash::Offset(key_at), false);
         let args: Vec<fred::types::Value> = args.into_iter().map(Into::into).collect();
         self.client
             .custom::<fred::types::Value, _>(cmd, args)
@@ -190,10 +285,15 @@ impl SharedKeys {
             .map_err(|e| e.to_string())
     }
 
-    async fn claim(&self, scope: &str, id: &str, window: Duration) -> Claim {
+    /// Claims a key for a lease; [`keep_leased`](Self::keep_leased)
+    /// renews it while the handler runs, and [`settle`](Self::settle)
+    /// keeps the answer for the window.
+    async fn claim(&self, scope: &str, id: &str, lease: Duration) -> Claim {
         let key = self.key(scope, id);
-        let ms = window.as_millis().to_string();
-        let set = self.command("SET", vec![&key, "", "NX", "PX", &ms]).await;
+        let ms = lease.as_millis().to_string();
+        let set = self
+            .command("SET", 0, vec![&key, "", "NX", "PX", &ms])
+            .await;
         match set {
             Err(err) => {
                 tracing::warn!(error = %err, "cannot reach Redis for an idempotency key");
@@ -204,7 +304,7 @@ impl SharedKeys {
             Ok(value) if !value.is_null() => return Claim::Run,
             Ok(_) => {}
         }
-        match self.command("GET", vec![&key]).await {
+        match self.command("GET", 0, vec![&key]).await {
             Ok(value) => match value.as_string().filter(|s| !s.is_empty()) {
                 Some(text) => RawValue::from_string(text).map_or(
                     Claim::Busy("the stored answer cannot be read"),
@@ -218,19 +318,37 @@ impl SharedKeys {
         }
     }
 
+    /// Renews the lease of a running key every third of the lease; never
+    /// returns (dropped when the handler ends). A renewal that fails is
+    /// logged: past the lease a retry may run the handler again, the one
+    /// case where a key runs twice (Redis unreachable longer than the
+    /// lease while the handler runs, then reachable for the retry).
+    async fn keep_leased(&self, scope: &str, id: &str, lease: Duration) {
+        let key = self.key(scope, id);
+        let ms = lease.as_millis().to_string();
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let renewed = self.command("EVAL", 2, vec![RENEW, "1", &key, &ms]).await;
+            if let Err(err) = renewed {
+                tracing::warn!(error = %err, "cannot renew the lease of a running idempotency key in Redis");
+            }
+        }
+    }
+
     async fn settle(&self, scope: &str, id: &str, answer: Option<Box<RawValue>>, window: Duration) {
         let key = self.key(scope, id);
         let done = match answer {
             Some(answer) => {
                 let ms = window.as_millis().to_string();
-                self.command("SET", vec![&key, answer.get(), "XX", "PX", &ms])
+                self.command("SET", 0, vec![&key, answer.get(), "PX", &ms])
                     .await
             }
-            None => self.command("DEL", vec![&key]).await,
+            None => self.command("DEL", 0, vec![&key]).await,
         };
         if let Err(err) = done {
-            // The key stays "running" until it expires: retries get
-            // UNAVAILABLE meanwhile, never a second run.
+            // The key stays "running" until its lease ends: retries get
+            // UNAVAILABLE meanwhile, then run the handler again (the
+            // events it keeps in shared histories are not kept twice).
             tracing::warn!(error = %err, "cannot record the answer of an idempotency key in Redis");
         }
     }
@@ -246,7 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_runs_once_and_answers_retries_with_the_first_answer() {
-        let keys = Keys::new(Duration::from_secs(60), 2);
+        let keys = Keys::new(Duration::from_secs(60), DEFAULT_IDEMPOTENCY_LEASE, 2);
         assert!(matches!(keys.claim("u", "send", "k1").await, Claim::Run));
         assert!(matches!(
             keys.claim("u", "send", "k1").await,

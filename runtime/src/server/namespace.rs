@@ -436,10 +436,10 @@ impl NamespaceRuntime {
                             }
                             Claim::Busy(why) => Err(EventError::unavailable(why)),
                             Claim::Run => {
-                                let result = self
+                                let run = self
                                     .run(&socket, &state, compiled, payload)
-                                    .instrument(span)
-                                    .await;
+                                    .instrument(span);
+                                let result = self.keys.run_claimed(&scope, name, key, run).await;
                                 let answer = kept_answer(&result);
                                 self.keys.settle(&scope, name, key, answer).await;
                                 result
