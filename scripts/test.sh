@@ -71,8 +71,9 @@ echo "Redis at $EVCONTRACT_REDIS_URL"
 # and PyPI, a feature matrix of the runtime, and the fuzzing.
 bg_dir="$(mktemp -d)"
 declare -A bg_pid=()
-# start_bg NAME FUNCTION runs a function of this script in the background,
-# at the lowest CPU priority. Each job has its own session (setsid), so that
+# start_bg NAME FUNCTION [NICE] runs a function of this script in the
+# background, at the lowest CPU priority unless NICE says otherwise. Each
+# job has its own session (setsid), so that
 # stop_bg ends its children too when this script ends early. A new session
 # is a new scheduler autogroup on Linux, where `nice` alone only ranks a
 # process within its group: the job nices its own group too
@@ -80,8 +81,8 @@ declare -A bg_pid=()
 # before the child's setsid, it niced this script's group instead), or the
 # background would take half the CPU from the steps in front.
 start_bg() {
-  local name=$1 fn=$2
-  setsid nice -n 19 bash -c "echo 19 >/proc/self/autogroup 2>/dev/null || true
+  local name=$1 fn=$2 level=${3:-19}
+  setsid nice -n "$level" bash -c "echo $level >/proc/self/autogroup 2>/dev/null || true
     set -euo pipefail; $(declare -f "$fn"); $fn" >"$bg_dir/$name.log" 2>&1 &
   bg_pid[$name]=$!
 }
@@ -190,6 +191,15 @@ run_fuzz() {
 # each side, formats): each combination compiles warning-free on its own.
 # In the background too (its own target folder, so that it never holds the
 # lock of the one the steps below build in).
+# The chaos run of examples/chat-client/tests/delivery.rs: a minute of
+# sockets and sleeps, run (at normal priority) beside the rest of the Rust
+# tests and the first end-to-end files rather than after them. Its binary
+# is the one `cargo test --no-run` built (a second cargo would wait for the
+# first one's lock on the target directory).
+run_chaos() {
+  cd examples/chat-client
+  "$CHAOS_TEST_BIN" --exact "$CHAOS_TEST" --nocapture
+}
 check_features() {
   for features in "" client server redis client,tls server,tls formats; do
     echo "cargo check -p evcontract-runtime --no-default-features --features '$features'"
@@ -285,8 +295,19 @@ export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
 step "npm package: generated/ts/chat packed and installed into a fresh project outside the repository; node main.mjs and node main.cjs against chat-server; tsc --strict (bundler, NodeNext); vite build"
 tests/npm-package/check.sh
 
-step "cargo test"
-cargo test --workspace --all-features --locked
+step "cargo test (the chaos run of chat-client's delivery suite beside the rest)"
+export CHAOS_TEST=chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told
+CHAOS_TEST_BIN="$(cargo test --workspace --all-features --locked --no-run \
+  --message-format=json-render-diagnostics |
+  node -e 'for (const line of require("fs").readFileSync(0, "utf8").split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const m = JSON.parse(line);
+    if (m.executable && m.target.name === "delivery") console.log(m.executable);
+  }')"
+[ -x "$CHAOS_TEST_BIN" ] || { echo "error: no delivery test binary: '$CHAOS_TEST_BIN'" >&2; exit 1; }
+export CHAOS_TEST_BIN
+start_bg chaos run_chaos 0
+cargo test --workspace --all-features --locked -- --skip "$CHAOS_TEST"
 
 step "end-to-end tools: python-socketio 5 (target/pyvenv) and Artillery 2 (target/artillery), installed in the background"
 wait_bg tools
@@ -296,7 +317,12 @@ export ARTILLERY_BIN="$PWD/target/artillery/node_modules/.bin/artillery"
 step "end-to-end: examples/chat-server (one node, behind nginx, and several on Redis) driven by socket.io-client, python-socketio and examples/chat-client (node --test)"
 npx tsc -p tsconfig.e2e.json
 echo '{"type":"commonjs"}' > target/e2e-js/package.json
-node --test target/e2e-js/tests/e2e/
+# The files start their own servers on free ports and mostly wait on
+# sockets, so they run side by side; the cluster file, whose Redis-pause
+# case asserts a p99 ack latency, runs alone once the chaos run is done.
+node --test --test-concurrency=8 $(ls target/e2e-js/tests/e2e/*.test.js | grep -v /cluster.e2e.test.js)
+wait_bg chaos
+node --test target/e2e-js/tests/e2e/cluster.e2e.test.js
 
 step "tsc --noEmit --strict: examples/chat-web (React app on the generated client and hook)"
 npx tsc -p examples/chat-web
