@@ -14,7 +14,7 @@
 //!   events not in the contract; `AUTH_REQUIRED` for [`AuthMode::Required`]
 //!   events on anonymous sockets; the contract [`RateLimit`] (`RATE_LIMITED`
 //!   with `{retryAfterMs}`); JSON Schema validation of the payload's text
-//!   ([`validate`]: no value tree for a valid payload; `INVALID_PAYLOAD`
+//!   ([`validator`]: no value tree for a valid payload; `INVALID_PAYLOAD`
 //!   with `{path, reason}`); [`Dispatch::dispatch`], a
 //!   panic becoming `INTERNAL`; then the ack envelope (acked event whose
 //!   client sent an ack callback) or, on failure, the `error` event. The
@@ -85,6 +85,7 @@
 
 mod adapter;
 mod auth;
+mod cluster;
 mod config;
 mod context;
 mod dispatch;
@@ -103,19 +104,16 @@ mod metrics;
 mod namespace;
 mod proxy;
 mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis;
 mod room_caps;
 mod socket_state;
 mod spec;
 #[cfg(feature = "tls")]
 mod tls;
 mod user_sockets;
-pub mod validate;
+pub mod validator;
 
-#[cfg(feature = "redis")]
-pub use adapter::{
-    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT,
-    DEFAULT_REDIS_STALL_QUEUE, DEFAULT_REDIS_STALL_TIMEOUT, RedisConfig,
-};
 pub use adapter::{RawIo, RawSocket};
 pub use auth::{
     AuthConfig, AuthError, DEFAULT_MAX_USER_ID_BYTES, DEFAULT_USER_ID_CLAIM, sign_hs256,
@@ -142,6 +140,11 @@ pub use idempotency::{
 };
 pub use namespace::DEFAULT_FILL_PER_MINUTE;
 pub use proxy::TrustedProxies;
+#[cfg(feature = "redis")]
+pub use redis::{
+    DEFAULT_REDIS_BUFFER, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_REQUEST_TIMEOUT,
+    DEFAULT_REDIS_STALL_QUEUE, DEFAULT_REDIS_STALL_TIMEOUT, RedisConfig,
+};
 pub use socket_state::ClientMetadata;
 pub use spec::{
     AuthMode, BoxFuture, ContractId, EventSpec, HistorySpec, NamespaceSpec, RateLimit, RateScope,

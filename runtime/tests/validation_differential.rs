@@ -1,4 +1,4 @@
-//! Differential test of the payload validator (`server::validate`) against
+//! Differential test of the payload validator (`server::validator`) against
 //! the `jsonschema` crate (draft 7), the reference it replaced on the hot
 //! path: the same payloads, generated from schemas that use every keyword of
 //! the contract subset and then mutated, must get the same verdict and, when
@@ -11,7 +11,7 @@
 
 #![cfg(feature = "server")]
 
-use evcontract_runtime::server::validate::PayloadSchema;
+use evcontract_runtime::server::validator::PayloadValidator;
 use serde_json::{Value, json};
 
 /// Payloads per schema: the total is over 100,000.
@@ -473,8 +473,8 @@ fn validator_agrees_with_jsonschema_on_generated_and_mutated_payloads() {
     for (name, schema) in schemas() {
         let reference =
             jsonschema::draft7::new(&schema).expect("the reference compiles the schema");
-        let ours =
-            PayloadSchema::compile(&schema.to_string()).expect("our validator compiles the schema");
+        let ours = PayloadValidator::compile(&schema.to_string())
+            .expect("our validator compiles the schema");
         for _ in 0..PER_SCHEMA {
             let text = {
                 let mut generator = Gen {

@@ -1,6 +1,6 @@
 //! The per-message cost of the typed layer's payload work, in isolation:
 //! validating a client event's payload and decoding it into its contract
-//! type, the way the gateway does it (`server::validate` on the frame's
+//! type, the way the gateway does it (`server::validator` on the frame's
 //! text, then `wire::decode_text`), against the path it replaced (parse a
 //! `serde_json::Value`, validate the tree with `jsonschema`, deserialize the
 //! typed struct from the tree).
@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use chat_contract::chat::server::SPEC;
-use chat_contract::runtime::server::validate::PayloadSchema;
+use chat_contract::runtime::server::validator::PayloadValidator;
 use chat_contract::runtime::wire::{decode_payload, decode_text};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,7 +31,7 @@ fn case<T: DeserializeOwned + 'static>(event: &'static str, text: String) -> Res
     let spec = SPEC
         .client_event(event)
         .ok_or_else(|| format!("no event {event}"))?;
-    let ours = PayloadSchema::compile(spec.schema)?;
+    let ours = PayloadValidator::compile(spec.schema)?;
     let schema: Value = serde_json::from_str(spec.schema).map_err(|e| e.to_string())?;
     let reference = jsonschema::draft7::new(&schema).map_err(|e| e.to_string())?;
     Ok(Case {

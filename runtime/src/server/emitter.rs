@@ -12,7 +12,8 @@ use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use socketioxide::{BroadcastError, SendError, SocketIo};
 
-use super::adapter::{Cluster, GatewayAdapter, RawIo, RawSocket, socket_room, with_adapter};
+use super::adapter::{GatewayAdapter, RawIo, RawSocket, socket_room, with_adapter};
+use super::cluster::Cluster;
 use super::history::{self, HistoryStore, RoomLog, delivery_room};
 use super::log_throttle::LogThrottle;
 use super::socket_state::{ClientMetadata, ClientState};

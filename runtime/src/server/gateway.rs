@@ -16,8 +16,9 @@ use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
 use super::ServerError;
-use super::adapter::{Cluster, RawIo, with_adapter};
+use super::adapter::{RawIo, with_adapter};
 use super::auth::AuthConfig;
+use super::cluster::Cluster;
 use super::config::{ContractMismatch, ServerConfig};
 use super::context::SocketContext;
 use super::dispatch::Dispatch;
@@ -145,9 +146,9 @@ impl Gateway {
         #[cfg(feature = "redis")]
         if let Some(redis) = &config.redis {
             let cors = config.cors.as_ref().map(|c| c.build()).transpose()?;
-            let (link, state) = super::adapter::ClusterLink::connect(redis).await?;
+            let (link, state) = super::redis::ClusterLink::connect(redis).await?;
             let (layer, io) = socketio_builder(&config)
-                .with_adapter::<super::adapter::RedisAdapter>(state)
+                .with_adapter::<super::redis::RedisAdapter>(state)
                 .build_layer();
             return Ok(Self::from_parts(
                 &config,
@@ -598,7 +599,7 @@ pub enum RawLayer {
     Local(SocketIoLayer<LocalAdapter>),
     /// The Redis adapter.
     #[cfg(feature = "redis")]
-    Redis(SocketIoLayer<super::adapter::RedisAdapter>),
+    Redis(SocketIoLayer<super::redis::RedisAdapter>),
 }
 
 impl std::fmt::Debug for RawLayer {

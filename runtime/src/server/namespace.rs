@@ -42,14 +42,14 @@ use super::room_caps::RoomCaps;
 use super::socket_state::{ClientState, NewClient};
 use super::spec::{AuthMode, BoxFuture, EventSpec, NamespaceSpec, RateLimit, RateScope};
 use super::user_sockets::UserSockets;
-use super::validate::PayloadSchema;
+use super::validator::PayloadValidator;
 use crate::wire::{
     AckData, AckResponse, ERROR_EVENT, ErrorEvent, EventError, FILL_EVENT, FillRequest,
     RECOVERY_EVENT, codes, encode_ack, truncate_name,
 };
 
-pub(super) fn compile_schema(ns: &str, event: &EventSpec) -> Result<PayloadSchema, ServerError> {
-    PayloadSchema::compile(event.schema).map_err(|message| ServerError::Schema {
+pub(super) fn compile_schema(ns: &str, event: &EventSpec) -> Result<PayloadValidator, ServerError> {
+    PayloadValidator::compile(event.schema).map_err(|message| ServerError::Schema {
         namespace: ns.to_owned(),
         event: event.name.to_owned(),
         message,
@@ -58,7 +58,7 @@ pub(super) fn compile_schema(ns: &str, event: &EventSpec) -> Result<PayloadSchem
 
 pub(super) struct CompiledEvent {
     pub(super) spec: &'static EventSpec,
-    pub(super) validator: PayloadSchema,
+    pub(super) validator: PayloadValidator,
     /// Its counters, when metrics are on.
     pub(super) metrics: Option<EventMetrics>,
 }

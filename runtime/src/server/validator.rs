@@ -2,14 +2,14 @@
 //! subset, draft 7 semantics), without a `serde_json::Value` tree on the
 //! accepting path.
 //!
-//! A [`PayloadSchema`] is compiled once per event when the namespace is
-//! mounted. [`PayloadSchema::check`] runs it inside the deserializer over
+//! A [`PayloadValidator`] is compiled once per event when the namespace is
+//! mounted. [`PayloadValidator::check`] runs it inside the deserializer over
 //! the frame's JSON text: one pass that allocates nothing for a valid
 //! payload (escaped strings use serde_json's scratch buffer; only `oneOf` /
 //! `anyOf` values are re-read from their captured text, once per branch).
 //! When that pass refuses, or meets something it does not decide alone (a
 //! repeated key), the payload is parsed into a tree and
-//! [`PayloadSchema::first_error`] finds the error that a draft 7 validator
+//! [`PayloadValidator::first_error`] finds the error that a draft 7 validator
 //! reports first: the same keyword order, the same instance path. Refusals
 //! are rare and cost what validation cost before; acceptances are the hot
 //! path.
@@ -31,13 +31,13 @@ use super::formats::Format;
 type NodeId = usize;
 
 /// One event's payload schema, compiled.
-pub struct PayloadSchema {
+pub struct PayloadValidator {
     nodes: Vec<Node>,
 }
 
-impl fmt::Debug for PayloadSchema {
+impl fmt::Debug for PayloadValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PayloadSchema")
+        f.debug_struct("PayloadValidator")
             .field("nodes", &self.nodes.len())
             .finish()
     }
@@ -119,7 +119,7 @@ enum Node {
     /// accepts everything, as in the reference).
     Ref(NodeId),
     /// Keywords, checked in the reference's order (see
-    /// [`PayloadSchema::first_error`]).
+    /// [`PayloadValidator::first_error`]).
     Keywords(Box<Keywords>),
 }
 
@@ -157,7 +157,7 @@ struct Keywords {
 /// order by the reference (see `first_error`).
 const MANY_PROPERTIES: usize = 15;
 
-impl PayloadSchema {
+impl PayloadValidator {
     /// Compiles a self-contained schema (draft 7, `$ref`s to
     /// `#/definitions/…`), as generated code carries it in
     /// [`EventSpec::schema`](super::EventSpec::schema).
@@ -858,7 +858,7 @@ impl<'s> Compiler<'s> {
 /// not counted as failing.
 #[derive(Clone, Copy)]
 struct Seed<'a> {
-    schema: &'a PayloadSchema,
+    schema: &'a PayloadValidator,
     node: NodeId,
     abort: &'a Cell<bool>,
 }
