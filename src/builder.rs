@@ -35,7 +35,8 @@ use quote::ToTokens;
 use syn::visit_mut::VisitMut;
 
 use crate::diag::Diagnostics;
-use crate::{GeneratedFile, HEADER, Options, RuntimeDep};
+use crate::generated::{GeneratedFile, HEADER};
+use crate::options::{Options, RuntimeDep};
 
 /// Generates the Rust of contracts into `OUT_DIR` from a build script.
 #[derive(Debug, Clone)]

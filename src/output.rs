@@ -12,7 +12,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::GENERATED_MARKER;
+use crate::generated::GENERATED_MARKER;
 
 /// One difference between what is on disk and what should be.
 #[derive(Debug, Clone, PartialEq, Eq)]

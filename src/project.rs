@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::RuntimeDep;
 use crate::diag::{Diagnostic, Location};
+use crate::options::RuntimeDep;
 
 /// The project file's name, looked for in the current folder and upwards.
 pub const FILE_NAME: &str = "evcontract.toml";
@@ -204,8 +204,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::Project;
-    use crate::RuntimeDep;
     use crate::diag::Location;
+    use crate::options::RuntimeDep;
 
     fn parse(text: &str) -> Result<Project, crate::diag::Diagnostic> {
         Project::parse(Path::new("evcontract.toml"), Path::new("/p"), text)

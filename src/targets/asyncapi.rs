@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::GENERATED_MARKER;
+use crate::generated::GENERATED_MARKER;
 use std::collections::HashMap;
 
 use crate::ir::{ClientEventIr, ContractIr, NamespaceIr, RateLimitIr};

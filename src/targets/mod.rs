@@ -12,9 +12,40 @@ pub mod ts;
 use handlebars::Context;
 use serde_json::json;
 
+use crate::generated::GeneratedFile;
 use crate::ir::ContractIr;
+use crate::options::Options;
 use crate::templates::Templates;
-use crate::{EmitError, GeneratedFile, Options};
+
+/// Why emitting a contract's files failed: the message and, when the cause
+/// is a place in the contract, its JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitError {
+    /// JSON pointer into the contract, when known.
+    pub pointer: Option<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl From<String> for EmitError {
+    fn from(message: String) -> Self {
+        Self {
+            pointer: None,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for EmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pointer {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for EmitError {}
 
 /// What every target is given for one contract.
 pub struct Input<'a> {

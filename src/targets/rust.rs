@@ -1,5 +1,6 @@
 //! Rust types through typify, and formatting of generated Rust.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -11,10 +12,29 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::Views;
+use crate::generated::{GeneratedFile, rust_file};
 use crate::ir::ContractIr;
+use crate::options::Options;
+use crate::targets::EmitError;
 use crate::templates::Templates;
-use crate::{EmitError, GeneratedFile, Options, rust_file};
 use handlebars::Context;
+
+thread_local! {
+    /// Set while typify runs under `catch_unwind`, so its panics are turned
+    /// into diagnostics without the default hook printing a backtrace note.
+    static SILENCE_PANICS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs a panic hook that stays quiet for the panics of typify that
+/// this target catches itself.
+pub fn install_panic_filter() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !SILENCE_PANICS.with(Cell::get) {
+            default(info);
+        }
+    }));
+}
 
 /// What the generated types need from other crates.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -30,9 +50,9 @@ pub struct TypeDeps {
 /// Runs `f`, turning a panic into an error message. typify panics on some
 /// schemas; the validator refuses the ones we know of, and this guards the rest.
 fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
-    crate::SILENCE_PANICS.with(|s| s.set(true));
+    SILENCE_PANICS.with(|s| s.set(true));
     let result = catch_unwind(AssertUnwindSafe(f));
-    crate::SILENCE_PANICS.with(|s| s.set(false));
+    SILENCE_PANICS.with(|s| s.set(false));
     result.map_err(|payload| {
         let msg = payload
             .downcast_ref::<&str>()
