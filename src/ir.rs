@@ -12,10 +12,10 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::contract::{AuthMode, Contract, RateScope};
+use crate::contract::{AuthMode, RateScope};
 use crate::diag::{Diagnostic, Pointer, Sink};
 use crate::schema_ir::SchemaNode;
-use crate::validate::{namespace_module, room_params, schema_node};
+use crate::validate::{ValidContract, namespace_module, room_params};
 
 /// A whole contract, ready to emit.
 #[derive(Debug, Clone, Serialize)]
@@ -285,26 +285,38 @@ fn auth_required(mode: AuthMode) -> bool {
     mode == AuthMode::Required
 }
 
-/// Builds the IR. `definitions` are the raw definitions (for payload schemas
-/// that reference them). Name collisions are reported as diagnostics.
-pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, Vec<Diagnostic>> {
+/// Builds the IR from a validated contract, taking the typed schemas that
+/// validation built. Name collisions are reported as diagnostics.
+pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr, Vec<Diagnostic>> {
+    let contract = &valid.contract;
     let mut sink = Sink::new(file);
-    let defs: Map<String, Value> = contract
-        .definitions
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // Validation typed every schema of a valid contract; `{}` stands in
+    // should one ever be missing.
+    let node_at = |pointer: &str| {
+        valid
+            .schemas
+            .get(pointer)
+            .cloned()
+            .unwrap_or_else(|| SchemaNode {
+                kind: crate::schema_ir::SchemaKind::Any,
+                description: None,
+                pointer: pointer.to_owned(),
+            })
+    };
 
     let mut types: Vec<TypeDef> = contract
         .definitions
         .iter()
-        .map(|(name, schema)| TypeDef {
-            name: name.clone(),
-            schema: schema.clone(),
-            node: schema_node(schema, &defs),
-            is_definition: true,
-            namespace: None,
-            pointer: Pointer::root().join("definitions").join(name).to_string(),
+        .map(|(name, schema)| {
+            let pointer = Pointer::root().join("definitions").join(name).to_string();
+            TypeDef {
+                name: name.clone(),
+                schema: schema.clone(),
+                node: node_at(&pointer),
+                is_definition: true,
+                namespace: None,
+                pointer,
+            }
         })
         .collect();
 
@@ -445,13 +457,18 @@ pub fn build(contract: &Contract, file: &std::path::Path) -> Result<ContractIr, 
             o.entry("description")
                 .or_insert_with(|| Value::String(desc.clone()));
         }
+        let pointer = slot.at.to_string();
+        let mut node = node_at(&pointer);
+        if node.description.is_none() {
+            node.description.clone_from(&slot.description);
+        }
         types.push(TypeDef {
             name: name.clone(),
-            node: schema_node(&schema, &defs),
+            node,
             schema,
             is_definition: false,
             namespace: Some(slot.module.clone()),
-            pointer: slot.at.to_string(),
+            pointer,
         });
     }
     let resolve = |t: &Target| match t {

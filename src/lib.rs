@@ -100,7 +100,7 @@ fn load_mapped(file: &Path, text: &str, map: &SourceMap) -> Result<ContractIr, V
         diags
     };
     let valid = validate::validate(file, text, map).map_err(with_positions)?;
-    ir::build(&valid.contract, file).map_err(with_positions)
+    ir::build(&valid, file).map_err(with_positions)
 }
 
 /// Generates every file for one contract.

@@ -1,7 +1,12 @@
 //! The typed form of a payload schema, after validation.
 //!
-//! The TypeScript emitter renders from this; the Rust emitter hands the raw
-//! (validated) schema to typify, which implements the same naming rules.
+//! Validation builds it, once, while it checks the schema (every keyword
+//! of the supported subset has a field here, and every node knows its JSON
+//! pointer); the IR keeps it, and the TypeScript and docs targets render
+//! from it. The Rust target hands the raw (validated) schema to typify,
+//! which implements the same naming rules.
+
+use serde_json::Number;
 
 /// A validated payload schema node.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,6 +15,8 @@ pub struct SchemaNode {
     pub kind: SchemaKind,
     /// Its `description`, for docs.
     pub description: Option<String>,
+    /// Where it is in the contract (a JSON pointer), for messages.
+    pub pointer: String,
 }
 
 /// The shape of a value.
@@ -27,6 +34,12 @@ pub enum SchemaKind {
         enumeration: Vec<String>,
         /// `format`, such as `date-time`.
         format: Option<String>,
+        /// `minLength`.
+        min_length: Option<u64>,
+        /// `maxLength`.
+        max_length: Option<u64>,
+        /// `pattern` (an ECMAScript regular expression).
+        pattern: Option<String>,
     },
     /// An integer.
     Integer {
@@ -34,9 +47,20 @@ pub enum SchemaKind {
         constant: Option<i64>,
         /// `format`, such as `int64`.
         format: Option<String>,
+        /// `minimum`, as written.
+        minimum: Option<Number>,
+        /// `maximum`, as written.
+        maximum: Option<Number>,
     },
     /// A floating-point number.
-    Number,
+    Number {
+        /// `format`, such as `double`.
+        format: Option<String>,
+        /// `minimum`, as written.
+        minimum: Option<Number>,
+        /// `maximum`, as written.
+        maximum: Option<Number>,
+    },
     /// A boolean.
     Boolean {
         /// `const`.
@@ -44,8 +68,16 @@ pub enum SchemaKind {
     },
     /// `null`.
     Null,
-    /// An array of one element type.
-    Array(Box<SchemaNode>),
+    /// An array of one element type (`{}`, any value, when `items` is not
+    /// given).
+    Array {
+        /// `items`.
+        items: Box<SchemaNode>,
+        /// `minItems`.
+        min_items: Option<u64>,
+        /// `maxItems`.
+        max_items: Option<u64>,
+    },
     /// An object with known properties.
     Object {
         /// Properties, in contract order.
@@ -82,9 +114,9 @@ impl SchemaNode {
     pub fn refs(&self, out: &mut Vec<String>) {
         match &self.kind {
             SchemaKind::Ref(name) => out.push(name.clone()),
-            SchemaKind::Array(inner) | SchemaKind::Map(inner) | SchemaKind::Nullable(inner) => {
-                inner.refs(out)
-            }
+            SchemaKind::Array { items: inner, .. }
+            | SchemaKind::Map(inner)
+            | SchemaKind::Nullable(inner) => inner.refs(out),
             SchemaKind::Object { properties, .. } => {
                 properties.iter().for_each(|p| p.schema.refs(out))
             }
@@ -92,7 +124,7 @@ impl SchemaNode {
             SchemaKind::Any
             | SchemaKind::String { .. }
             | SchemaKind::Integer { .. }
-            | SchemaKind::Number
+            | SchemaKind::Number { .. }
             | SchemaKind::Boolean { .. }
             | SchemaKind::Null => {}
         }

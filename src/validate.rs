@@ -96,6 +96,10 @@ const NUMBER_FORMATS: [&str; 2] = ["float", "double"];
 pub struct ValidContract {
     /// The typed contract.
     pub contract: Contract,
+    /// The typed form of every schema the contract gives (each definition,
+    /// event payload and ack), by the JSON pointer of its place: built by
+    /// the validation pass that checked it, not read again.
+    pub schemas: BTreeMap<String, SchemaNode>,
 }
 
 /// Parses and validates one contract. `file` is only used in messages (and
@@ -154,16 +158,17 @@ pub fn validate(
         sink,
         definitions,
         depth: 0,
+        roots: BTreeMap::new(),
     };
     walker.contract(&value);
-    let mut sink = walker.sink;
+    let (mut sink, schemas) = (walker.sink, walker.roots);
     if !sink.is_clean() {
         return Err(sink.diagnostics);
     }
     // The walk accepted the document, so the derive should too; if the two
     // ever disagree, still report it with a path rather than panic.
     match serde_path_to_error::deserialize::<_, Contract>(value) {
-        Ok(contract) => Ok(ValidContract { contract }),
+        Ok(contract) => Ok(ValidContract { contract, schemas }),
         Err(err) => {
             let mut at = Pointer::root();
             for seg in err.path().iter() {
@@ -177,22 +182,6 @@ pub fn validate(
 
 pub use crate::source_map::is_yaml;
 
-/// Converts a validated schema into its typed form. The schema must have
-/// passed [`validate`]; anything unexpected becomes [`SchemaKind::Any`].
-pub fn schema_node(value: &Value, definitions: &Map<String, Value>) -> SchemaNode {
-    let mut walker = Walker {
-        sink: Sink::new(Path::new("")),
-        definitions,
-        depth: 0,
-    };
-    walker
-        .schema(value, &Pointer::root())
-        .unwrap_or(SchemaNode {
-            kind: SchemaKind::Any,
-            description: None,
-        })
-}
-
 struct Walker<'a> {
     sink: Sink,
     /// Raw definitions by name, for `$ref` checks and union variants
@@ -200,6 +189,9 @@ struct Walker<'a> {
     definitions: &'a Map<String, Value>,
     /// How many schemas enclose the one being walked (see [`MAX_SCHEMA_DEPTH`]).
     depth: usize,
+    /// The typed form of each schema walked from the contract itself (not
+    /// from another schema), by pointer.
+    roots: BTreeMap<String, SchemaNode>,
 }
 
 /// How deeply payload schemas may nest (objects in objects, items of arrays,
@@ -727,6 +719,11 @@ impl Walker<'_> {
         self.depth += 1;
         let node = self.schema_level(v, at);
         self.depth -= 1;
+        if self.depth == 0
+            && let Some(node) = &node
+        {
+            self.roots.insert(at.to_string(), node.clone());
+        }
         node
     }
 
@@ -776,6 +773,7 @@ impl Walker<'_> {
         let node = |kind| SchemaNode {
             kind,
             description: description.clone(),
+            pointer: at.to_string(),
         };
 
         if let Some(r) = o.get("$ref") {
@@ -994,18 +992,32 @@ impl Walker<'_> {
                 _ => None,
             }
         });
+        let count = |key: &str| o.get(key).and_then(Value::as_u64);
+        let bound = |key: &str| match o.get(key) {
+            Some(Value::Number(n)) => Some(n.clone()),
+            _ => None,
+        };
         let kind = match ty {
             None => SchemaKind::Any,
             Some("string") => SchemaKind::String {
                 constant: constant.and_then(Value::as_str).map(str::to_owned),
                 enumeration,
                 format,
+                min_length: count("minLength"),
+                max_length: count("maxLength"),
+                pattern: o.get("pattern").and_then(Value::as_str).map(str::to_owned),
             },
             Some("integer") => SchemaKind::Integer {
                 constant: constant.and_then(Value::as_i64),
                 format,
+                minimum: bound("minimum"),
+                maximum: bound("maximum"),
             },
-            Some("number") => SchemaKind::Number,
+            Some("number") => SchemaKind::Number {
+                format,
+                minimum: bound("minimum"),
+                maximum: bound("maximum"),
+            },
             Some("boolean") => SchemaKind::Boolean {
                 constant: constant.and_then(Value::as_bool),
             },
@@ -1015,6 +1027,7 @@ impl Walker<'_> {
                     None => SchemaNode {
                         kind: SchemaKind::Any,
                         description: None,
+                        pointer: at.join("items").to_string(),
                     },
                     Some(Value::Array(_)) => {
                         self.sink.error(
@@ -1025,7 +1038,11 @@ impl Walker<'_> {
                     }
                     Some(items) => self.schema(items, &at.join("items"))?,
                 };
-                SchemaKind::Array(Box::new(items))
+                SchemaKind::Array {
+                    items: Box::new(items),
+                    min_items: count("minItems"),
+                    max_items: count("maxItems"),
+                }
             }
             Some(_) => self.object_kind(o, at)?,
         };
@@ -1039,7 +1056,9 @@ impl Walker<'_> {
                 kind: SchemaKind::Nullable(Box::new(SchemaNode {
                     kind: n.kind,
                     description: None,
+                    pointer: n.pointer.clone(),
                 })),
+                pointer: n.pointer,
             }
         } else {
             n

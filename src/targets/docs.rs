@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use crate::GENERATED_MARKER;
+use crate::generated::GENERATED_MARKER;
 use crate::ir::{ClientEventIr, ContractIr, TypeDef};
+use crate::schema_ir::{SchemaKind, SchemaNode};
 
 /// The Markdown reference of a contract.
 pub fn render(ir: &ContractIr) -> String {
@@ -142,43 +143,54 @@ fn payload(out: &mut String, ir: &ContractIr, title: &str, type_name: &str) {
     let Some(t) = type_def(ir, type_name) else {
         return;
     };
-    let schema = resolve(ir, &t.schema);
+    let node = resolve(ir, &t.node);
     let _ = writeln!(out, "\n{title}: `{type_name}`");
-    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        out.push_str(
-            "\n| property | type | required | limits | description |\n|---|---|---|---|---|\n",
-        );
-        for (name, p) in props {
+    let (object, nullable) = match &node.kind {
+        SchemaKind::Nullable(inner) => (&**inner, true),
+        _ => (node, false),
+    };
+    match &object.kind {
+        SchemaKind::Object { properties, .. } if !properties.is_empty() => {
+            if nullable {
+                out.push_str("\n`null`, or an object:\n");
+            }
+            out.push_str(
+                "\n| property | type | required | limits | description |\n|---|---|---|---|---|\n",
+            );
+            for p in properties {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} |",
+                    p.wire_name,
+                    cell(&type_of(&p.schema)),
+                    if p.required { "yes" } else { "no" },
+                    cell(&limits(&p.schema)),
+                    cell(p.schema.description.as_deref().unwrap_or("")),
+                );
+            }
+        }
+        SchemaKind::Object { .. } if !nullable => {
+            out.push_str("\nAn object with no properties.\n");
+        }
+        SchemaKind::Any => out.push_str("\nAny JSON value.\n"),
+        _ => {
+            let ty = type_of(node);
             let _ = writeln!(
                 out,
-                "| `{name}` | {} | {} | {} | {} |",
-                cell(&type_of(p)),
-                if required.contains(&name.as_str()) {
-                    "yes"
+                "\n{} {ty}{}.",
+                if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "An"
                 } else {
-                    "no"
+                    "A"
                 },
-                cell(&limits(p)),
-                cell(p.get("description").and_then(Value::as_str).unwrap_or("")),
+                match limits(node).as_str() {
+                    "" => String::new(),
+                    l => format!(" ({l})"),
+                }
             );
         }
-    } else {
-        let _ = writeln!(
-            out,
-            "\nA {}{}.",
-            type_of(schema),
-            match limits(schema).as_str() {
-                "" => String::new(),
-                l => format!(" ({l})"),
-            }
-        );
     }
-    let example = example(ir, schema, 0);
+    let example = example(ir, node, 0);
     let _ = writeln!(
         out,
         "\nExample:\n\n```json\n{}\n```",
@@ -186,147 +198,165 @@ fn payload(out: &mut String, ir: &ContractIr, title: &str, type_name: &str) {
     );
 }
 
-fn resolve<'a>(ir: &'a ContractIr, schema: &'a Value) -> &'a Value {
-    match schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/definitions/"))
-        .and_then(|name| type_def(ir, name))
-    {
-        Some(t) => &t.schema,
-        None => schema,
+/// The definition a reference names (one step), or the node itself.
+fn resolve<'a>(ir: &'a ContractIr, node: &'a SchemaNode) -> &'a SchemaNode {
+    match &node.kind {
+        SchemaKind::Ref(name) => type_def(ir, name).map_or(node, |t| &t.node),
+        _ => node,
     }
 }
 
-/// A readable type: `string (uuid)`, `array of Message`, `"a" \| "b"`.
-fn type_of(s: &Value) -> String {
-    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        return format!("`{}`", r.rsplit('/').next().unwrap_or(r));
-    }
-    if let Some(values) = s.get("enum").and_then(Value::as_array) {
-        return values
+/// A JSON string literal, as the contract would spell it.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// A readable type: `string (uuid)`, `array of Message`, `"a" or "b"`.
+fn type_of(node: &SchemaNode) -> String {
+    let with_format = |base: &str, format: &Option<String>| match format {
+        Some(f) => format!("{base} ({f})"),
+        None => base.to_owned(),
+    };
+    match &node.kind {
+        SchemaKind::Ref(name) => format!("`{name}`"),
+        SchemaKind::String { enumeration, .. } if !enumeration.is_empty() => enumeration
             .iter()
-            .map(|v| format!("`{v}`"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-    }
-    if let Some(c) = s.get("const") {
-        return format!("`{c}`");
-    }
-    for key in ["oneOf", "anyOf"] {
-        if let Some(variants) = s.get(key).and_then(Value::as_array) {
-            return variants
-                .iter()
-                .map(type_of)
-                .collect::<Vec<_>>()
-                .join(" or ");
-        }
-    }
-    let base = match s.get("type") {
-        Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
+            .map(|v| format!("`{}`", quoted(v)))
             .collect::<Vec<_>>()
             .join(" or "),
-        _ => "any".to_owned(),
-    };
-    let base = match (base.as_str(), s.get("items")) {
-        ("array", Some(items)) => format!("array of {}", type_of(items)),
-        _ => base,
-    };
-    match s.get("format").and_then(Value::as_str) {
-        Some(f) => format!("{base} ({f})"),
-        None => base,
+        SchemaKind::String {
+            constant: Some(c), ..
+        } => format!("`{}`", quoted(c)),
+        SchemaKind::Integer {
+            constant: Some(c), ..
+        } => format!("`{c}`"),
+        SchemaKind::Boolean { constant: Some(c) } => format!("`{c}`"),
+        SchemaKind::TaggedUnion { variants, .. } => variants
+            .iter()
+            .map(type_of)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        SchemaKind::Nullable(inner) => format!("{} or null", type_of(inner)),
+        SchemaKind::Any => "any".to_owned(),
+        SchemaKind::String { format, .. } => with_format("string", format),
+        SchemaKind::Integer { format, .. } => with_format("integer", format),
+        SchemaKind::Number { format, .. } => with_format("number", format),
+        SchemaKind::Boolean { constant: None } => "boolean".to_owned(),
+        SchemaKind::Null => "null".to_owned(),
+        SchemaKind::Array { items, .. } => format!("array of {}", type_of(items)),
+        SchemaKind::Object { .. } | SchemaKind::Map(_) => "object".to_owned(),
     }
 }
 
-fn limits(s: &Value) -> String {
+/// The limits of a value (of the non-null one, for a nullable type).
+fn limits(node: &SchemaNode) -> String {
+    let node = match &node.kind {
+        SchemaKind::Nullable(inner) => inner,
+        _ => node,
+    };
     let mut out = Vec::new();
-    for (key, label) in [
-        ("minLength", "length ≥"),
-        ("maxLength", "length ≤"),
-        ("minimum", "≥"),
-        ("maximum", "≤"),
-        ("minItems", "items ≥"),
-        ("maxItems", "items ≤"),
-    ] {
-        if let Some(v) = s.get(key) {
+    let mut push = |label: &str, value: Option<String>| {
+        if let Some(v) = value {
             out.push(format!("{label} {v}"));
         }
-    }
-    if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-        out.push(format!("pattern `{p}`"));
+    };
+    let text = |n: &Option<u64>| n.map(|n| n.to_string());
+    let number = |n: &Option<serde_json::Number>| n.as_ref().map(ToString::to_string);
+    match &node.kind {
+        SchemaKind::String {
+            min_length,
+            max_length,
+            pattern,
+            ..
+        } => {
+            push("length ≥", text(min_length));
+            push("length ≤", text(max_length));
+            push("pattern", pattern.as_ref().map(|p| format!("`{p}`")));
+        }
+        SchemaKind::Integer {
+            minimum, maximum, ..
+        }
+        | SchemaKind::Number {
+            minimum, maximum, ..
+        } => {
+            push("≥", number(minimum));
+            push("≤", number(maximum));
+        }
+        SchemaKind::Array {
+            min_items,
+            max_items,
+            ..
+        } => {
+            push("items ≥", text(min_items));
+            push("items ≤", text(max_items));
+        }
+        _ => {}
     }
     out.join(", ")
 }
 
 /// A value the schema accepts, for the docs (definitions followed a few
 /// levels deep, so recursive ones end).
-fn example(ir: &ContractIr, s: &Value, depth: usize) -> Value {
-    let s = resolve(ir, s);
+fn example(ir: &ContractIr, node: &SchemaNode, depth: usize) -> Value {
+    let node = resolve(ir, node);
     if depth > 4 {
         return Value::Null;
     }
-    if let Some(c) = s.get("const") {
-        return c.clone();
-    }
-    if let Some(first) = s
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    for key in ["oneOf", "anyOf"] {
-        if let Some(first) = s.get(key).and_then(Value::as_array).and_then(|v| v.first()) {
-            return example(ir, first, depth + 1);
+    match &node.kind {
+        SchemaKind::String {
+            constant: Some(c), ..
+        } => json!(c),
+        SchemaKind::String { enumeration, .. } if !enumeration.is_empty() => {
+            json!(enumeration[0])
         }
-    }
-    let ty = match s.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("null"),
-        _ => "object",
-    };
-    match ty {
-        "string" => match s.get("format").and_then(Value::as_str) {
+        SchemaKind::String {
+            format, min_length, ..
+        } => match format.as_deref() {
             Some("uuid") => json!("3fa85f64-5717-4562-b3fc-2c963f66afa6"),
             Some("date-time") => json!("2026-01-01T12:00:00Z"),
             Some("date") => json!("2026-01-01"),
             Some("email") => json!("ada@example.com"),
             _ => {
-                let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+                let min = min_length.unwrap_or(0);
                 json!("x".repeat(usize::try_from(min.clamp(1, 8)).unwrap_or(1)))
             }
         },
-        "integer" => json!(s.get("minimum").and_then(Value::as_i64).unwrap_or(1).max(0)),
-        "number" => json!(s.get("minimum").and_then(Value::as_f64).unwrap_or(1.5)),
-        "boolean" => json!(true),
-        "null" => Value::Null,
-        "array" => {
-            let n = s
-                .get("minItems")
-                .and_then(Value::as_u64)
+        SchemaKind::Integer {
+            constant: Some(c), ..
+        } => json!(c),
+        SchemaKind::Integer { minimum, .. } => json!(
+            minimum
+                .as_ref()
+                .and_then(serde_json::Number::as_i64)
                 .unwrap_or(1)
-                .clamp(1, 3);
-            let item = s
-                .get("items")
-                .map_or(Value::Null, |i| example(ir, i, depth + 1));
+                .max(0)
+        ),
+        SchemaKind::Number { minimum, .. } => json!(
+            minimum
+                .as_ref()
+                .and_then(serde_json::Number::as_f64)
+                .unwrap_or(1.5)
+        ),
+        SchemaKind::Boolean { constant } => json!(constant.unwrap_or(true)),
+        SchemaKind::Null => Value::Null,
+        SchemaKind::TaggedUnion { variants, .. } => variants
+            .first()
+            .map_or(Value::Null, |v| example(ir, v, depth + 1)),
+        SchemaKind::Nullable(inner) => example(ir, inner, depth + 1),
+        SchemaKind::Array {
+            items, min_items, ..
+        } => {
+            let n = min_items.unwrap_or(1).clamp(1, 3);
+            let item = example(ir, items, depth + 1);
             Value::Array(vec![item; usize::try_from(n).unwrap_or(1)])
         }
-        _ => {
-            let mut obj = Map::new();
-            if let Some(props) = s.get("properties").and_then(Value::as_object) {
-                for (name, p) in props {
-                    obj.insert(name.clone(), example(ir, p, depth + 1));
-                }
-            }
-            Value::Object(obj)
-        }
+        SchemaKind::Object { properties, .. } => Value::Object(
+            properties
+                .iter()
+                .map(|p| (p.wire_name.clone(), example(ir, &p.schema, depth + 1)))
+                .collect::<Map<String, Value>>(),
+        ),
+        SchemaKind::Any | SchemaKind::Map(_) | SchemaKind::Ref(_) => Value::Object(Map::new()),
     }
 }
 

@@ -10,7 +10,7 @@ use handlebars::Context;
 use serde_json::json;
 
 use super::Views;
-use crate::GeneratedFile;
+use crate::generated::GeneratedFile;
 use crate::ir::{ContractIr, TypeDef};
 use crate::schema_ir::{SchemaKind, SchemaNode};
 use crate::templates::Templates;
@@ -101,12 +101,12 @@ pub fn type_expr(node: &SchemaNode, depth: usize) -> String {
         SchemaKind::Integer {
             constant: Some(c), ..
         } => c.to_string(),
-        SchemaKind::Integer { .. } | SchemaKind::Number => "number".to_owned(),
+        SchemaKind::Integer { .. } | SchemaKind::Number { .. } => "number".to_owned(),
         SchemaKind::Boolean { constant: Some(c) } => c.to_string(),
         SchemaKind::Boolean { constant: None } => "boolean".to_owned(),
         SchemaKind::Null => "null".to_owned(),
-        SchemaKind::Array(inner) => {
-            let inner = type_expr(inner, depth);
+        SchemaKind::Array { items, .. } => {
+            let inner = type_expr(items, depth);
             if is_compound(&inner) || inner.contains('\n') {
                 format!("Array<{inner}>")
             } else {
@@ -378,7 +378,7 @@ fn package(
         path: ts_dir.join("cjs/package.json"),
         contents: format!(
             "{{\n  \"//\": \"This file is {}. Do not edit.\",\n  \"type\": \"commonjs\"\n}}\n",
-            crate::GENERATED_MARKER
+            crate::generated::GENERATED_MARKER
         ),
     });
     // One entry point per module a user imports; lib, hooks and contract
