@@ -15,8 +15,13 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::SocketRef;
 
+/// The Redis adapter on the fred driver, as the gateway uses it.
 #[cfg(feature = "redis")]
-use super::redis::RedisAdapter;
+pub(crate) type RedisAdapter = socketioxide_redis::FredAdapter<socketioxide::adapter::Emitter>;
+
+/// An emit queued until Redis takes its publish (`Cluster::defer`): the
+/// publish, then the delivery on this node.
+pub(crate) type DeferredEmit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Runs `$body` with `$bind` bound to the socketioxide value inside a
 /// [`RawIo`] or [`RawSocket`], whichever adapter it is on.

@@ -3,6 +3,7 @@
 //! emits waiting for it, and the state every node shares (room history,
 //! idempotency keys). On one node it is empty and answers accordingly.
 
+use super::adapter::DeferredEmit;
 #[cfg(feature = "redis")]
 use super::redis::ClusterLink;
 
@@ -116,6 +117,3 @@ impl Cluster {
         "no cluster adapter".to_owned()
     }
 }
-
-/// An emit waiting for Redis ([`Cluster::defer`]).
-pub(crate) type DeferredEmit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

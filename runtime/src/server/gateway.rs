@@ -148,7 +148,7 @@ impl Gateway {
             let cors = config.cors.as_ref().map(|c| c.build()).transpose()?;
             let (link, state) = super::redis::ClusterLink::connect(redis).await?;
             let (layer, io) = socketio_builder(&config)
-                .with_adapter::<super::redis::RedisAdapter>(state)
+                .with_adapter::<super::adapter::RedisAdapter>(state)
                 .build_layer();
             return Ok(Self::from_parts(
                 &config,
@@ -599,7 +599,7 @@ pub enum RawLayer {
     Local(SocketIoLayer<LocalAdapter>),
     /// The Redis adapter.
     #[cfg(feature = "redis")]
-    Redis(SocketIoLayer<super::redis::RedisAdapter>),
+    Redis(SocketIoLayer<super::adapter::RedisAdapter>),
 }
 
 impl std::fmt::Debug for RawLayer {

@@ -14,11 +14,8 @@ use fred::types::config::Config as FredConfig;
 use socketioxide_redis::drivers::fred::FredDriver;
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 
-use super::cluster::DeferredEmit;
+use super::adapter::DeferredEmit;
 use crate::server::ServerError;
-
-/// The Redis adapter on the fred driver, as the gateway uses it.
-pub(crate) type RedisAdapter = socketioxide_redis::FredAdapter<socketioxide::adapter::Emitter>;
 
 /// Default prefix of the adapter's Redis channels.
 pub const DEFAULT_REDIS_PREFIX: &str = "evcontract";
