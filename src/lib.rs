@@ -172,6 +172,16 @@ pub fn generate_all(
     inputs: &[(PathBuf, String)],
     options: &Options,
 ) -> Result<Vec<GeneratedFile>, Diagnostics> {
+    generate_each(inputs, |ir, templates| emit(ir, options, templates))
+}
+
+/// Loads every contract and hands each IR to `files`; nothing is returned
+/// unless every contract is valid and every call succeeded. Contract names
+/// must be unique.
+pub(crate) fn generate_each(
+    inputs: &[(PathBuf, String)],
+    files: impl Fn(&ContractIr, &Templates) -> Result<Vec<GeneratedFile>, EmitError>,
+) -> Result<Vec<GeneratedFile>, Diagnostics> {
     let templates =
         Templates::new().map_err(|m| Diagnostics(internal(Path::new("templates"), m)))?;
     let mut all = Vec::new();
@@ -197,7 +207,7 @@ pub fn generate_all(
                     continue;
                 }
                 names.push((ir.name.clone(), file.clone()));
-                match emit(&ir, options, &templates) {
+                match files(&ir, &templates) {
                     Ok(files) => all.extend(files),
                     Err(e) => diagnostics.extend(emit_diagnostic(file, &map, e)),
                 }

@@ -590,7 +590,9 @@ fn typify_panics_become_diagnostics() {
     let mut ir = evcontract::load(Path::new("demo.contract.json"), &base().to_string()).unwrap();
     ir.types[0].schema =
         json!({ "type": "object", "properties": { "a": { "$ref": "#/definitions/Missing" } } });
-    let err = evcontract::targets::rust::types_source(&ir).unwrap_err();
+    let err =
+        evcontract::targets::rust::types_source(&ir, evcontract::targets::rust::Layout::Crate)
+            .unwrap_err();
     assert!(err.message.contains("typify"), "{err}");
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::Views;
-use crate::generated::{GeneratedFile, rust_file};
+use crate::generated::{GeneratedFile, HEADER, rust_file};
 use crate::ir::ContractIr;
 use crate::options::Options;
 use crate::targets::EmitError;
@@ -63,8 +63,60 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-/// Generates the Rust source of every named type in the contract.
-pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), EmitError> {
+/// How the Rust of a contract is laid out: a crate, or one file for a
+/// build script's `include!` (as tonic-build and prost-build write it).
+/// Both come from the same templates, given this as a parameter; the
+/// generated code names its own items relative to its module (`super::`),
+/// so it means the same wherever it is included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The crate `rust/<contract>/`: the typed server and client behind
+    /// its features `server` and `client`, serde and the format crates as
+    /// its own dependencies.
+    Crate,
+    /// One file to `include!` in any module: the server and the client as
+    /// asked, no inner attributes, and serde, chrono, uuid and regress
+    /// reached through the runtime (the including crate needs no
+    /// dependency of its own).
+    Include {
+        /// Whether to generate the typed server.
+        server: bool,
+        /// Whether to generate the typed client.
+        client: bool,
+    },
+}
+
+impl Layout {
+    /// What the templates read of the layout (`rust` in their views).
+    fn view(self, modules: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+        let gate = |feature: &str, on: bool| match self {
+            Self::Crate => json!({ "cfg": format!("#[cfg(feature = \"{feature}\")]") }),
+            Self::Include { .. } if on => json!({ "cfg": "" }),
+            Self::Include { .. } => serde_json::Value::Null,
+        };
+        match self {
+            Self::Crate => json!({
+                "include": false,
+                "server": gate("server", true),
+                "client": gate("client", true),
+                "serde": "::serde",
+                "serde_crate": "",
+            }),
+            Self::Include { server, client } => json!({
+                "include": true,
+                "server": gate("server", server),
+                "client": gate("client", client),
+                "serde": SERDE_THROUGH_RUNTIME,
+                "serde_crate": format!("#[serde(crate = \"{SERDE_THROUGH_RUNTIME}\")]"),
+                "modules": modules,
+            }),
+        }
+    }
+}
+
+/// Generates the Rust source of every named type in the contract, for
+/// `layout`.
+pub fn types_source(ir: &ContractIr, layout: Layout) -> Result<(String, TypeDeps), EmitError> {
     let mut settings = TypeSpaceSettings::default();
     settings
         .with_struct_builder(false)
@@ -87,13 +139,150 @@ pub fn types_source(ir: &ContractIr) -> Result<(String, TypeDeps), EmitError> {
         uuid: space.uses_uuid(),
         regress: space.uses_regress(),
     };
-    Ok((format_tokens(tokens, rewrite_types)?, deps))
+    let text = match layout {
+        Layout::Crate => format_tokens(tokens, rewrite_types)?,
+        Layout::Include { .. } => {
+            let text = format_tokens(tokens, rewrite_types_included)?;
+            check_through_runtime(&text)?;
+            text
+        }
+    };
+    Ok((text, deps))
 }
 
 /// What evcontract changes in typify's output: see the two functions.
 fn rewrite_types(file: &mut syn::File) {
     tolerate_unknown_fields(file);
     decode_strings_once(file);
+}
+
+/// [`rewrite_types`], and then the crates typify's code names reached
+/// through the runtime, for [`Layout::Include`]. typify 0.8 has no setting
+/// for the path of serde or of the format crates, so this one is a rewrite
+/// of its output; [`check_through_runtime`] fails generation if typify ever
+/// names them in a way this does not catch.
+fn rewrite_types_included(file: &mut syn::File) {
+    use syn::visit_mut::VisitMut;
+    rewrite_types(file);
+    ThroughRuntime.visit_file_mut(file);
+}
+
+/// Crates that typify's code names and the runtime re-exports (serde and
+/// serde_json always, for `{}` payloads as `serde_json::Value`; the others
+/// with its feature `formats`).
+const REEXPORTED: [&str; 5] = ["serde", "serde_json", "chrono", "uuid", "regress"];
+
+/// Where serde's derives find serde, in code that reaches it through the
+/// runtime.
+const SERDE_THROUGH_RUNTIME: &str = "::evcontract_runtime::__private::serde";
+
+/// `::krate::…` as `::evcontract_runtime::__private::krate::…`.
+fn through_runtime(path: &mut syn::Path) {
+    let through: syn::Path = syn::parse_quote!(::evcontract_runtime::__private);
+    path.segments = through
+        .segments
+        .into_iter()
+        .chain(std::mem::take(&mut path.segments))
+        .collect();
+}
+
+/// An item's `#[derive(::serde::Serialize, …)]` with serde's paths pointed
+/// through the runtime, and `#[serde(crate = …)]` added when it derives one
+/// of serde's traits (the derives' own code names serde too).
+fn serde_through_runtime(attrs: &mut Vec<syn::Attribute>) {
+    let mut derives_serde = false;
+    for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
+        let Ok(mut paths) = attr.parse_args_with(
+            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+        ) else {
+            continue;
+        };
+        for path in paths.iter_mut() {
+            if path.leading_colon.is_some()
+                && path.segments.first().is_some_and(|s| s.ident == "serde")
+            {
+                derives_serde = true;
+                through_runtime(path);
+            }
+        }
+        *attr = syn::parse_quote!(#[derive(#paths)]);
+    }
+    if derives_serde {
+        attrs.push(syn::parse_quote!(#[serde(crate = #SERDE_THROUGH_RUNTIME)]));
+    }
+}
+
+/// Points `::serde::…`, `::chrono::…`, `::uuid::…` and `::regress::…`
+/// (typify's names for its derives, formats and patterns) through the
+/// runtime.
+struct ThroughRuntime;
+
+impl syn::visit_mut::VisitMut for ThroughRuntime {
+    fn visit_item_struct_mut(&mut self, item: &mut syn::ItemStruct) {
+        serde_through_runtime(&mut item.attrs);
+        syn::visit_mut::visit_item_struct_mut(self, item);
+    }
+
+    fn visit_item_enum_mut(&mut self, item: &mut syn::ItemEnum) {
+        serde_through_runtime(&mut item.attrs);
+        syn::visit_mut::visit_item_enum_mut(self, item);
+    }
+
+    fn visit_path_mut(&mut self, path: &mut syn::Path) {
+        if path.leading_colon.is_some()
+            && path
+                .segments
+                .first()
+                .is_some_and(|s| REEXPORTED.iter().any(|c| s.ident == c))
+        {
+            through_runtime(path);
+        }
+        syn::visit_mut::visit_path_mut(self, path);
+    }
+}
+
+/// Fails when code for [`Layout::Include`] still names serde, chrono, uuid
+/// or regress other than through the runtime (typify changed how it names
+/// them: a bare `serde::…`, a `use`), instead of leaving a build script's
+/// crate with an error about a crate it was told it does not need.
+fn check_through_runtime(text: &str) -> Result<(), String> {
+    use proc_macro2::TokenTree;
+    fn is_punct(tt: Option<&TokenTree>, c: char) -> bool {
+        matches!(tt, Some(TokenTree::Punct(p)) if p.as_char() == c)
+    }
+    fn walk(tokens: proc_macro2::TokenStream) -> Result<(), String> {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, tt) in tokens.iter().enumerate() {
+            match tt {
+                TokenTree::Group(g) => walk(g.stream())?,
+                TokenTree::Ident(ident) => {
+                    let name = ident.to_string();
+                    // A path that starts at one of these crates: `name::…`
+                    // (an attribute such as `#[serde(rename …)]` is not one),
+                    // unless it follows `__private::`.
+                    let starts_path =
+                        is_punct(tokens.get(i + 1), ':') && is_punct(tokens.get(i + 2), ':');
+                    let through = i >= 3
+                        && is_punct(tokens.get(i - 1), ':')
+                        && is_punct(tokens.get(i - 2), ':')
+                        && matches!(&tokens[i - 3], TokenTree::Ident(p) if p == "__private");
+                    if starts_path && !through && REEXPORTED.contains(&name.as_str()) {
+                        return Err(format!(
+                            "typify's code names `{name}` directly, which evcontract does not point \
+                             through the runtime for build scripts (did typify change how it names \
+                             its crates?)"
+                        ));
+                    }
+                }
+                TokenTree::Punct(_) | TokenTree::Literal(_) => {}
+            }
+        }
+        Ok(())
+    }
+    let tokens: proc_macro2::TokenStream = text
+        .parse()
+        .map_err(|e| format!("generated Rust does not tokenize: {e}"))?;
+    walk(tokens)
 }
 
 /// typify decodes a constrained string (`maxLength`, `pattern`, …) into a
@@ -418,6 +607,7 @@ const TYPIFY_STACK_BYTES: usize = 64 << 20;
 fn spawn_types<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     ir: &'scope ContractIr,
+    layout: Layout,
 ) -> Result<TypesThread<'scope>, String> {
     // typify recurses once per schema level (and more on defaults); the
     // default 2 MiB of a spawned thread is not enough for schemas near
@@ -426,7 +616,7 @@ fn spawn_types<'scope>(
     std::thread::Builder::new()
         .name("evcontract-typify".to_owned())
         .stack_size(TYPIFY_STACK_BYTES)
-        .spawn_scoped(scope, || types_source(ir))
+        .spawn_scoped(scope, move || types_source(ir, layout))
         .map_err(|e| format!("could not start the type generator thread: {e}"))
 }
 
@@ -439,28 +629,15 @@ fn crate_files(
     templates: &Templates,
     types: TypesThread<'_>,
 ) -> Result<Vec<GeneratedFile>, EmitError> {
-    let mut files = Vec::new();
+    let layout = Layout::Crate.view(&serde_json::Map::new());
     let rust_dir = PathBuf::from("rust").join(&ir.name);
-    let (header, whole, header_view) = (&views.header, &views.whole, &views.header_view);
-    for (template, file, view) in [
-        ("rust/lib.rs", "src/lib.rs", &whole),
-        ("rust/errors.rs", "src/errors.rs", &header_view),
-    ] {
-        let src = templates.render_context(template, view)?;
-        files.push(rust_file(
-            rust_dir.join(file),
-            format_source(template, &src)?,
-        ));
+    let mut files = vec![rust_file(
+        rust_dir.join("src/lib.rs"),
+        render_lib(views, templates, layout.clone())?,
+    )];
+    for (stem, text) in render_modules(ir, views, templates, &layout)? {
+        files.push(rust_file(rust_dir.join(format!("src/{stem}.rs")), text));
     }
-    for ns in &ir.namespaces {
-        let view = Context::from(json!({ "ir": header, "ns": ns }));
-        let src = templates.render_context("rust/namespace.rs", &view)?;
-        files.push(rust_file(
-            rust_dir.join(format!("src/{}.rs", ns.module)),
-            format_source("rust/namespace.rs", &src)?,
-        ));
-    }
-
     let (types, deps) = types
         .join()
         .map_err(|_| "generating the Rust types panicked".to_owned())??;
@@ -475,7 +652,7 @@ fn crate_files(
         contents: templates.render(
             "rust/Cargo.toml",
             &json!({
-                "ir": header,
+                "ir": views.header,
                 "description": serde_json::to_string(&description).unwrap_or_default(),
                 "runtime_dep": options.runtime.toml(),
                 "deps": deps,
@@ -483,6 +660,76 @@ fn crate_files(
         )?,
     });
     Ok(files)
+}
+
+/// The crate root (`lib.rs`), for the layout whose template view is
+/// `layout`.
+fn render_lib(
+    views: &Views,
+    templates: &Templates,
+    layout: serde_json::Value,
+) -> Result<String, EmitError> {
+    let mut view = views.whole.data().clone();
+    if let Some(view) = view.as_object_mut() {
+        view.insert("rust".to_owned(), layout);
+    }
+    let src = templates.render_context("rust/lib.rs", &Context::from(view))?;
+    Ok(format_source("rust/lib.rs", &src)?)
+}
+
+/// The modules below the crate root that templates make (`errors` and one
+/// per namespace): their names and formatted text.
+fn render_modules(
+    ir: &ContractIr,
+    views: &Views,
+    templates: &Templates,
+    layout: &serde_json::Value,
+) -> Result<Vec<(String, String)>, EmitError> {
+    let mut modules = Vec::with_capacity(1 + ir.namespaces.len());
+    let view = Context::from(json!({
+        "ir": views.header,
+        "error_count": ir.errors.len(),
+        "rust": layout,
+    }));
+    let src = templates.render_context("rust/errors.rs", &view)?;
+    modules.push(("errors".to_owned(), format_source("rust/errors.rs", &src)?));
+    for ns in &ir.namespaces {
+        let view = Context::from(json!({ "ir": views.header, "ns": ns, "rust": layout }));
+        let src = templates.render_context("rust/namespace.rs", &view)?;
+        modules.push((ns.module.clone(), format_source("rust/namespace.rs", &src)?));
+    }
+    Ok(modules)
+}
+
+/// The Rust of a contract as one file for a build script's `include!`
+/// ([`Layout::Include`]): the crate's modules inline, from the same
+/// templates.
+pub fn include_file(
+    ir: &ContractIr,
+    templates: &Templates,
+    server: bool,
+    client: bool,
+) -> Result<String, EmitError> {
+    let layout = Layout::Include { server, client };
+    let views = Views::new(ir)?;
+    std::thread::scope(|scope| {
+        let types = spawn_types(scope, ir, layout)?;
+        let gates = layout.view(&serde_json::Map::new());
+        let mut modules: serde_json::Map<String, serde_json::Value> =
+            render_modules(ir, &views, templates, &gates)?
+                .into_iter()
+                .map(|(name, text)| (name, serde_json::Value::String(text)))
+                .collect();
+        let (types, _) = types
+            .join()
+            .map_err(|_| "generating the Rust types panicked".to_owned())??;
+        modules.insert("types".to_owned(), serde_json::Value::String(types));
+        let lib = render_lib(&views, templates, layout.view(&modules))?;
+        Ok(format!(
+            "{HEADER}\n// The Rust of contract `{}` for `include!` (evcontract::Builder).\n\n{lib}",
+            ir.name
+        ))
+    })
 }
 
 /// The Rust target: the crate `rust/<contract>/`. typify (a third of the
@@ -497,8 +744,51 @@ impl super::Target for Rust {
 
     fn emit(&self, input: &super::Input<'_>) -> Result<Vec<GeneratedFile>, EmitError> {
         std::thread::scope(|scope| {
-            let types = spawn_types(scope, input.ir)?;
+            let types = spawn_types(scope, input.ir, Layout::Crate)?;
             crate_files(input.ir, input.views, input.options, input.templates, types)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Formats typify-shaped `code` for the include layout.
+    fn included(code: &str) -> Result<String, String> {
+        let tokens: proc_macro2::TokenStream = code.parse().map_err(|e| format!("{e:?}"))?;
+        let text = format_tokens(tokens, rewrite_types_included)?;
+        check_through_runtime(&text)?;
+        Ok(text)
+    }
+
+    #[test]
+    fn typify_s_crate_paths_reach_the_runtime_or_generation_fails() {
+        // typify 0.8's shape: derives and format types by absolute paths.
+        let text = included(
+            "#[derive(::serde::Serialize, ::serde::Deserialize, Clone)]
+             #[serde(transparent)]
+             pub struct Stamp(pub ::chrono::DateTime<::chrono::offset::Utc>);
+             pub struct Id(pub ::uuid::Uuid);",
+        )
+        .expect("typify's shape is rewritten");
+        assert!(
+            text.contains("::evcontract_runtime::__private::serde::Serialize")
+                && text.contains("#[serde(crate = \"::evcontract_runtime::__private::serde\")]")
+                && text.contains("::evcontract_runtime::__private::chrono::DateTime")
+                && text.contains("::evcontract_runtime::__private::uuid::Uuid"),
+            "{text}"
+        );
+        // A shape typify might change to: a relative path, or a `use`.
+        // Generation then fails loudly instead of writing code that needs a
+        // crate the build script's crate was told it does not need.
+        for changed in [
+            "#[derive(serde::Serialize)] pub struct A { pub a: i64 }",
+            "use regress::Regex; pub struct B;",
+            "pub struct C(pub uuid::Uuid);",
+        ] {
+            let err = included(changed).expect_err(changed);
+            assert!(err.contains("names `"), "{err}");
+        }
     }
 }

@@ -9,19 +9,19 @@ pub const NAMESPACE: &str = "/chat";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `join_thread`, acked with [`JoinThreadAck`](crate::JoinThreadAck).
+    /// `join_thread`, acked with [`JoinThreadAck`](super::super::JoinThreadAck).
     pub const JOIN_THREAD: &str = "join_thread";
-    /// `leave_thread`, acked with [`LeaveThreadAck`](crate::LeaveThreadAck).
+    /// `leave_thread`, acked with [`LeaveThreadAck`](super::super::LeaveThreadAck).
     pub const LEAVE_THREAD: &str = "leave_thread";
-    /// `get_thread`, acked with [`GetThreadAck`](crate::GetThreadAck).
+    /// `get_thread`, acked with [`GetThreadAck`](super::super::GetThreadAck).
     pub const GET_THREAD: &str = "get_thread";
-    /// `send_message`, acked with [`Message`](crate::Message).
+    /// `send_message`, acked with [`Message`](super::super::Message).
     pub const SEND_MESSAGE: &str = "send_message";
     /// `typing`.
     pub const TYPING: &str = "typing";
     /// `mark_read`.
     pub const MARK_READ: &str = "mark_read";
-    /// `announce`, acked with [`Announcement`](crate::Announcement).
+    /// `announce`, acked with [`Announcement`](super::super::Announcement).
     pub const ANNOUNCE: &str = "announce";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[
@@ -36,17 +36,17 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `new_message`, carrying [`NewMessage`](crate::NewMessage).
+    /// `new_message`, carrying [`NewMessage`](super::super::NewMessage).
     pub const NEW_MESSAGE: &str = "new_message";
-    /// `message_read`, carrying [`MessageRead`](crate::MessageRead).
+    /// `message_read`, carrying [`MessageRead`](super::super::MessageRead).
     pub const MESSAGE_READ: &str = "message_read";
-    /// `typing_indicator`, carrying [`TypingIndicator`](crate::TypingIndicator).
+    /// `typing_indicator`, carrying [`TypingIndicator`](super::super::TypingIndicator).
     pub const TYPING_INDICATOR: &str = "typing_indicator";
-    /// `joined`, carrying [`Joined`](crate::Joined).
+    /// `joined`, carrying [`Joined`](super::super::Joined).
     pub const JOINED: &str = "joined";
-    /// `left`, carrying [`Left`](crate::Left).
+    /// `left`, carrying [`Left`](super::super::Left).
     pub const LEFT: &str = "left";
-    /// `announcement`, carrying [`Announcement`](crate::Announcement).
+    /// `announcement`, carrying [`Announcement`](super::super::Announcement).
     pub const ANNOUNCEMENT: &str = "announcement";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[
@@ -179,8 +179,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[
             rt::RoomSpec {
@@ -206,9 +206,9 @@ pub mod server {
         fn join_thread(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::JoinThread,
+            payload: super::super::JoinThread,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::JoinThreadAck, EventError>,
+            Output = ::core::result::Result<super::super::JoinThreadAck, EventError>,
         > + ::core::marker::Send;
         /// `leave_thread` (authentication required), at most 120 per 60000 ms per user.
         ///
@@ -216,9 +216,9 @@ pub mod server {
         fn leave_thread(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::LeaveThread,
+            payload: super::super::LeaveThread,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::LeaveThreadAck, EventError>,
+            Output = ::core::result::Result<super::super::LeaveThreadAck, EventError>,
         > + ::core::marker::Send;
         /// `get_thread` (authentication required), at most 30 per 60000 ms per user.
         ///
@@ -226,9 +226,9 @@ pub mod server {
         fn get_thread(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::GetThread,
+            payload: super::super::GetThread,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::GetThreadAck, EventError>,
+            Output = ::core::result::Result<super::super::GetThreadAck, EventError>,
         > + ::core::marker::Send;
         /// `send_message` (authentication required), at most 20 per 10000 ms per user, payloads up to 16384 bytes.
         ///
@@ -236,9 +236,9 @@ pub mod server {
         fn send_message(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::SendMessage,
+            payload: super::super::SendMessage,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::Message, EventError>,
+            Output = ::core::result::Result<super::super::Message, EventError>,
         > + ::core::marker::Send;
         /// `typing` (authentication required), at most 10 per 5000 ms per user, payloads up to 1024 bytes.
         ///
@@ -246,7 +246,7 @@ pub mod server {
         fn typing(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Typing,
+            payload: super::super::Typing,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -256,7 +256,7 @@ pub mod server {
         fn mark_read(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::MarkRead,
+            payload: super::super::MarkRead,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -266,9 +266,9 @@ pub mod server {
         fn announce(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Announce,
+            payload: super::super::Announce,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::Announcement, EventError>,
+            Output = ::core::result::Result<super::super::Announcement, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -310,7 +310,7 @@ pub mod server {
             match event.name {
                 super::client_events::JOIN_THREAD => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::JoinThread,
+                        super::super::JoinThread,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -320,7 +320,7 @@ pub mod server {
                 }
                 super::client_events::LEAVE_THREAD => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::LeaveThread,
+                        super::super::LeaveThread,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -330,7 +330,7 @@ pub mod server {
                 }
                 super::client_events::GET_THREAD => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::GetThread,
+                        super::super::GetThread,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -340,7 +340,7 @@ pub mod server {
                 }
                 super::client_events::SEND_MESSAGE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::SendMessage,
+                        super::super::SendMessage,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -350,7 +350,7 @@ pub mod server {
                 }
                 super::client_events::TYPING => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Typing,
+                        super::super::Typing,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -360,7 +360,7 @@ pub mod server {
                 }
                 super::client_events::MARK_READ => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::MarkRead,
+                        super::super::MarkRead,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -370,7 +370,7 @@ pub mod server {
                 }
                 super::client_events::ANNOUNCE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Announce,
+                        super::super::Announce,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -435,7 +435,7 @@ pub mod server {
         pub async fn new_message(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::NewMessage,
+            payload: &super::super::NewMessage,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::NEW_MESSAGE, payload).await
         }
@@ -445,7 +445,7 @@ pub mod server {
         pub async fn message_read(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::MessageRead,
+            payload: &super::super::MessageRead,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::MESSAGE_READ, payload).await
         }
@@ -455,7 +455,7 @@ pub mod server {
         pub async fn typing_indicator(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::TypingIndicator,
+            payload: &super::super::TypingIndicator,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::TYPING_INDICATOR, payload).await
         }
@@ -465,7 +465,7 @@ pub mod server {
         pub async fn joined(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Joined,
+            payload: &super::super::Joined,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::JOINED, payload).await
         }
@@ -475,7 +475,7 @@ pub mod server {
         pub async fn left(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Left,
+            payload: &super::super::Left,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::LEFT, payload).await
         }
@@ -485,7 +485,7 @@ pub mod server {
         pub async fn announcement(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Announcement,
+            payload: &super::super::Announcement,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::ANNOUNCEMENT, payload).await
         }
@@ -511,17 +511,17 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum ChatServerEvent {
         /// `new_message`.
-        NewMessage(crate::NewMessage),
+        NewMessage(super::super::NewMessage),
         /// `message_read`.
-        MessageRead(crate::MessageRead),
+        MessageRead(super::super::MessageRead),
         /// `typing_indicator`.
-        TypingIndicator(crate::TypingIndicator),
+        TypingIndicator(super::super::TypingIndicator),
         /// `joined`.
-        Joined(crate::Joined),
+        Joined(super::super::Joined),
         /// `left`.
-        Left(crate::Left),
+        Left(super::super::Left),
         /// `announcement`.
-        Announcement(crate::Announcement),
+        Announcement(super::super::Announcement),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -605,7 +605,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
@@ -614,8 +614,8 @@ pub mod client {
         /// Join a thread's room. When the user was not in it yet, everyone in it (the joiner too) gets `joined`, announced at most once per user and thread within a short interval.
         pub async fn join_thread(
             &self,
-            payload: crate::JoinThread,
-        ) -> ::core::result::Result<crate::JoinThreadAck, rt::ClientError> {
+            payload: super::super::JoinThread,
+        ) -> ::core::result::Result<super::super::JoinThreadAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::JOIN_THREAD, &payload).await
         }
         /// Sends `leave_thread` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
@@ -623,8 +623,8 @@ pub mod client {
         /// Leave a thread's room. When that was the user's last connection in it, the remaining members get `left`, announced at most once per user and thread within a short interval.
         pub async fn leave_thread(
             &self,
-            payload: crate::LeaveThread,
-        ) -> ::core::result::Result<crate::LeaveThreadAck, rt::ClientError> {
+            payload: super::super::LeaveThread,
+        ) -> ::core::result::Result<super::super::LeaveThreadAck, rt::ClientError> {
             self.inner
                 .emit_idempotent(super::client_events::LEAVE_THREAD, &payload)
                 .await
@@ -634,8 +634,8 @@ pub mod client {
         /// The thread's recent messages (at most 200, oldest first), for a member: what a client fetches when it could not recover what it missed.
         pub async fn get_thread(
             &self,
-            payload: crate::GetThread,
-        ) -> ::core::result::Result<crate::GetThreadAck, rt::ClientError> {
+            payload: super::super::GetThread,
+        ) -> ::core::result::Result<super::super::GetThreadAck, rt::ClientError> {
             self.inner.emit_with_ack(super::client_events::GET_THREAD, &payload).await
         }
         /// Sends `send_message` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
@@ -643,8 +643,8 @@ pub mod client {
         /// Post a message to a thread the sender has joined; the whole room gets `new_message`.
         pub async fn send_message(
             &self,
-            payload: crate::SendMessage,
-        ) -> ::core::result::Result<crate::Message, rt::ClientError> {
+            payload: super::super::SendMessage,
+        ) -> ::core::result::Result<super::super::Message, rt::ClientError> {
             self.inner
                 .emit_idempotent(super::client_events::SEND_MESSAGE, &payload)
                 .await
@@ -654,7 +654,7 @@ pub mod client {
         /// Typing started or stopped; the rest of the room gets `typing_indicator`.
         pub async fn typing(
             &self,
-            payload: crate::Typing,
+            payload: super::super::Typing,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::TYPING, &payload).await
         }
@@ -663,7 +663,7 @@ pub mod client {
         /// Mark messages as read; the rest of the room gets `message_read`.
         pub async fn mark_read(
             &self,
-            payload: crate::MarkRead,
+            payload: super::super::MarkRead,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::MARK_READ, &payload).await
         }
@@ -672,8 +672,8 @@ pub mod client {
         /// Send an announcement to everyone connected to the chat, whether or not they joined a thread; only administrators may (others get `ACCESS_DENIED`). Every connection, the sender's included, gets `announcement`.
         pub async fn announce(
             &self,
-            payload: crate::Announce,
-        ) -> ::core::result::Result<crate::Announcement, rt::ClientError> {
+            payload: super::super::Announce,
+        ) -> ::core::result::Result<super::super::Announcement, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::ANNOUNCE, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.

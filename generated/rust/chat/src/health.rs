@@ -9,16 +9,16 @@ pub const NAMESPACE: &str = "/health";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `request_refresh`, acked with [`HealthStatus`](crate::HealthStatus).
+    /// `request_refresh`, acked with [`HealthStatus`](super::super::HealthStatus).
     pub const REQUEST_REFRESH: &str = "request_refresh";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[REQUEST_REFRESH];
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `health_status`, carrying [`HealthStatus`](crate::HealthStatus).
+    /// `health_status`, carrying [`HealthStatus`](super::super::HealthStatus).
     pub const HEALTH_STATUS: &str = "health_status";
-    /// `vps_update`, carrying [`VpsData`](crate::VpsData).
+    /// `vps_update`, carrying [`VpsData`](super::super::VpsData).
     pub const VPS_UPDATE: &str = "vps_update";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[HEALTH_STATUS, VPS_UPDATE];
@@ -59,8 +59,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -76,9 +76,9 @@ pub mod server {
         fn request_refresh(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::RequestRefresh,
+            payload: super::super::RequestRefresh,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::HealthStatus, EventError>,
+            Output = ::core::result::Result<super::super::HealthStatus, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -120,7 +120,7 @@ pub mod server {
             match event.name {
                 super::client_events::REQUEST_REFRESH => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::RequestRefresh,
+                        super::super::RequestRefresh,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -185,7 +185,7 @@ pub mod server {
         pub async fn health_status(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::HealthStatus,
+            payload: &super::super::HealthStatus,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::HEALTH_STATUS, payload).await
         }
@@ -195,7 +195,7 @@ pub mod server {
         pub async fn vps_update(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::VpsData,
+            payload: &super::super::VpsData,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::VPS_UPDATE, payload).await
         }
@@ -221,9 +221,9 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum HealthServerEvent {
         /// `health_status`.
-        HealthStatus(crate::HealthStatus),
+        HealthStatus(super::super::HealthStatus),
         /// `vps_update`.
-        VpsUpdate(crate::VpsData),
+        VpsUpdate(super::super::VpsData),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -287,7 +287,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
@@ -296,8 +296,8 @@ pub mod client {
         /// Ask for the current health status now.
         pub async fn request_refresh(
             &self,
-            payload: crate::RequestRefresh,
-        ) -> ::core::result::Result<crate::HealthStatus, rt::ClientError> {
+            payload: super::super::RequestRefresh,
+        ) -> ::core::result::Result<super::super::HealthStatus, rt::ClientError> {
             self.inner
                 .emit_idempotent(super::client_events::REQUEST_REFRESH, &payload)
                 .await

@@ -18,26 +18,46 @@ pub mod types {
     )]
     #[serde(transparent)]
     #[serde(crate = "::evcontract_runtime::__private::serde")]
-    pub struct Fire(pub ::serde_json::Map<::std::string::String, ::serde_json::Value>);
+    pub struct Fire(
+        pub ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
+    );
     impl ::std::ops::Deref for Fire {
-        type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+        type Target = ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >;
         fn deref(
             &self,
-        ) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
+        ) -> &::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        > {
             &self.0
         }
     }
     impl ::std::convert::From<Fire>
-    for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
+    for ::evcontract_runtime::__private::serde_json::Map<
+        ::std::string::String,
+        ::evcontract_runtime::__private::serde_json::Value,
+    > {
         fn from(value: Fire) -> Self {
             value.0
         }
     }
     impl ::std::convert::From<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
     > for Fire {
         fn from(
-            value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+            value: ::evcontract_runtime::__private::serde_json::Map<
+                ::std::string::String,
+                ::evcontract_runtime::__private::serde_json::Value,
+            >,
         ) -> Self {
             Self(value)
         }
@@ -163,27 +183,45 @@ pub mod types {
     #[serde(transparent)]
     #[serde(crate = "::evcontract_runtime::__private::serde")]
     pub struct GetList(
-        pub ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        pub ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
     );
     impl ::std::ops::Deref for GetList {
-        type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+        type Target = ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >;
         fn deref(
             &self,
-        ) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
+        ) -> &::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        > {
             &self.0
         }
     }
     impl ::std::convert::From<GetList>
-    for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
+    for ::evcontract_runtime::__private::serde_json::Map<
+        ::std::string::String,
+        ::evcontract_runtime::__private::serde_json::Value,
+    > {
         fn from(value: GetList) -> Self {
             value.0
         }
     }
     impl ::std::convert::From<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
     > for GetList {
         fn from(
-            value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+            value: ::evcontract_runtime::__private::serde_json::Map<
+                ::std::string::String,
+                ::evcontract_runtime::__private::serde_json::Value,
+            >,
         ) -> Self {
             Self(value)
         }
@@ -605,7 +643,7 @@ pub mod acks {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/acks` (feature `server`).
+    /// The typed server of namespace `/acks`.
     ///
     /// Implement [`AcksHandler`](server::AcksHandler) and mount
     /// it with [`register`](server::register); the

@@ -18,20 +18,22 @@ pub mod types {
     )]
     #[serde(transparent)]
     #[serde(crate = "::evcontract_runtime::__private::serde")]
-    pub struct Anything(pub ::serde_json::Value);
+    pub struct Anything(pub ::evcontract_runtime::__private::serde_json::Value);
     impl ::std::ops::Deref for Anything {
-        type Target = ::serde_json::Value;
-        fn deref(&self) -> &::serde_json::Value {
+        type Target = ::evcontract_runtime::__private::serde_json::Value;
+        fn deref(&self) -> &::evcontract_runtime::__private::serde_json::Value {
             &self.0
         }
     }
-    impl ::std::convert::From<Anything> for ::serde_json::Value {
+    impl ::std::convert::From<Anything>
+    for ::evcontract_runtime::__private::serde_json::Value {
         fn from(value: Anything) -> Self {
             value.0
         }
     }
-    impl ::std::convert::From<::serde_json::Value> for Anything {
-        fn from(value: ::serde_json::Value) -> Self {
+    impl ::std::convert::From<::evcontract_runtime::__private::serde_json::Value>
+    for Anything {
+        fn from(value: ::evcontract_runtime::__private::serde_json::Value) -> Self {
             Self(value)
         }
     }
@@ -45,20 +47,22 @@ pub mod types {
     )]
     #[serde(transparent)]
     #[serde(crate = "::evcontract_runtime::__private::serde")]
-    pub struct Fire(pub ::serde_json::Value);
+    pub struct Fire(pub ::evcontract_runtime::__private::serde_json::Value);
     impl ::std::ops::Deref for Fire {
-        type Target = ::serde_json::Value;
-        fn deref(&self) -> &::serde_json::Value {
+        type Target = ::evcontract_runtime::__private::serde_json::Value;
+        fn deref(&self) -> &::evcontract_runtime::__private::serde_json::Value {
             &self.0
         }
     }
-    impl ::std::convert::From<Fire> for ::serde_json::Value {
+    impl ::std::convert::From<Fire>
+    for ::evcontract_runtime::__private::serde_json::Value {
         fn from(value: Fire) -> Self {
             value.0
         }
     }
-    impl ::std::convert::From<::serde_json::Value> for Fire {
-        fn from(value: ::serde_json::Value) -> Self {
+    impl ::std::convert::From<::evcontract_runtime::__private::serde_json::Value>
+    for Fire {
+        fn from(value: ::evcontract_runtime::__private::serde_json::Value) -> Self {
             Self(value)
         }
     }
@@ -361,7 +365,7 @@ pub mod broadcast_only {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/broadcast-only` (feature `server`).
+    /// The typed server of namespace `/broadcast-only`.
     ///
     /// Implement [`BroadcastOnlyHandler`](server::BroadcastOnlyHandler) and mount
     /// it with [`register`](server::register); the
@@ -521,7 +525,7 @@ pub mod listen_only {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/listen-only` (feature `server`).
+    /// The typed server of namespace `/listen-only`.
     ///
     /// Implement [`ListenOnlyHandler`](server::ListenOnlyHandler) and mount
     /// it with [`register`](server::register); the

@@ -428,7 +428,7 @@ pub mod stamps {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/stamps` (feature `server`).
+    /// The typed server of namespace `/stamps`.
     ///
     /// Implement [`StampsHandler`](server::StampsHandler) and mount
     /// it with [`register`](server::register); the

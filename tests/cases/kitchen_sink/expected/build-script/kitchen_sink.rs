@@ -182,7 +182,9 @@ pub mod types {
     pub struct Scalars {
         ///Any JSON value.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub anything: ::std::option::Option<::serde_json::Value>,
+        pub anything: ::std::option::Option<
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
         ///Needs 64 bits.
         pub big: i64,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -720,7 +722,7 @@ pub mod root {
             ::std::format!("board:{}:lane:{}", board_id, lane_id)
         }
     }
-    /// The typed server of namespace `/` (feature `server`).
+    /// The typed server of namespace `/`.
     ///
     /// Implement [`RootHandler`](server::RootHandler) and mount
     /// it with [`register`](server::register); the
@@ -965,7 +967,7 @@ pub mod root {
             }
         }
     }
-    /// The typed client of namespace `/` (feature `client`).
+    /// The typed client of namespace `/`.
     ///
     /// [`RootClient`](client::RootClient) has one async method per
     /// client event (typed payload in, typed ack or
@@ -1186,7 +1188,7 @@ pub mod admin_panel {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/admin-panel` (feature `server`).
+    /// The typed server of namespace `/admin-panel`.
     ///
     /// Implement [`AdminPanelHandler`](server::AdminPanelHandler) and mount
     /// it with [`register`](server::register); the
@@ -1349,7 +1351,7 @@ pub mod admin_panel {
             }
         }
     }
-    /// The typed client of namespace `/admin-panel` (feature `client`).
+    /// The typed client of namespace `/admin-panel`.
     ///
     /// [`AdminPanelClient`](client::AdminPanelClient) has one async method per
     /// client event (typed payload in, typed ack or

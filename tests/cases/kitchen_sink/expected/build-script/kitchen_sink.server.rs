@@ -182,7 +182,9 @@ pub mod types {
     pub struct Scalars {
         ///Any JSON value.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub anything: ::std::option::Option<::serde_json::Value>,
+        pub anything: ::std::option::Option<
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
         ///Needs 64 bits.
         pub big: i64,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -720,7 +722,7 @@ pub mod root {
             ::std::format!("board:{}:lane:{}", board_id, lane_id)
         }
     }
-    /// The typed server of namespace `/` (feature `server`).
+    /// The typed server of namespace `/`.
     ///
     /// Implement [`RootHandler`](server::RootHandler) and mount
     /// it with [`register`](server::register); the
@@ -990,7 +992,7 @@ pub mod admin_panel {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/admin-panel` (feature `server`).
+    /// The typed server of namespace `/admin-panel`.
     ///
     /// Implement [`AdminPanelHandler`](server::AdminPanelHandler) and mount
     /// it with [`register`](server::register); the

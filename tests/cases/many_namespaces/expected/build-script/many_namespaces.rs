@@ -277,27 +277,45 @@ pub mod types {
     #[serde(transparent)]
     #[serde(crate = "::evcontract_runtime::__private::serde")]
     pub struct SyncRooms(
-        pub ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        pub ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
     );
     impl ::std::ops::Deref for SyncRooms {
-        type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+        type Target = ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >;
         fn deref(
             &self,
-        ) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
+        ) -> &::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        > {
             &self.0
         }
     }
     impl ::std::convert::From<SyncRooms>
-    for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
+    for ::evcontract_runtime::__private::serde_json::Map<
+        ::std::string::String,
+        ::evcontract_runtime::__private::serde_json::Value,
+    > {
         fn from(value: SyncRooms) -> Self {
             value.0
         }
     }
     impl ::std::convert::From<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ::evcontract_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
     > for SyncRooms {
         fn from(
-            value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+            value: ::evcontract_runtime::__private::serde_json::Map<
+                ::std::string::String,
+                ::evcontract_runtime::__private::serde_json::Value,
+            >,
         ) -> Self {
             Self(value)
         }
@@ -531,7 +549,7 @@ pub mod root {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/` (feature `server`).
+    /// The typed server of namespace `/`.
     ///
     /// Implement [`RootHandler`](server::RootHandler) and mount
     /// it with [`register`](server::register); the
@@ -658,7 +676,7 @@ pub mod root {
             }
         }
     }
-    /// The typed client of namespace `/` (feature `client`).
+    /// The typed client of namespace `/`.
     ///
     /// [`RootClient`](client::RootClient) has one async method per
     /// client event (typed payload in, typed ack or
@@ -846,7 +864,7 @@ pub mod admin_tools {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/admin-tools` (feature `server`).
+    /// The typed server of namespace `/admin-tools`.
     ///
     /// Implement [`AdminToolsHandler`](server::AdminToolsHandler) and mount
     /// it with [`register`](server::register); the
@@ -1086,7 +1104,7 @@ pub mod admin_tools {
             }
         }
     }
-    /// The typed client of namespace `/admin-tools` (feature `client`).
+    /// The typed client of namespace `/admin-tools`.
     ///
     /// [`AdminToolsClient`](client::AdminToolsClient) has one async method per
     /// client event (typed payload in, typed ack or
@@ -1296,7 +1314,7 @@ pub mod metrics_feed {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/metrics-feed` (feature `server`).
+    /// The typed server of namespace `/metrics-feed`.
     ///
     /// Implement [`MetricsFeedHandler`](server::MetricsFeedHandler) and mount
     /// it with [`register`](server::register); the
@@ -1423,7 +1441,7 @@ pub mod metrics_feed {
             }
         }
     }
-    /// The typed client of namespace `/metrics-feed` (feature `client`).
+    /// The typed client of namespace `/metrics-feed`.
     ///
     /// [`MetricsFeedClient`](client::MetricsFeedClient) has one async method per
     /// client event (typed payload in, typed ack or

@@ -315,7 +315,7 @@ pub mod echo {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/echo` (feature `server`).
+    /// The typed server of namespace `/echo`.
     ///
     /// Implement [`EchoHandler`](server::EchoHandler) and mount
     /// it with [`register`](server::register); the
@@ -474,7 +474,7 @@ pub mod echo {
             }
         }
     }
-    /// The typed client of namespace `/echo` (feature `client`).
+    /// The typed client of namespace `/echo`.
     ///
     /// [`EchoClient`](client::EchoClient) has one async method per
     /// client event (typed payload in, typed ack or

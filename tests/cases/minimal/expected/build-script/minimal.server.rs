@@ -315,7 +315,7 @@ pub mod echo {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/echo` (feature `server`).
+    /// The typed server of namespace `/echo`.
     ///
     /// Implement [`EchoHandler`](server::EchoHandler) and mount
     /// it with [`register`](server::register); the

@@ -56,7 +56,9 @@ pub mod types {
         pub counters: ::std::collections::BTreeMap<::std::string::String, i64>,
         ///Any JSON value, kept as it is.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub extra: ::std::option::Option<::serde_json::Value>,
+        pub extra: ::std::option::Option<
+            ::evcontract_runtime::__private::serde_json::Value,
+        >,
         #[serde(
             default,
             skip_serializing_if = ":: std :: collections :: BTreeMap::is_empty"
@@ -279,7 +281,7 @@ pub mod profiles {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/profiles` (feature `server`).
+    /// The typed server of namespace `/profiles`.
     ///
     /// Implement [`ProfilesHandler`](server::ProfilesHandler) and mount
     /// it with [`register`](server::register); the

@@ -384,7 +384,7 @@ pub mod auction {
             ::std::format!("bidder:{}", user_id)
         }
     }
-    /// The typed server of namespace `/auction` (feature `server`).
+    /// The typed server of namespace `/auction`.
     ///
     /// Implement [`AuctionHandler`](server::AuctionHandler) and mount
     /// it with [`register`](server::register); the
@@ -633,7 +633,7 @@ pub mod auction {
             }
         }
     }
-    /// The typed client of namespace `/auction` (feature `client`).
+    /// The typed client of namespace `/auction`.
     ///
     /// [`AuctionClient`](client::AuctionClient) has one async method per
     /// client event (typed payload in, typed ack or

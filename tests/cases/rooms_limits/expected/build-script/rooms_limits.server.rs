@@ -384,7 +384,7 @@ pub mod auction {
             ::std::format!("bidder:{}", user_id)
         }
     }
-    /// The typed server of namespace `/auction` (feature `server`).
+    /// The typed server of namespace `/auction`.
     ///
     /// Implement [`AuctionHandler`](server::AuctionHandler) and mount
     /// it with [`register`](server::register); the

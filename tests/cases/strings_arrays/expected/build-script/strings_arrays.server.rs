@@ -469,7 +469,7 @@ pub mod lists {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/lists` (feature `server`).
+    /// The typed server of namespace `/lists`.
     ///
     /// Implement [`ListsHandler`](server::ListsHandler) and mount
     /// it with [`register`](server::register); the

@@ -238,7 +238,7 @@ pub mod canvas {
     /// Room names of this namespace, built from the contract's patterns so that a
     /// room name is never a hand-built string.
     pub mod rooms {}
-    /// The typed server of namespace `/canvas` (feature `server`).
+    /// The typed server of namespace `/canvas`.
     ///
     /// Implement [`CanvasHandler`](server::CanvasHandler) and mount
     /// it with [`register`](server::register); the

@@ -7,15 +7,15 @@ pub const NAMESPACE: &str = "/acks";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `get_object`, acked with [`GetObjectAck`](crate::GetObjectAck).
+    /// `get_object`, acked with [`GetObjectAck`](super::super::GetObjectAck).
     pub const GET_OBJECT: &str = "get_object";
-    /// `get_list`, acked with [`GetListAck`](crate::GetListAck).
+    /// `get_list`, acked with [`GetListAck`](super::super::GetListAck).
     pub const GET_LIST: &str = "get_list";
-    /// `get_number`, acked with [`GetNumberAck`](crate::GetNumberAck).
+    /// `get_number`, acked with [`GetNumberAck`](super::super::GetNumberAck).
     pub const GET_NUMBER: &str = "get_number";
-    /// `get_maybe`, acked with [`GetMaybeAck`](crate::GetMaybeAck).
+    /// `get_maybe`, acked with [`GetMaybeAck`](super::super::GetMaybeAck).
     pub const GET_MAYBE: &str = "get_maybe";
-    /// `get_enum`, acked with [`GetEnumAck`](crate::GetEnumAck).
+    /// `get_enum`, acked with [`GetEnumAck`](super::super::GetEnumAck).
     pub const GET_ENUM: &str = "get_enum";
     /// `fire`.
     pub const FIRE: &str = "fire";
@@ -111,8 +111,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -126,47 +126,47 @@ pub mod server {
         fn get_object(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::GetObject,
+            payload: super::super::GetObject,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::GetObjectAck, EventError>,
+            Output = ::core::result::Result<super::super::GetObjectAck, EventError>,
         > + ::core::marker::Send;
         /// `get_list`.
         fn get_list(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::GetList,
+            payload: super::super::GetList,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::GetListAck, EventError>,
+            Output = ::core::result::Result<super::super::GetListAck, EventError>,
         > + ::core::marker::Send;
         /// `get_number`.
         fn get_number(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::GetNumber,
+            payload: super::super::GetNumber,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::GetNumberAck, EventError>,
+            Output = ::core::result::Result<super::super::GetNumberAck, EventError>,
         > + ::core::marker::Send;
         /// `get_maybe`.
         fn get_maybe(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::GetMaybe,
+            payload: super::super::GetMaybe,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::GetMaybeAck, EventError>,
+            Output = ::core::result::Result<super::super::GetMaybeAck, EventError>,
         > + ::core::marker::Send;
         /// `get_enum`.
         fn get_enum(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::GetEnum,
+            payload: super::super::GetEnum,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::GetEnumAck, EventError>,
+            Output = ::core::result::Result<super::super::GetEnumAck, EventError>,
         > + ::core::marker::Send;
         /// `fire`.
         fn fire(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Fire,
+            payload: super::super::Fire,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -210,7 +210,7 @@ pub mod server {
             match event.name {
                 super::client_events::GET_OBJECT => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::GetObject,
+                        super::super::GetObject,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -220,7 +220,7 @@ pub mod server {
                 }
                 super::client_events::GET_LIST => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::GetList,
+                        super::super::GetList,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -230,7 +230,7 @@ pub mod server {
                 }
                 super::client_events::GET_NUMBER => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::GetNumber,
+                        super::super::GetNumber,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -240,7 +240,7 @@ pub mod server {
                 }
                 super::client_events::GET_MAYBE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::GetMaybe,
+                        super::super::GetMaybe,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -250,7 +250,7 @@ pub mod server {
                 }
                 super::client_events::GET_ENUM => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::GetEnum,
+                        super::super::GetEnum,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -260,7 +260,7 @@ pub mod server {
                 }
                 super::client_events::FIRE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Fire,
+                        super::super::Fire,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -393,49 +393,49 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `get_object` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn get_object(
             &self,
-            payload: crate::GetObject,
-        ) -> ::core::result::Result<crate::GetObjectAck, rt::ClientError> {
+            payload: super::super::GetObject,
+        ) -> ::core::result::Result<super::super::GetObjectAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::GET_OBJECT, &payload).await
         }
         /// Sends `get_list` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn get_list(
             &self,
-            payload: crate::GetList,
-        ) -> ::core::result::Result<crate::GetListAck, rt::ClientError> {
+            payload: super::super::GetList,
+        ) -> ::core::result::Result<super::super::GetListAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::GET_LIST, &payload).await
         }
         /// Sends `get_number` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn get_number(
             &self,
-            payload: crate::GetNumber,
-        ) -> ::core::result::Result<crate::GetNumberAck, rt::ClientError> {
+            payload: super::super::GetNumber,
+        ) -> ::core::result::Result<super::super::GetNumberAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::GET_NUMBER, &payload).await
         }
         /// Sends `get_maybe` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn get_maybe(
             &self,
-            payload: crate::GetMaybe,
-        ) -> ::core::result::Result<crate::GetMaybeAck, rt::ClientError> {
+            payload: super::super::GetMaybe,
+        ) -> ::core::result::Result<super::super::GetMaybeAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::GET_MAYBE, &payload).await
         }
         /// Sends `get_enum` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn get_enum(
             &self,
-            payload: crate::GetEnum,
-        ) -> ::core::result::Result<crate::GetEnumAck, rt::ClientError> {
+            payload: super::super::GetEnum,
+        ) -> ::core::result::Result<super::super::GetEnumAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::GET_ENUM, &payload).await
         }
         /// Sends `fire`; returns once it is handed to the connection.
         pub async fn fire(
             &self,
-            payload: crate::Fire,
+            payload: super::super::Fire,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::FIRE, &payload).await
         }

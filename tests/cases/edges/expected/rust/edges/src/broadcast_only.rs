@@ -14,9 +14,9 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `tick`, carrying [`Tick`](crate::Tick).
+    /// `tick`, carrying [`Tick`](super::super::Tick).
     pub const TICK: &str = "tick";
-    /// `blob`, carrying [`Anything`](crate::Anything).
+    /// `blob`, carrying [`Anything`](super::super::Anything).
     pub const BLOB: &str = "blob";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[TICK, BLOB];
@@ -43,8 +43,8 @@ pub mod server {
         client_events: &[],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -143,7 +143,7 @@ pub mod server {
         pub async fn tick(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Tick,
+            payload: &super::super::Tick,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::TICK, payload).await
         }
@@ -151,7 +151,7 @@ pub mod server {
         pub async fn blob(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Anything,
+            payload: &super::super::Anything,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::BLOB, payload).await
         }
@@ -177,9 +177,9 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum BroadcastOnlyServerEvent {
         /// `tick`.
-        Tick(crate::Tick),
+        Tick(super::super::Tick),
         /// `blob`.
-        Blob(crate::Anything),
+        Blob(super::super::Anything),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -243,7 +243,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }

@@ -9,7 +9,7 @@ pub const AUTH_REQUIRED: bool = true;
 pub mod client_events {
     /// `fire`.
     pub const FIRE: &str = "fire";
-    /// `note`, acked with [`NoteAck`](crate::NoteAck).
+    /// `note`, acked with [`NoteAck`](super::super::NoteAck).
     pub const NOTE: &str = "note";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[FIRE, NOTE];
@@ -60,8 +60,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -75,7 +75,7 @@ pub mod server {
         fn fire(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Fire,
+            payload: super::super::Fire,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -83,9 +83,9 @@ pub mod server {
         fn note(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::MaybeNote,
+            payload: super::super::MaybeNote,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::NoteAck, EventError>,
+            Output = ::core::result::Result<super::super::NoteAck, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -127,7 +127,7 @@ pub mod server {
             match event.name {
                 super::client_events::FIRE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Fire,
+                        super::super::Fire,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -137,7 +137,7 @@ pub mod server {
                 }
                 super::client_events::NOTE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::MaybeNote,
+                        super::super::MaybeNote,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -270,22 +270,22 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `fire`; returns once it is handed to the connection.
         pub async fn fire(
             &self,
-            payload: crate::Fire,
+            payload: super::super::Fire,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::FIRE, &payload).await
         }
         /// Sends `note` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn note(
             &self,
-            payload: crate::MaybeNote,
-        ) -> ::core::result::Result<crate::NoteAck, rt::ClientError> {
+            payload: super::super::MaybeNote,
+        ) -> ::core::result::Result<super::super::NoteAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::NOTE, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.

@@ -7,14 +7,14 @@ pub const NAMESPACE: &str = "/stamps";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `stamp`, acked with [`StampAck`](crate::StampAck).
+    /// `stamp`, acked with [`StampAck`](super::super::StampAck).
     pub const STAMP: &str = "stamp";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[STAMP];
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `stamped`, carrying [`Stamped`](crate::Stamped).
+    /// `stamped`, carrying [`Stamped`](super::super::Stamped).
     pub const STAMPED: &str = "stamped";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[STAMPED];
@@ -51,8 +51,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -68,9 +68,9 @@ pub mod server {
         fn stamp(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Stamp,
+            payload: super::super::Stamp,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::StampAck, EventError>,
+            Output = ::core::result::Result<super::super::StampAck, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -112,7 +112,7 @@ pub mod server {
             match event.name {
                 super::client_events::STAMP => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Stamp,
+                        super::super::Stamp,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -175,7 +175,7 @@ pub mod server {
         pub async fn stamped(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Stamped,
+            payload: &super::super::Stamped,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::STAMPED, payload).await
         }
@@ -201,7 +201,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum StampsServerEvent {
         /// `stamped`.
-        Stamped(crate::Stamped),
+        Stamped(super::super::Stamped),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -260,7 +260,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
@@ -269,8 +269,8 @@ pub mod client {
         /// Stamp a document.
         pub async fn stamp(
             &self,
-            payload: crate::Stamp,
-        ) -> ::core::result::Result<crate::StampAck, rt::ClientError> {
+            payload: super::super::Stamp,
+        ) -> ::core::result::Result<super::super::StampAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::STAMP, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.

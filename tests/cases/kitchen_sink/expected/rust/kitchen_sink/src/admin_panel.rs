@@ -14,7 +14,7 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `notice`, carrying [`Notice`](crate::Notice).
+    /// `notice`, carrying [`Notice`](super::super::Notice).
     pub const NOTICE: &str = "notice";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[NOTICE];
@@ -55,8 +55,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -70,7 +70,7 @@ pub mod server {
         fn ping(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::AdminPanelPing,
+            payload: super::super::AdminPanelPing,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -114,7 +114,7 @@ pub mod server {
             match event.name {
                 super::client_events::PING => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::AdminPanelPing,
+                        super::super::AdminPanelPing,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -177,7 +177,7 @@ pub mod server {
         pub async fn notice(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Notice,
+            payload: &super::super::Notice,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::NOTICE, payload).await
         }
@@ -203,7 +203,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum AdminPanelServerEvent {
         /// `notice`.
-        Notice(crate::Notice),
+        Notice(super::super::Notice),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -262,14 +262,14 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `ping`; returns once it is handed to the connection.
         pub async fn ping(
             &self,
-            payload: crate::AdminPanelPing,
+            payload: super::super::AdminPanelPing,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::PING, &payload).await
         }

@@ -9,9 +9,9 @@ pub const NAMESPACE: &str = "/";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `draw`, acked with [`DrawAck`](crate::DrawAck).
+    /// `draw`, acked with [`DrawAck`](super::super::DrawAck).
     pub const DRAW: &str = "draw";
-    /// `ping`, acked with [`PingAck`](crate::PingAck).
+    /// `ping`, acked with [`PingAck`](super::super::PingAck).
     pub const PING: &str = "ping";
     /// `type`.
     pub const TYPE: &str = "type";
@@ -20,11 +20,11 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `tree`, carrying [`TreeNode`](crate::TreeNode).
+    /// `tree`, carrying [`TreeNode`](super::super::TreeNode).
     pub const TREE: &str = "tree";
-    /// `scalars`, carrying [`Scalars`](crate::Scalars).
+    /// `scalars`, carrying [`Scalars`](super::super::Scalars).
     pub const SCALARS: &str = "scalars";
-    /// `ping`, carrying [`RootServerPing`](crate::RootServerPing).
+    /// `ping`, carrying [`RootServerPing`](super::super::RootServerPing).
     pub const PING: &str = "ping";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[TREE, SCALARS, PING];
@@ -87,8 +87,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[
             rt::RoomSpec {
@@ -114,17 +114,17 @@ pub mod server {
         fn draw(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Shape,
+            payload: super::super::Shape,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::DrawAck, EventError>,
+            Output = ::core::result::Result<super::super::DrawAck, EventError>,
         > + ::core::marker::Send;
         /// `ping`.
         fn ping(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::RootPing,
+            payload: super::super::RootPing,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::PingAck, EventError>,
+            Output = ::core::result::Result<super::super::PingAck, EventError>,
         > + ::core::marker::Send;
         /// `type`.
         ///
@@ -132,7 +132,7 @@ pub mod server {
         fn r#type(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Type,
+            payload: super::super::Type,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -176,7 +176,7 @@ pub mod server {
             match event.name {
                 super::client_events::DRAW => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Shape,
+                        super::super::Shape,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -186,7 +186,7 @@ pub mod server {
                 }
                 super::client_events::PING => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::RootPing,
+                        super::super::RootPing,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -196,7 +196,7 @@ pub mod server {
                 }
                 super::client_events::TYPE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Type,
+                        super::super::Type,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -259,7 +259,7 @@ pub mod server {
         pub async fn tree(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::TreeNode,
+            payload: &super::super::TreeNode,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::TREE, payload).await
         }
@@ -267,7 +267,7 @@ pub mod server {
         pub async fn scalars(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Scalars,
+            payload: &super::super::Scalars,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::SCALARS, payload).await
         }
@@ -277,7 +277,7 @@ pub mod server {
         pub async fn ping(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::RootServerPing,
+            payload: &super::super::RootServerPing,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::PING, payload).await
         }
@@ -303,11 +303,11 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum RootServerEvent {
         /// `tree`.
-        Tree(crate::TreeNode),
+        Tree(super::super::TreeNode),
         /// `scalars`.
-        Scalars(crate::Scalars),
+        Scalars(super::super::Scalars),
         /// `ping`.
-        Ping(crate::RootServerPing),
+        Ping(super::super::RootServerPing),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -376,7 +376,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
@@ -385,15 +385,15 @@ pub mod client {
         /// Draw a shape.
         pub async fn draw(
             &self,
-            payload: crate::Shape,
-        ) -> ::core::result::Result<crate::DrawAck, rt::ClientError> {
+            payload: super::super::Shape,
+        ) -> ::core::result::Result<super::super::DrawAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::DRAW, &payload).await
         }
         /// Sends `ping` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn ping(
             &self,
-            payload: crate::RootPing,
-        ) -> ::core::result::Result<crate::PingAck, rt::ClientError> {
+            payload: super::super::RootPing,
+        ) -> ::core::result::Result<super::super::PingAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::PING, &payload).await
         }
         /// Sends `type`; returns once it is handed to the connection.
@@ -401,7 +401,7 @@ pub mod client {
         /// An event named like a Rust keyword.
         pub async fn r#type(
             &self,
-            payload: crate::Type,
+            payload: super::super::Type,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::TYPE, &payload).await
         }

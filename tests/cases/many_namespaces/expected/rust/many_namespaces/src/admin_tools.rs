@@ -7,11 +7,11 @@ pub const NAMESPACE: &str = "/admin-tools";
 pub const AUTH_REQUIRED: bool = true;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `match`, acked with [`MatchAck`](crate::MatchAck).
+    /// `match`, acked with [`MatchAck`](super::super::MatchAck).
     pub const MATCH: &str = "match";
     /// `on`.
     pub const ON: &str = "on";
-    /// `sync_rooms`, acked with [`SyncRoomsAck`](crate::SyncRoomsAck).
+    /// `sync_rooms`, acked with [`SyncRoomsAck`](super::super::SyncRoomsAck).
     pub const SYNC_ROOMS: &str = "sync_rooms";
     /// `retry_for_ms`.
     pub const RETRY_FOR_MS: &str = "retry_for_ms";
@@ -20,7 +20,7 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `loop`, carrying [`Loop`](crate::Loop).
+    /// `loop`, carrying [`Loop`](super::super::Loop).
     pub const LOOP: &str = "loop";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[LOOP];
@@ -84,8 +84,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -99,15 +99,15 @@ pub mod server {
         fn r#match(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Match,
+            payload: super::super::Match,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::MatchAck, EventError>,
+            Output = ::core::result::Result<super::super::MatchAck, EventError>,
         > + ::core::marker::Send;
         /// `on` (authentication required).
         fn on(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::On,
+            payload: super::super::On,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -115,15 +115,15 @@ pub mod server {
         fn sync_rooms(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::SyncRooms,
+            payload: super::super::SyncRooms,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::SyncRoomsAck, EventError>,
+            Output = ::core::result::Result<super::super::SyncRoomsAck, EventError>,
         > + ::core::marker::Send;
         /// `retry_for_ms` (authentication required).
         fn retry_for_ms(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::RetryForMs,
+            payload: super::super::RetryForMs,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -167,7 +167,7 @@ pub mod server {
             match event.name {
                 super::client_events::MATCH => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Match,
+                        super::super::Match,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -177,7 +177,7 @@ pub mod server {
                 }
                 super::client_events::ON => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::On,
+                        super::super::On,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -187,7 +187,7 @@ pub mod server {
                 }
                 super::client_events::SYNC_ROOMS => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::SyncRooms,
+                        super::super::SyncRooms,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -197,7 +197,7 @@ pub mod server {
                 }
                 super::client_events::RETRY_FOR_MS => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::RetryForMs,
+                        super::super::RetryForMs,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -260,7 +260,7 @@ pub mod server {
         pub async fn r#loop(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Loop,
+            payload: &super::super::Loop,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::LOOP, payload).await
         }
@@ -286,7 +286,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum AdminToolsServerEvent {
         /// `loop`.
-        Loop(crate::Loop),
+        Loop(super::super::Loop),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -345,35 +345,35 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `match` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn r#match(
             &self,
-            payload: crate::Match,
-        ) -> ::core::result::Result<crate::MatchAck, rt::ClientError> {
+            payload: super::super::Match,
+        ) -> ::core::result::Result<super::super::MatchAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::MATCH, &payload).await
         }
         /// Sends `on`; returns once it is handed to the connection.
         pub async fn on(
             &self,
-            payload: crate::On,
+            payload: super::super::On,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::ON, &payload).await
         }
         /// Sends `sync_rooms` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn sync_rooms(
             &self,
-            payload: crate::SyncRooms,
-        ) -> ::core::result::Result<crate::SyncRoomsAck, rt::ClientError> {
+            payload: super::super::SyncRooms,
+        ) -> ::core::result::Result<super::super::SyncRoomsAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::SYNC_ROOMS, &payload).await
         }
         /// Sends `retry_for_ms`; returns once it is handed to the connection.
         pub async fn retry_for_ms(
             &self,
-            payload: crate::RetryForMs,
+            payload: super::super::RetryForMs,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::RETRY_FOR_MS, &payload).await
         }

@@ -12,7 +12,7 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `sample`, carrying [`Sample`](crate::Sample).
+    /// `sample`, carrying [`Sample`](super::super::Sample).
     pub const SAMPLE: &str = "sample";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[SAMPLE];
@@ -39,8 +39,8 @@ pub mod server {
         client_events: &[],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -139,7 +139,7 @@ pub mod server {
         pub async fn sample(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Sample,
+            payload: &super::super::Sample,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::SAMPLE, payload).await
         }
@@ -165,7 +165,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum MetricsFeedServerEvent {
         /// `sample`.
-        Sample(crate::Sample),
+        Sample(super::super::Sample),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -224,7 +224,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }

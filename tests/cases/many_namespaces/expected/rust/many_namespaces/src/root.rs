@@ -12,7 +12,7 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `hello`, carrying [`Hello`](crate::Hello).
+    /// `hello`, carrying [`Hello`](super::super::Hello).
     pub const HELLO: &str = "hello";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[HELLO];
@@ -39,8 +39,8 @@ pub mod server {
         client_events: &[],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -139,7 +139,7 @@ pub mod server {
         pub async fn hello(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Hello,
+            payload: &super::super::Hello,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::HELLO, payload).await
         }
@@ -165,7 +165,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum RootServerEvent {
         /// `hello`.
-        Hello(crate::Hello),
+        Hello(super::super::Hello),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -224,7 +224,7 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }

@@ -7,14 +7,14 @@ pub const NAMESPACE: &str = "/echo";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `say`, acked with [`SayAck`](crate::SayAck).
+    /// `say`, acked with [`SayAck`](super::super::SayAck).
     pub const SAY: &str = "say";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[SAY];
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `said`, carrying [`Said`](crate::Said).
+    /// `said`, carrying [`Said`](super::super::Said).
     pub const SAID: &str = "said";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[SAID];
@@ -51,8 +51,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -66,9 +66,9 @@ pub mod server {
         fn say(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Say,
+            payload: super::super::Say,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::SayAck, EventError>,
+            Output = ::core::result::Result<super::super::SayAck, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -110,7 +110,7 @@ pub mod server {
             match event.name {
                 super::client_events::SAY => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Say,
+                        super::super::Say,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -173,7 +173,7 @@ pub mod server {
         pub async fn said(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Said,
+            payload: &super::super::Said,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::SAID, payload).await
         }
@@ -199,7 +199,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum EchoServerEvent {
         /// `said`.
-        Said(crate::Said),
+        Said(super::super::Said),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -258,15 +258,15 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `say` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn say(
             &self,
-            payload: crate::Say,
-        ) -> ::core::result::Result<crate::SayAck, rt::ClientError> {
+            payload: super::super::Say,
+        ) -> ::core::result::Result<super::super::SayAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::SAY, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.

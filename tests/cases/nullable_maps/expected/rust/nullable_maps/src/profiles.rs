@@ -7,14 +7,14 @@ pub const NAMESPACE: &str = "/profiles";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `update_profile`, acked with [`UpdateProfileAck`](crate::UpdateProfileAck).
+    /// `update_profile`, acked with [`UpdateProfileAck`](super::super::UpdateProfileAck).
     pub const UPDATE_PROFILE: &str = "update_profile";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[UPDATE_PROFILE];
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `profile`, carrying [`Profile`](crate::Profile).
+    /// `profile`, carrying [`Profile`](super::super::Profile).
     pub const PROFILE: &str = "profile";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[PROFILE];
@@ -51,8 +51,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -66,9 +66,9 @@ pub mod server {
         fn update_profile(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::UpdateProfile,
+            payload: super::super::UpdateProfile,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::UpdateProfileAck, EventError>,
+            Output = ::core::result::Result<super::super::UpdateProfileAck, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -110,7 +110,7 @@ pub mod server {
             match event.name {
                 super::client_events::UPDATE_PROFILE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::UpdateProfile,
+                        super::super::UpdateProfile,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -173,7 +173,7 @@ pub mod server {
         pub async fn profile(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Profile,
+            payload: &super::super::Profile,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::PROFILE, payload).await
         }
@@ -199,7 +199,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum ProfilesServerEvent {
         /// `profile`.
-        Profile(crate::Profile),
+        Profile(super::super::Profile),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -258,15 +258,15 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `update_profile` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn update_profile(
             &self,
-            payload: crate::UpdateProfile,
-        ) -> ::core::result::Result<crate::UpdateProfileAck, rt::ClientError> {
+            payload: super::super::UpdateProfile,
+        ) -> ::core::result::Result<super::super::UpdateProfileAck, rt::ClientError> {
             self.inner
                 .emit_idempotent(super::client_events::UPDATE_PROFILE, &payload)
                 .await

@@ -7,20 +7,20 @@ pub const NAMESPACE: &str = "/auction";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `watch`, acked with [`WatchAck`](crate::WatchAck).
+    /// `watch`, acked with [`WatchAck`](super::super::WatchAck).
     pub const WATCH: &str = "watch";
-    /// `bid`, acked with [`BidAck`](crate::BidAck).
+    /// `bid`, acked with [`BidAck`](super::super::BidAck).
     pub const BID: &str = "bid";
-    /// `quote`, acked with [`QuoteAck`](crate::QuoteAck).
+    /// `quote`, acked with [`QuoteAck`](super::super::QuoteAck).
     pub const QUOTE: &str = "quote";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[WATCH, BID, QUOTE];
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `outbid`, carrying [`Outbid`](crate::Outbid).
+    /// `outbid`, carrying [`Outbid`](super::super::Outbid).
     pub const OUTBID: &str = "outbid";
-    /// `closed`, carrying [`Closed`](crate::Closed).
+    /// `closed`, carrying [`Closed`](super::super::Closed).
     pub const CLOSED: &str = "closed";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[OUTBID, CLOSED];
@@ -96,8 +96,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[
             rt::RoomSpec {
@@ -127,25 +127,25 @@ pub mod server {
         fn watch(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Watch,
+            payload: super::super::Watch,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::WatchAck, EventError>,
+            Output = ::core::result::Result<super::super::WatchAck, EventError>,
         > + ::core::marker::Send;
         /// `bid` (authentication required), at most 10 per 1000 ms per user, payloads up to 512 bytes.
         fn bid(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Bid,
+            payload: super::super::Bid,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::BidAck, EventError>,
+            Output = ::core::result::Result<super::super::BidAck, EventError>,
         > + ::core::marker::Send;
         /// `quote` (authentication required), at most 5 per 1000 ms per connection.
         fn quote(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Quote,
+            payload: super::super::Quote,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::QuoteAck, EventError>,
+            Output = ::core::result::Result<super::super::QuoteAck, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -187,7 +187,7 @@ pub mod server {
             match event.name {
                 super::client_events::WATCH => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Watch,
+                        super::super::Watch,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -197,7 +197,7 @@ pub mod server {
                 }
                 super::client_events::BID => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Bid,
+                        super::super::Bid,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -207,7 +207,7 @@ pub mod server {
                 }
                 super::client_events::QUOTE => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Quote,
+                        super::super::Quote,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -270,7 +270,7 @@ pub mod server {
         pub async fn outbid(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Outbid,
+            payload: &super::super::Outbid,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::OUTBID, payload).await
         }
@@ -278,7 +278,7 @@ pub mod server {
         pub async fn closed(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Closed,
+            payload: &super::super::Closed,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::CLOSED, payload).await
         }
@@ -304,9 +304,9 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum AuctionServerEvent {
         /// `outbid`.
-        Outbid(crate::Outbid),
+        Outbid(super::super::Outbid),
         /// `closed`.
-        Closed(crate::Closed),
+        Closed(super::super::Closed),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -370,29 +370,29 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `watch` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn watch(
             &self,
-            payload: crate::Watch,
-        ) -> ::core::result::Result<crate::WatchAck, rt::ClientError> {
+            payload: super::super::Watch,
+        ) -> ::core::result::Result<super::super::WatchAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::WATCH, &payload).await
         }
         /// Sends `bid` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn bid(
             &self,
-            payload: crate::Bid,
-        ) -> ::core::result::Result<crate::BidAck, rt::ClientError> {
+            payload: super::super::Bid,
+        ) -> ::core::result::Result<super::super::BidAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::BID, &payload).await
         }
         /// Sends `quote` and waits for its ack.
         pub async fn quote(
             &self,
-            payload: crate::Quote,
-        ) -> ::core::result::Result<crate::QuoteAck, rt::ClientError> {
+            payload: super::super::Quote,
+        ) -> ::core::result::Result<super::super::QuoteAck, rt::ClientError> {
             self.inner.emit_with_ack(super::client_events::QUOTE, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.

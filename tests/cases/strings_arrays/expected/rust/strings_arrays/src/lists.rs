@@ -7,14 +7,14 @@ pub const NAMESPACE: &str = "/lists";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `set_list`, acked with [`SetListAck`](crate::SetListAck).
+    /// `set_list`, acked with [`SetListAck`](super::super::SetListAck).
     pub const SET_LIST: &str = "set_list";
     /// Every client event name, in contract order.
     pub const ALL: &[&str] = &[SET_LIST];
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `list_changed`, carrying [`ListChanged`](crate::ListChanged).
+    /// `list_changed`, carrying [`ListChanged`](super::super::ListChanged).
     pub const LIST_CHANGED: &str = "list_changed";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[LIST_CHANGED];
@@ -51,8 +51,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -66,9 +66,9 @@ pub mod server {
         fn set_list(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::SetList,
+            payload: super::super::SetList,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::SetListAck, EventError>,
+            Output = ::core::result::Result<super::super::SetListAck, EventError>,
         > + ::core::marker::Send;
         /// Called once when the namespace is mounted, with its typed emitter
         /// (for example to start periodic pushes).
@@ -110,7 +110,7 @@ pub mod server {
             match event.name {
                 super::client_events::SET_LIST => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::SetList,
+                        super::super::SetList,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -173,7 +173,7 @@ pub mod server {
         pub async fn list_changed(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::ListChanged,
+            payload: &super::super::ListChanged,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::LIST_CHANGED, payload).await
         }
@@ -199,7 +199,7 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum ListsServerEvent {
         /// `list_changed`.
-        ListChanged(crate::ListChanged),
+        ListChanged(super::super::ListChanged),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -258,15 +258,15 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `set_list` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn set_list(
             &self,
-            payload: crate::SetList,
-        ) -> ::core::result::Result<crate::SetListAck, rt::ClientError> {
+            payload: super::super::SetList,
+        ) -> ::core::result::Result<super::super::SetListAck, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::SET_LIST, &payload).await
         }
         /// A new stream of this namespace's server events, from now on.

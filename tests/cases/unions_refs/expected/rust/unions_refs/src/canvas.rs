@@ -7,7 +7,7 @@ pub const NAMESPACE: &str = "/canvas";
 pub const AUTH_REQUIRED: bool = false;
 /// Names of the events the client sends.
 pub mod client_events {
-    /// `command`, acked with [`Point`](crate::Point).
+    /// `command`, acked with [`Point`](super::super::Point).
     pub const COMMAND: &str = "command";
     /// `group`.
     pub const GROUP: &str = "group";
@@ -16,9 +16,9 @@ pub mod client_events {
 }
 /// Names of the events the server sends.
 pub mod server_events {
-    /// `applied`, carrying [`Command`](crate::Command).
+    /// `applied`, carrying [`Command`](super::super::Command).
     pub const APPLIED: &str = "applied";
-    /// `cursor`, carrying [`Point`](crate::Point).
+    /// `cursor`, carrying [`Point`](super::super::Point).
     pub const CURSOR: &str = "cursor";
     /// Every server event name, in contract order.
     pub const ALL: &[&str] = &[APPLIED, CURSOR];
@@ -64,8 +64,8 @@ pub mod server {
         ],
         server_events: super::server_events::ALL,
         contract: ::core::option::Option::Some(rt::ContractId {
-            name: crate::CONTRACT,
-            version: crate::VERSION,
+            name: super::super::CONTRACT,
+            version: super::super::VERSION,
         }),
         rooms: &[],
     };
@@ -79,15 +79,15 @@ pub mod server {
         fn command(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Command,
+            payload: super::super::Command,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<crate::Point, EventError>,
+            Output = ::core::result::Result<super::super::Point, EventError>,
         > + ::core::marker::Send;
         /// `group`.
         fn group(
             &self,
             ctx: &rt::SocketContext,
-            payload: crate::Group,
+            payload: super::super::Group,
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<(), EventError>,
         > + ::core::marker::Send;
@@ -131,7 +131,7 @@ pub mod server {
             match event.name {
                 super::client_events::COMMAND => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Command,
+                        super::super::Command,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -141,7 +141,7 @@ pub mod server {
                 }
                 super::client_events::GROUP => {
                     let decoded = ::evcontract_runtime::wire::decode_text::<
-                        crate::Group,
+                        super::super::Group,
                     >(payload);
                     ::std::boxed::Box::pin(async move {
                         let payload = decoded?;
@@ -204,7 +204,7 @@ pub mod server {
         pub async fn applied(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Command,
+            payload: &super::super::Command,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::APPLIED, payload).await
         }
@@ -212,7 +212,7 @@ pub mod server {
         pub async fn cursor(
             &self,
             to: impl ::core::convert::Into<rt::Target>,
-            payload: &crate::Point,
+            payload: &super::super::Point,
         ) -> ::core::result::Result<(), rt::EmitError> {
             self.0.emit(to.into(), super::server_events::CURSOR, payload).await
         }
@@ -238,9 +238,9 @@ pub mod client {
     #[allow(clippy::large_enum_variant)]
     pub enum CanvasServerEvent {
         /// `applied`.
-        Applied(crate::Command),
+        Applied(super::super::Command),
         /// `cursor`.
-        Cursor(crate::Point),
+        Cursor(super::super::Point),
         /// `error`: an event without ack failed on the server.
         Error(::evcontract_runtime::ErrorEvent),
     }
@@ -304,21 +304,21 @@ pub mod client {
                 inner: rt::Client::builder(
                     options
                         .namespace(super::NAMESPACE)
-                        .contract(crate::CONTRACT, crate::VERSION),
+                        .contract(super::super::CONTRACT, super::super::VERSION),
                 ),
             }
         }
         /// Sends `command` and waits for its ack, retried with an idempotency key until answered (see `emit_idempotent`).
         pub async fn command(
             &self,
-            payload: crate::Command,
-        ) -> ::core::result::Result<crate::Point, rt::ClientError> {
+            payload: super::super::Command,
+        ) -> ::core::result::Result<super::super::Point, rt::ClientError> {
             self.inner.emit_idempotent(super::client_events::COMMAND, &payload).await
         }
         /// Sends `group`; returns once it is handed to the connection.
         pub async fn group(
             &self,
-            payload: crate::Group,
+            payload: super::super::Group,
         ) -> ::core::result::Result<(), rt::ClientError> {
             self.inner.emit(super::client_events::GROUP, &payload).await
         }
