@@ -297,13 +297,14 @@ step "Modelina 5 in target/modelina: TypeScript models from every AsyncAPI docum
 wait_bg modelina
 MODELINA_DIR=target/modelina node tests/asyncapi/modelina.mjs
 
-step "build every binary of the workspace (the example servers and clients, the benchmark's)"
+step "build the binaries the tests run (the example server and client, the benchmark's, evcontract)"
 # With the features `cargo test` below resolves (the whole workspace, all
 # features), so that the libraries built here are the ones the tests link:
 # built per package (-p chat-server -p chat-client, then the benchmark's
 # own cargo calls), the runtime and the generated crates were compiled
 # three times over (from a cold target folder, 292 s against 253 s).
-cargo build --locked --workspace --all-features --bins
+cargo build --locked --workspace --all-features --bin chat-server --bin chat-client \
+  --bin evcontract --bin evcontract-bench --bin bench-raw-server
 export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
 export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
 
