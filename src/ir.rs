@@ -577,7 +577,20 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
                     doc: doc_lines(ev.description.as_deref()),
                     schema_literal: format!(
                         "{:?}",
-                        validation_schema(&ev.payload, &contract.definitions)
+                        validation_schema(
+                            &ev.payload,
+                            &node_at(
+                                &Pointer::root()
+                                    .join("namespaces")
+                                    .join(path)
+                                    .join("clientEvents")
+                                    .join(name)
+                                    .join("payload")
+                                    .to_string()
+                            ),
+                            &contract.definitions,
+                            &valid.schemas,
+                        )
                     ),
                     payload_type,
                 }
@@ -632,16 +645,26 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
 
 /// A payload schema made self-contained: the definitions it reaches are
 /// copied in, so the runtime can compile it alone.
-fn validation_schema(payload: &Value, definitions: &IndexMap<String, Value>) -> String {
+fn validation_schema(
+    payload: &Value,
+    node: &SchemaNode,
+    definitions: &IndexMap<String, Value>,
+    nodes: &BTreeMap<String, SchemaNode>,
+) -> String {
+    // The definitions it reaches, found in the typed nodes validation
+    // built (each definition's node is at its pointer).
     let mut reached: BTreeMap<String, Value> = BTreeMap::new();
     let mut todo = Vec::new();
-    collect_refs(payload, &mut todo);
+    node.refs(&mut todo);
     while let Some(name) = todo.pop() {
         if reached.contains_key(&name) {
             continue;
         }
         if let Some(def) = definitions.get(&name) {
-            collect_refs(def, &mut todo);
+            let at = Pointer::root().join("definitions").join(&name).to_string();
+            if let Some(def_node) = nodes.get(&at) {
+                def_node.refs(&mut todo);
+            }
             reached.insert(name, def.clone());
         }
     }
@@ -659,23 +682,6 @@ fn validation_schema(payload: &Value, definitions: &IndexMap<String, Value>) -> 
         );
     }
     serde_json::to_string(&Value::Object(root)).unwrap_or_default()
-}
-
-fn collect_refs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(o) => {
-            if let Some(name) = o
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix("#/definitions/"))
-            {
-                out.push(name.to_owned());
-            }
-            o.values().for_each(|v| collect_refs(v, out));
-        }
-        Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
-        _ => {}
-    }
 }
 
 /// The package name of the crate generated for contract `name`.
