@@ -99,6 +99,10 @@ function isOffset(v) {
 }
 /** The client event that asks for a room's events after an offset. */
 export const FILL_EVENT = "evcontract:fill";
+/** What `FILL_EVENT` asks for: the events of `name` after this client's last one. */
+function fillRequest(name, room) {
+    return { room: name, epoch: room.epoch, offset: room.offset };
+}
 /** The default of `ConnectOptions.maxHeldEvents`. */
 export const DEFAULT_MAX_HELD_EVENTS = 1024;
 /**
@@ -232,6 +236,14 @@ export class RoomPositions {
     gap(position) {
         this.dispatch(RECOVERY_EVENT, [position]);
     }
+    /**
+     * Events of `room` up to `position` are gone for good: the app is told,
+     * then the events held behind them are delivered.
+     */
+    lost(room, position) {
+        this.gap(position);
+        this.flush(room, position.offset);
+    }
     /** After `gapWaitMs`, asks the server for what is still missing. */
     arm(name, room) {
         if (room.timer !== undefined)
@@ -242,7 +254,7 @@ export class RoomPositions {
             // Disconnected: the reconnection's resume asks for them.
             if (room.held.size === 0 || socket === undefined || !socket.connected)
                 return;
-            const asked = { room: name, epoch: room.epoch, offset: room.offset };
+            const asked = fillRequest(name, room);
             socket
                 .timeout(DEFAULT_ACK_TIMEOUT_MS)
                 .emit(FILL_EVENT, asked, (err, res) => {
@@ -259,11 +271,7 @@ export class RoomPositions {
                         this.arm(name, room);
                 }
                 else {
-                    const position = res.success
-                        ? res.data
-                        : { ...asked, recovered: false, replayed: 0, reason: "unavailable" };
-                    this.gap(position);
-                    this.flush(room, position.offset);
+                    this.lost(room, res.success ? res.data : { ...asked, recovered: false, replayed: 0, reason: "unavailable" });
                 }
             });
         }, this.gapWaitMs);
@@ -315,12 +323,9 @@ export class RoomPositions {
             return [];
         const out = [];
         for (const [name, room] of [...this.rooms]) {
-            const asked = { room: name, epoch: room.epoch, offset: room.offset };
-            const position = await requestArgs(socket, FILL_EVENT, [asked], timeoutMs);
-            if (!position.recovered) {
-                this.gap(position);
-                this.flush(room, position.offset);
-            }
+            const position = await requestArgs(socket, FILL_EVENT, [fillRequest(name, room)], timeoutMs);
+            if (!position.recovered)
+                this.lost(room, position);
             out.push(position);
         }
         return out;

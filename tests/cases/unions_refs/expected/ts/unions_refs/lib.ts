@@ -240,6 +240,11 @@ function isOffset(v: unknown): v is Offset {
 /** The client event that asks for a room's events after an offset. */
 export const FILL_EVENT = "evcontract:fill";
 
+/** What `FILL_EVENT` asks for: the events of `name` after this client's last one. */
+function fillRequest(name: string, room: RoomState): { room: string; epoch: string; offset: number } {
+  return { room: name, epoch: room.epoch, offset: room.offset };
+}
+
 /** The default of `ConnectOptions.maxHeldEvents`. */
 export const DEFAULT_MAX_HELD_EVENTS = 1024;
 
@@ -381,6 +386,15 @@ export class RoomPositions {
     this.dispatch(RECOVERY_EVENT, [position]);
   }
 
+  /**
+   * Events of `room` up to `position` are gone for good: the app is told,
+   * then the events held behind them are delivered.
+   */
+  private lost(room: RoomState, position: RoomPosition): void {
+    this.gap(position);
+    this.flush(room, position.offset);
+  }
+
   /** After `gapWaitMs`, asks the server for what is still missing. */
   private arm(name: string, room: RoomState): void {
     if (room.timer !== undefined) return;
@@ -389,7 +403,7 @@ export class RoomPositions {
       const socket = this.socket;
       // Disconnected: the reconnection's resume asks for them.
       if (room.held.size === 0 || socket === undefined || !socket.connected) return;
-      const asked = { room: name, epoch: room.epoch, offset: room.offset };
+      const asked = fillRequest(name, room);
       socket
         .timeout(DEFAULT_ACK_TIMEOUT_MS)
         .emit(FILL_EVENT, asked, (err: Error | null, res: AckAnswer<RoomPosition>) => {
@@ -402,11 +416,10 @@ export class RoomPositions {
             this.drain(room);
             if (room.held.size > 0) this.arm(name, room);
           } else {
-            const position: RoomPosition = res.success
-              ? res.data
-              : { ...asked, recovered: false, replayed: 0, reason: "unavailable" };
-            this.gap(position);
-            this.flush(room, position.offset);
+            this.lost(
+              room,
+              res.success ? res.data : { ...asked, recovered: false, replayed: 0, reason: "unavailable" },
+            );
           }
         });
     }, this.gapWaitMs);
@@ -454,12 +467,8 @@ export class RoomPositions {
     if (socket === undefined) return [];
     const out: RoomPosition[] = [];
     for (const [name, room] of [...this.rooms]) {
-      const asked = { room: name, epoch: room.epoch, offset: room.offset };
-      const position = await requestArgs<RoomPosition>(socket, FILL_EVENT, [asked], timeoutMs);
-      if (!position.recovered) {
-        this.gap(position);
-        this.flush(room, position.offset);
-      }
+      const position = await requestArgs<RoomPosition>(socket, FILL_EVENT, [fillRequest(name, room)], timeoutMs);
+      if (!position.recovered) this.lost(room, position);
       out.push(position);
     }
     return out;

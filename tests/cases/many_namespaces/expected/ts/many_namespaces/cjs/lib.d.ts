@@ -206,6 +206,11 @@ export declare class RoomPositions {
     private flush;
     /** Tells the listeners of `RECOVERY_EVENT` that events are gone. */
     private gap;
+    /**
+     * Events of `room` up to `position` are gone for good: the app is told,
+     * then the events held behind them are delivered.
+     */
+    private lost;
     /** After `gapWaitMs`, asks the server for what is still missing. */
     private arm;
     /** Applies a position the server sent. */

@@ -116,6 +116,10 @@ function isOffset(v) {
 }
 /** The client event that asks for a room's events after an offset. */
 exports.FILL_EVENT = "evcontract:fill";
+/** What `FILL_EVENT` asks for: the events of `name` after this client's last one. */
+function fillRequest(name, room) {
+    return { room: name, epoch: room.epoch, offset: room.offset };
+}
 /** The default of `ConnectOptions.maxHeldEvents`. */
 exports.DEFAULT_MAX_HELD_EVENTS = 1024;
 /**
@@ -249,6 +253,14 @@ class RoomPositions {
     gap(position) {
         this.dispatch(exports.RECOVERY_EVENT, [position]);
     }
+    /**
+     * Events of `room` up to `position` are gone for good: the app is told,
+     * then the events held behind them are delivered.
+     */
+    lost(room, position) {
+        this.gap(position);
+        this.flush(room, position.offset);
+    }
     /** After `gapWaitMs`, asks the server for what is still missing. */
     arm(name, room) {
         if (room.timer !== undefined)
@@ -259,7 +271,7 @@ class RoomPositions {
             // Disconnected: the reconnection's resume asks for them.
             if (room.held.size === 0 || socket === undefined || !socket.connected)
                 return;
-            const asked = { room: name, epoch: room.epoch, offset: room.offset };
+            const asked = fillRequest(name, room);
             socket
                 .timeout(exports.DEFAULT_ACK_TIMEOUT_MS)
                 .emit(exports.FILL_EVENT, asked, (err, res) => {
@@ -276,11 +288,7 @@ class RoomPositions {
                         this.arm(name, room);
                 }
                 else {
-                    const position = res.success
-                        ? res.data
-                        : { ...asked, recovered: false, replayed: 0, reason: "unavailable" };
-                    this.gap(position);
-                    this.flush(room, position.offset);
+                    this.lost(room, res.success ? res.data : { ...asked, recovered: false, replayed: 0, reason: "unavailable" });
                 }
             });
         }, this.gapWaitMs);
@@ -332,12 +340,9 @@ class RoomPositions {
             return [];
         const out = [];
         for (const [name, room] of [...this.rooms]) {
-            const asked = { room: name, epoch: room.epoch, offset: room.offset };
-            const position = await requestArgs(socket, exports.FILL_EVENT, [asked], timeoutMs);
-            if (!position.recovered) {
-                this.gap(position);
-                this.flush(room, position.offset);
-            }
+            const position = await requestArgs(socket, exports.FILL_EVENT, [fillRequest(name, room)], timeoutMs);
+            if (!position.recovered)
+                this.lost(room, position);
             out.push(position);
         }
         return out;
