@@ -315,7 +315,8 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
 
     // Senders straight to the nodes; every acked message is noted.
     let acked = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
-    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Refused sends, by what the client said.
+    let refused = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut sender_tasks = Vec::new();
     let origin = tokio::time::Instant::now();
@@ -352,8 +353,8 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
                 drop(slowest);
                 match sent {
                     Ok(()) => acked.lock().unwrap().push((thread, content)),
-                    Err(_) => {
-                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Err(why) => {
+                        *refused.lock().unwrap().entry(why).or_default() += 1;
                     }
                 }
             }
@@ -431,7 +432,8 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let acked = acked.lock().unwrap().clone();
-    let refused = refused.load(std::sync::atomic::Ordering::Relaxed);
+    let refused = refused.lock().unwrap().clone();
+    let refused_total: u64 = refused.values().sum();
     let mut told_total = 0;
     let mut delivered_total = 0;
     for (r, (_, _, story, threads, _)) in receivers.iter().enumerate() {
@@ -482,7 +484,7 @@ async fn chaos_every_acked_message_arrives_once_in_order_or_its_gap_is_told() {
     }
     let (took, ended) = *slowest.lock().unwrap();
     eprintln!(
-        "chaos: {} acked, {refused} refused, {cuts} cuts, {delivered_total} deliveries, {told_total} gaps told; \
+        "chaos: {} acked, {refused_total} refused {refused:?}, {cuts} cuts, {delivered_total} deliveries, {told_total} gaps told; \
          slowest send {took:?}, ended {ended:?} after the senders started",
         acked.len()
     );
