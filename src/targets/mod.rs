@@ -78,6 +78,14 @@ pub static TARGETS: [&dyn Target; 4] = [
     &docs::Docs,
 ];
 
+/// `view` with `key` set to `value` (the view is an object), for a
+/// template that reads one more field than the shared views hold.
+pub(crate) fn with(view: &serde_json::Value, key: &str, value: impl serde::Serialize) -> Context {
+    let mut view = view.clone();
+    view[key] = json!(value);
+    Context::from(view)
+}
+
 /// The template views several targets read, converted once per contract.
 pub struct Views {
     /// What templates may read about the contract apart from its

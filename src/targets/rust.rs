@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::Views;
+use super::{Views, with};
 use crate::generated::{GeneratedFile, HEADER, rust_file};
 use crate::ir::ContractIr;
 use crate::options::Options;
@@ -87,8 +87,9 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// What the templates read of the layout (`rust` in their views).
-    fn view(self, modules: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    /// What the templates read of the layout (`rust` in their views); the
+    /// include layout's `lib.rs` also reads its modules' text (`modules`).
+    fn view(self) -> serde_json::Value {
         let gate = |feature: &str, on: bool| match self {
             Self::Crate => json!({ "cfg": format!("#[cfg(feature = \"{feature}\")]") }),
             Self::Include { .. } if on => json!({ "cfg": "" }),
@@ -108,7 +109,6 @@ impl Layout {
                 "client": gate("client", client),
                 "serde": SERDE_THROUGH_RUNTIME,
                 "serde_crate": format!("#[serde(crate = \"{SERDE_THROUGH_RUNTIME}\")]"),
-                "modules": modules,
             }),
         }
     }
@@ -629,7 +629,7 @@ fn crate_files(
     templates: &Templates,
     types: TypesThread<'_>,
 ) -> Result<Vec<GeneratedFile>, EmitError> {
-    let layout = Layout::Crate.view(&serde_json::Map::new());
+    let layout = Layout::Crate.view();
     let rust_dir = PathBuf::from("rust").join(&ir.name);
     let mut files = vec![rust_file(
         rust_dir.join("src/lib.rs"),
@@ -669,11 +669,7 @@ fn render_lib(
     templates: &Templates,
     layout: serde_json::Value,
 ) -> Result<String, EmitError> {
-    let mut view = views.whole.data().clone();
-    if let Some(view) = view.as_object_mut() {
-        view.insert("rust".to_owned(), layout);
-    }
-    let src = templates.render_context("rust/lib.rs", &Context::from(view))?;
+    let src = templates.render_context("rust/lib.rs", &with(views.whole.data(), "rust", layout))?;
     Ok(format_source("rust/lib.rs", &src)?)
 }
 
@@ -686,11 +682,7 @@ fn render_modules(
     layout: &serde_json::Value,
 ) -> Result<Vec<(String, String)>, EmitError> {
     let mut modules = Vec::with_capacity(1 + ir.namespaces.len());
-    let view = Context::from(json!({
-        "ir": views.header,
-        "error_count": ir.errors.len(),
-        "rust": layout,
-    }));
+    let view = with(views.header_view.data(), "rust", layout);
     let src = templates.render_context("rust/errors.rs", &view)?;
     modules.push(("errors".to_owned(), format_source("rust/errors.rs", &src)?));
     for ns in &ir.namespaces {
@@ -714,9 +706,9 @@ pub fn include_file(
     let views = Views::new(ir)?;
     std::thread::scope(|scope| {
         let types = spawn_types(scope, ir, layout)?;
-        let gates = layout.view(&serde_json::Map::new());
+        let mut view = layout.view();
         let mut modules: serde_json::Map<String, serde_json::Value> =
-            render_modules(ir, &views, templates, &gates)?
+            render_modules(ir, &views, templates, &view)?
                 .into_iter()
                 .map(|(name, text)| (name, serde_json::Value::String(text)))
                 .collect();
@@ -724,7 +716,8 @@ pub fn include_file(
             .join()
             .map_err(|_| "generating the Rust types panicked".to_owned())??;
         modules.insert("types".to_owned(), serde_json::Value::String(types));
-        let lib = render_lib(&views, templates, layout.view(&modules))?;
+        view["modules"] = serde_json::Value::Object(modules);
+        let lib = render_lib(&views, templates, view)?;
         Ok(format!(
             "{HEADER}\n// The Rust of contract `{}` for `include!` (evcontract::Builder).\n\n{lib}",
             ir.name

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use handlebars::Context;
 use serde_json::json;
 
-use super::Views;
+use super::{Views, with};
 use crate::generated::GeneratedFile;
 use crate::ir::{ContractIr, TypeDef};
 use crate::schema_ir::{SchemaKind, SchemaNode};
@@ -265,13 +265,6 @@ impl Module {
             file("cjs", "js", self.cjs),
         ]
     }
-}
-
-/// `view` with `key` set to `value` (the view is an object).
-fn with(view: &serde_json::Value, key: &str, value: bool) -> Context {
-    let mut view = view.clone();
-    view[key] = json!(value);
-    Context::from(view)
 }
 
 /// The TypeScript of a contract: `ts/<contract>/`, an npm package of
