@@ -579,14 +579,14 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
                         "{:?}",
                         validation_schema(
                             &ev.payload,
-                            &node_at(
-                                &Pointer::root()
+                            valid.schemas.get(
+                                Pointer::root()
                                     .join("namespaces")
                                     .join(path)
                                     .join("clientEvents")
                                     .join(name)
                                     .join("payload")
-                                    .to_string()
+                                    .as_str(),
                             ),
                             &contract.definitions,
                             &valid.schemas,
@@ -647,15 +647,18 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
 /// copied in, so the runtime can compile it alone.
 fn validation_schema(
     payload: &Value,
-    node: &SchemaNode,
+    node: Option<&SchemaNode>,
     definitions: &IndexMap<String, Value>,
     nodes: &BTreeMap<String, SchemaNode>,
 ) -> String {
     // The definitions it reaches, found in the typed nodes validation
-    // built (each definition's node is at its pointer).
+    // built (each definition's node is at its pointer; validation typed
+    // every schema of a valid contract).
     let mut reached: BTreeMap<String, Value> = BTreeMap::new();
     let mut todo = Vec::new();
-    node.refs(&mut todo);
+    if let Some(node) = node {
+        node.refs(&mut todo);
+    }
     while let Some(name) = todo.pop() {
         if reached.contains_key(&name) {
             continue;
