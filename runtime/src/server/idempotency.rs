@@ -48,6 +48,12 @@ pub(crate) enum Claim {
     Busy(&'static str),
 }
 
+/// How a key is stored: under its event, so that two events may use one
+/// key (claims, settles and lease renewals must all name it alike).
+fn key_id(event: &str, key: &str) -> String {
+    format!("{event}\u{0}{key}")
+}
+
 /// The idempotency keys of one namespace.
 pub(crate) struct Keys {
     window: Duration,
@@ -102,7 +108,7 @@ impl Keys {
     /// Claims `key` of `event` for `scope` (the user, or the anonymous
     /// client's address).
     pub(crate) async fn claim(&self, scope: &str, event: &str, key: &str) -> Claim {
-        let id = format!("{event}\u{0}{key}");
+        let id = key_id(event, key);
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
             return shared.claim(scope, &id, self.lease).await;
@@ -144,7 +150,7 @@ impl Keys {
     ) -> F::Output {
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
-            let id = format!("{event}\u{0}{key}");
+            let id = key_id(event, key);
             let run = KEYED_RUN.scope(
                 KeyedRun {
                     token: format!("{scope}\u{0}{id}"),
@@ -174,7 +180,7 @@ impl Keys {
         key: &str,
         answer: Option<Box<RawValue>>,
     ) {
-        let id = format!("{event}\u{0}{key}");
+        let id = key_id(event, key);
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
             shared.settle(scope, &id, answer, self.window).await;
