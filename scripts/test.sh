@@ -73,10 +73,10 @@ bg_dir="$(mktemp -d)"
 declare -A bg_pid=()
 # start_bg NAME FUNCTION [NICE] runs a function of this script in the
 # background, at the lowest CPU priority unless NICE says otherwise. Each
-# job has its own session (setsid), so that
-# stop_bg ends its children too when this script ends early. A new session
-# is a new scheduler autogroup on Linux, where `nice` alone only ranks a
-# process within its group: the job nices its own group too
+# job has its own session (setsid), so that stop_bg ends its children too
+# when this script ends early. A new session is a new scheduler autogroup
+# on Linux, where `nice` alone only ranks a process within its group: the
+# job nices its own group too
 # (/proc/self/autogroup, from inside the new session: written from here,
 # before the child's setsid, it niced this script's group instead), or the
 # background would take half the CPU from the steps in front.
