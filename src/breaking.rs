@@ -9,16 +9,23 @@
 //! client (old clients receive the new shape). A change inside a shared
 //! definition is judged at every place that uses it, in that place's
 //! direction.
+//!
+//! Schemas are compared in the typed form validation built
+//! ([`SchemaNode`]), not as raw JSON: two spellings of one schema (a
+//! `type` array with `"null"` and an `anyOf` with `{"type": "null"}`) are the
+//! same schema, and wrapping a schema in a nullable one changes its type
+//! only.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::contract::{AuthMode, Contract};
 use crate::diag::{Diagnostic, Pointer, readable};
+use crate::schema_ir::{Property, SchemaKind, SchemaNode};
 use crate::source_map::SourceMap;
 
 /// How bad a change is.
@@ -129,6 +136,9 @@ pub struct Side<'a> {
     pub contract: &'a Contract,
     /// Positions in its text.
     pub map: &'a SourceMap,
+    /// The typed schema of every definition, payload and ack, by pointer,
+    /// as validation built it: what payloads are compared on.
+    pub schemas: &'a BTreeMap<String, SchemaNode>,
 }
 
 /// Compares `old` with `new`.
@@ -389,14 +399,7 @@ impl<'a> Diff<'a, '_> {
                             format!("`{name}` is no longer idempotent: old clients still retry it after a lost answer, and each retry now runs the handler again"),
                         );
                     }
-                    this.schema(
-                        Direction::ClientToServer,
-                        &old_event.payload,
-                        &new_event.payload,
-                        &event_at.join("payload"),
-                        &event_at.join("payload"),
-                        &mut HashSet::new(),
-                    );
+                    this.schema_at(Direction::ClientToServer, &event_at.join("payload"));
                     match (&old_event.ack, &new_event.ack) {
                         (None, Some(_)) => this.report(
                             "ack-added",
@@ -416,14 +419,9 @@ impl<'a> Diff<'a, '_> {
                             event_at.join("ack").as_str(),
                             format!("`{name}` is no longer acked: old clients wait for an ack until they time out"),
                         ),
-                        (Some(o), Some(n)) => this.schema(
-                            Direction::ServerToClient,
-                            o,
-                            n,
-                            &event_at.join("ack"),
-                            &event_at.join("ack"),
-                            &mut HashSet::new(),
-                        ),
+                        (Some(_), Some(_)) => {
+                            this.schema_at(Direction::ServerToClient, &event_at.join("ack"));
+                        }
                         (None, None) => {}
                     }
                 },
@@ -433,15 +431,8 @@ impl<'a> Diff<'a, '_> {
                 &old_ns.server_events,
                 &new_ns.server_events,
                 &at,
-                |this, _, old_event, new_event, event_at| {
-                    this.schema(
-                        Direction::ServerToClient,
-                        &old_event.payload,
-                        &new_event.payload,
-                        &event_at.join("payload"),
-                        &event_at.join("payload"),
-                        &mut HashSet::new(),
-                    );
+                |this, _, _, _, event_at| {
+                    this.schema_at(Direction::ServerToClient, &event_at.join("payload"));
                 },
             );
         }
@@ -547,107 +538,141 @@ impl<'a> Diff<'a, '_> {
         );
     }
 
-    /// Compares two schemas of data flowing in `dir`; `old_at` and `new_at`
-    /// are where each is (they differ once a `$ref` was followed).
+    /// Compares the schemas at `pointer` (a payload or an ack, the same
+    /// place in both contracts) of data flowing in `dir`.
+    fn schema_at(&mut self, dir: Direction, pointer: &Pointer) {
+        let (Some(old), Some(new)) = (
+            self.old.schemas.get(pointer.as_str()),
+            self.new.schemas.get(pointer.as_str()),
+        ) else {
+            return;
+        };
+        self.schema(dir, old, new, &mut HashSet::new());
+    }
+
+    /// Compares two schemas of data flowing in `dir`. Each node knows its
+    /// place (its pointer), which is a definition's once a `$ref` was
+    /// followed.
     fn schema(
         &mut self,
         dir: Direction,
-        old: &'a Value,
-        new: &'a Value,
-        old_at: &Pointer,
-        new_at: &Pointer,
-        visited: &mut HashSet<(String, String)>,
+        old: &'a SchemaNode,
+        new: &'a SchemaNode,
+        visited: &mut HashSet<(&'a str, &'a str)>,
     ) {
-        let (old, old_at) = self.resolve(At::Old, old, old_at);
-        let (new, new_at) = self.resolve(At::New, new, new_at);
+        let old = self.resolve(At::Old, old);
+        let new = self.resolve(At::New, new);
         // A recursive definition is compared once per pair of places.
-        if !visited.insert((old_at.as_str().to_owned(), new_at.as_str().to_owned())) {
+        if !visited.insert((&old.pointer, &new.pointer)) {
             return;
         }
-        let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
-            return;
+        // `null` allowed or not is part of the type; the rest is the inner
+        // schema's (itself possibly a `$ref`).
+        let (old_core, old_null) = self.unwrap_nullable(At::Old, old);
+        let (new_core, new_null) = self.unwrap_nullable(At::New, new);
+        let type_set = |core: &SchemaNode, null: bool| {
+            types_of(&core.kind).map(|mut set| {
+                if null {
+                    set.insert("null");
+                }
+                set
+            })
         };
-        self.types(dir, o, n, &new_at);
+        self.types(
+            dir,
+            type_set(old_core, old_null),
+            type_set(new_core, new_null),
+            &Pointer::from_text(&new.pointer),
+        );
+        let (o, n) = (&old_core.kind, &new_core.kind);
+        let (old_at, new_at) = (
+            Pointer::from_text(&old_core.pointer),
+            Pointer::from_text(&new_core.pointer),
+        );
         self.enums(dir, o, n, &new_at);
         self.limits(dir, o, n, &old_at, &new_at);
         self.properties(dir, o, n, &old_at, &new_at, visited);
-        if let (Some(oi), Some(ni)) = (o.get("items"), n.get("items")) {
-            self.schema(
-                dir,
-                oi,
-                ni,
-                &old_at.join("items"),
-                &new_at.join("items"),
-                visited,
-            );
-        }
-        for key in ["oneOf", "anyOf"] {
-            let (Some(ov), Some(nv)) = (
-                o.get(key).and_then(Value::as_array),
-                n.get(key).and_then(Value::as_array),
-            ) else {
-                continue;
-            };
-            if nv.len() != ov.len() {
-                self.narrowed_or_widened(
-                    dir,
-                    nv.len() < ov.len(),
-                    if nv.len() > ov.len() {
-                        "union-grown"
-                    } else {
-                        "union-shrunk"
-                    },
-                    At::New,
-                    &new_at.join(key),
-                    format!("`{key}` went from {} to {} variants", ov.len(), nv.len()),
-                );
+        match (o, n) {
+            (SchemaKind::Array { items: oi, .. }, SchemaKind::Array { items: ni, .. })
+            | (SchemaKind::Map(oi), SchemaKind::Map(ni)) => self.schema(dir, oi, ni, visited),
+            (
+                SchemaKind::TaggedUnion { variants: ov, .. },
+                SchemaKind::TaggedUnion { variants: nv, .. },
+            ) => {
+                if nv.len() != ov.len() {
+                    self.narrowed_or_widened(
+                        dir,
+                        nv.len() < ov.len(),
+                        if nv.len() > ov.len() {
+                            "union-grown"
+                        } else {
+                            "union-shrunk"
+                        },
+                        At::New,
+                        &new_at.join("oneOf"),
+                        format!("`oneOf` went from {} to {} variants", ov.len(), nv.len()),
+                    );
+                }
+                for (ov, nv) in ov.iter().zip(nv) {
+                    self.schema(dir, ov, nv, visited);
+                }
             }
-            for (i, (ov, nv)) in ov.iter().zip(nv).enumerate() {
-                self.schema(
-                    dir,
-                    ov,
-                    nv,
-                    &old_at.join(key).join(i),
-                    &new_at.join(key).join(i),
-                    visited,
-                );
-            }
+            _ => {}
         }
     }
 
     /// Follows a `$ref` to its definition (once; the validator refuses
     /// chains of bare references).
-    fn resolve(&self, at: At, schema: &'a Value, pointer: &Pointer) -> (&'a Value, Pointer) {
-        let contract = match at {
-            At::Old => self.old.contract,
-            At::New => self.new.contract,
+    fn resolve(&self, at: At, node: &'a SchemaNode) -> &'a SchemaNode {
+        let side = match at {
+            At::Old => self.old,
+            At::New => self.new,
         };
-        let name = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix("#/definitions/"));
-        match name.and_then(|n| contract.definitions.get(n).map(|d| (n, d))) {
-            Some((name, def)) => (def, Pointer::root().join("definitions").join(name)),
-            None => (schema, pointer.clone()),
+        match &node.kind {
+            SchemaKind::Ref(name) => side
+                .schemas
+                .get(Pointer::root().join("definitions").join(name).as_str())
+                .unwrap_or(node),
+            _ => node,
         }
     }
 
+    /// The schema inside a nullable one (its `$ref` followed, and that
+    /// definition's own nullability too), and whether `null` is allowed.
+    fn unwrap_nullable(&self, at: At, mut node: &'a SchemaNode) -> (&'a SchemaNode, bool) {
+        let mut null = false;
+        while let SchemaKind::Nullable(inner) = &node.kind {
+            null = true;
+            node = self.resolve(at, inner);
+        }
+        (node, null)
+    }
+
+    /// The accepted types: `None` is any value.
     fn types(
         &mut self,
         dir: Direction,
-        o: &Map<String, Value>,
-        n: &Map<String, Value>,
+        ot: Option<BTreeSet<&'static str>>,
+        nt: Option<BTreeSet<&'static str>>,
         at: &Pointer,
     ) {
-        let (Some(ot), Some(nt)) = (types_of(o), types_of(n)) else {
-            return;
-        };
         if ot == nt {
             return;
         }
-        let widened = ot.iter().all(|t| accepts(&nt, t));
-        let narrowed = nt.iter().all(|t| accepts(&ot, t));
-        let what = format!("type went from {} to {}", list(&ot), list(&nt));
+        let (widened, narrowed) = match (&ot, &nt) {
+            (Some(ot), Some(nt)) => (
+                ot.iter().all(|t| accepts(nt, t)),
+                nt.iter().all(|t| accepts(ot, t)),
+            ),
+            // Any value before, some types now: narrower; and the other way.
+            (None, _) => (false, true),
+            (_, None) => (true, false),
+        };
+        let what = format!(
+            "type went from {} to {}",
+            list(ot.as_ref()),
+            list(nt.as_ref())
+        );
         match (widened, narrowed) {
             (true, _) => self.narrowed_or_widened(
                 dir,
@@ -677,21 +702,14 @@ impl<'a> Diff<'a, '_> {
         }
     }
 
-    fn enums(
-        &mut self,
-        dir: Direction,
-        o: &Map<String, Value>,
-        n: &Map<String, Value>,
-        at: &Pointer,
-    ) {
-        let (Some(ov), Some(nv)) = (
-            o.get("enum").and_then(Value::as_array),
-            n.get("enum").and_then(Value::as_array),
-        ) else {
+    fn enums(&mut self, dir: Direction, o: &SchemaKind, n: &SchemaKind, at: &Pointer) {
+        let (ov, nv) = (enumeration(o), enumeration(n));
+        // An empty list is no `enum`: any string.
+        if ov.is_empty() || nv.is_empty() {
             return;
-        };
-        let added: Vec<&Value> = nv.iter().filter(|v| !ov.contains(v)).collect();
-        let removed: Vec<&Value> = ov.iter().filter(|v| !nv.contains(v)).collect();
+        }
+        let added: Vec<&String> = nv.iter().filter(|v| !ov.contains(v)).collect();
+        let removed: Vec<&String> = ov.iter().filter(|v| !nv.contains(v)).collect();
         if !added.is_empty() {
             self.narrowed_or_widened(
                 dir,
@@ -720,8 +738,8 @@ impl<'a> Diff<'a, '_> {
     fn limits(
         &mut self,
         dir: Direction,
-        o: &Map<String, Value>,
-        n: &Map<String, Value>,
+        o: &SchemaKind,
+        n: &SchemaKind,
         old_at: &Pointer,
         new_at: &Pointer,
     ) {
@@ -734,10 +752,7 @@ impl<'a> Diff<'a, '_> {
             ("minItems", false),
             ("minimum", false),
         ] {
-            let (ov, nv) = (
-                o.get(key).and_then(Value::as_f64),
-                n.get(key).and_then(Value::as_f64),
-            );
+            let (ov, nv) = (limit(o, key), limit(n, key));
             let narrowed = match (ov, nv) {
                 (None, None) => continue,
                 (None, Some(_)) => true,
@@ -759,17 +774,20 @@ impl<'a> Diff<'a, '_> {
             self.narrowed_or_widened(dir, narrowed, rule, at_side, &at.join(key), what);
         }
         for key in ["pattern", "const", "format"] {
-            let (ov, nv) = (o.get(key), n.get(key));
+            let (ov, nv) = (constraint(o, key), constraint(n, key));
             if ov == nv {
                 continue;
             }
-            let (rule, narrowed, at_side, at) = match (ov, nv) {
+            let (rule, narrowed, at_side, at) = match (&ov, &nv) {
                 (_, Some(_)) => ("constraint-added-or-changed", true, At::New, new_at),
                 (Some(_), None) => ("constraint-removed", false, At::Old, old_at),
                 (None, None) => continue,
             };
-            let show = |v: Option<&Value>| v.map_or_else(|| "none".to_owned(), Value::to_string);
-            let what = format!("`{key}` went from {} to {}", show(ov), show(nv));
+            let show = |v: &Option<Value>| {
+                v.as_ref()
+                    .map_or_else(|| "none".to_owned(), Value::to_string)
+            };
+            let what = format!("`{key}` went from {} to {}", show(&ov), show(&nv));
             // A changed pattern or format both refuses old values and allows
             // new ones: breaking either way.
             if ov.is_some() && nv.is_some() {
@@ -783,33 +801,27 @@ impl<'a> Diff<'a, '_> {
     fn properties(
         &mut self,
         dir: Direction,
-        o: &'a Map<String, Value>,
-        n: &'a Map<String, Value>,
+        o: &'a SchemaKind,
+        n: &'a SchemaKind,
         old_at: &Pointer,
         new_at: &Pointer,
-        visited: &mut HashSet<(String, String)>,
+        visited: &mut HashSet<(&'a str, &'a str)>,
     ) {
-        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-        let op = o
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&EMPTY);
-        let np = n
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&EMPTY);
-        let (oreq, nreq) = (required(o), required(n));
-        for (name, os) in op {
+        let (op, np) = (properties(o), properties(n));
+        let required = |props: &[Property], name: &str| {
+            props.iter().any(|p| p.wire_name == name && p.required)
+        };
+        for old_prop in op {
+            let name = &old_prop.wire_name;
             let old_p = old_at.join("properties").join(name);
             let new_p = new_at.join("properties").join(name);
-            let Some(ns) = np.get(name) else {
-                let was_required = oreq.contains(name.as_str());
+            let Some(new_prop) = np.iter().find(|p| &p.wire_name == name) else {
                 let (severity, why) = match dir {
                     Direction::ClientToServer => (
                         Severity::Breaking,
                         "old clients still send it, and the server refuses unknown properties",
                     ),
-                    Direction::ServerToClient if was_required => {
+                    Direction::ServerToClient if old_prop.required => {
                         (Severity::Breaking, "old clients need it")
                     }
                     Direction::ServerToClient => (
@@ -828,7 +840,7 @@ impl<'a> Diff<'a, '_> {
                 );
                 continue;
             };
-            match (oreq.contains(name.as_str()), nreq.contains(name.as_str())) {
+            match (old_prop.required, new_prop.required) {
                 (false, true) => self.narrowed_or_widened(
                     dir,
                     true,
@@ -847,14 +859,15 @@ impl<'a> Diff<'a, '_> {
                 ),
                 _ => {}
             }
-            self.schema(dir, os, ns, &old_p, &new_p, visited);
+            self.schema(dir, &old_prop.schema, &new_prop.schema, visited);
         }
-        for name in np.keys() {
-            if op.contains_key(name) {
+        for new_prop in np {
+            let name = &new_prop.wire_name;
+            if op.iter().any(|p| &p.wire_name == name) {
                 continue;
             }
             let at = new_at.join("properties").join(name);
-            if nreq.contains(name.as_str()) {
+            if required(np, name) {
                 self.narrowed_or_widened(
                     dir,
                     true,
@@ -890,42 +903,103 @@ impl<'a> Diff<'a, '_> {
     }
 }
 
-fn types_of(schema: &Map<String, Value>) -> Option<BTreeSet<String>> {
-    match schema.get("type")? {
-        Value::String(t) => Some(BTreeSet::from([t.clone()])),
-        Value::Array(ts) => Some(
-            ts.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-        ),
+/// The JSON types a schema (not nullable, its `$ref` followed) accepts;
+/// `None` for any value.
+fn types_of(kind: &SchemaKind) -> Option<BTreeSet<&'static str>> {
+    let t = match kind {
+        SchemaKind::Any | SchemaKind::Ref(_) => return None,
+        SchemaKind::Nullable(inner) => {
+            let mut set = types_of(&inner.kind)?;
+            set.insert("null");
+            return Some(set);
+        }
+        SchemaKind::String { .. } => "string",
+        SchemaKind::Integer { .. } => "integer",
+        SchemaKind::Number { .. } => "number",
+        SchemaKind::Boolean { .. } => "boolean",
+        SchemaKind::Null => "null",
+        SchemaKind::Array { .. } => "array",
+        SchemaKind::Object { .. } | SchemaKind::Map(_) | SchemaKind::TaggedUnion { .. } => "object",
+    };
+    Some(BTreeSet::from([t]))
+}
+
+/// Whether a schema of types `set` accepts values of type `t`.
+fn accepts(set: &BTreeSet<&str>, t: &str) -> bool {
+    set.contains(t) || (t == "integer" && set.contains("number"))
+}
+
+/// A string schema's `enum` (empty: none).
+fn enumeration(kind: &SchemaKind) -> &[String] {
+    match kind {
+        SchemaKind::String { enumeration, .. } => enumeration,
+        _ => &[],
+    }
+}
+
+/// An object's properties (none for other kinds).
+fn properties(kind: &SchemaKind) -> &[Property] {
+    match kind {
+        SchemaKind::Object { properties, .. } => properties,
+        _ => &[],
+    }
+}
+
+/// The numeric keyword `key` (`minLength`, `maximum`...) of a schema.
+fn limit(kind: &SchemaKind, key: &str) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss)] // lengths and counts far below 2^53
+    let count = |c: &Option<u64>| c.map(|c| c as f64);
+    let bound = |b: &Option<serde_json::Number>| b.as_ref().and_then(serde_json::Number::as_f64);
+    match (kind, key) {
+        (SchemaKind::String { min_length, .. }, "minLength") => count(min_length),
+        (SchemaKind::String { max_length, .. }, "maxLength") => count(max_length),
+        (SchemaKind::Array { min_items, .. }, "minItems") => count(min_items),
+        (SchemaKind::Array { max_items, .. }, "maxItems") => count(max_items),
+        (SchemaKind::Integer { minimum, .. } | SchemaKind::Number { minimum, .. }, "minimum") => {
+            bound(minimum)
+        }
+        (SchemaKind::Integer { maximum, .. } | SchemaKind::Number { maximum, .. }, "maximum") => {
+            bound(maximum)
+        }
         _ => None,
     }
 }
 
-/// Whether a schema of types `set` accepts values of type `t`.
-fn accepts(set: &BTreeSet<String>, t: &str) -> bool {
-    set.contains(t) || (t == "integer" && set.contains("number"))
+/// The keyword `key` (`pattern`, `const`, `format`) of a schema, as written.
+fn constraint(kind: &SchemaKind, key: &str) -> Option<Value> {
+    match (kind, key) {
+        (SchemaKind::String { pattern, .. }, "pattern") => pattern.clone().map(Value::String),
+        (SchemaKind::String { constant, .. }, "const") => constant.clone().map(Value::String),
+        (SchemaKind::Integer { constant, .. }, "const") => constant.map(Value::from),
+        (SchemaKind::Boolean { constant }, "const") => constant.map(Value::Bool),
+        (
+            SchemaKind::String { format, .. }
+            | SchemaKind::Integer { format, .. }
+            | SchemaKind::Number { format, .. },
+            "format",
+        ) => format.clone().map(Value::String),
+        _ => None,
+    }
 }
 
-fn required(schema: &Map<String, Value>) -> BTreeSet<&str> {
-    schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+/// A type set as `a | b` (`null` last), or `any`.
+fn list(set: Option<&BTreeSet<&str>>) -> String {
+    set.map_or_else(
+        || "any".to_owned(),
+        |set| {
+            let (null, types): (Vec<&str>, Vec<&str>) = set.iter().partition(|t| **t == "null");
+            types
+                .into_iter()
+                .chain(null)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        },
+    )
 }
 
-fn list(set: &BTreeSet<String>) -> String {
-    set.iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-fn values(vs: &[&Value]) -> String {
+fn values(vs: &[&String]) -> String {
     vs.iter()
-        .map(|v| v.to_string())
+        .map(|v| Value::from(v.as_str()).to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -965,6 +1039,8 @@ pub struct Loaded {
     pub contract: Contract,
     /// Positions in its text.
     pub map: SourceMap,
+    /// The typed schemas, by pointer (see [`Side::schemas`]).
+    pub schemas: BTreeMap<String, SchemaNode>,
 }
 
 /// Reads and validates one contract (the same diagnostics as `generate`).
@@ -978,6 +1054,7 @@ pub fn load(file: &Path, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
         file: file.to_owned(),
         contract: valid.contract,
         map,
+        schemas: valid.schemas,
     })
 }
 
@@ -988,6 +1065,7 @@ impl Loaded {
             file: &self.file,
             contract: &self.contract,
             map: &self.map,
+            schemas: &self.schemas,
         }
     }
 }

@@ -117,6 +117,12 @@ impl Pointer {
         Self(format!("{}/{seg}", self.0))
     }
 
+    /// A pointer from its text, already escaped (as a schema node keeps
+    /// its place).
+    pub fn from_text(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     /// The pointer text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -348,6 +348,73 @@ fn a_breaking_change_needs_a_new_major_or_a_new_minor_below_1() {
     assert_eq!(compare(&zero, &next).required_version, None);
 }
 
+/// The rules that read schemas read the typed form validation built, so a
+/// schema's spelling does not matter, and maps, nullable wrappers and
+/// missing `items` are judged by what they accept.
+#[test]
+fn schemas_are_compared_by_meaning_not_spelling() {
+    // `type: [T, "null"]` and `anyOf: [T, null]` are one schema.
+    let mut type_array = base();
+    item(&mut type_array)["properties"]["note"] = json!({ "type": ["string", "null"] });
+    let mut any_of = base();
+    item(&mut any_of)["properties"]["note"] =
+        json!({ "anyOf": [{ "type": "string" }, { "type": "null" }] });
+    let r = compare(&type_array, &any_of);
+    assert!(r.changes.is_empty(), "{:#?}", r.changes);
+    // Wrapping a definition's use in a nullable changes the type only (the
+    // raw comparison saw every property removed).
+    let r = after(|v| {
+        v["namespaces"]["/n"]["serverEvents"]["pushed"]["payload"] =
+            json!({ "anyOf": [{ "$ref": "#/definitions/Item" }, { "type": "null" }] })
+    });
+    let rules: Vec<_> = r.changes.iter().map(|c| (c.rule, c.severity)).collect();
+    assert_eq!(rules, [("type-widened", Breaking)], "{:#?}", r.changes);
+    assert_eq!(
+        r.changes[0].message,
+        "type went from object to object | null (server to client): the server may now send values old clients cannot read"
+    );
+    // A nullable that was nullable already (through its definition) is no change.
+    let mut nullable_def = base();
+    nullable_def["definitions"]["Receipt"]["type"] = json!(["object", "null"]);
+    let mut wrapped = nullable_def.clone();
+    wrapped["namespaces"]["/n"]["clientEvents"]["ask"]["ack"] =
+        json!({ "anyOf": [{ "$ref": "#/definitions/Receipt" }, { "type": "null" }] });
+    let r = compare(&nullable_def, &wrapped);
+    assert!(r.changes.is_empty(), "{:#?}", r.changes);
+    // A map's values are compared like any other schema.
+    let mut map = base();
+    item(&mut map)["properties"]["tags"] =
+        json!({ "type": "object", "additionalProperties": { "type": "string" } });
+    let mut tighter = map.clone();
+    item(&mut tighter)["properties"]["tags"]["additionalProperties"]["maxLength"] = json!(8);
+    let r = compare(&map, &tighter);
+    assert_eq!(find(&r, "limit-tightened", C2S), Some(Breaking));
+    assert_eq!(find(&r, "limit-tightened", S2C), Some(Info));
+    let change = r
+        .changes
+        .iter()
+        .find(|c| c.rule == "limit-tightened")
+        .unwrap();
+    assert_eq!(
+        change.pointer,
+        "/definitions/Item/properties/tags/additionalProperties/maxLength"
+    );
+    // An array without `items` holds any value: giving it a type narrows it.
+    let mut any_items = base();
+    item(&mut any_items)["properties"]["list"] = json!({ "type": "array" });
+    let mut typed_items = any_items.clone();
+    item(&mut typed_items)["properties"]["list"]["items"] = json!({ "type": "integer" });
+    let r = compare(&any_items, &typed_items);
+    assert_eq!(find(&r, "type-narrowed", C2S), Some(Breaking));
+    assert_eq!(find(&r, "type-narrowed", S2C), Some(Info));
+    let r = compare(&typed_items, &any_items);
+    let change = r.changes.iter().find(|c| c.rule == "type-widened").unwrap();
+    assert_eq!(
+        change.message,
+        "type went from integer to any (server to client): the server may now send values old clients cannot read"
+    );
+}
+
 #[test]
 fn the_command_exits_0_1_and_2_and_speaks_json() {
     let bin = env!("CARGO_BIN_EXE_evcontract");
