@@ -239,12 +239,27 @@ check_features
 step "cargo doc (broken intra-doc links denied, generated crates included)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --locked --quiet
 
+step "build the binaries the checks and tests run (evcontract, the example servers and client, the benchmark's)"
+# With the features `cargo test` below resolves (the whole workspace, all
+# features), so that the libraries built here are the ones the tests link:
+# built per package (-p chat-server -p chat-client, then the benchmark's
+# own cargo calls), the runtime and the generated crates were compiled
+# three times over (from a cold target folder, 292 s against 253 s). Built
+# before the checks that run evcontract and the build-script example, which
+# build with the same features (tests/support/check.sh: build_bins), so
+# that they reuse it.
+cargo build --locked --workspace --all-features --bin chat-server --bin chat-client \
+  --bin evcontract --bin evcontract-bench --bin bench-raw-server --bin notes-server-v1-1
+EVCONTRACT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/evcontract"
+export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
+export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
+
 step "evcontract generate --check (generated/ and schemas/contract.schema.json are current)"
-cargo run --quiet --locked -- generate --check
+"$EVCONTRACT_BIN" generate --check
 
 step "evcontract breaking --against HEAD~1 (does the last commit break deployed clients or servers?)"
 if git rev-parse --verify --quiet HEAD~1 >/dev/null; then
-  cargo run --quiet --locked -- breaking --against HEAD~1
+  "$EVCONTRACT_BIN" breaking --against HEAD~1
 else
   echo "no previous commit here (a shallow clone?): nothing to compare"
 fi
@@ -296,17 +311,6 @@ node tests/asyncapi/validate.mjs
 step "Modelina 5 in target/modelina: TypeScript models from every AsyncAPI document, each ack an envelope type (success | AckFailure)"
 wait_bg modelina
 MODELINA_DIR=target/modelina node tests/asyncapi/modelina.mjs
-
-step "build the binaries the tests run (the example server and client, the benchmark's, evcontract)"
-# With the features `cargo test` below resolves (the whole workspace, all
-# features), so that the libraries built here are the ones the tests link:
-# built per package (-p chat-server -p chat-client, then the benchmark's
-# own cargo calls), the runtime and the generated crates were compiled
-# three times over (from a cold target folder, 292 s against 253 s).
-cargo build --locked --workspace --all-features --bin chat-server --bin chat-client \
-  --bin evcontract --bin evcontract-bench --bin bench-raw-server
-export CHAT_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-server"
-export CHAT_CLIENT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chat-client"
 
 step "npm package: generated/ts/chat packed and installed into a fresh project outside the repository; node main.mjs and node main.cjs against chat-server; tsc --strict (bundler, NodeNext); vite build"
 tests/npm-package/check.sh

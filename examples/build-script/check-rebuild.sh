@@ -7,7 +7,11 @@ cd "$(dirname "$0")/../.."
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 contract="$tmp/notes.contract.json"
-build() { cargo build --quiet -p build-script-example "$@"; }
+# With the whole workspace's features (the example's bin selects what is
+# built), as the test command's other builds: with `-p build-script-example`
+# alone the runtime and its dependencies resolved other features and were
+# all compiled again.
+build() { cargo build --quiet --locked --workspace --all-features --bin notes-server-v1-1 "$@"; }
 fail() { echo "error: $*" >&2; exit 1; }
 
 cp examples/build-script/notes.contract.json "$contract"

@@ -8,8 +8,7 @@ set -euo pipefail
 # shellcheck source=tests/support/check.sh
 source "$(dirname "$0")/../../tests/support/check.sh"
 
-cargo build --quiet --manifest-path "$repo/Cargo.toml" -p evcontract --bin evcontract
-cargo build --quiet --manifest-path "$repo/Cargo.toml" -p build-script-example --bin notes-server-v1-1
+build_bins evcontract notes-server-v1-1
 "$target/debug/evcontract" generate "$repo/examples/build-script/notes.contract.json" --out "$tmp/gen" --no-config >/dev/null
 
 # An ESM project next to the generated 1.0 typings, with this repository's

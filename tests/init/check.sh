@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/../support/check.sh"
 
 evcontract="$target/debug/evcontract"
-cargo build --quiet --manifest-path "$repo/Cargo.toml" -p evcontract --bin evcontract
+build_bins evcontract
 # No flags, as a new user runs it: with no release on crates.io the CLI
 # points the project at the runtime of the checkout it was built from, and
 # says so.
