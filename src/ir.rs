@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use heck::{ToLowerCamelCase, ToPascalCase, ToShoutySnakeCase, ToSnakeCase};
-use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -178,8 +177,10 @@ pub struct ClientEventIr {
     pub idempotent: bool,
     /// Doc lines.
     pub doc: Vec<String>,
-    /// The payload's self-contained JSON Schema, as a Rust string literal
-    /// (the runtime validates incoming payloads with it).
+    /// The payload's self-contained JSON Schema, normalised from its typed
+    /// node (the runtime validates incoming payloads with it).
+    pub validation_schema: String,
+    /// [`Self::validation_schema`] as a Rust string literal.
     pub schema_literal: String,
 }
 
@@ -548,6 +549,18 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
             .zip(&draft.client)
             .map(|((name, ev), (_, p, a))| {
                 let payload_type = resolve(p);
+                let schema = validation_schema(
+                    valid.schemas.get(
+                        Pointer::root()
+                            .join("namespaces")
+                            .join(path)
+                            .join("clientEvents")
+                            .join(name)
+                            .join("payload")
+                            .as_str(),
+                    ),
+                    &valid.schemas,
+                );
                 ClientEventIr {
                     wire_name: name.clone(),
                     rust_method: rust_ident(name),
@@ -575,23 +588,8 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
                     max_payload_bytes: ev.max_payload_bytes,
                     idempotent: ev.ack.is_some() && ev.idempotent.unwrap_or(true),
                     doc: doc_lines(ev.description.as_deref()),
-                    schema_literal: format!(
-                        "{:?}",
-                        validation_schema(
-                            &ev.payload,
-                            valid.schemas.get(
-                                Pointer::root()
-                                    .join("namespaces")
-                                    .join(path)
-                                    .join("clientEvents")
-                                    .join(name)
-                                    .join("payload")
-                                    .as_str(),
-                            ),
-                            &contract.definitions,
-                            &valid.schemas,
-                        )
-                    ),
+                    schema_literal: format!("{schema:?}"),
+                    validation_schema: schema,
                     payload_type,
                 }
             })
@@ -643,17 +641,12 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
     })
 }
 
-/// A payload schema made self-contained: the definitions it reaches are
-/// copied in, so the runtime can compile it alone.
-fn validation_schema(
-    payload: &Value,
-    node: Option<&SchemaNode>,
-    definitions: &IndexMap<String, Value>,
-    nodes: &BTreeMap<String, SchemaNode>,
-) -> String {
-    // The definitions it reaches, found in the typed nodes validation
-    // built (each definition's node is at its pointer; validation typed
-    // every schema of a valid contract).
+/// The self-contained JSON Schema that generated servers validate an
+/// event's payload with: the payload's typed node in its normalised form
+/// ([`SchemaNode::validation_schema`]), with the definitions it reaches,
+/// directly or through each other, under `definitions`. No node (an event
+/// without a payload): any value.
+fn validation_schema(node: Option<&SchemaNode>, nodes: &BTreeMap<String, SchemaNode>) -> String {
     let mut reached: BTreeMap<String, Value> = BTreeMap::new();
     let mut todo = Vec::new();
     if let Some(node) = node {
@@ -663,28 +656,28 @@ fn validation_schema(
         if reached.contains_key(&name) {
             continue;
         }
-        if let Some(def) = definitions.get(&name) {
-            let at = Pointer::root().join("definitions").join(&name).to_string();
-            if let Some(def_node) = nodes.get(&at) {
-                def_node.refs(&mut todo);
-            }
-            reached.insert(name, def.clone());
+        let at = Pointer::root().join("definitions").join(&name).to_string();
+        // Validation typed every definition of a valid contract.
+        if let Some(def_node) = nodes.get(&at) {
+            def_node.refs(&mut todo);
+            reached.insert(name, def_node.validation_schema());
         }
     }
-    let mut root = Map::new();
-    if payload.get("$ref").is_some() {
-        // Keywords beside `$ref` are ignored in draft-07, so wrap it.
-        root.insert("allOf".to_owned(), Value::Array(vec![payload.clone()]));
-    } else if let Some(o) = payload.as_object() {
-        root.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
+    // A payload that is a `$ref` stays one, beside `definitions`: the
+    // runtime's validator and JSON Schema tools resolve `#/definitions/…`
+    // in the document (wrapped in `allOf`, it went unchecked by the
+    // runtime's validator, which did not know `allOf`).
+    let mut root = match node.map(SchemaNode::validation_schema) {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
     if !reached.is_empty() {
         root.insert(
             "definitions".to_owned(),
             Value::Object(reached.into_iter().collect()),
         );
     }
-    serde_json::to_string(&Value::Object(root)).unwrap_or_default()
+    Value::Object(root).to_string()
 }
 
 /// The package name of the crate generated for contract `name`.

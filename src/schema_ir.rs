@@ -3,10 +3,12 @@
 //! Validation builds it, once, while it checks the schema (every keyword
 //! of the supported subset has a field here, and every node knows its JSON
 //! pointer); the IR keeps it, and the TypeScript and docs targets render
-//! from it. The Rust target hands the raw (validated) schema to typify,
-//! which implements the same naming rules.
+//! from it, `breaking` compares it, and the payload validator of generated
+//! servers compiles its normalised JSON Schema
+//! ([`SchemaNode::validation_schema`]). The Rust target hands the raw
+//! (validated) schema to typify, which implements the same naming rules.
 
-use serde_json::Number;
+use serde_json::{Map, Number, Value};
 
 /// A validated payload schema node.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,5 +130,190 @@ impl SchemaNode {
             | SchemaKind::Boolean { .. }
             | SchemaKind::Null => {}
         }
+    }
+
+    /// This node as the JSON Schema (draft-07) that generated servers
+    /// validate payloads with: the keywords of the subset only, in one
+    /// spelling whatever the contract wrote (no `description` or `title`;
+    /// `type` always said; properties in contract order, `required` in
+    /// property order; definitions referred to as `#/definitions/<name>`).
+    ///
+    /// A nullable node keeps the `"type": [T, "null"]` form for a plain
+    /// type and is `anyOf` [T, null] otherwise: with a `const` or an `enum`
+    /// the type-array form would refuse `null` (the enumeration does not
+    /// list it), where the generated Rust and TypeScript types take it.
+    pub fn validation_schema(&self) -> Value {
+        let mut o = Map::new();
+        let mut put = |key: &str, value: Value| {
+            o.insert(key.to_owned(), value);
+        };
+        let ty = |name: &str| Value::String(name.to_owned());
+        match &self.kind {
+            SchemaKind::Any => {}
+            SchemaKind::Ref(name) => put("$ref", Value::String(format!("#/definitions/{name}"))),
+            SchemaKind::String {
+                constant,
+                enumeration,
+                format,
+                min_length,
+                max_length,
+                pattern,
+            } => {
+                put("type", ty("string"));
+                if let Some(c) = constant {
+                    put("const", Value::String(c.clone()));
+                }
+                if !enumeration.is_empty() {
+                    put(
+                        "enum",
+                        enumeration.iter().cloned().map(Value::String).collect(),
+                    );
+                }
+                if let Some(f) = format {
+                    put("format", Value::String(f.clone()));
+                }
+                if let Some(n) = min_length {
+                    put("minLength", Value::from(*n));
+                }
+                if let Some(n) = max_length {
+                    put("maxLength", Value::from(*n));
+                }
+                if let Some(p) = pattern {
+                    put("pattern", Value::String(p.clone()));
+                }
+            }
+            SchemaKind::Integer {
+                constant,
+                format,
+                minimum,
+                maximum,
+            } => {
+                put("type", ty("integer"));
+                if let Some(c) = constant {
+                    put("const", Value::from(*c));
+                }
+                number_keywords(&mut put, format, minimum, maximum);
+            }
+            SchemaKind::Number {
+                format,
+                minimum,
+                maximum,
+            } => {
+                put("type", ty("number"));
+                number_keywords(&mut put, format, minimum, maximum);
+            }
+            SchemaKind::Boolean { constant } => {
+                put("type", ty("boolean"));
+                if let Some(c) = constant {
+                    put("const", Value::Bool(*c));
+                }
+            }
+            SchemaKind::Null => put("type", ty("null")),
+            SchemaKind::Array {
+                items,
+                min_items,
+                max_items,
+            } => {
+                put("type", ty("array"));
+                // `{}` items: any element, as with no `items` at all.
+                if items.kind != SchemaKind::Any {
+                    put("items", items.validation_schema());
+                }
+                if let Some(n) = min_items {
+                    put("minItems", Value::from(*n));
+                }
+                if let Some(n) = max_items {
+                    put("maxItems", Value::from(*n));
+                }
+            }
+            SchemaKind::Object { properties, closed } => {
+                put("type", ty("object"));
+                if !properties.is_empty() {
+                    put(
+                        "properties",
+                        properties
+                            .iter()
+                            .map(|p| (p.wire_name.clone(), p.schema.validation_schema()))
+                            .collect::<Map<_, _>>()
+                            .into(),
+                    );
+                }
+                let required: Vec<Value> = properties
+                    .iter()
+                    .filter(|p| p.required)
+                    .map(|p| Value::String(p.wire_name.clone()))
+                    .collect();
+                if !required.is_empty() {
+                    put("required", required.into());
+                }
+                if *closed {
+                    put("additionalProperties", Value::Bool(false));
+                }
+            }
+            SchemaKind::Map(values) => {
+                put("type", ty("object"));
+                put("additionalProperties", values.validation_schema());
+            }
+            SchemaKind::Nullable(inner) => {
+                let mut schema = inner.validation_schema();
+                let plain = match &inner.kind {
+                    SchemaKind::String {
+                        constant,
+                        enumeration,
+                        ..
+                    } => constant.is_none() && enumeration.is_empty(),
+                    SchemaKind::Integer { constant, .. } => constant.is_none(),
+                    SchemaKind::Boolean { constant } => constant.is_none(),
+                    SchemaKind::Number { .. }
+                    | SchemaKind::Array { .. }
+                    | SchemaKind::Object { .. }
+                    | SchemaKind::Map(_) => true,
+                    // `null` or null: `null`; any value or null: any value.
+                    SchemaKind::Null | SchemaKind::Any => return schema,
+                    SchemaKind::Ref(_)
+                    | SchemaKind::Nullable(_)
+                    | SchemaKind::TaggedUnion { .. } => false,
+                };
+                match schema.as_object_mut() {
+                    Some(fields) if plain => {
+                        if let Some(Value::String(t)) = fields.get("type").cloned() {
+                            fields.insert(
+                                "type".to_owned(),
+                                Value::Array(vec![Value::String(t), ty("null")]),
+                            );
+                        }
+                        return schema;
+                    }
+                    _ => put(
+                        "anyOf",
+                        Value::Array(vec![schema, serde_json::json!({"type": "null"})]),
+                    ),
+                }
+            }
+            SchemaKind::TaggedUnion { variants, .. } => put(
+                "oneOf",
+                variants.iter().map(SchemaNode::validation_schema).collect(),
+            ),
+        }
+        Value::Object(o)
+    }
+}
+
+/// The keywords integers and numbers share: `format`, `minimum` and
+/// `maximum` (bounds as written).
+fn number_keywords(
+    put: &mut impl FnMut(&str, Value),
+    format: &Option<String>,
+    minimum: &Option<Number>,
+    maximum: &Option<Number>,
+) {
+    if let Some(f) = format {
+        put("format", Value::String(f.clone()));
+    }
+    if let Some(n) = minimum {
+        put("minimum", Value::Number(n.clone()));
+    }
+    if let Some(n) = maximum {
+        put("maximum", Value::Number(n.clone()));
     }
 }

@@ -107,6 +107,20 @@ fn schemas() -> Vec<(&'static str, Value)> {
             }, "additionalProperties": false}),
         ),
         (
+            "nullable enumeration, constant and reference, as the generator normalises them",
+            json!({"$ref": "#/definitions/Pick", "definitions": {
+                "Pick": {"type": "object", "properties": {
+                    "pick": {"anyOf": [{"type": "string", "enum": ["x", "yy"]}, {"type": "null"}]},
+                    "on": {"anyOf": [{"type": "boolean", "const": true}, {"type": "null"}]},
+                    "level": {"anyOf": [{"type": "integer", "const": 3}, {"type": "null"}]},
+                    "next": {"anyOf": [{"$ref": "#/definitions/Leaf"}, {"type": "null"}]}
+                }, "required": ["pick"], "additionalProperties": false},
+                "Leaf": {"type": "object", "properties": {
+                    "id": {"type": "string", "maxLength": 2}
+                }, "required": ["id"], "additionalProperties": false}
+            }}),
+        ),
+        (
             "recursion and a map",
             json!({"$ref": "#/definitions/Node", "definitions": {
                 "Node": {"type": "object", "properties": {
@@ -530,4 +544,29 @@ fn validator_agrees_with_jsonschema_on_generated_and_mutated_payloads() {
         "{fast_accepts} of {total} accepted by the fast pass"
     );
     eprintln!("{total} payloads, {refused} refused, {fast_accepts} accepted by the streaming pass");
+}
+
+#[test]
+fn a_keyword_the_validator_does_not_check_is_refused_not_ignored() {
+    // Ignored, `allOf` let every payload of an event whose payload was a
+    // wrapped `$ref` through unchecked.
+    for (schema, at) in [
+        (
+            json!({"allOf": [{"$ref": "#/definitions/A"}], "definitions": {"A": {"type": "string"}}}),
+            "#/allOf",
+        ),
+        (
+            json!({"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}}),
+            "#/properties/n/multipleOf",
+        ),
+    ] {
+        let err = PayloadValidator::compile(&schema.to_string()).expect_err("refused");
+        assert!(err.starts_with(at), "{err}");
+    }
+    // Annotations and a `$ref` beside `definitions` compile.
+    PayloadValidator::compile(
+        &json!({"$ref": "#/definitions/A", "definitions": {"A": {"type": "string", "description": "a", "title": "A"}}})
+            .to_string(),
+    )
+    .expect("compiles");
 }

@@ -756,6 +756,30 @@ mod tests {
     }
 
     #[test]
+    fn typify_s_constrained_strings_are_decoded_with_one_copy() {
+        // `decode_strings_once` matches typify's `Deserialize` of a
+        // constrained string by its tokens: when a typify upgrade writes
+        // them differently, the rewrite stops matching and this fails,
+        // instead of the generated servers silently decoding twice.
+        let text = r#"{"contract": "demo", "version": "1.0.0", "namespaces": {"/a": {"clientEvents": {
+            "pick": {"payload": {"type": "object", "properties": {
+                "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "name": {"type": "string", "minLength": 1, "maxLength": 8}},
+                "required": ["code", "name"]}}}}}}"#;
+        let ir = crate::load(std::path::Path::new("demo.contract.json"), text).expect("valid");
+        let (source, _) = types_source(&ir, Layout::Crate).expect("types");
+        assert_eq!(
+            source.matches("deserializer.deserialize_str(Text)").count(),
+            2,
+            "{source}"
+        );
+        assert!(
+            !source.contains("String::deserialize(deserializer)"),
+            "{source}"
+        );
+    }
+
+    #[test]
     fn typify_s_crate_paths_reach_the_runtime_or_generation_fails() {
         // typify 0.8's shape: derives and format types by absolute paths.
         let text = included(

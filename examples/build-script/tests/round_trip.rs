@@ -82,3 +82,68 @@ fn formats_and_patterns_decode_through_the_runtime_alone() {
     }));
     assert!(bad.is_err(), "the pattern is checked");
 }
+
+/// Echoes each stamp back.
+struct Echo;
+
+impl build_script_example::stamps_api::stamps::server::StampsHandler for Echo {
+    async fn stamp(
+        &self,
+        _ctx: &evcontract_runtime::server::SocketContext,
+        payload: build_script_example::stamps_api::Stamp,
+    ) -> Result<build_script_example::stamps_api::Stamp, evcontract_runtime::EventError> {
+        Ok(payload)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_is_a_reference_is_checked_against_its_definition() {
+    // `stamp`'s payload is `{"$ref": "#/definitions/Stamp"}`. An email
+    // that is not one decodes (typify makes `contact` a `String`), so only
+    // the schema can refuse it.
+    use evcontract_runtime::server::{Gateway, ServerConfig};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let gateway = Gateway::build(ServerConfig::new()).await.expect("gateway");
+    build_script_example::stamps_api::stamps::server::register(&gateway, Echo)
+        .await
+        .expect("registered");
+    let server = tokio::spawn(async move {
+        gateway
+            .serve_listener(listener, std::future::pending())
+            .await
+    });
+    let socket = evcontract_runtime::client::Client::connect(
+        ClientOptions::new(format!("http://127.0.0.1:{port}")).namespace("/stamps"),
+    )
+    .await
+    .expect("connected");
+    let stamp = |contact: &str| {
+        serde_json::json!({
+            "at": "2026-12-06T10:00:00Z",
+            "day": "2026-12-06",
+            "id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "contact": contact,
+            "code": "ABC-12"
+        })
+    };
+    let echoed = socket
+        .emit_with_ack::<serde_json::Value, _>("stamp", &stamp("a@example.com"))
+        .await
+        .expect("a valid stamp is echoed");
+    assert_eq!(echoed["contact"], "a@example.com");
+    let err = socket
+        .emit_with_ack::<serde_json::Value, _>("stamp", &stamp("not an email"))
+        .await
+        .expect_err("refused");
+    match err {
+        ClientError::Server(e) => {
+            assert_eq!(e.code, "INVALID_PAYLOAD");
+            assert_eq!(e.details.as_ref().expect("details")["path"], "/contact");
+        }
+        other => panic!("expected INVALID_PAYLOAD, got {other:?}"),
+    }
+    server.abort();
+}

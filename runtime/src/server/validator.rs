@@ -697,6 +697,37 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The keywords [`PayloadValidator::compile`] takes: those it checks, and
+/// those that check nothing (`definitions`, read at the root, and
+/// annotations).
+const KEYWORDS: [&str; 25] = [
+    "type",
+    "const",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "required",
+    "pattern",
+    "format",
+    "properties",
+    "additionalProperties",
+    "items",
+    "anyOf",
+    "oneOf",
+    "$ref",
+    "definitions",
+    "description",
+    "title",
+    "examples",
+    "default",
+    "$comment",
+    "$schema",
+];
+
 struct Compiler<'s> {
     nodes: Vec<Node>,
     definitions: Option<&'s Map<String, Value>>,
@@ -721,6 +752,14 @@ impl<'s> Compiler<'s> {
             let target = self.definition(name, at)?;
             self.nodes[id] = Node::Ref(target);
             return Ok(id);
+        }
+        // A keyword this validator does not check would let payloads
+        // through unchecked: refuse the schema instead (generated schemas
+        // use only these).
+        if let Some(key) = o.keys().find(|key| !KEYWORDS.contains(&key.as_str())) {
+            return Err(format!(
+                "{at}/{key}: `{key}` is not a keyword the payload validator checks"
+            ));
         }
         let mut k = Keywords::default();
         if let Some(t) = o.get("type") {

@@ -54,7 +54,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 idempotent: true,
-                schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+                schema: "{\"type\":\"object\",\"additionalProperties\":false}",
             },
         ],
         server_events: super::server_events::ALL,

@@ -666,7 +666,7 @@ pub mod acks {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+                    schema: "{\"type\":\"object\",\"additionalProperties\":false}",
                 },
                 rt::EventSpec {
                     name: super::client_events::GET_LIST,
@@ -675,7 +675,7 @@ pub mod acks {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"type\":\"object\",\"properties\":{}}",
+                    schema: "{\"type\":\"object\"}",
                 },
                 rt::EventSpec {
                     name: super::client_events::GET_NUMBER,
@@ -711,7 +711,7 @@ pub mod acks {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: false,
                     idempotent: false,
-                    schema: "{\"type\":\"object\",\"properties\":{}}",
+                    schema: "{\"type\":\"object\"}",
                 },
             ],
             server_events: super::server_events::ALL,

@@ -557,7 +557,7 @@ pub mod listen_only {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"allOf\":[{\"$ref\":\"#/definitions/MaybeNote\"}],\"definitions\":{\"MaybeNote\":{\"type\":[\"object\",\"null\"],\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}}",
+                    schema: "{\"$ref\":\"#/definitions/MaybeNote\",\"definitions\":{\"MaybeNote\":{\"type\":[\"object\",\"null\"],\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}}",
                 },
             ],
             server_events: super::server_events::ALL,

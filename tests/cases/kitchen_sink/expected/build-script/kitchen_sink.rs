@@ -745,7 +745,7 @@ pub mod root {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"allOf\":[{\"$ref\":\"#/definitions/Shape\"}],\"definitions\":{\"Shape\":{\"description\":\"A tagged union, told apart by `kind`.\",\"oneOf\":[{\"type\":\"object\",\"description\":\"A circle.\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"circle\"},\"radius\":{\"type\":\"number\",\"minimum\":0}},\"required\":[\"kind\",\"radius\"],\"additionalProperties\":false},{\"type\":\"object\",\"description\":\"A rectangle.\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"rect\"},\"width\":{\"type\":\"number\"},\"height\":{\"type\":\"number\"}},\"required\":[\"kind\",\"width\",\"height\"],\"additionalProperties\":false}]}}}",
+                    schema: "{\"$ref\":\"#/definitions/Shape\",\"definitions\":{\"Shape\":{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"circle\"},\"radius\":{\"type\":\"number\",\"minimum\":0}},\"required\":[\"kind\",\"radius\"],\"additionalProperties\":false},{\"type\":\"object\",\"properties\":{\"kind\":{\"type\":\"string\",\"const\":\"rect\"},\"width\":{\"type\":\"number\"},\"height\":{\"type\":\"number\"}},\"required\":[\"kind\",\"width\",\"height\"],\"additionalProperties\":false}]}}}",
                 },
                 rt::EventSpec {
                     name: super::client_events::PING,
@@ -754,7 +754,7 @@ pub mod root {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+                    schema: "{\"type\":\"object\",\"additionalProperties\":false}",
                 },
                 rt::EventSpec {
                     name: super::client_events::TYPE,

@@ -905,7 +905,7 @@ pub mod admin_tools {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"type\":\"object\",\"properties\":{}}",
+                    schema: "{\"type\":\"object\"}",
                 },
                 rt::EventSpec {
                     name: super::client_events::RETRY_FOR_MS,

@@ -304,7 +304,7 @@ pub mod profiles {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: true,
                     idempotent: true,
-                    schema: "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":[\"string\",\"null\"],\"description\":\"null clears it.\"},\"age\":{\"anyOf\":[{\"type\":\"integer\",\"minimum\":0},{\"type\":\"null\"}]},\"nickname\":{\"type\":\"string\"},\"labels\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},\"counters\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}},\"extra\":{\"description\":\"Any JSON value, kept as it is.\"}},\"required\":[\"name\"],\"additionalProperties\":false}",
+                    schema: "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":[\"string\",\"null\"]},\"age\":{\"type\":[\"integer\",\"null\"],\"minimum\":0},\"nickname\":{\"type\":\"string\"},\"labels\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},\"counters\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}},\"extra\":{}},\"required\":[\"name\"],\"additionalProperties\":false}",
                 },
             ],
             server_events: super::server_events::ALL,

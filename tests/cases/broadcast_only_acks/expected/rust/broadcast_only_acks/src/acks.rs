@@ -61,7 +61,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 idempotent: true,
-                schema: "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+                schema: "{\"type\":\"object\",\"additionalProperties\":false}",
             },
             rt::EventSpec {
                 name: super::client_events::GET_LIST,
@@ -70,7 +70,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 idempotent: true,
-                schema: "{\"type\":\"object\",\"properties\":{}}",
+                schema: "{\"type\":\"object\"}",
             },
             rt::EventSpec {
                 name: super::client_events::GET_NUMBER,
@@ -106,7 +106,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: false,
                 idempotent: false,
-                schema: "{\"type\":\"object\",\"properties\":{}}",
+                schema: "{\"type\":\"object\"}",
             },
         ],
         server_events: super::server_events::ALL,

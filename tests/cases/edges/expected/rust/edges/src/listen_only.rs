@@ -55,7 +55,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 idempotent: true,
-                schema: "{\"allOf\":[{\"$ref\":\"#/definitions/MaybeNote\"}],\"definitions\":{\"MaybeNote\":{\"type\":[\"object\",\"null\"],\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}}",
+                schema: "{\"$ref\":\"#/definitions/MaybeNote\",\"definitions\":{\"MaybeNote\":{\"type\":[\"object\",\"null\"],\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}}}",
             },
         ],
         server_events: super::server_events::ALL,

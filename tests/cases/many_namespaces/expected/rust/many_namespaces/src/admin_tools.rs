@@ -70,7 +70,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: true,
                 idempotent: true,
-                schema: "{\"type\":\"object\",\"properties\":{}}",
+                schema: "{\"type\":\"object\"}",
             },
             rt::EventSpec {
                 name: super::client_events::RETRY_FOR_MS,
