@@ -301,6 +301,9 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
             .unwrap_or_else(|| SchemaNode {
                 kind: crate::schema_ir::SchemaKind::Any,
                 description: None,
+                title: None,
+                default: None,
+                examples: None,
                 pointer: pointer.to_owned(),
             })
     };

@@ -2,11 +2,12 @@
 //!
 //! Validation builds it, once, while it checks the schema (every keyword
 //! of the supported subset has a field here, and every node knows its JSON
-//! pointer); the IR keeps it, and the TypeScript and docs targets render
-//! from it, `breaking` compares it, and the payload validator of generated
-//! servers compiles its normalised JSON Schema
-//! ([`SchemaNode::validation_schema`]). The Rust target hands the raw
-//! (validated) schema to typify, which implements the same naming rules.
+//! pointer); the IR keeps it, and every target reads it: the TypeScript and
+//! docs targets render from it, the Rust target hands typify its annotated
+//! JSON Schema ([`SchemaNode::annotated_schema`]), `breaking` compares it,
+//! and the payload validator of generated servers compiles its normalised
+//! JSON Schema ([`SchemaNode::validation_schema`]). Only AsyncAPI embeds
+//! the contract's schemas as written.
 
 use serde_json::{Map, Number, Value};
 
@@ -17,6 +18,12 @@ pub struct SchemaNode {
     pub kind: SchemaKind,
     /// Its `description`, for docs.
     pub description: Option<String>,
+    /// Its `title` (typify names an inline type after it).
+    pub title: Option<String>,
+    /// Its `default`, as written (typify fills a missing property with it).
+    pub default: Option<Value>,
+    /// Its `examples`, as written.
+    pub examples: Option<Value>,
     /// Where it is in the contract (a JSON pointer), for messages.
     pub pointer: String,
 }
@@ -143,7 +150,33 @@ impl SchemaNode {
     /// the type-array form would refuse `null` (the enumeration does not
     /// list it), where the generated Rust and TypeScript types take it.
     pub fn validation_schema(&self) -> Value {
+        self.json_schema(false)
+    }
+
+    /// [`Self::validation_schema`] with each node's annotations kept
+    /// (`title`, `description`, `default`, `examples`): what typify is
+    /// given, so that the Rust types are made from the same typed nodes,
+    /// with their docs, names and defaults.
+    pub fn annotated_schema(&self) -> Value {
+        self.json_schema(true)
+    }
+
+    fn json_schema(&self, annotated: bool) -> Value {
         let mut o = Map::new();
+        if annotated {
+            if let Some(t) = &self.title {
+                o.insert("title".to_owned(), Value::String(t.clone()));
+            }
+            if let Some(d) = &self.description {
+                o.insert("description".to_owned(), Value::String(d.clone()));
+            }
+            if let Some(d) = &self.default {
+                o.insert("default".to_owned(), d.clone());
+            }
+            if let Some(e) = &self.examples {
+                o.insert("examples".to_owned(), e.clone());
+            }
+        }
         let mut put = |key: &str, value: Value| {
             o.insert(key.to_owned(), value);
         };
@@ -217,7 +250,7 @@ impl SchemaNode {
                 put("type", ty("array"));
                 // `{}` items: any element, as with no `items` at all.
                 if items.kind != SchemaKind::Any {
-                    put("items", items.validation_schema());
+                    put("items", items.json_schema(annotated));
                 }
                 if let Some(n) = min_items {
                     put("minItems", Value::from(*n));
@@ -233,7 +266,7 @@ impl SchemaNode {
                         "properties",
                         properties
                             .iter()
-                            .map(|p| (p.wire_name.clone(), p.schema.validation_schema()))
+                            .map(|p| (p.wire_name.clone(), p.schema.json_schema(annotated)))
                             .collect::<Map<_, _>>()
                             .into(),
                     );
@@ -252,18 +285,21 @@ impl SchemaNode {
             }
             SchemaKind::Map(values) => {
                 put("type", ty("object"));
-                put("additionalProperties", values.validation_schema());
+                put("additionalProperties", values.json_schema(annotated));
             }
             SchemaKind::Nullable(inner) => {
-                let mut schema = inner.validation_schema();
+                let mut schema = inner.json_schema(annotated);
+                // typify reads `"type": [T, "null"]` with an `enum` as an
+                // optional enumeration (the types' meaning) and names its
+                // parts more simply than for `anyOf`: it gets that form.
                 let plain = match &inner.kind {
                     SchemaKind::String {
                         constant,
                         enumeration,
                         ..
-                    } => constant.is_none() && enumeration.is_empty(),
-                    SchemaKind::Integer { constant, .. } => constant.is_none(),
-                    SchemaKind::Boolean { constant } => constant.is_none(),
+                    } => annotated || (constant.is_none() && enumeration.is_empty()),
+                    SchemaKind::Integer { constant, .. } => annotated || constant.is_none(),
+                    SchemaKind::Boolean { constant } => annotated || constant.is_none(),
                     SchemaKind::Number { .. }
                     | SchemaKind::Array { .. }
                     | SchemaKind::Object { .. }
@@ -282,7 +318,11 @@ impl SchemaNode {
                                 Value::Array(vec![Value::String(t), ty("null")]),
                             );
                         }
-                        return schema;
+                        // This node's annotations, then the inner type's
+                        // keywords.
+                        let mut merged = std::mem::take(&mut o);
+                        merged.append(fields);
+                        return Value::Object(merged);
                     }
                     _ => put(
                         "anyOf",
@@ -292,7 +332,7 @@ impl SchemaNode {
             }
             SchemaKind::TaggedUnion { variants, .. } => put(
                 "oneOf",
-                variants.iter().map(SchemaNode::validation_schema).collect(),
+                variants.iter().map(|v| v.json_schema(annotated)).collect(),
             ),
         }
         Value::Object(o)

@@ -769,10 +769,13 @@ impl Walker<'_> {
             );
         }
         let description = self.string(o, "description", at).map(str::to_owned);
-        self.string(o, "title", at);
+        let title = self.string(o, "title", at).map(str::to_owned);
         let node = |kind| SchemaNode {
             kind,
             description: description.clone(),
+            title: title.clone(),
+            default: o.get("default").cloned(),
+            examples: o.get("examples").cloned(),
             pointer: at.to_string(),
         };
 
@@ -1027,6 +1030,9 @@ impl Walker<'_> {
                     None => SchemaNode {
                         kind: SchemaKind::Any,
                         description: None,
+                        title: None,
+                        default: None,
+                        examples: None,
                         pointer: at.join("items").to_string(),
                     },
                     Some(Value::Array(_)) => {
@@ -1053,9 +1059,15 @@ impl Walker<'_> {
         Some(if nullable {
             SchemaNode {
                 description: n.description.clone(),
+                title: n.title.clone(),
+                default: n.default.clone(),
+                examples: n.examples.clone(),
                 kind: SchemaKind::Nullable(Box::new(SchemaNode {
                     kind: n.kind,
                     description: None,
+                    title: None,
+                    default: None,
+                    examples: None,
                     pointer: n.pointer.clone(),
                 })),
                 pointer: n.pointer,

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use evcontract::diag::Location;
+use evcontract::schema_ir::{Property, SchemaKind, SchemaNode};
 use serde_json::{Value, json};
 
 /// A small valid contract that each test breaks in one place.
@@ -588,8 +589,24 @@ fn typify_panics_become_diagnostics() {
     // A schema typify cannot convert must give an error, never a crash. The
     // validator refuses the known cases, so drive the guarded call directly.
     let mut ir = evcontract::load(Path::new("demo.contract.json"), &base().to_string()).unwrap();
-    ir.types[0].schema =
-        json!({ "type": "object", "properties": { "a": { "$ref": "#/definitions/Missing" } } });
+    let node = |kind| SchemaNode {
+        kind,
+        description: None,
+        title: None,
+        default: None,
+        examples: None,
+        pointer: "/definitions/Item".to_owned(),
+    };
+    // What typify is given: `{"type": "object", "properties": {"a": {"$ref":
+    // "#/definitions/Missing"}}}`.
+    ir.types[0].node = node(SchemaKind::Object {
+        properties: vec![Property {
+            wire_name: "a".to_owned(),
+            required: false,
+            schema: node(SchemaKind::Ref("Missing".to_owned())),
+        }],
+        closed: false,
+    });
     let err =
         evcontract::targets::rust::types_source(&ir, evcontract::targets::rust::Layout::Crate)
             .unwrap_err();

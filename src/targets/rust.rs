@@ -125,7 +125,7 @@ pub fn types_source(ir: &ContractIr, layout: Layout) -> Result<(String, TypeDeps
         .with_map_type("::std::collections::BTreeMap".to_owned());
     let mut defs = Vec::with_capacity(ir.types.len());
     for t in &ir.types {
-        let schema: Schema = serde_json::from_value(t.schema.clone())
+        let schema: Schema = serde_json::from_value(t.node.annotated_schema())
             .map_err(|e| format!("schema of `{}` is not a JSON Schema: {e}", t.name))?;
         defs.push((t.name.clone(), schema));
     }
@@ -753,6 +753,39 @@ mod tests {
         let text = format_tokens(tokens, rewrite_types_included)?;
         check_through_runtime(&text)?;
         Ok(text)
+    }
+
+    #[test]
+    fn two_spellings_of_one_schema_make_the_same_rust_types() {
+        // typify is given the typed nodes, not the contract's text: a
+        // nullable ack spelled with `anyOf` makes what `type: [.., "null"]`
+        // makes (given the text, typify named the `anyOf` branch after the
+        // ack, and generation failed on the clash).
+        let contract = |ack: &str| {
+            format!(
+                r#"{{"contract": "demo", "version": "1.0.0", "namespaces": {{"/a": {{"clientEvents": {{
+                    "get": {{"payload": {{"type": "object"}}, "ack": {ack}}}}}}}}}}}"#
+            )
+        };
+        let types = |ack: &str| {
+            let ir = crate::load(std::path::Path::new("demo.contract.json"), &contract(ack))
+                .expect("valid");
+            types_source(&ir, Layout::Crate).expect("types").0
+        };
+        let object = r#"{"properties": {"ok": {"type": "boolean", "description": "Done."}}, "required": ["ok"]}"#;
+        let with_type_list = types(&format!(
+            r#"{{"type": ["object", "null"], {}"#,
+            &object[1..]
+        ));
+        let with_any_of = types(&format!(
+            r#"{{"anyOf": [{{"type": "object", {}, {{"type": "null"}}]}}"#,
+            &object[1..]
+        ));
+        assert_eq!(with_any_of, with_type_list);
+        assert!(
+            with_type_list.contains("pub struct GetAck"),
+            "{with_type_list}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 /// dependency of its own, so the two can never disagree on its version.
 pub use ::evcontract_runtime as runtime;
 #[rustfmt::skip]
+#[allow(clippy::derivable_impls)]
 pub mod types {
     ///`AdminPanelPing`
     #[derive(
@@ -512,7 +513,86 @@ pub mod types {
     )]
     #[serde(crate = "::evcontract_runtime::__private::serde")]
     pub struct Type {
+        ///Named by its title.
+        #[serde(default = "defaults::type_mode")]
+        pub mode: TypingMode,
+        #[serde(default = "defaults::default_u64::<i64, 3>")]
+        pub retries: i64,
         pub text: ::std::string::String,
+    }
+    ///Named by its title.
+    #[derive(
+        ::evcontract_runtime::__private::serde::Deserialize,
+        ::evcontract_runtime::__private::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(crate = "::evcontract_runtime::__private::serde")]
+    pub enum TypingMode {
+        #[serde(rename = "fast")]
+        Fast,
+        #[serde(rename = "exact")]
+        Exact,
+    }
+    impl ::std::fmt::Display for TypingMode {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Fast => f.write_str("fast"),
+                Self::Exact => f.write_str("exact"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TypingMode {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "fast" => Ok(Self::Fast),
+                "exact" => Ok(Self::Exact),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TypingMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TypingMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::default::Default for TypingMode {
+        fn default() -> Self {
+            TypingMode::Fast
+        }
+    }
+    /// Generation of default values for serde.
+    pub mod defaults {
+        pub(super) fn default_u64<T, const V: u64>() -> T
+        where
+            T: ::std::convert::TryFrom<u64>,
+            <T as ::std::convert::TryFrom<u64>>::Error: ::std::fmt::Debug,
+        {
+            T::try_from(V).unwrap()
+        }
+        pub(super) fn type_mode() -> super::TypingMode {
+            super::TypingMode::Fast
+        }
     }
     /// Error types.
     pub mod error {
@@ -763,7 +843,7 @@ pub mod root {
                     max_payload_bytes: ::core::option::Option::None,
                     acked: false,
                     idempotent: false,
-                    schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}",
+                    schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"},\"mode\":{\"type\":\"string\",\"enum\":[\"fast\",\"exact\"]},\"retries\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9}},\"required\":[\"text\"]}",
                 },
             ],
             server_events: super::server_events::ALL,

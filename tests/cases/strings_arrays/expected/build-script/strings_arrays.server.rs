@@ -7,6 +7,7 @@
 /// dependency of its own, so the two can never disagree on its version.
 pub use ::evcontract_runtime as runtime;
 #[rustfmt::skip]
+#[allow(clippy::derivable_impls)]
 pub mod types {
     ///`ListChanged`
     #[derive(

@@ -82,7 +82,7 @@ pub mod server {
                 max_payload_bytes: ::core::option::Option::None,
                 acked: false,
                 idempotent: false,
-                schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}",
+                schema: "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"},\"mode\":{\"type\":\"string\",\"enum\":[\"fast\",\"exact\"]},\"retries\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9}},\"required\":[\"text\"]}",
             },
         ],
         server_events: super::server_events::ALL,

@@ -72,6 +72,9 @@ export type PingAck = string;
 /** An event named like a Rust keyword. */
 export interface Type {
   text: string;
+  /** Named by its title. */
+  mode?: "fast" | "exact";
+  retries?: number;
 }
 
 /** Same name as a client event. */
