@@ -7,12 +7,18 @@ use build_script_example::api::notes::client::NotesClient;
 use build_script_example::api::{AddNote, AddNoteText};
 use evcontract_runtime::client::{ClientError, ClientOptions};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_generated_client_adds_notes_on_the_generated_server() {
+/// A listener on a free loopback port, and the port.
+async fn loopback() -> (tokio::net::TcpListener, u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
+    (listener, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_client_adds_notes_on_the_generated_server() {
+    let (listener, port) = loopback().await;
     let server = tokio::spawn(build_script_example::serve(listener));
 
     let client = tokio::time::timeout(
@@ -32,10 +38,7 @@ async fn the_generated_client_adds_notes_on_the_generated_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_schema_is_enforced_by_the_generated_glue() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
+    let (listener, port) = loopback().await;
     let server = tokio::spawn(build_script_example::serve(listener));
     let socket = evcontract_runtime::client::Client::connect(
         ClientOptions::new(format!("http://127.0.0.1:{port}")).namespace("/notes"),
@@ -102,10 +105,7 @@ async fn a_payload_that_is_a_reference_is_checked_against_its_definition() {
     // that is not one decodes (typify makes `contact` a `String`), so only
     // the schema can refuse it.
     use evcontract_runtime::server::{Gateway, ServerConfig};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
+    let (listener, port) = loopback().await;
     let gateway = Gateway::build(ServerConfig::new()).await.expect("gateway");
     build_script_example::stamps_api::stamps::server::register(&gateway, Echo)
         .await
