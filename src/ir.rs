@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::contract::{AuthMode, RateScope};
 use crate::diag::{Diagnostic, Pointer, Sink};
-use crate::schema_ir::SchemaNode;
+use crate::schema_ir::{SchemaKind, SchemaNode};
 use crate::validate::{ValidContract, namespace_module, room_params};
 
 /// A whole contract, ready to emit.
@@ -46,10 +46,7 @@ pub struct ContractIr {
 pub struct TypeDef {
     /// The type name in Rust and TypeScript (PascalCase).
     pub name: String,
-    /// Its JSON Schema, as in the contract (references are `#/definitions/Name`).
-    #[serde(skip)]
-    pub schema: Value,
-    /// Its typed form.
+    /// Its typed form (references are to `#/definitions/Name`).
     #[serde(skip)]
     pub node: SchemaNode,
     /// Whether it is one of the contract's `definitions` (as opposed to an
@@ -299,7 +296,7 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
             .get(pointer)
             .cloned()
             .unwrap_or_else(|| SchemaNode {
-                kind: crate::schema_ir::SchemaKind::Any,
+                kind: SchemaKind::Any,
                 description: None,
                 title: None,
                 default: None,
@@ -310,12 +307,11 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
 
     let mut types: Vec<TypeDef> = contract
         .definitions
-        .iter()
-        .map(|(name, schema)| {
+        .keys()
+        .map(|name| {
             let pointer = Pointer::root().join("definitions").join(name).to_string();
             TypeDef {
                 name: name.clone(),
-                schema: schema.clone(),
                 node: node_at(&pointer),
                 is_definition: true,
                 namespace: None,
@@ -332,7 +328,6 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
     struct Slot {
         at: Pointer,
         candidates: [String; 3],
-        schema: Value,
         description: Option<String>,
         module: String,
     }
@@ -343,7 +338,6 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
         Slot(usize),
     }
     let target_of = |slots: &mut Vec<Slot>,
-                     schema: &Value,
                      at: Pointer,
                      base: String,
                      module: &str,
@@ -351,15 +345,10 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
                      description: Option<&String>|
      -> Target {
         let ns_pascal = module.to_pascal_case();
-        if let Some(name) = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix("#/definitions/"))
-            && schema
-                .as_object()
-                .is_some_and(|o| o.len() == 1 || (o.len() == 2 && o.contains_key("description")))
-        {
-            return Target::Named(name.to_owned());
+        // A payload that is only a `$ref` (and a description) is the
+        // definition's type.
+        if let Some(SchemaKind::Ref(name)) = valid.schemas.get(at.as_str()).map(|n| &n.kind) {
+            return Target::Named(name.clone());
         }
         slots.push(Slot {
             at,
@@ -368,7 +357,6 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
                 format!("{ns_pascal}{base}"),
                 format!("{ns_pascal}{dir}{base}"),
             ],
-            schema: schema.clone(),
             description: description.cloned(),
             module: module.to_owned(),
         });
@@ -393,17 +381,15 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
             let base = name.to_pascal_case();
             let p = target_of(
                 &mut slots,
-                &ev.payload,
                 ev_at.join("payload"),
                 base.clone(),
                 &module,
                 "Client",
                 ev.description.as_ref(),
             );
-            let a = ev.ack.as_ref().map(|ack| {
+            let a = ev.ack.as_ref().map(|_| {
                 target_of(
                     &mut slots,
-                    ack,
                     ev_at.join("ack"),
                     format!("{base}Ack"),
                     &module,
@@ -417,7 +403,6 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
             let ev_at = at.join("serverEvents").join(name);
             let p = target_of(
                 &mut slots,
-                &ev.payload,
                 ev_at.join("payload"),
                 name.to_pascal_case(),
                 &module,
@@ -456,11 +441,6 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
         }
     }
     for (slot, name) in slots.iter().zip(&slot_names) {
-        let mut schema = slot.schema.clone();
-        if let (Some(desc), Some(o)) = (&slot.description, schema.as_object_mut()) {
-            o.entry("description")
-                .or_insert_with(|| Value::String(desc.clone()));
-        }
         let pointer = slot.at.to_string();
         let mut node = node_at(&pointer);
         if node.description.is_none() {
@@ -469,7 +449,6 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
         types.push(TypeDef {
             name: name.clone(),
             node,
-            schema,
             is_definition: false,
             namespace: Some(slot.module.clone()),
             pointer,

@@ -26,7 +26,12 @@ fn document(ir: &ContractIr) -> Value {
     let mut schemas: Map<String, Value> = ir
         .types
         .iter()
-        .map(|t| (t.name.clone(), named(&components_refs(&t.schema), &t.name)))
+        .map(|t| {
+            (
+                t.name.clone(),
+                named(&components_refs(&t.node.annotated_schema()), &t.name),
+            )
+        })
         .collect();
     let replies = envelopes(ir, &mut schemas);
     for ns in &ir.namespaces {
