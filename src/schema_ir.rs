@@ -6,8 +6,9 @@
 //! docs targets render from it, the Rust target hands typify its annotated
 //! JSON Schema ([`SchemaNode::annotated_schema`]), `breaking` compares it,
 //! and the payload validator of generated servers compiles its normalised
-//! JSON Schema ([`SchemaNode::validation_schema`]). Only AsyncAPI embeds
-//! the contract's schemas as written.
+//! JSON Schema ([`SchemaNode::validation_schema`]); the AsyncAPI target
+//! embeds the annotated schema. After validation nothing reads a payload
+//! schema from the contract's JSON.
 
 use serde_json::{Map, Number, Value};
 
