@@ -6,6 +6,9 @@
 # skips that one, loudly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every crate is built once per run: rustc's incremental caches would only
+# be written, not read (set CARGO_INCREMENTAL=1 to keep them for edits).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Each step's time is printed when the next one starts, and all of them at
 # the end, so that a slow step shows in every run's log.
@@ -121,7 +124,7 @@ install_modelina() {
   fi
   echo "Modelina ready"
 }
-# Fuzzing: each cargo-fuzz target (fuzz/) for ${EVCONTRACT_FUZZ_SECONDS:-20} s
+# Fuzzing: each cargo-fuzz target (fuzz/) for ${EVCONTRACT_FUZZ_SECONDS:-10} s
 # from its committed corpus, with a fixed seed. It runs in the background
 # from the start, at the lowest CPU priority (nice 19), so that its build
 # (several minutes on 2 cores) fills the time the tests in front spend
@@ -136,7 +139,7 @@ run_fuzz() {
   # missing; without nightly or cargo-fuzz the committed corpora are replayed
   # as plain tests instead, and that is said loudly. A crash fails the step
   # and leaves its input in fuzz/artifacts/<target>/. EVCONTRACT_FUZZ_SECONDS
-  # changes the time per target: 20 s here keeps the whole command short; a
+  # changes the time per target: 10 s here keeps the whole command short; a
   # longer search is `EVCONTRACT_FUZZ_SECONDS=600 EVCONTRACT_FUZZ_RELEASE=1
   # ./scripts/test.sh` (or
   # `cargo +nightly fuzz run <target>` in fuzz/).
@@ -162,7 +165,7 @@ run_fuzz() {
       echo "--- $target"
       if cargo +nightly fuzz run "${fuzz_profile[@]}" --sanitizer none --target-dir "$fuzz_target_dir" \
         "$target" "$fuzz_scratch" "fuzz/corpus/$target" -- \
-        -max_total_time="${EVCONTRACT_FUZZ_SECONDS:-20}" -seed=20240601 -timeout=30 \
+        -max_total_time="${EVCONTRACT_FUZZ_SECONDS:-10}" -seed=20240601 -timeout=30 \
         -print_final_stats=1 >"$fuzz_log" 2>&1; then
         status=0
       else
