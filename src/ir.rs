@@ -295,14 +295,7 @@ pub fn build(valid: &ValidContract, file: &std::path::Path) -> Result<ContractIr
             .schemas
             .get(pointer)
             .cloned()
-            .unwrap_or_else(|| SchemaNode {
-                kind: SchemaKind::Any,
-                description: None,
-                title: None,
-                default: None,
-                examples: None,
-                pointer: pointer.to_owned(),
-            })
+            .unwrap_or_else(|| SchemaNode::plain(SchemaKind::Any, pointer.to_owned()))
     };
 
     let mut types: Vec<TypeDef> = contract

@@ -120,6 +120,18 @@ pub struct Property {
 }
 
 impl SchemaNode {
+    /// A node of `kind` at `pointer`, without annotations.
+    pub fn plain(kind: SchemaKind, pointer: String) -> Self {
+        Self {
+            kind,
+            description: None,
+            title: None,
+            default: None,
+            examples: None,
+            pointer,
+        }
+    }
+
     /// Names of the definitions this node refers to, directly or nested.
     pub fn refs(&self, out: &mut Vec<String>) {
         match &self.kind {
@@ -301,19 +313,22 @@ impl SchemaNode {
                     } => annotated || (constant.is_none() && enumeration.is_empty()),
                     SchemaKind::Integer { constant, .. } => annotated || constant.is_none(),
                     SchemaKind::Boolean { constant } => annotated || constant.is_none(),
+                    // `null` or null: `null`; any value or null: any value.
                     SchemaKind::Number { .. }
                     | SchemaKind::Array { .. }
                     | SchemaKind::Object { .. }
-                    | SchemaKind::Map(_) => true,
-                    // `null` or null: `null`; any value or null: any value.
-                    SchemaKind::Null | SchemaKind::Any => return schema,
+                    | SchemaKind::Map(_)
+                    | SchemaKind::Null
+                    | SchemaKind::Any => true,
                     SchemaKind::Ref(_)
                     | SchemaKind::Nullable(_)
                     | SchemaKind::TaggedUnion { .. } => false,
                 };
                 match schema.as_object_mut() {
                     Some(fields) if plain => {
-                        if let Some(Value::String(t)) = fields.get("type").cloned() {
+                        if let Some(Value::String(t)) = fields.get("type").cloned()
+                            && t != "null"
+                        {
                             fields.insert(
                                 "type".to_owned(),
                                 Value::Array(vec![Value::String(t), ty("null")]),
@@ -356,5 +371,41 @@ fn number_keywords(
     }
     if let Some(n) = maximum {
         put("maximum", Value::Number(n.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nullable_node_keeps_its_annotations_whatever_its_type() {
+        // `anyOf [{}, null]`: any value; `["string", "null"]`: a type list;
+        // `const` or null: `anyOf` for validation. Each keeps its description.
+        let nullable = |kind| SchemaNode {
+            description: Some("Said once.".to_owned()),
+            ..SchemaNode::plain(
+                SchemaKind::Nullable(Box::new(SchemaNode::plain(kind, "/p".to_owned()))),
+                "/p".to_owned(),
+            )
+        };
+        let any = nullable(SchemaKind::Any).annotated_schema();
+        assert_eq!(any, serde_json::json!({"description": "Said once."}));
+        let null = nullable(SchemaKind::Null).annotated_schema();
+        assert_eq!(
+            null,
+            serde_json::json!({"description": "Said once.", "type": "null"})
+        );
+        let flag = nullable(SchemaKind::Boolean {
+            constant: Some(true),
+        });
+        assert_eq!(
+            flag.annotated_schema(),
+            serde_json::json!({"description": "Said once.", "type": ["boolean", "null"], "const": true})
+        );
+        assert_eq!(
+            flag.validation_schema(),
+            serde_json::json!({"anyOf": [{"type": "boolean", "const": true}, {"type": "null"}]})
+        );
     }
 }

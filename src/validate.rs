@@ -1027,14 +1027,7 @@ impl Walker<'_> {
             Some("null") => SchemaKind::Null,
             Some("array") => {
                 let items = match o.get("items") {
-                    None => SchemaNode {
-                        kind: SchemaKind::Any,
-                        description: None,
-                        title: None,
-                        default: None,
-                        examples: None,
-                        pointer: at.join("items").to_string(),
-                    },
+                    None => SchemaNode::plain(SchemaKind::Any, at.join("items").to_string()),
                     Some(Value::Array(_)) => {
                         self.sink.error(
                             &at.join("items"),
@@ -1057,20 +1050,10 @@ impl Walker<'_> {
         }
         let n = node(kind);
         Some(if nullable {
+            // The annotations belong to the nullable node, not its type.
             SchemaNode {
-                description: n.description.clone(),
-                title: n.title.clone(),
-                default: n.default.clone(),
-                examples: n.examples.clone(),
-                kind: SchemaKind::Nullable(Box::new(SchemaNode {
-                    kind: n.kind,
-                    description: None,
-                    title: None,
-                    default: None,
-                    examples: None,
-                    pointer: n.pointer.clone(),
-                })),
-                pointer: n.pointer,
+                kind: SchemaKind::Nullable(Box::new(SchemaNode::plain(n.kind, n.pointer.clone()))),
+                ..n
             }
         } else {
             n

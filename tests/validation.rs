@@ -589,14 +589,7 @@ fn typify_panics_become_diagnostics() {
     // A schema typify cannot convert must give an error, never a crash. The
     // validator refuses the known cases, so drive the guarded call directly.
     let mut ir = evcontract::load(Path::new("demo.contract.json"), &base().to_string()).unwrap();
-    let node = |kind| SchemaNode {
-        kind,
-        description: None,
-        title: None,
-        default: None,
-        examples: None,
-        pointer: "/definitions/Item".to_owned(),
-    };
+    let node = |kind| SchemaNode::plain(kind, "/definitions/Item".to_owned());
     // What typify is given: `{"type": "object", "properties": {"a": {"$ref":
     // "#/definitions/Missing"}}}`.
     ir.types[0].node = node(SchemaKind::Object {
